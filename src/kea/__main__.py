@@ -1,0 +1,3 @@
+from kea.cli.main import main
+
+main()

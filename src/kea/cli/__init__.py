@@ -1,0 +1,1 @@
+"""The ``kea`` command line: click commands, output and hints."""

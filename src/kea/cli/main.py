@@ -1,0 +1,78 @@
+"""Entry point of the ``kea`` command.
+
+``kea --version`` answers before click (or anything heavy) is imported. Subcommands are loaded
+lazily, each from its own module, so a command imports only what it uses.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+# name -> (module, attribute) of the click command or group, imported on first use.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "auth": ("kea.cli.auth_cmd", "auth"),
+    "pip": ("kea.cli.pip_cmd", "pip"),
+    "venv": ("kea.cli.venv_cmd", "venv"),
+    "cache": ("kea.cli.cache_cmd", "cache"),
+    "serve": ("kea.cli.serve_cmd", "serve"),
+}
+
+
+def _build_group() -> Any:
+    import importlib
+    import importlib.util
+
+    import click
+
+    class LazyGroup(click.Group):
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return sorted(
+                name for name, (mod, _) in SUBCOMMANDS.items() if importlib.util.find_spec(mod)
+            )
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            target = SUBCOMMANDS.get(cmd_name)
+            if target is None:
+                return None
+            try:
+                module = importlib.import_module(target[0])
+            except ModuleNotFoundError as e:
+                if e.name == target[0]:
+                    return None
+                raise
+            command: click.Command = getattr(module, target[1])
+            return command
+
+    @click.group(
+        cls=LazyGroup,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        help="kea: a fast Python package installer that gets private indexes right.",
+    )
+    @click.version_option(
+        _version(), "-V", "--version", prog_name="kea", message="%(prog)s %(version)s"
+    )
+    def kea() -> None:
+        pass
+
+    return kea
+
+
+def _version() -> str:
+    from kea import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["--version"], ["-V"]):
+        sys.stdout.write(f"kea {_version()}\n")
+        sys.exit(0)
+    from kea.cli.output import run_cli
+
+    run_cli(_build_group(), args)
+
+
+if __name__ == "__main__":
+    main()

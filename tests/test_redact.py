@@ -1,0 +1,32 @@
+import pytest
+
+from kea.auth.redact import query_has_signature, redact_text, redact_url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://u:p4ss@h/simple/", "https://u:****@h/simple/"),
+        ("https://tok3n@h/simple/", "https://****@h/simple/"),
+        ("https://:p4ss@h/", "https://****@h/"),
+        ("https://h/f.whl?X-Amz-Signature=abc&x=1", "https://h/f.whl?X-Amz-Signature=****&x=1"),
+        ("https://h/f?sv=1&sig=s3cr3t", "https://h/f?sv=1&sig=****"),
+        ("https://h/simple/", "https://h/simple/"),
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def test_redact_text_finds_urls_and_headers() -> None:
+    text = "GET https://alice:s3cret@h/x -> Authorization: Basic YWxpY2U6czNjcmV0"
+    out = redact_text(text)
+    assert "s3cret" not in out
+    assert "YWxpY2U6czNjcmV0" not in out
+    assert "https://alice:****@h/x" in out
+
+
+def test_signature_detection() -> None:
+    assert query_has_signature("https://b/f?X-Amz-Credential=a&X-Amz-Signature=b")
+    assert query_has_signature("https://b/f?sv=1&sig=x")
+    assert not query_has_signature("https://b/f?x=1")
