@@ -1,0 +1,71 @@
+"""``RECORD`` files: parse, validate (no path may escape its root) and write.
+
+A RECORD row is ``path,hash,size``; paths are relative to the directory that holds the
+``.dist-info`` directory and use ``/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from kea.errors import KeaError
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEntry:
+    path: str
+    hash: str = ""  # "sha256=<urlsafe-b64-nopad>" or ""
+    size: int | None = None
+
+
+def parse_record(text: str, *, source: str = "RECORD") -> list[RecordEntry]:
+    out: list[RecordEntry] = []
+    for row in csv.reader(io.StringIO(text)):
+        if not row or not row[0]:
+            continue
+        path = row[0]
+        digest = row[1] if len(row) > 1 else ""
+        size_s = row[2] if len(row) > 2 else ""
+        try:
+            size = int(size_s) if size_s else None
+        except ValueError:
+            raise KeaError(f"{source}: bad size {size_s!r} for {path!r}") from None
+        out.append(RecordEntry(path, digest, size))
+    return out
+
+
+def is_safe_relpath(path: str) -> bool:
+    """True when ``path`` is relative and stays inside its root (no ``..``, no drive)."""
+    if not path or path.startswith(("/", "\\")) or "\\" in path:
+        return False
+    if len(path) > 1 and path[1] == ":":
+        return False
+    parts = PurePosixPath(path).parts
+    return ".." not in parts and "" not in parts
+
+
+def check_safe(path: str, *, source: str) -> None:
+    if not is_safe_relpath(path):
+        raise KeaError(
+            f"{source}: refusing path {path!r}: it escapes the install target",
+            hint="the wheel is malformed or malicious; nothing was installed",
+        )
+
+
+def hash_bytes(data: bytes) -> str:
+    digest = hashlib.sha256(data).digest()
+    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def write_record(entries: Iterable[RecordEntry]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for e in entries:
+        writer.writerow([e.path, e.hash, "" if e.size is None else str(e.size)])
+    return buf.getvalue()

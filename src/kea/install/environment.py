@@ -1,0 +1,352 @@
+"""Which environment a command targets, and facts about its interpreter.
+
+Target selection (uv's order): ``--python PATH|VERSION``, else ``VIRTUAL_ENV``, else
+``CONDA_PREFIX``, else a ``.venv`` in the working directory or a parent; ``--system`` allows the
+first ``python3`` on ``PATH``. ``--target DIR`` and ``--prefix DIR`` keep the interpreter but
+install into another directory.
+
+Interpreter facts (version, marker environment, supported tags, sysconfig paths) come from running
+the interpreter once with ``_probe.py`` (``packaging.tags`` evaluated inside it) and are cached on
+disk, keyed by the interpreter path and its file's identity (mtime, size, inode).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from kea.errors import KeaError
+
+TargetKind = Literal["venv", "system", "target", "prefix"]
+CACHE_BUCKET = "interpreters-v1"
+_PLACEHOLDER = "@@KEA_PREFIX@@"
+
+
+class Interpreter(msgspec.Struct, frozen=True):
+    """What kea knows about a Python interpreter (all paths absolute strings)."""
+
+    executable: str  # the path kea was given / found (not resolved: venvs symlink to the base)
+    sys_executable: str
+    version: tuple[int, int, int]
+    python_full_version: str
+    implementation: str
+    prefix: str
+    base_prefix: str
+    is_venv: bool
+    markers: dict[str, str]
+    tags: list[str]
+    paths: dict[str, str]
+    prefix_paths: dict[str, str]
+    headers: str
+    sys_path: list[str]
+    pyc_tag: str | None = None
+
+    @property
+    def version_str(self) -> str:
+        return ".".join(str(p) for p in self.version)
+
+    @property
+    def display_name(self) -> str:
+        impl = {"cpython": "CPython", "pypy": "PyPy", "graalpy": "GraalPy"}
+        return f"{impl.get(self.implementation, self.implementation)} {self.python_full_version}"
+
+
+class _CacheEntry(msgspec.Struct):
+    key: list[int]
+    info: Interpreter
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """Where each part of a wheel goes (headers: the directory that gets ``<dist name>/``)."""
+
+    purelib: Path
+    platlib: Path
+    scripts: Path
+    data: Path
+    headers: Path
+
+    def roots(self) -> list[Path]:
+        """purelib and platlib, once each: where ``*.dist-info`` directories live."""
+        out = [self.purelib]
+        if os.path.realpath(self.platlib) != os.path.realpath(self.purelib):
+            out.append(self.platlib)
+        return out
+
+
+@dataclass(frozen=True)
+class Target:
+    """The environment a command installs into or inspects."""
+
+    interpreter: Interpreter
+    scheme: Scheme
+    kind: TargetKind
+    extra_roots: list[Path] = field(default_factory=list)  # read-only: other sys.path dirs
+
+    @property
+    def python(self) -> Path:
+        return Path(self.interpreter.executable)
+
+    @property
+    def site_packages(self) -> Path:
+        return self.scheme.purelib
+
+    def roots(self) -> list[Path]:
+        return self.scheme.roots()
+
+
+# -- interpreter facts ------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("kea")) / CACHE_BUCKET
+
+
+def _identity(executable: str) -> list[int]:
+    st = os.stat(executable)
+    try:
+        lst = os.lstat(executable)
+        link_mtime = lst.st_mtime_ns
+    except OSError:
+        link_mtime = 0
+    return [st.st_mtime_ns, st.st_size, st.st_ino, link_mtime]
+
+
+def _packaging_dir() -> str:
+    import packaging
+
+    return str(Path(packaging.__file__).resolve().parent.parent)
+
+
+def query_interpreter(executable: str | Path, cache_dir: Path | None = None) -> Interpreter:
+    """Facts about ``executable``: from the cache when its file is unchanged, else by running it.
+
+    ``cache_dir`` is the bucket directory itself (default: the user cache's ``interpreters-v1``).
+    """
+    exe = os.path.abspath(os.fspath(executable))
+    try:
+        key = _identity(exe)
+    except OSError:
+        raise KeaError(f"no Python interpreter at {exe}") from None
+    bucket = cache_dir if cache_dir is not None else default_cache_dir()
+    cache_file = bucket / (hashlib.sha256(exe.encode()).hexdigest()[:24] + ".json")
+    try:
+        entry = msgspec.json.decode(cache_file.read_bytes(), type=_CacheEntry)
+        if entry.key == key and entry.info.executable == exe:
+            return entry.info
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    info = _run_probe(exe)
+    try:
+        bucket.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(msgspec.json.encode(_CacheEntry(key, info)))
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return info
+
+
+def _run_probe(exe: str) -> Interpreter:
+    probe = Path(__file__).with_name("_probe.py")
+    try:
+        proc = subprocess.run(
+            [exe, "-I", str(probe), _packaging_dir()],
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    except OSError as e:
+        raise KeaError(f"cannot run Python interpreter {exe}: {e.strerror}") from None
+    except subprocess.TimeoutExpired:
+        raise KeaError(f"Python interpreter {exe} did not answer within 60s") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise KeaError(f"cannot query Python interpreter {exe}: {last}")
+    try:
+        raw = msgspec.json.decode(proc.stdout.strip().splitlines()[-1])
+        raw["executable"] = exe
+        return msgspec.convert(raw, Interpreter)
+    except (IndexError, msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise KeaError(f"cannot query Python interpreter {exe}: bad answer ({e})") from None
+
+
+# -- finding interpreters ---------------------------------------------------------------------
+
+_VERSION_RE = re.compile(r"^(?:(cpython|python|py|cp)[-@]?)?(3(?:\.\d+){0,2})$", re.I)
+
+
+def venv_python(prefix: Path) -> Path:
+    if os.name == "nt":
+        return prefix / "Scripts" / "python.exe"
+    return prefix / "bin" / "python"
+
+
+def is_venv_dir(path: Path) -> bool:
+    return (path / "pyvenv.cfg").is_file()
+
+
+def _looks_like_path(request: str) -> bool:
+    return os.sep in request or "/" in request or request.startswith(".") or Path(request).exists()
+
+
+def find_python(
+    request: str | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cache_dir: Path | None = None,
+) -> Interpreter:
+    """The interpreter for ``--python`` (a path, a venv directory, ``3.12``, ``python3.12``),
+    or with ``request=None`` the first ``python3``/``python`` on PATH."""
+    env = os.environ if env is None else env
+    if request and _looks_like_path(request):
+        path = Path(request).expanduser()
+        if path.is_dir():
+            path = venv_python(path)
+        if not path.exists():
+            raise KeaError(f"no Python interpreter at {request}")
+        return query_interpreter(path, cache_dir)
+
+    wanted: tuple[int, ...] | None = None
+    names: list[str] = ["python3", "python"]
+    if request:
+        m = _VERSION_RE.match(request.strip())
+        if m:
+            wanted = tuple(int(p) for p in m.group(2).split("."))
+            names = [f"python{wanted[0]}.{wanted[1]}"] if len(wanted) > 1 else []
+            names += ["python3", "python"]
+        elif shutil.which(request, path=env.get("PATH")):
+            names = [request]
+        else:
+            raise KeaError(
+                f"invalid --python request {request!r}",
+                hint="pass a path to an interpreter, or a version such as 3.12",
+            )
+
+    candidates: list[str] = []
+    for name in names:
+        for directory in (env.get("PATH") or "").split(os.pathsep):
+            if not directory:
+                continue
+            exe = os.path.join(directory, name)
+            if os.path.isfile(exe) and os.access(exe, os.X_OK) and exe not in candidates:
+                candidates.append(exe)
+    if wanted is not None:
+        pyenv_root = Path(env.get("PYENV_ROOT") or Path(env.get("HOME", "~")) / ".pyenv")
+        versions = pyenv_root.expanduser() / "versions"
+        if versions.is_dir():
+            for d in sorted(versions.iterdir(), reverse=True):
+                exe = str(d / "bin" / "python3")
+                if os.path.isfile(exe) and exe not in candidates:
+                    candidates.append(exe)
+
+    for exe in candidates:
+        try:
+            info = query_interpreter(exe, cache_dir)
+        except KeaError:
+            continue  # e.g. a pyenv shim for a version that is not selected
+        if wanted is None or tuple(info.version[: len(wanted)]) == wanted:
+            return info
+    if request:
+        raise KeaError(f"no interpreter found for Python {request}")
+    raise KeaError("no Python interpreter found on PATH")
+
+
+def find_venv(env: Mapping[str, str], cwd: Path) -> Path | None:
+    """VIRTUAL_ENV, else CONDA_PREFIX, else ``.venv`` in ``cwd`` or a parent."""
+    for var in ("VIRTUAL_ENV", "CONDA_PREFIX"):
+        value = env.get(var)
+        if value:
+            return Path(value)
+    for directory in (cwd, *cwd.parents):
+        candidate = directory / ".venv"
+        if is_venv_dir(candidate):
+            return candidate
+    return None
+
+
+def scheme_of(info: Interpreter) -> Scheme:
+    p = info.paths
+    return Scheme(
+        purelib=Path(p["purelib"]),
+        platlib=Path(p.get("platlib", p["purelib"])),
+        scripts=Path(p["scripts"]),
+        data=Path(p["data"]),
+        headers=Path(info.headers),
+    )
+
+
+def resolve_target(
+    *,
+    python: str | None = None,
+    system: bool = False,
+    target: str | Path | None = None,
+    prefix: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    cache_dir: Path | None = None,
+) -> Target:
+    """The environment a ``kea pip`` command acts on (see the module docstring)."""
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    if target is not None and prefix is not None:
+        raise KeaError("--target and --prefix cannot be used together")
+    if python is not None:
+        info = find_python(python, env=env, cache_dir=cache_dir)
+        kind: TargetKind = "venv" if info.is_venv else "system"
+    elif system:
+        info = find_python(None, env=env, cache_dir=cache_dir)
+        kind = "venv" if info.is_venv else "system"
+    else:
+        venv = find_venv(env, cwd)
+        if venv is None:
+            if target is not None or prefix is not None:
+                info = find_python(None, env=env, cache_dir=cache_dir)
+                kind = "system"
+            else:
+                raise KeaError(
+                    "No virtual environment found; run `kea venv` to create an environment, "
+                    "or pass `--system` to install into a non-virtual environment"
+                )
+        else:
+            exe = venv_python(venv)
+            if not exe.exists():
+                raise KeaError(f"virtual environment {venv} has no interpreter at {exe}")
+            info = query_interpreter(exe, cache_dir)
+            kind = "venv"
+
+    if target is not None:
+        root = Path(target).absolute()
+        scheme = Scheme(
+            purelib=root,
+            platlib=root,
+            scripts=root / "bin",
+            data=root,
+            headers=root / "include",
+        )
+        return Target(info, scheme, "target")
+    if prefix is not None:
+        root = Path(prefix).absolute()
+        pp = {k: Path(v.replace(_PLACEHOLDER, str(root))) for k, v in info.prefix_paths.items()}
+        scheme = Scheme(
+            purelib=pp["purelib"],
+            platlib=pp.get("platlib", pp["purelib"]),
+            scripts=pp["scripts"],
+            data=pp["data"],
+            headers=pp.get("include", root / "include"),
+        )
+        return Target(info, scheme, "prefix")
+    scheme = scheme_of(info)
+    extra = [Path(p) for p in info.sys_path if Path(p) not in scheme.roots()]
+    return Target(info, scheme, kind, extra_roots=extra)
