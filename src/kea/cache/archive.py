@@ -1,0 +1,208 @@
+"""Unpack a wheel into a directory, verifying every file against the wheel's RECORD.
+
+Refuses members whose paths escape the target (``..``, absolute paths, drive letters,
+backslashes), symlink members, duplicates, files missing from RECORD or RECORD entries missing from
+the zip, and any hash or size mismatch. Errors are one-line ``KeaError``s; the caller owns the
+target directory and removes it on failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import os
+import re
+import stat
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from kea.errors import KeaError
+
+CHUNK = 1 << 16
+_WEAK = frozenset({"md5", "sha1"})
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+
+
+class WheelError(KeaError):
+    """A wheel that is corrupt or unsafe; nothing of it is left in the cache."""
+
+
+def check_member_path(filename: str, name: str) -> str:
+    """The member path if it stays inside the target; else a ``WheelError``."""
+    if not name or "\x00" in name:
+        raise WheelError(f"{filename}: empty or invalid path in the archive")
+    if name.startswith("/") or "\\" in name or _DRIVE_RE.match(name):
+        raise WheelError(
+            f"{filename}: refusing path {name!r} that escapes the install target",
+            hint="the wheel is corrupt or malicious; it was not installed or cached",
+        )
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise WheelError(
+            f"{filename}: refusing path {name!r} that escapes the install target",
+            hint="the wheel is corrupt or malicious; it was not installed or cached",
+        )
+    return "/".join(parts)
+
+
+def _record_digest(filename: str, path: str, value: str) -> tuple[str, str]:
+    algo, sep, digest = value.partition("=")
+    algo = algo.strip().lower()
+    if not sep or not digest:
+        raise WheelError(f"{filename}: RECORD has a malformed hash for {path!r}")
+    if algo in _WEAK or algo not in hashlib.algorithms_guaranteed:
+        raise WheelError(f"{filename}: RECORD uses unsupported hash {algo!r} for {path!r}")
+    return algo, digest.strip()
+
+
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _dist_info_dir(filename: str, names: list[str]) -> str:
+    """The wheel's ``.dist-info`` directory (top level, holding RECORD)."""
+    candidates = sorted(
+        {n.split("/", 1)[0] for n in names if n.count("/") == 1 and n.endswith("/RECORD")}
+    )
+    candidates = [c for c in candidates if c.endswith(".dist-info")]
+    if not candidates:
+        raise WheelError(f"{filename}: no .dist-info/RECORD in the wheel")
+    if len(candidates) > 1:
+        stem = filename.split("-", 1)[0].lower().replace("-", "_")
+        matching = [c for c in candidates if c.lower().startswith(stem + "-")]
+        if len(matching) != 1:
+            raise WheelError(f"{filename}: more than one .dist-info directory in the wheel")
+        return matching[0]
+    return candidates[0]
+
+
+def read_record(filename: str, data: bytes) -> dict[str, tuple[str, str, int | None] | None]:
+    """RECORD rows: path -> (algo, b64 digest, size) or None (entries without a hash)."""
+    out: dict[str, tuple[str, str, int | None] | None] = {}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WheelError(f"{filename}: RECORD is not UTF-8") from None
+    for row in csv.reader(io.StringIO(text)):
+        if not row or not row[0]:
+            continue
+        path = check_member_path(filename, row[0])
+        hash_value = row[1] if len(row) > 1 else ""
+        size_value = row[2] if len(row) > 2 else ""
+        if hash_value:
+            algo, digest = _record_digest(filename, path, hash_value)
+            size: int | None = None
+            if size_value.strip():
+                try:
+                    size = int(size_value)
+                except ValueError:
+                    raise WheelError(f"{filename}: RECORD has a bad size for {path!r}") from None
+            out[path] = (algo, digest, size)
+        else:
+            out[path] = None
+    return out
+
+
+def unpack_wheel(wheel: Path, target: Path, filename: str | None = None) -> str:
+    """Unpack ``wheel`` into the (existing, empty) directory ``target``, verifying RECORD.
+
+    Returns the name of the ``.dist-info`` directory.
+    """
+    filename = filename or wheel.name
+    try:
+        zf = zipfile.ZipFile(wheel)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise WheelError(f"{filename}: not a valid wheel (zip) file: {e}") from None
+    with zf:
+        infos = zf.infolist()
+        paths: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            path = check_member_path(filename, info.filename)
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise WheelError(f"{filename}: refusing symlink member {info.filename!r}")
+            if info.is_dir() or not path:
+                continue
+            if path in paths:
+                raise WheelError(f"{filename}: duplicate member {path!r}")
+            paths[path] = info
+        dist_info = _dist_info_dir(filename, list(paths))
+        record_path = f"{dist_info}/RECORD"
+        try:
+            record = read_record(filename, zf.read(paths[record_path]))
+        except (zipfile.BadZipFile, OSError, KeyError) as e:
+            raise WheelError(f"{filename}: cannot read RECORD: {e}") from None
+        unsigned = {record_path, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"}
+        for path in paths:
+            if path in unsigned:
+                continue
+            entry = record.get(path, None)
+            if path not in record:
+                raise WheelError(f"{filename}: {path!r} is not listed in RECORD")
+            if entry is None:
+                raise WheelError(f"{filename}: RECORD has no hash for {path!r}")
+        for path in record:
+            if path not in paths and path not in unsigned:
+                raise WheelError(f"{filename}: RECORD lists {path!r} but the wheel lacks it")
+
+        made: set[str] = set()
+        root = str(target)
+        for path, info in paths.items():
+            dest = os.path.join(root, *path.split("/"))
+            parent = os.path.dirname(dest)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            entry = record.get(path)
+            hasher = hashlib.new(entry[0]) if entry else None
+            size = 0
+            try:
+                with zf.open(info) as src, open(dest, "xb") as out:
+                    while True:
+                        chunk = src.read(CHUNK)
+                        if not chunk:
+                            break
+                        size += len(chunk)
+                        if hasher is not None:
+                            hasher.update(chunk)
+                        out.write(chunk)
+            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                raise WheelError(f"{filename}: cannot extract {path!r}: {e}") from None
+            if entry is not None and hasher is not None:
+                algo, digest, want_size = entry
+                if _b64(hasher.digest()) != digest.rstrip("="):
+                    raise WheelError(
+                        f"{filename}: {path!r} does not match its RECORD hash ({algo})",
+                        hint="the wheel is corrupt or was tampered with; it was not cached",
+                    )
+                if want_size is not None and want_size != size:
+                    raise WheelError(f"{filename}: {path!r} does not match its RECORD size")
+            if (info.external_attr >> 16) & 0o111:
+                os.chmod(dest, 0o755)
+        return dist_info
+
+
+def verify_hashes(filename: str, expected: Mapping[str, str], actual: Mapping[str, str]) -> None:
+    """Every expected hash that kea could compute must match; a ``KeaError`` otherwise."""
+    for algo, want in expected.items():
+        got = actual.get(algo.lower())
+        if got is None:
+            continue
+        if got.lower() != want.lower():
+            raise KeaError(
+                f"hash mismatch for {filename}: expected {algo}:{want.lower()}, got {algo}:{got}",
+                hint="the file changed on the index or was corrupted in transit; not cached",
+            )
+
+
+def hashers_for(expected: Mapping[str, str] | None) -> dict[str, hashlib._Hash]:
+    """sha256 always, plus every other algorithm of ``expected`` that hashlib knows."""
+    out: dict[str, hashlib._Hash] = {"sha256": hashlib.sha256()}
+    for algo in expected or {}:
+        algo = algo.lower()
+        if algo not in out and algo in hashlib.algorithms_available:
+            out[algo] = hashlib.new(algo)
+    return out

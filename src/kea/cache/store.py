@@ -1,0 +1,342 @@
+"""The cache directory: versioned buckets, atomic msgspec records, wheel archives.
+
+Layout (under ``Cache.root``)::
+
+    simple-v1/<index key>/<project>.msgpack     parsed project pages + HTTP validators
+    metadata-v1/<project>/<file key>.msgpack    core metadata of distribution files
+    wheels-v1/<project>/<source key>.msgpack    where a wheel came from -> its sha256
+    archive-v1/<sha256>/                        the wheel unpacked, immutable
+    interpreters-v1/                            interpreter facts (kea.install)
+
+Every write is atomic (temp file or directory in the same bucket, then ``os.replace``/rename),
+and archive creation is serialized per entry with a file lock, so concurrent kea processes share
+one cache safely. A wheel that fails any check leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+from kea.cache.archive import CHUNK, WheelError, hashers_for, unpack_wheel, verify_hashes
+from kea.errors import KeaError
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
+
+    from kea.settings import Settings
+
+SIMPLE = "simple-v1"
+METADATA = "metadata-v1"
+WHEELS = "wheels-v1"
+ARCHIVE = "archive-v1"
+INTERPRETERS = "interpreters-v1"
+BUCKETS = (SIMPLE, METADATA, WHEELS, ARCHIVE, INTERPRETERS)
+
+TMP_PREFIX = ".tmp-"
+LOCKS = ".locks"
+
+T = TypeVar("T")
+
+
+class WheelPointer(msgspec.Struct, omit_defaults=True):
+    """Where a wheel came from (URL without credentials, or a local path) and its content hash."""
+
+    filename: str
+    sha256: str
+    source: str
+    hashes: dict[str, str] = {}
+    size: int | None = None
+    mtime_ns: int | None = None
+    stored_at: float = 0.0
+
+
+def strip_credentials(url: str) -> str:
+    """``url`` without userinfo and fragment (what may be written to disk)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def url_key(url: str) -> str:
+    """A short stable file name for a URL (credentials and fragment ignored)."""
+    return hashlib.sha256(strip_credentials(url).encode("utf-8")).hexdigest()[:24]
+
+
+def project_of(filename: str) -> str:
+    """Normalized project name from a wheel or sdist file name."""
+    from kea.index.models import normalize_name
+
+    stem = filename
+    for suffix in (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    if filename.endswith(".whl"):
+        return normalize_name(stem.split("-", 1)[0])
+    return normalize_name(stem.rsplit("-", 1)[0])
+
+
+def default_cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("kea", appauthor=False))
+
+
+class Cache:
+    """One cache directory. Use ``Cache.from_settings(settings)`` in commands."""
+
+    def __init__(self, root: Path, *, temporary: bool = False) -> None:
+        self.root = Path(root)
+        self.temporary = temporary
+        self._made: set[str] = set()
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Cache:
+        """``--no-cache``: a temporary directory removed at exit; else ``cache_dir`` / default."""
+        if settings.no_cache:
+            return cls.temporary_cache()
+        return cls(settings.cache_dir or default_cache_dir())
+
+    @classmethod
+    def temporary_cache(cls) -> Cache:
+        cache = cls(Path(tempfile.mkdtemp(prefix="kea-cache-")), temporary=True)
+        atexit.register(cache.close)
+        return cache
+
+    def close(self) -> None:
+        """Remove a temporary cache (a no-op for a persistent one)."""
+        if self.temporary and not self._closed:
+            self._closed = True
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def bucket(self, name: str) -> Path:
+        """The directory of a bucket, created on first use (with CACHEDIR.TAG at the root)."""
+        path = self.root / name
+        if name not in self._made:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                tag = self.root / "CACHEDIR.TAG"
+                if not tag.exists():
+                    _atomic_write(
+                        tag,
+                        b"Signature: 8a477f597d28d172789f06886806bc55\n"
+                        b"# This file is a cache directory tag created by kea.\n",
+                    )
+            except OSError as e:
+                raise KeaError(
+                    f"cannot create the cache directory {path}: {e.strerror}",
+                    hint="pass --cache-dir DIR or set KEA_CACHE_DIR to a writable directory",
+                ) from None
+            self._made.add(name)
+        return path
+
+    def lock(self, bucket: str, key: str) -> BaseFileLock:
+        """An inter-process lock for one entry of a bucket."""
+        from filelock import FileLock
+
+        locks = self.bucket(bucket) / LOCKS
+        locks.mkdir(exist_ok=True)
+        return FileLock(str(locks / f"{key}.lock"))
+
+    # -- records ---------------------------------------------------------------------------
+    def record_path(self, bucket: str, relpath: str) -> Path:
+        return self.bucket(bucket) / relpath
+
+    def read_record(self, bucket: str, relpath: str, type_: type[T]) -> T | None:
+        """A msgpack record, or None when missing or unreadable (a corrupt one is removed)."""
+        path = self.root / bucket / relpath
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        try:
+            return msgspec.msgpack.decode(data, type=type_)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            path.unlink(missing_ok=True)
+            return None
+
+    def write_record(self, bucket: str, relpath: str, obj: Any) -> None:
+        path = self.bucket(bucket) / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, msgspec.msgpack.encode(obj))
+
+    def remove_record(self, bucket: str, relpath: str) -> None:
+        (self.root / bucket / relpath).unlink(missing_ok=True)
+
+    # -- wheels ----------------------------------------------------------------------------
+    def archive_path(self, sha256: str) -> Path | None:
+        """The unpacked archive of the wheel with this sha256, if cached."""
+        sha256 = sha256.lower()
+        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+            return None
+        path = self.root / ARCHIVE / sha256
+        return path if path.is_dir() else None
+
+    def find_archive(
+        self, filename: str, *, url: str | None = None, hashes: Mapping[str, str] | None = None
+    ) -> Path | None:
+        """The archive for a distribution file: by its sha256 if known, else by where it came from.
+
+        A source-keyed hit is only returned when it agrees with every hash given.
+        """
+        if hashes and hashes.get("sha256"):
+            return self.archive_path(hashes["sha256"])
+        if url is None:
+            return None
+        pointer = self.read_record(WHEELS, _pointer_rel(filename, url), WheelPointer)
+        if pointer is None:
+            return None
+        if hashes and any(
+            pointer.hashes.get(a.lower(), v.lower()) != v.lower() for a, v in hashes.items()
+        ):
+            return None
+        return self.archive_path(pointer.sha256)
+
+    async def store_wheel(
+        self,
+        chunks: AsyncIterable[bytes],
+        filename: str,
+        expected_hashes: Mapping[str, str] | None = None,
+        *,
+        url: str | None = None,
+    ) -> Path:
+        """Stream a wheel in, verify its hashes while streaming, unpack it once; the archive dir.
+
+        A hash mismatch or an unsafe/corrupt wheel raises ``KeaError`` and leaves nothing cached.
+        """
+        tmp_dir = self.bucket(WHEELS)
+        tmp = tmp_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}.whl"
+        hashers = hashers_for(expected_hashes)
+        size = 0
+        try:
+            with open(tmp, "wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    for h in hashers.values():
+                        h.update(chunk)
+                    out.write(chunk)
+            digests = {a: h.hexdigest() for a, h in hashers.items()}
+            verify_hashes(filename, expected_hashes or {}, digests)
+            return await asyncio.to_thread(
+                self._archive_from_file, tmp, filename, digests, url or "", size, None
+            )
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def unpack_local_wheel(
+        self, path: Path, expected_hashes: Mapping[str, str] | None = None
+    ) -> Path:
+        """Unpack a wheel from the local filesystem once (keyed by path, size and mtime)."""
+        path = Path(path).resolve()
+        filename = path.name
+        try:
+            st = path.stat()
+        except OSError as e:
+            raise KeaError(f"cannot read {path}: {e.strerror}") from None
+        source = path.as_uri()
+        pointer = self.read_record(WHEELS, _pointer_rel(filename, source), WheelPointer)
+        if (
+            pointer is not None
+            and pointer.size == st.st_size
+            and pointer.mtime_ns == st.st_mtime_ns
+        ):
+            verify_hashes(filename, expected_hashes or {}, pointer.hashes)
+            if not expected_hashes or all(a.lower() in pointer.hashes for a in expected_hashes):
+                archive = self.archive_path(pointer.sha256)
+                if archive is not None:
+                    return archive
+        hashers = hashers_for(expected_hashes)
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    for h in hashers.values():
+                        h.update(chunk)
+        except OSError as e:
+            raise KeaError(f"cannot read {path}: {e.strerror}") from None
+        digests = {a: h.hexdigest() for a, h in hashers.items()}
+        verify_hashes(filename, expected_hashes or {}, digests)
+        return self._archive_from_file(path, filename, digests, source, st.st_size, st.st_mtime_ns)
+
+    def _archive_from_file(
+        self,
+        wheel: Path,
+        filename: str,
+        digests: Mapping[str, str],
+        source: str,
+        size: int,
+        mtime_ns: int | None,
+    ) -> Path:
+        sha = digests["sha256"]
+        archive_root = self.bucket(ARCHIVE)
+        final = archive_root / sha
+        with self.lock(ARCHIVE, sha):
+            if not final.is_dir():
+                tmp = archive_root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+                tmp.mkdir()
+                try:
+                    unpack_wheel(wheel, tmp, filename)
+                    os.rename(tmp, final)
+                except WheelError:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+                except OSError as e:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    if not final.is_dir():
+                        raise KeaError(f"cannot unpack {filename} into the cache: {e}") from None
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+        if source:
+            self.write_record(
+                WHEELS,
+                _pointer_rel(filename, source),
+                WheelPointer(
+                    filename=filename,
+                    sha256=sha,
+                    source=strip_credentials(source),
+                    hashes=dict(digests),
+                    size=size,
+                    mtime_ns=mtime_ns,
+                    stored_at=time.time(),
+                ),
+            )
+        return final
+
+
+def _pointer_rel(filename: str, source: str) -> str:
+    return f"{project_of(filename)}/{filename}-{url_key(source)}.msgpack"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

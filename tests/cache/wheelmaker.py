@@ -1,0 +1,85 @@
+"""Build real wheels for tests: zip files with WHEEL, METADATA and a correct RECORD.
+
+Options corrupt them on purpose (a wrong RECORD hash, a ``../`` or absolute path, an unlisted
+file) to exercise the cache's checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from pathlib import Path
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def build_wheel(
+    directory: Path,
+    name: str,
+    version: str,
+    *,
+    requires: tuple[str, ...] = (),
+    requires_python: str | None = None,
+    files: dict[str, bytes] | None = None,
+    tag: str = "py3-none-any",
+    bad_record_hash: str | None = None,
+    extra_members: dict[str, bytes] | None = None,
+    unlisted: dict[str, bytes] | None = None,
+    padding: int = 0,
+) -> Path:
+    """Write ``{name}-{version}-{tag}.whl`` into ``directory`` and return its path.
+
+    ``bad_record_hash``: a member path whose RECORD hash is deliberately wrong.
+    ``extra_members``: members written and listed in RECORD as given (e.g. ``../evil.py``).
+    ``unlisted``: members written but absent from RECORD.
+    ``padding``: bytes of incompressible data in a module, to make the wheel large.
+    """
+    dist = name.replace("-", "_")
+    dist_info = f"{dist}-{version}.dist-info"
+    meta_lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    if requires_python:
+        meta_lines.append(f"Requires-Python: {requires_python}")
+    meta_lines += [f"Requires-Dist: {r}" for r in requires]
+    metadata = ("\n".join(meta_lines) + "\n").encode()
+    members: dict[str, bytes] = {
+        f"{dist}/__init__.py": f"__version__ = {version!r}\n".encode(),
+    }
+    if padding:
+        import os
+
+        blob = base64.b64encode(os.urandom(padding)).decode()
+        members[f"{dist}/_blob.py"] = f"BLOB = {blob!r}\n".encode()
+    members.update(files or {})
+    members.update(extra_members or {})
+    members[f"{dist_info}/METADATA"] = metadata
+    members[f"{dist_info}/WHEEL"] = (
+        f"Wheel-Version: 1.0\nGenerator: kea-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
+    ).encode()
+    record_rows = []
+    for path, data in members.items():
+        digest = _record_hash(data)
+        if path == bad_record_hash:
+            digest = _record_hash(data + b"tampered")
+        record_rows.append(f"{path},{digest},{len(data)}")
+    record_rows.append(f"{dist_info}/RECORD,,")
+    out = directory / f"{dist}-{version}-{tag}.whl"
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path, data in members.items():
+            zf.writestr(path, data)
+        for path, data in (unlisted or {}).items():
+            zf.writestr(path, data)
+        zf.writestr(f"{dist_info}/RECORD", "\n".join(record_rows) + "\n")
+    return out
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def metadata_of(name: str, version: str, requires: tuple[str, ...] = ()) -> bytes:
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    lines += [f"Requires-Dist: {r}" for r in requires]
+    return ("\n".join(lines) + "\n").encode()
