@@ -1,0 +1,153 @@
+"""URL facts credentials depend on: origins, userinfo, index roots and "under an index".
+
+Every function parses with ``urllib.parse.urlsplit`` and takes the host after the *last* ``@`` of
+the authority, so ``http://a.example:@evil.example/`` is a URL for ``evil.example`` with the
+username ``a.example`` (what a browser and curl do), never a URL for ``a.example``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from kea.auth.redact import redact_url
+from kea.errors import UsageError
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """(scheme, host, port) with the default port filled in; host lower-cased."""
+
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if DEFAULT_PORTS.get(self.scheme) == self.port:
+            return f"{self.scheme}://{host}"
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class SplitURL:
+    """A URL with its userinfo taken out: ``url`` is safe to send, the secret parts are apart."""
+
+    url: str
+    username: str | None
+    password: str | None
+
+    @property
+    def has_userinfo(self) -> bool:
+        return self.username is not None or self.password is not None
+
+
+def split_userinfo(url: str) -> SplitURL:
+    """Remove userinfo from ``url``; username/password are percent-decoded.
+
+    ``https://u:p@h/`` → (``https://h/``, ``u``, ``p``); ``https://tok@h/`` → (…, ``tok``, None);
+    ``https://u:@h/`` → (…, ``u``, ``""``).
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:
+        raise UsageError(f"invalid URL {redact_url(url)}: {e}") from None
+    if "@" not in parts.netloc:
+        return SplitURL(url, None, None)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, sep, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return SplitURL(clean, unquote(user), unquote(password) if sep else None)
+
+
+def origin_of(url: str) -> Origin:
+    """The origin of an http(s) URL; UsageError when it has no host or a bad port."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise UsageError(f"invalid URL {redact_url(url)}: {e}") from None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise UsageError(f"URL {redact_url(url)} has no host")
+    if port is None:
+        port = DEFAULT_PORTS.get(scheme, 0)
+    return Origin(scheme, host, port)
+
+
+def host_of(url: str) -> str:
+    """The lower-cased host of ``url`` (brackets of IPv6 literals removed), or ``""``."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def hostport_of(url: str) -> str:
+    """``host`` or ``host:port`` as written in the URL (port only when explicit)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port is not None else host
+
+
+def index_root(index_url: str) -> str:
+    """The index URL without userinfo, query, a trailing ``/simple`` or ``/+simple`` segment,
+    and without a trailing slash: ``https://h/api/pypi/x/simple/`` → ``https://h/api/pypi/x``."""
+    clean = split_userinfo(index_url).url
+    parts = urlsplit(clean)
+    path = parts.path.rstrip("/")
+    head, _, last = path.rpartition("/")
+    if last in ("simple", "+simple"):
+        path = head
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path.rstrip("/"), "", ""))
+
+
+def path_under(path: str, prefix: str) -> bool:
+    """True when ``path`` starts with ``prefix`` at a segment boundary.
+
+    ``/simple`` covers ``/simple`` and ``/simple/x``, never ``/simpleevil``; ``""`` and ``/``
+    cover everything.
+    """
+    prefix = prefix.rstrip("/")
+    if not prefix:
+        return True
+    if not path.startswith(prefix):
+        return False
+    return len(path) == len(prefix) or path[len(prefix)] == "/"
+
+
+def is_under(url: str, root: str) -> bool:
+    """True when ``url`` has the origin of ``root`` and its path lies under root's path."""
+    try:
+        if origin_of(url) != origin_of(root):
+            return False
+    except UsageError:
+        return False
+    return path_under(urlsplit(url).path or "/", urlsplit(root).path)
+
+
+def scheme_of(url: str) -> str:
+    return urlsplit(url).scheme.lower()
+
+
+__all__ = [
+    "Origin",
+    "SplitURL",
+    "host_of",
+    "hostport_of",
+    "index_root",
+    "is_under",
+    "origin_of",
+    "path_under",
+    "scheme_of",
+    "split_userinfo",
+]
