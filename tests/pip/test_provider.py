@@ -1,0 +1,260 @@
+"""The provider bridge: candidate selection, dependencies per extras/markers, and prefetch."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+from kea.dist.metadata import CoreMetadata, parse_metadata
+from kea.dist.tags import TagRanker
+from kea.index.models import DistFile, ProjectPage
+from kea.resolver.provider import (
+    CandidatePolicy,
+    Prefetcher,
+    dependencies_of,
+    run_in_worker,
+    select_candidates,
+)
+from tests.pip.wheelmaker import build_wheel
+
+TAGS = [
+    "cp311-cp311-manylinux_2_17_x86_64",
+    "cp311-abi3-manylinux_2_17_x86_64",
+    "cp311-none-any",
+    "py3-none-any",
+]
+MARKERS = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.7",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_machine": "x86_64",
+    "platform_python_implementation": "CPython",
+    "platform_release": "",
+    "platform_version": "",
+    "implementation_version": "3.11.7",
+}
+
+
+def policy(**kw: object) -> CandidatePolicy:
+    return CandidatePolicy(
+        tags=TagRanker(TAGS),
+        python_version=Version("3.11.7"),
+        markers=MARKERS,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def f(filename: str, **kw: object) -> DistFile:
+    return DistFile(filename=filename, url=f"https://files.invalid/{filename}", **kw)  # type: ignore[arg-type]
+
+
+def page(name: str, *files: DistFile, url: str = "https://one.invalid/simple/x/") -> ProjectPage:
+    return ProjectPage(name=name, url=url, files=list(files))
+
+
+def test_best_wheel_per_version_and_filters() -> None:
+    pg = page(
+        "demo",
+        f("demo-1.0-py3-none-any.whl"),
+        f("demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"),
+        f("demo-1.1-cp312-cp312-manylinux_2_17_x86_64.whl"),  # wrong interpreter
+        f("demo-1.2-py3-none-any.whl", requires_python=">=3.12"),
+        f("demo-1.3-py3-none-any.whl", yanked="broken"),
+        f("demo-1.4.tar.gz"),
+        f("demo-0.9-py3-none-any.whl", requires_python=">=3.8"),
+        f("other-5.0-py3-none-any.whl"),  # another project's file: ignored
+    )
+    sel = select_candidates("Demo", [pg], policy())
+    assert [str(c) for c in sel.candidates] == ["demo==1.0", "demo==0.9"]
+    assert sel.candidates[0].file.filename == "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    assert sel.rejected == {
+        "tags": ["demo-1.1-cp312-cp312-manylinux_2_17_x86_64.whl"],
+        "requires-python": ["demo-1.2-py3-none-any.whl"],
+        "yanked": ["demo-1.3-py3-none-any.whl"],
+        "sdist": ["demo-1.4.tar.gz"],
+    }
+    assert sel.hint() is None
+
+
+def test_yanked_allowed_when_pinned() -> None:
+    pg = page("demo", f("demo-1.3-py3-none-any.whl", yanked=True))
+    assert select_candidates("demo", [pg], policy()).candidates == []
+    pinned = policy(pinned={"demo": frozenset({Version("1.3")})})
+    assert [str(c) for c in select_candidates("demo", [pg], pinned).candidates] == ["demo==1.3"]
+
+
+def test_binary_options_and_sdist_hint() -> None:
+    pg = page("demo", f("demo-1.0-py3-none-any.whl"), f("demo-2.0.tar.gz"))
+    sel = select_candidates("demo", [pg], policy(no_binary=[":all:"]))
+    assert sel.candidates == []
+    assert sel.hint() == "building from source is not supported yet: demo-2.0.tar.gz"
+    # --only-binary for the package wins over --no-binary :all:
+    sel = select_candidates("demo", [pg], policy(no_binary=[":all:"], only_binary=["Demo"]))
+    assert [str(c) for c in sel.candidates] == ["demo==1.0"]
+    # :none: resets
+    sel = select_candidates("demo", [pg], policy(no_binary=[":all:,:none:"]))
+    assert [str(c) for c in sel.candidates] == ["demo==1.0"]
+    only_sdist = page("demo", f("demo-2.0.tar.gz"))
+    assert select_candidates("demo", [only_sdist], policy()).hint() == (
+        "building from source is not supported yet: demo-2.0.tar.gz"
+    )
+    assert select_candidates("demo", [], policy()).hint() == (
+        "demo was not found in the package indexes"
+    )
+
+
+def test_exclude_newer() -> None:
+    pg = page(
+        "demo",
+        f("demo-1.0-py3-none-any.whl", upload_time="2023-01-01T00:00:00Z"),
+        f("demo-2.0-py3-none-any.whl", upload_time="2024-06-01T12:00:00.123456Z"),
+        f("demo-3.0-py3-none-any.whl"),  # no upload time: kept
+    )
+    sel = select_candidates("demo", [pg], policy(exclude_newer=datetime(2024, 1, 1, tzinfo=UTC)))
+    assert [str(c) for c in sel.candidates] == ["demo==3.0", "demo==1.0"]
+    assert sel.rejected == {"exclude-newer": ["demo-2.0-py3-none-any.whl"]}
+
+
+def test_first_page_wins_a_version() -> None:
+    first = page("demo", f("demo-1.0-py3-none-any.whl"), url="https://first.invalid/simple/demo/")
+    second = page(
+        "demo",
+        f("demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"),
+        f("demo-2.0-py3-none-any.whl"),
+        url="https://second.invalid/simple/demo/",
+    )
+    sel = select_candidates("demo", [first, second], policy())
+    by = {str(c): c for c in sel.candidates}
+    assert by["demo==1.0"].index_url == "https://first.invalid/simple/demo/"
+    assert by["demo==1.0"].file.filename == "demo-1.0-py3-none-any.whl"
+    assert by["demo==2.0"].index_url == "https://second.invalid/simple/demo/"
+
+
+def test_dependencies_of_extras_and_markers() -> None:
+    meta = CoreMetadata(
+        name="demo",
+        version="1.0",
+        requires_dist=(
+            "base>=1",
+            'win-only; sys_platform == "win32"',
+            'old-py; python_version < "3.8"',
+            'socks-dep; extra == "socks"',
+            'Fancy_Dep[x]>=2; extra == "Fancy" and python_version >= "3.10"',
+            "not a valid requirement (",
+        ),
+        provides_extra=("socks", "fancy"),
+    )
+    assert [str(r) for r in dependencies_of(meta, (), MARKERS)] == ["base>=1"]
+    got = [r.name for r in dependencies_of(meta, ["fancy"], MARKERS)]
+    assert got == ["base", "Fancy_Dep"]
+    got = [r.name for r in dependencies_of(meta, ["socks", "fancy"], MARKERS)]
+    assert got == ["base", "socks-dep", "Fancy_Dep"]
+
+
+class WheelDirSource:
+    """An IndexSource over a directory of real wheels (a flat find-links directory)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.page_requests: list[str] = []
+        self.metadata_requests: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def project_pages(self, name: str) -> list[ProjectPage]:
+        self.page_requests.append(name)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+        files = [
+            DistFile(filename=p.name, url=p.as_uri())
+            for p in sorted(self.directory.glob("*.whl"))
+            if canonicalize_name(parse_wheel_filename(p.name)[0]) == name
+        ]
+        return [ProjectPage(name=name, url=self.directory.as_uri(), files=files)] if files else []
+
+    async def metadata(self, name: str, file: DistFile) -> CoreMetadata:
+        self.metadata_requests.append(file.filename)
+        path = self.directory / file.filename
+        with zipfile.ZipFile(path) as zf:
+            member = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            return parse_metadata(zf.read(member), source=file.filename)
+
+
+def test_prefetcher_walks_the_graph_ahead_of_the_resolver(tmp_path: Path) -> None:
+    # app -> lib1..lib8 -> leaf; a second, older app version that nobody should fetch
+    build_wheel(tmp_path, "app", "2.0", requires=[f"lib{i}>=1" for i in range(1, 9)])
+    build_wheel(tmp_path, "app", "1.0")
+    for i in range(1, 9):
+        build_wheel(tmp_path, f"lib{i}", "1.0", requires=["leaf"])
+    build_wheel(tmp_path, "leaf", "3.0", requires_python=">=3.8")
+    build_wheel(tmp_path, "leaf", "4.0", tag="cp312-cp312-manylinux_2_17_x86_64")
+    source = WheelDirSource(tmp_path)
+
+    def resolve(pre: Prefetcher) -> dict[str, str]:
+        # A tiny depth-first "resolver": newest candidate, follow dependencies.
+        assert threading.current_thread().name == "kea-resolver"
+        chosen: dict[str, str] = {}
+        todo = ["app"]
+        while todo:
+            name = todo.pop()
+            if name in chosen:
+                continue
+            cand = pre.versions(name).candidates[0]
+            chosen[name] = str(cand.version)
+            deps = [canonicalize_name(r.name) for r in dependencies_of(pre.metadata(cand), (), {})]
+            pre.prefetch(deps)
+            todo += deps
+        return chosen
+
+    async def main() -> tuple[dict[str, str], Prefetcher]:
+        pre = Prefetcher(source, policy(), asyncio.get_running_loop(), concurrency=4)
+        try:
+            return await run_in_worker(lambda: resolve(pre)), pre
+        finally:
+            await pre.aclose()
+
+    chosen, pre = asyncio.run(main())
+    assert chosen == {"app": "2.0", "leaf": "3.0", **{f"lib{i}": "1.0" for i in range(1, 9)}}
+    # every page and metadata fetched exactly once, in parallel but within the bound
+    assert sorted(source.page_requests) == sorted(set(source.page_requests))
+    assert len(source.page_requests) == 10
+    assert sorted(source.metadata_requests) == sorted(set(source.metadata_requests))
+    assert "app-1.0-py3-none-any.whl" not in source.metadata_requests
+    assert 1 < source.max_in_flight <= 4
+    assert pre.requested_pages == 10
+
+
+def test_prefetcher_reraises_source_errors_to_the_asker(tmp_path: Path) -> None:
+    from kea.errors import KeaError
+
+    class Failing(WheelDirSource):
+        async def project_pages(self, name: str) -> list[ProjectPage]:
+            raise KeaError(f"index answered 500 for {name}")
+
+    async def main() -> str:
+        pre = Prefetcher(Failing(tmp_path), policy(), asyncio.get_running_loop())
+
+        def ask() -> str:
+            try:
+                pre.versions("broken")
+            except KeaError as e:
+                return e.message
+            return "no error"
+
+        try:
+            return await run_in_worker(ask)
+        finally:
+            await pre.aclose()
+
+    assert asyncio.run(main()) == "index answered 500 for broken"
