@@ -95,7 +95,7 @@ def project_of(filename: str) -> str:
 def default_cache_dir() -> Path:
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("kea", appauthor=False))
+    return Path(platformdirs.user_cache_dir("kea"))
 
 
 class Cache:
@@ -210,9 +210,8 @@ class Cache:
         pointer = self.read_record(WHEELS, _pointer_rel(filename, url), WheelPointer)
         if pointer is None:
             return None
-        if hashes and any(
-            pointer.hashes.get(a.lower(), v.lower()) != v.lower() for a, v in hashes.items()
-        ):
+        # Every hash asked for must be one we computed when storing it, and equal.
+        if hashes and any(pointer.hashes.get(a.lower()) != v.lower() for a, v in hashes.items()):
             return None
         return self.archive_path(pointer.sha256)
 
