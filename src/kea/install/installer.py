@@ -1,0 +1,111 @@
+"""Carry out a plan: stage every wheel (in parallel), then commit package by package.
+
+``apply_plan`` is what ``kea pip install`` calls after resolving and preparing archives;
+``uninstall`` is what ``kea pip uninstall`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from kea.dist.installed import InstalledDist, find_installed
+from kea.install.environment import Target
+from kea.install.link import Linker
+from kea.install.plan import Plan, WantedDist
+from kea.install.transaction import EnvTransaction
+from kea.install.wheel import StagedWheel, stage_wheel, write_staged_record
+
+
+@dataclass
+class InstallReport:
+    installed: list[tuple[str, str]] = field(default_factory=list)  # (display name, version)
+    removed: list[tuple[str, str]] = field(default_factory=list)  # (name, version)
+    seconds: float = 0.0
+    link_methods: set[str] = field(default_factory=set)
+
+
+def installed_dists(target: Target) -> dict[str, InstalledDist]:
+    """Distributions installed in the target's purelib/platlib, by canonical name."""
+    return find_installed(target.roots())
+
+
+def apply_plan(
+    target: Target,
+    plan: Plan,
+    *,
+    link_mode: str | None = None,
+    compile_bytecode: bool = False,
+    jobs: int | None = None,
+) -> InstallReport:
+    """Install ``plan.to_install`` and remove ``plan.to_remove`` (each package atomically)."""
+    start = time.perf_counter()
+    report = InstallReport()
+    if plan.empty:
+        return report
+    linker = Linker(link_mode)
+    python = target.interpreter.executable
+    with EnvTransaction(target) as txn:
+        # Re-read what is installed under the lock: another process may have changed it.
+        current = installed_dists(target)
+
+        def stage(want: WantedDist) -> StagedWheel:
+            return stage_wheel(
+                want.archive,
+                txn.stage_dir(want.canonical_name),
+                scheme=target.scheme,
+                executable=python,
+                linker=linker,
+                direct_url=want.direct_url,
+                requested=want.requested,
+            )
+
+        workers = max(1, min(jobs or min(32, (os.cpu_count() or 1) * 2), len(plan.to_install)))
+        if plan.to_install:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                staged = list(pool.map(stage, plan.to_install))
+        else:
+            staged = []
+        if compile_bytecode and staged:
+            from kea.install.compile import compile_staged
+
+            compile_staged(staged, target.scheme, python, jobs=jobs)
+        for s in staged:
+            write_staged_record(s, target.scheme)
+
+        new_names = {s.name for s in staged}
+        for s in staged:
+            old = current.get(s.name)
+            txn.commit(s, old)
+            if old is not None:
+                report.removed.append((old.name, old.version))
+            report.installed.append((s.display_name, s.version))
+        for dist in plan.to_remove:
+            if dist.name in new_names:
+                continue
+            old = current.get(dist.name)
+            if old is not None:
+                txn.commit(None, old)
+                report.removed.append((old.name, old.version))
+    report.link_methods = set(linker.used)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def uninstall(target: Target, names: Iterable[str]) -> InstallReport:
+    """Remove the named (canonical) distributions that are installed; others are ignored."""
+    start = time.perf_counter()
+    report = InstallReport()
+    with EnvTransaction(target) as txn:
+        current = installed_dists(target)
+        for name in names:
+            old = current.get(name)
+            if old is None:
+                continue
+            txn.commit(None, old)
+            report.removed.append((old.name, old.version))
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,356 @@
+"""Swap staged packages into an environment so that each one is fully old or fully new.
+
+Design
+------
+All work for a command happens under one lock (``<site-packages>/.kea.lock``, a ``filelock``
+released by the OS if the process dies). Every package gets a directory
+``<site-packages>/.kea-staging/<txn>-<name>/`` holding ``new/`` (the staged wheel, see
+``kea.install.wheel``), ``trash/`` and ``journal``. Nothing outside it changes while wheels are
+staged, so an interrupt during staging (the long part: linking, launchers, bytecode) leaves the
+environment untouched.
+
+Committing a package is a sequence of ``rename`` calls, each atomic and each written to the
+journal *before* it is made (a write-ahead log):
+
+1. displace: the old ``.dist-info`` (as one directory), then every old file from its RECORD (and
+   its ``__pycache__`` entries) is renamed into ``trash/``;
+2. place: staged top-level entries are renamed into place (whole directories when the target
+   directory does not exist, else merged entry by entry; an unrelated file in the way is
+   displaced to ``trash/`` first); the new ``.dist-info`` directory goes last;
+3. ``COMMITTED`` is created: from here on the package is new; ``trash/`` and the staging
+   directory are deleted and directories the old version left empty are removed.
+
+Recovery runs (under the lock) at the start of every command that opens the environment for
+writing: for a package directory without ``COMMITTED`` the journal is replayed backwards — every
+rename that happened (its source gone, its destination present) is reversed and directories kea
+created are removed — so the old version is back exactly; with ``COMMITTED`` only the cleanup is
+finished. Either way the next install starts from a consistent environment. Packages are
+committed one after another, so an interrupt leaves at most one package in the middle of step 1-2,
+and that one is rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from kea.dist.installed import InstalledDist
+from kea.errors import KeaError
+from kea.install.environment import Target
+from kea.install.wheel import SCHEME_KEYS, StagedWheel
+
+log = logging.getLogger("kea.install")
+
+STAGING_DIR = ".kea-staging"
+LOCK_FILE = ".kea.lock"
+_KILL_ENV = "KEA_TEST_KILL_AFTER_RENAMES"  # fault injection for the interrupt tests
+
+
+class _Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self.ops: list[list[str]] = []
+
+    def add(self, op: list[str]) -> None:
+        self._f.write(json.dumps(op) + "\n")
+        self._f.flush()
+        self.ops.append(op)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _read_journal(path: Path) -> list[list[str]]:
+    ops: list[list[str]] = []
+    try:
+        text = path.read_text("utf-8")
+    except OSError:
+        return ops
+    for line in text.splitlines():
+        try:
+            op = json.loads(line)
+        except ValueError:
+            break  # a torn last line: its operation never started
+        if isinstance(op, list) and all(isinstance(x, str) for x in op):
+            ops.append(op)
+    return ops
+
+
+class EnvTransaction:
+    """The lock on a target environment, recovery, and per-package commits.
+
+    Use as a context manager: ``with EnvTransaction(target) as txn: ...``.
+    """
+
+    def __init__(self, target: Target, *, timeout: float = 600.0) -> None:
+        self.target = target
+        self.root = target.scheme.purelib
+        self.staging = self.root / STAGING_DIR
+        self.id = uuid.uuid4().hex[:12]
+        self.timeout = timeout
+        self._lock: Any = None
+        self._renames = 0
+        kill = os.environ.get(_KILL_ENV)
+        self._kill_after = int(kill) if kill and kill.isdigit() else None
+        self._roots = {k: Path(getattr(target.scheme, k)) for k in SCHEME_KEYS}
+        bases = {os.path.normpath(str(p)) for p in self._roots.values()}
+        if target.kind == "venv":
+            bases.add(os.path.normpath(target.interpreter.prefix))
+        self._bases = sorted(bases)
+
+    # -- lock + recovery ----------------------------------------------------------------------
+
+    def __enter__(self) -> EnvTransaction:
+        import filelock
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise KeaError(f"cannot create {self.root}: {e.strerror}") from None
+        self._lock = filelock.FileLock(str(self.root / LOCK_FILE))
+        try:
+            self._lock.acquire(timeout=self.timeout)
+        except filelock.Timeout:
+            raise KeaError(
+                f"another kea process holds the environment lock {self.root / LOCK_FILE}"
+            ) from None
+        except OSError as e:
+            raise KeaError(f"cannot lock {self.root}: {e.strerror}") from None
+        self.recover()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            # Uncommitted packages of this run (an error or Ctrl-C mid-way) are rolled back.
+            self.recover()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def recover(self) -> int:
+        """Roll back uncommitted package swaps, finish committed ones; returns how many."""
+        try:
+            entries = sorted(os.scandir(self.staging), key=lambda e: e.name)
+        except OSError:
+            return 0
+        n = 0
+        for entry in entries:
+            pkg = Path(entry.path)
+            ops = _read_journal(pkg / "journal")
+            if (pkg / "COMMITTED").exists():
+                self._finish(pkg, ops)
+            else:
+                if ops:
+                    log.debug("rolling back an interrupted change: %s", pkg.name)
+                self._rollback(ops)
+                shutil.rmtree(pkg, ignore_errors=True)
+            n += 1
+        try:
+            os.rmdir(self.staging)
+        except OSError:
+            pass
+        return n
+
+    def _rollback(self, ops: list[list[str]]) -> None:
+        for op in reversed(ops):
+            if op[0] == "mv" and len(op) == 3:
+                src, dst = op[1], op[2]
+                if not os.path.lexists(src) and os.path.lexists(dst):
+                    try:
+                        os.rename(dst, src)
+                    except FileNotFoundError:
+                        os.makedirs(os.path.dirname(src), exist_ok=True)
+                        os.rename(dst, src)
+            elif op[0] == "mkdir" and len(op) == 2:
+                try:
+                    os.rmdir(op[1])
+                except OSError:
+                    pass
+
+    def _finish(self, pkg: Path, ops: list[list[str]]) -> None:
+        shutil.rmtree(pkg, ignore_errors=True)
+        staging = str(pkg) + os.sep
+        for op in ops:
+            if op[0] == "mv" and not op[1].startswith(staging):
+                self._prune(os.path.dirname(op[1]))
+
+    def _prune(self, directory: str) -> None:
+        """Remove ``directory`` and its parents while empty, stopping at the scheme roots."""
+        d = os.path.normpath(directory)
+        while d not in self._bases and any(d.startswith(b + os.sep) for b in self._bases):
+            try:
+                os.rmdir(d)
+            except OSError:
+                return
+            d = os.path.dirname(d)
+
+    # -- staging ------------------------------------------------------------------------------
+
+    def package_dir(self, name: str) -> Path:
+        return self.staging / f"{self.id}-{name}"
+
+    def stage_dir(self, name: str) -> Path:
+        """Where ``stage_wheel`` should lay out package ``name`` (does not exist yet)."""
+        self.staging.mkdir(exist_ok=True)
+        pkg = self.package_dir(name)
+        pkg.mkdir(exist_ok=True)
+        return pkg / "new"
+
+    def discard(self, name: str) -> None:
+        shutil.rmtree(self.package_dir(name), ignore_errors=True)
+
+    # -- commit -------------------------------------------------------------------------------
+
+    def _mv(self, journal: _Journal, src: str, dst: str) -> None:
+        journal.add(["mv", src, dst])
+        if self._kill_after is not None:
+            if self._renames >= self._kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            self._renames += 1
+        try:
+            os.rename(src, dst)
+        except OSError as e:
+            if e.errno != 18:  # EXDEV: scripts on another filesystem
+                raise
+            shutil.move(src, dst)
+
+    def _makedirs(self, journal: _Journal, path: str) -> None:
+        missing = []
+        p = os.path.normpath(path)
+        while not os.path.isdir(p):
+            missing.append(p)
+            p = os.path.dirname(p)
+        for d in reversed(missing):
+            journal.add(["mkdir", d])
+            os.mkdir(d)
+
+    def _old_files(self, old: InstalledDist) -> list[str]:
+        out: list[str] = []
+        seen: set[str] = set()
+        di = os.path.normpath(str(old.dist_info))
+        try:
+            record = old.record()
+        except KeaError:
+            record = []
+        for entry in record:
+            path = os.path.normpath(os.path.join(str(old.root), entry.path))
+            if path == di or path.startswith(di + os.sep) or path in seen:
+                continue
+            if not any(path.startswith(b + os.sep) for b in self._bases):
+                log.warning("not removing %s: outside the environment", path)
+                continue
+            seen.add(path)
+            if os.path.lexists(path):
+                out.append(path)
+            if path.endswith(".py"):
+                cache = os.path.join(os.path.dirname(path), "__pycache__")
+                stem = os.path.basename(path)[:-3] + "."
+                try:
+                    names = os.listdir(cache)
+                except OSError:
+                    continue
+                for name in names:
+                    if name.startswith(stem) and name.endswith(".pyc"):
+                        pyc = os.path.join(cache, name)
+                        if pyc not in seen:
+                            seen.add(pyc)
+                            out.append(pyc)
+        return out
+
+    def commit(self, staged: StagedWheel | None, old: InstalledDist | None) -> None:
+        """Replace ``old`` (may be None) with ``staged`` (None: just remove ``old``)."""
+        name = staged.name if staged is not None else old.name if old is not None else None
+        if name is None:
+            return
+        pkg = self.package_dir(name)
+        pkg.mkdir(parents=True, exist_ok=True)
+        trash = pkg / "trash"
+        trash.mkdir(exist_ok=True)
+        journal = _Journal(pkg / "journal")
+        counter = 0
+
+        def displace(path: str) -> None:
+            nonlocal counter
+            counter += 1
+            self._mv(journal, path, str(trash / str(counter)))
+
+        try:
+            if old is not None:
+                if os.path.isdir(old.dist_info):
+                    displace(str(old.dist_info))
+                for path in self._old_files(old):
+                    displace(path)
+            if staged is not None:
+                di_rel = staged.dist_info
+                for key in SCHEME_KEYS:
+                    src_root = staged.stage / key
+                    if not src_root.is_dir() or not any(src_root.iterdir()):
+                        continue
+                    dst_root = str(self._roots[key])
+                    self._makedirs(journal, dst_root)
+                    skip = di_rel if key == staged.root_key else None
+                    self._place(journal, str(src_root), dst_root, displace, skip=skip)
+                di_src = str(staged.stage / staged.root_key / di_rel)
+                di_dst = os.path.join(str(self._roots[staged.root_key]), di_rel)
+                if os.path.lexists(di_dst):
+                    displace(di_dst)
+                self._mv(journal, di_src, di_dst)  # the commit point of the move phase
+            (pkg / "COMMITTED").touch()
+        except BaseException:
+            journal.close()
+            self._rollback(journal.ops)
+            shutil.rmtree(pkg, ignore_errors=True)
+            raise
+        journal.close()
+        self._finish(pkg, journal.ops)
+
+    def _place(
+        self,
+        journal: _Journal,
+        src_dir: str,
+        dst_dir: str,
+        displace: Any,
+        *,
+        skip: str | None = None,
+    ) -> None:
+        with os.scandir(src_dir) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            if entry.name == skip:
+                continue
+            dst = os.path.join(dst_dir, entry.name)
+            if not os.path.lexists(dst):
+                self._mv(journal, entry.path, dst)
+            elif (
+                entry.is_dir(follow_symlinks=False)
+                and os.path.isdir(dst)
+                and not os.path.islink(dst)
+            ):
+                self._place(journal, entry.path, dst, displace)
+            else:
+                displace(dst)
+                self._mv(journal, entry.path, dst)
+
+
+def recover(target: Target) -> int:
+    """Finish or roll back what an interrupted kea left in ``target`` (no-op if nothing)."""
+    if not (target.scheme.purelib / STAGING_DIR).exists():
+        return 0
+    with EnvTransaction(target) as txn:
+        return txn.recover()
+
+
+__all__ = ["EnvTransaction", "recover"]
