@@ -1,0 +1,502 @@
+"""kea's HTTP client: one aiohttp session per run, and the redirect loop of specs/auth.md.
+
+```python
+async with HttpClient(settings) as client:
+    resp = await client.get(url, headers={"Accept": ...}, purpose="page")
+    resp.raise_for_status()
+    async with client.stream(url, purpose="file") as s:
+        s.raise_for_status()
+        async for chunk in s.iter_chunks(): ...
+```
+
+kea follows redirects itself (aiohttp's following is off) and decides, hop by hop, which
+credentials go on each request (``kea.auth.store``): same origin keeps them, another origin gets a
+fresh lookup and never the previous origin's secrets, an https → http hop gets nothing, a 401 on a
+request without credentials is retried once, to the URL that answered it, with what a full lookup
+finds. aiohttp is imported only when a client is opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urljoin
+
+from kea.auth.redact import redact_url
+from kea.auth.store import CredentialStore, Decision
+from kea.auth.urls import SplitURL, origin_of, scheme_of, split_userinfo
+from kea.errors import UsageError
+from kea.http.errors import (
+    ConnectError,
+    HttpError,
+    HttpTimeout,
+    MissingLocation,
+    ProxyError,
+    TLSError,
+    TooManyRedirects,
+    UnsupportedRedirect,
+    status_text,
+)
+from kea.http.proxy import ProxyConfig
+from kea.http.response import Hop, Outcome, Response, Stream, describe, status_error
+from kea.http.retry import RETRY_STATUSES, backoff_delay, parse_retry_after
+from kea.http.tls import TLSConfig, build_tls
+from kea.settings import Settings
+
+if TYPE_CHECKING:
+    import aiohttp
+
+log = logging.getLogger("kea.http")
+TRACE = 5
+
+Purpose = Literal["page", "file", "metadata"]
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+POOL_LIMIT = 100
+POOL_LIMIT_PER_HOST = 16
+# Headers that belong to one origin and are dropped when a redirect leaves it.
+ORIGIN_BOUND_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization")
+
+
+def _user_agent() -> str:
+    from kea import __version__
+
+    return f"kea/{__version__}"
+
+
+class HttpClient:
+    """The run's HTTP client. Use as ``async with HttpClient(settings) as client``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: CredentialStore | None = None,
+        backoff_base: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or CredentialStore(settings)
+        self.proxies = ProxyConfig.from_env(settings.env)
+        self.retries = max(0, int(settings.http_retries))
+        self._backoff_base = backoff_base
+        if backoff_base is None:
+            raw = settings.env.get("KEA_HTTP_BACKOFF")
+            try:
+                self._backoff_base = float(raw) if raw else None
+            except ValueError:
+                self._backoff_base = None
+        self._tls: TLSConfig | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> HttpClient:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._session is not None:
+            return
+        import aiohttp
+
+        self._tls = build_tls(
+            self.settings.env,
+            native_tls=self.settings.native_tls,
+            insecure_hosts=self.settings.allow_insecure_hosts,
+        )
+        connector = aiohttp.TCPConnector(
+            limit=POOL_LIMIT, limit_per_host=POOL_LIMIT_PER_HOST, ssl=self._tls.context
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.settings.http_connect_timeout or None,
+            sock_read=self.settings.http_timeout or None,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"User-Agent": _user_agent()},
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def tls(self) -> TLSConfig:
+        assert self._tls is not None, "HttpClient used outside `async with`"
+        return self._tls
+
+    # -- public API --------------------------------------------------------------------------
+
+    async def get(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        purpose: Purpose = "page",
+    ) -> Response:
+        """GET ``url`` following redirects; the body is read. Non-2xx statuses are returned
+        (call ``raise_for_status``); network, TLS and redirect failures raise HttpError."""
+        import aiohttp
+
+        attempt = 0
+        while True:
+            outcome = await self._chain(url, headers, purpose)
+            try:
+                body = await outcome.raw.read()
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as e:
+                outcome.raw.release()
+                if attempt < self.retries:
+                    await self._sleep(attempt, None, outcome.url, f"body broke off: {e}")
+                    attempt += 1
+                    continue
+                raise ConnectError(
+                    f"reading {redact_url(outcome.url)} failed: {describe(e)}", url=outcome.url
+                ) from None
+            except TimeoutError:
+                outcome.raw.release()
+                if attempt < self.retries:
+                    await self._sleep(attempt, None, outcome.url, "read timed out")
+                    attempt += 1
+                    continue
+                raise HttpTimeout(
+                    f"reading {redact_url(outcome.url)} timed out"
+                    f" (after {self.settings.http_timeout:g}s)",
+                    hint="raise KEA_HTTP_TIMEOUT for slow servers",
+                    url=outcome.url,
+                ) from None
+            outcome.raw.release()
+            status = outcome.raw.status
+            return Response(
+                status=status,
+                url=outcome.url,
+                headers=outcome.raw.headers,
+                body=body,
+                hops=outcome.hops,
+                error=self._error_for(outcome),
+            )
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        url: str,
+        *,
+        purpose: Purpose = "file",
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[Stream]:
+        """GET ``url`` following redirects; yield a Stream whose body is read in chunks."""
+        outcome = await self._chain(url, headers, purpose)
+        try:
+            yield Stream(outcome, self._error_for(outcome))
+        finally:
+            outcome.raw.release()
+
+    def _error_for(self, outcome: Outcome) -> HttpError | None:
+        status = outcome.raw.status
+        if status < 400:
+            return None
+        hint = self.store.where_looked(outcome.url)
+        return status_error(status, outcome.url, outcome.decision, outcome.downgraded, hint)
+
+    # -- the redirect loop -------------------------------------------------------------------
+
+    async def _chain(
+        self, url: str, headers: Mapping[str, str] | None, purpose: Purpose
+    ) -> Outcome:
+        split = split_userinfo(url.strip())
+        _check_scheme(split.url, url)
+        base = dict(headers or {})
+        if purpose == "file" and not any(k.lower() == "accept-encoding" for k in base):
+            base["Accept-Encoding"] = "identity"  # hash exactly the bytes the index lists
+        current = split.url
+        userinfo: SplitURL | None = split if split.has_userinfo else None
+        from_location = False
+        downgraded = False
+        chain = [current]
+        hops: list[Hop] = []
+        retried: set[str] = set()
+        previous: Decision | None = None
+        origin_changed = False
+        dropped: str | None = None
+
+        while True:
+            if previous is not None and previous.sent and not origin_changed and userinfo is None:
+                decision = previous  # same origin: the request keeps its Authorization
+            else:
+                decision = await self.store.proactive(
+                    current, userinfo=userinfo, downgraded=downgraded, location=from_location
+                )
+            raw, attempts, elapsed = await self._send(current, base, decision, purpose)
+            hop = Hop(
+                url=current,
+                status=raw.status,
+                source=decision.source,
+                sent_credentials=decision.sent,
+                origin_changed=origin_changed,
+                dropped=dropped,
+                reason=decision.reason,
+                attempts=attempts,
+                elapsed=elapsed,
+            )
+            hops.append(hop)
+            _log_hop(hop, purpose)
+
+            if (
+                raw.status == 401
+                and not decision.sent
+                and decision.reactive_allowed
+                and current not in retried
+            ):
+                again = await self.store.reactive(current, userinfo=userinfo, downgraded=downgraded)
+                if again.sent:
+                    retried.add(current)
+                    await _discard(raw)
+                    decision = again
+                    raw, attempts, elapsed = await self._send(current, base, decision, purpose)
+                    hop = Hop(
+                        url=current,
+                        status=raw.status,
+                        source=decision.source,
+                        sent_credentials=True,
+                        retry=True,
+                        attempts=attempts,
+                        elapsed=elapsed,
+                    )
+                    hops.append(hop)
+                    _log_hop(hop, purpose)
+
+            if raw.status in REDIRECT_STATUSES:
+                location = raw.headers.get("Location")
+                status = raw.status
+                await _discard(raw)
+                if not location or not location.strip():
+                    raise MissingLocation(current, status)
+                target = urljoin(current, location.strip())
+                if scheme_of(target) not in ("http", "https"):
+                    raise UnsupportedRedirect(current, target)
+                if len(chain) > MAX_REDIRECTS:
+                    raise TooManyRedirects([*chain, split_userinfo(target).url], MAX_REDIRECTS)
+                nxt = split_userinfo(target)
+                try:
+                    old_origin, new_origin = origin_of(current), origin_of(nxt.url)
+                except UsageError:
+                    raise UnsupportedRedirect(current, target) from None
+                origin_changed = old_origin != new_origin
+                dropped = None
+                if origin_changed:
+                    for name in ORIGIN_BOUND_HEADERS:
+                        for key in [k for k in base if k.lower() == name.lower()]:
+                            del base[key]
+                    if decision.sent:
+                        dropped = str(old_origin)
+                if scheme_of(current) == "https" and scheme_of(nxt.url) == "http":
+                    downgraded = True
+                userinfo = nxt if nxt.has_userinfo else None
+                from_location = userinfo is not None
+                previous = decision
+                current = nxt.url
+                chain.append(current)
+                continue
+
+            if (200 <= raw.status < 300 or raw.status == 304) and decision.sent:
+                self.store.record_success(current, decision)
+            return Outcome(raw, current, hops, decision, downgraded)
+
+    # -- one request, with retries -----------------------------------------------------------
+
+    async def _send(
+        self, url: str, headers: Mapping[str, str], decision: Decision, purpose: Purpose
+    ) -> tuple[aiohttp.ClientResponse, int, float]:
+        """Send one GET (retrying connect errors and 5xx/429); return (response, attempts,
+        seconds). The response body is not read."""
+        import aiohttp
+
+        if self._session is None:
+            raise RuntimeError("HttpClient used outside `async with`")
+        req_headers = dict(headers)
+        if decision.credentials is not None:
+            req_headers["Authorization"] = decision.credentials.basic_header()
+        origin = origin_of(url)
+        ssl_arg: ssl.SSLContext | bool = True
+        if origin.scheme == "https":
+            ssl_arg = self.tls.verify_for(origin.host, origin.port)
+        proxy = self.proxies.for_url(url)
+        proxy_url = proxy.url if proxy else None
+        proxy_auth = None
+        if proxy is not None and proxy.credentials is not None:
+            proxy_auth = aiohttp.BasicAuth(
+                proxy.credentials.username, proxy.credentials.password or ""
+            )
+        if log.isEnabledFor(TRACE):
+            log.log(
+                TRACE,
+                "GET %s headers=%s%s",
+                redact_url(url),
+                sorted(req_headers),
+                f" via proxy {redact_url(proxy_url)}" if proxy_url else "",
+            )
+        attempt = 0
+        start = time.monotonic()
+        while True:
+            try:
+                raw = await self._session.get(
+                    url,
+                    headers=req_headers,
+                    allow_redirects=False,
+                    ssl=ssl_arg,
+                    proxy=proxy_url,
+                    proxy_auth=proxy_auth,
+                    auto_decompress=purpose != "file",
+                )
+            except aiohttp.ClientHttpProxyError as e:
+                raise ProxyError(
+                    f"proxy {redact_url(proxy_url or '')} refused {redact_url(url)}"
+                    f" ({status_text(e.status)})",
+                    hint="check the credentials in "
+                    + (proxy.source if proxy else "HTTPS_PROXY/HTTP_PROXY"),
+                    url=url,
+                ) from None
+            except aiohttp.ClientConnectorCertificateError as e:
+                raise self._tls_error(url, e.certificate_error) from None
+            except aiohttp.ClientSSLError as e:
+                raise self._tls_error(url, e.os_error if hasattr(e, "os_error") else e) from None
+            except aiohttp.ClientProxyConnectionError as e:
+                error: HttpError = ProxyError(
+                    f"cannot connect to proxy {redact_url(proxy_url or '')}: {describe(e)}",
+                    url=url,
+                )
+                if attempt >= self.retries:
+                    raise error from None
+                await self._sleep(attempt, None, url, str(error))
+                attempt += 1
+                continue
+            except aiohttp.ClientConnectorError as e:
+                if isinstance(e.os_error, ssl.SSLError):
+                    raise self._tls_error(url, e.os_error) from None
+                if attempt >= self.retries:
+                    raise _connect_error(url, e) from None
+                await self._sleep(attempt, None, url, describe(e))
+                attempt += 1
+                continue
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
+                if attempt >= self.retries:
+                    raise ConnectError(
+                        f"connection to {redact_url(url)} failed: {describe(e)}", url=url
+                    ) from None
+                await self._sleep(attempt, None, url, describe(e))
+                attempt += 1
+                continue
+            except TimeoutError:
+                if attempt >= self.retries:
+                    raise HttpTimeout(
+                        f"{redact_url(url)} timed out"
+                        f" (connect {self.settings.http_connect_timeout:g}s,"
+                        f" read {self.settings.http_timeout:g}s)",
+                        hint="raise KEA_HTTP_TIMEOUT for slow servers",
+                        url=url,
+                    ) from None
+                await self._sleep(attempt, None, url, "timed out")
+                attempt += 1
+                continue
+            except aiohttp.InvalidURL:
+                raise UsageError(f"invalid URL {redact_url(url)}") from None
+            if raw.status in RETRY_STATUSES and attempt < self.retries:
+                wait = parse_retry_after(raw.headers.get("Retry-After"))
+                await _discard(raw)
+                await self._sleep(attempt, wait, url, status_text(raw.status))
+                attempt += 1
+                continue
+            return raw, attempt + 1, time.monotonic() - start
+
+    async def _sleep(self, attempt: int, retry_after: float | None, url: str, why: str) -> None:
+        kwargs = {} if self._backoff_base is None else {"base": self._backoff_base}
+        delay = backoff_delay(attempt, retry_after=retry_after, **kwargs)
+        log.debug(
+            "retry %d/%d of %s in %.2fs (%s)",
+            attempt + 1,
+            self.retries,
+            redact_url(url),
+            delay,
+            why,
+        )
+        await asyncio.sleep(delay)
+
+    def _tls_error(self, url: str, err: BaseException) -> TLSError:
+        origin = origin_of(url)
+        reason = getattr(err, "verify_message", None) or getattr(err, "reason", None) or str(err)
+        return TLSError(
+            f"TLS verification failed for {origin.host}:{origin.port} ({reason});"
+            f" CA certificates from {self.tls.ca_source}",
+            hint="point SSL_CERT_FILE at the CA bundle that signed the server's certificate,"
+            f" or pass --allow-insecure-host {origin.host} to skip the check",
+            url=url,
+        )
+
+
+def _check_scheme(clean: str, original: str) -> None:
+    scheme = scheme_of(clean)
+    if scheme not in ("http", "https"):
+        raise UsageError(
+            f"unsupported URL {redact_url(original)}: kea fetches http:// and https:// URLs",
+        )
+    origin_of(clean)  # raises UsageError without a host or with a bad port
+
+
+def _connect_error(url: str, e: Exception) -> ConnectError:
+    import aiohttp
+
+    if isinstance(e, aiohttp.ClientConnectorDNSError):
+        host = origin_of(url).host
+        return ConnectError(
+            f"cannot resolve host {host} (for {redact_url(url)})",
+            hint="check the host name and your network/DNS settings",
+            url=url,
+        )
+    return ConnectError(f"cannot connect to {redact_url(url)}: {describe(e)}", url=url)
+
+
+async def _discard(raw: aiohttp.ClientResponse) -> None:
+    """Read a small body (redirects, 401 pages) so the connection can be reused."""
+    import aiohttp
+
+    try:
+        length = raw.headers.get("Content-Length")
+        if length is None or (length.isdigit() and int(length) <= 65536):
+            await raw.read()
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+    finally:
+        raw.release()
+
+
+def _log_hop(hop: Hop, purpose: str) -> None:
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    if hop.dropped:
+        log.debug("dropped credentials of %s", hop.dropped)
+    extra = " (retry after 401)" if hop.retry else ""
+    if hop.reason and not hop.sent_credentials:
+        extra += f" [{hop.reason}]"
+    log.debug(
+        "%s %s %s credentials: %s%s",
+        purpose,
+        hop.status,
+        redact_url(hop.url),
+        hop.source,
+        extra,
+    )
+
+
+__all__ = ["Hop", "HttpClient", "Purpose", "Response", "Stream"]
