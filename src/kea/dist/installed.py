@@ -21,6 +21,11 @@ class InstalledDist:
     name: str  # canonical name
     version: str
     dist_info: Path
+    display_name: str = ""  # the Name field of METADATA (falls back to ``name``)
+
+    @property
+    def pretty_name(self) -> str:
+        return self.display_name or self.name
 
     @property
     def root(self) -> Path:

@@ -289,9 +289,10 @@ class EnvTransaction:
 
         try:
             if old is not None:
+                old_files = self._old_files(old)  # read RECORD before it moves
                 if os.path.isdir(old.dist_info):
                     displace(str(old.dist_info))
-                for path in self._old_files(old):
+                for path in old_files:
                     displace(path)
             if staged is not None:
                 di_rel = staged.dist_info
