@@ -215,6 +215,16 @@ class HttpClient:
     async def _chain(
         self, url: str, headers: Mapping[str, str] | None, purpose: Purpose
     ) -> Outcome:
+        hops: list[Hop] = []
+        try:
+            return await self._follow(url, headers, purpose, hops)
+        except HttpError as e:
+            e.hops = list(hops)
+            raise
+
+    async def _follow(
+        self, url: str, headers: Mapping[str, str] | None, purpose: Purpose, hops: list[Hop]
+    ) -> Outcome:
         split = split_userinfo(url.strip())
         _check_scheme(split.url, url)
         base = dict(headers or {})
@@ -225,7 +235,6 @@ class HttpClient:
         from_location = False
         downgraded = False
         chain = [current]
-        hops: list[Hop] = []
         retried: set[str] = set()
         previous: Decision | None = None
         origin_changed = False

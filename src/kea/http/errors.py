@@ -7,6 +7,7 @@ unredacted URL (without userinfo) for programs that need it.
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
 from kea.auth.errors import CredentialsRequired
 from kea.auth.redact import redact_url
@@ -31,6 +32,7 @@ class HttpError(KeaError):
     def __init__(self, message: str, hint: str | None = None, *, url: str = "") -> None:
         super().__init__(message, hint)
         self.url = url
+        self.hops: list[Any] = []  # the hops made before the failure (kea.http.response.Hop)
 
 
 class ConnectError(HttpError):

@@ -179,9 +179,18 @@ class Stream:
 
 
 def describe(e: BaseException) -> str:
+    """A short reason for a network failure (``Connection refused``), without addresses."""
+    import os
+
     os_error = getattr(e, "os_error", None)
-    if isinstance(os_error, OSError) and os_error.strerror:
-        return os_error.strerror
+    if isinstance(os_error, OSError):
+        if os_error.errno:
+            try:
+                return os.strerror(os_error.errno)
+            except ValueError:
+                pass
+        if os_error.strerror:
+            return os_error.strerror
     text = str(e) or type(e).__name__
     return text.splitlines()[0] if text else type(e).__name__
 
