@@ -1,0 +1,138 @@
+"""Index pages and core metadata in the cache, with HTTP validators for revalidation.
+
+A page is stored with its ``ETag``, ``Last-Modified`` and ``Cache-Control`` and the time it was
+fetched. ``max-age`` makes it fresh (used without any request); a stale page is revalidated with
+``If-None-Match`` / ``If-Modified-Since``; ``no-store`` pages are never written. Metadata of a
+distribution file never changes, so it is stored without validators.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+
+import msgspec
+
+from kea.cache import METADATA, SIMPLE, Cache, url_key
+from kea.dist.metadata import CoreMetadata
+from kea.index.models import DistFile, ProjectPage, normalize_name
+
+_MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+
+
+class CachedPage(msgspec.Struct, omit_defaults=True):
+    page: ProjectPage
+    fetched_at: float
+    etag: str | None = None
+    last_modified: str | None = None
+    cache_control: str | None = None
+    age: int = 0
+
+    def max_age(self) -> int | None:
+        return max_age(self.cache_control)
+
+    def is_fresh(self, now: float | None = None) -> bool:
+        cc = (self.cache_control or "").lower()
+        if "no-cache" in cc:
+            return False
+        limit = self.max_age()
+        if limit is None:
+            return False
+        now = time.time() if now is None else now
+        return (now - self.fetched_at) + self.age < limit
+
+    def validators(self) -> dict[str, str]:
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
+class CachedMetadata(msgspec.Struct):
+    filename: str
+    metadata: CoreMetadata
+
+
+def max_age(cache_control: str | None) -> int | None:
+    if not cache_control:
+        return None
+    m = _MAX_AGE_RE.search(cache_control)
+    return int(m.group(1)) if m else None
+
+
+def storable(cache_control: str | None) -> bool:
+    return "no-store" not in (cache_control or "").lower()
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lower = name.lower()
+    for k, v in headers.items():
+        if k.lower() == lower:
+            return v
+    return None
+
+
+def page_rel(index_url: str, name: str) -> str:
+    return f"{url_key(index_url)}/{normalize_name(name)}.msgpack"
+
+
+def load_page(cache: Cache, index_url: str, name: str) -> CachedPage | None:
+    return cache.read_record(SIMPLE, page_rel(index_url, name), CachedPage)
+
+
+def save_page(
+    cache: Cache, index_url: str, name: str, page: ProjectPage, headers: Mapping[str, str]
+) -> CachedPage | None:
+    cc = header(headers, "Cache-Control")
+    entry = CachedPage(
+        page=page,
+        fetched_at=time.time(),
+        etag=header(headers, "ETag"),
+        last_modified=header(headers, "Last-Modified"),
+        cache_control=cc,
+        age=_int(header(headers, "Age")),
+    )
+    if storable(cc):
+        cache.write_record(SIMPLE, page_rel(index_url, name), entry)
+        return entry
+    cache.remove_record(SIMPLE, page_rel(index_url, name))
+    return None
+
+
+def touch_page(cache: Cache, index_url: str, entry: CachedPage, headers: Mapping[str, str]) -> None:
+    """After a 304: the stored page is good for another ``max-age``."""
+    entry.fetched_at = time.time()
+    entry.age = _int(header(headers, "Age"))
+    entry.cache_control = header(headers, "Cache-Control") or entry.cache_control
+    entry.etag = header(headers, "ETag") or entry.etag
+    entry.last_modified = header(headers, "Last-Modified") or entry.last_modified
+    cache.write_record(SIMPLE, page_rel(index_url, entry.page.name), entry)
+
+
+def metadata_rel(file: DistFile) -> str:
+    sha = file.hashes.get("sha256")
+    key = sha[:32] if sha else url_key(file.url)
+    project = normalize_name(file.filename.split("-", 1)[0])
+    return f"{project}/{file.filename}-{key}.msgpack"
+
+
+def load_metadata(cache: Cache, file: DistFile) -> CoreMetadata | None:
+    entry = cache.read_record(METADATA, metadata_rel(file), CachedMetadata)
+    return entry.metadata if entry is not None else None
+
+
+def save_metadata(cache: Cache, file: DistFile, metadata: CoreMetadata) -> None:
+    cache.write_record(METADATA, metadata_rel(file), CachedMetadata(file.filename, metadata))
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(0, int(value)) if value else 0
+    except ValueError:
+        return 0
