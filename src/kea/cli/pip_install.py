@@ -12,15 +12,17 @@ them, so ``kea pip install --help`` and a no-op install start fast.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from kea.cli.options import global_options, index_options
+from kea.cli.target_options import target_options
 from kea.errors import KeaError, UsageError
 
 if TYPE_CHECKING:
@@ -33,23 +35,6 @@ if TYPE_CHECKING:
 PRERELEASE = ("disallow", "allow", "if-necessary", "explicit", "if-necessary-or-explicit")
 RESOLUTION = ("highest", "lowest", "lowest-direct")
 LINK_MODES = ("clone", "hardlink", "copy", "symlink")
-
-
-def _target_options(f: Any) -> Any:
-    """``--python/--system/--target/--prefix`` (kea.cli.target_options when it exists)."""
-    try:
-        from kea.cli.target_options import target_options
-    except ImportError:
-        decorators = [
-            click.option("--python", "-p", "python", help="The interpreter to install into."),
-            click.option("--system", is_flag=True, help="Install into the system interpreter."),
-            click.option("--target", type=click.Path(file_okay=False), help="Install into DIR."),
-            click.option("--prefix", type=click.Path(file_okay=False), help="Install under DIR."),
-        ]
-        for d in reversed(decorators):
-            f = d(f)
-        return f
-    return target_options(f)
 
 
 @click.command(
@@ -85,7 +70,7 @@ def _target_options(f: Any) -> Any:
 @click.option("--exclude-newer", help="Ignore files uploaded after this date/time.")
 @click.option("--link-mode", type=click.Choice(LINK_MODES), default=None)
 @click.option("--compile-bytecode", "--compile", "compile_bytecode", is_flag=True, default=None)
-@_target_options
+@target_options
 @index_options
 @global_options
 def install(**params: Any) -> None:
@@ -285,22 +270,14 @@ def _marker_ok(marker: Any, env: dict[str, str]) -> bool:
 def run_install(params: dict[str, Any]) -> None:
     """The whole of ``kea pip install`` after click parsed the options."""
     from kea.cli.options import settings_from
+    from kea.cli.target_options import target_from
     from kea.dist.installed import find_installed
-    from kea.install.environment import resolve_target
-    from kea.install.target_cache import interpreter_cache_dir
 
     started = time.perf_counter()
     request = gather_request(params)
     merge_file_indexes(params, request.files)
     settings = settings_from(params)
-    target = resolve_target(
-        python=params.pop("python", None),
-        system=bool(params.pop("system", False)),
-        target=params.pop("target", None),
-        prefix=params.pop("prefix", None),
-        env=settings.env or os.environ,
-        cache_dir=interpreter_cache_dir(settings),
-    )
+    target = target_from(params, settings)
     installed = find_installed(target.roots())
     audited = audit_installed(request, installed, target.interpreter.markers)
     if audited is not None:
@@ -317,4 +294,294 @@ def resolve_and_install(
     installed: Mapping[str, InstalledDist],
     started: float,
 ) -> None:
-    raise KeaError("resolving is not wired yet")
+    """Resolve, then prepare and install (or report, with ``--dry-run``)."""
+    import asyncio
+
+    from kea.cache import Cache
+
+    options = InstallOptions.from_params(params, settings)
+    cache = Cache.from_settings(settings)
+    try:
+        asyncio.run(_pipeline(request, options, settings, target, installed, cache, started))
+    finally:
+        cache.close()
+
+
+@dataclass
+class InstallOptions:
+    prerelease: str = "if-necessary-or-explicit"
+    resolution: str = "highest"
+    exclude_newer: Any = None  # datetime | None
+    only_binary: tuple[str, ...] = ()
+    no_binary: tuple[str, ...] = ()
+    link_mode: str | None = None
+    compile_bytecode: bool = False
+    show_progress: bool = False
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], settings: Settings) -> InstallOptions:
+        import sys
+
+        extra = settings.extra
+        prerelease = params.get("prerelease") or extra.get("prerelease")
+        if params.get("pre"):
+            prerelease = "allow"
+        compile_bytecode = params.get("compile_bytecode")
+        if compile_bytecode is None:
+            compile_bytecode = bool(extra.get("compile-bytecode", False))
+        raw_newer = params.get("exclude_newer") or settings.env.get("KEA_EXCLUDE_NEWER")
+        raw_newer = raw_newer or extra.get("exclude-newer")
+        return cls(
+            prerelease=prerelease or "if-necessary-or-explicit",
+            resolution=params.get("resolution") or extra.get("resolution") or "highest",
+            exclude_newer=parse_exclude_newer(raw_newer) if raw_newer else None,
+            only_binary=tuple(params.get("only_binary") or ()),
+            no_binary=tuple(params.get("no_binary") or ()),
+            link_mode=params.get("link_mode") or extra.get("link-mode"),
+            compile_bytecode=bool(compile_bytecode),
+            show_progress=(
+                not settings.no_progress and settings.quiet == 0 and sys.stderr.isatty()
+            ),
+        )
+
+
+def parse_exclude_newer(value: Any) -> Any:
+    """``2024-03-01`` (end of that day, UTC) or an RFC 3339 timestamp → aware datetime."""
+    from datetime import UTC, datetime, timedelta
+
+    text = str(value).strip()
+    try:
+        if len(text) == 10:
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+            return day + timedelta(days=1) - timedelta(microseconds=1)
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"invalid --exclude-newer value {text!r}",
+            hint="use a date (2024-03-01) or an RFC 3339 time (2024-03-01T12:00:00Z)",
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+async def _pipeline(
+    request: Request,
+    options: InstallOptions,
+    settings: Settings,
+    target: Target,
+    installed: Mapping[str, InstalledDist],
+    cache: Any,
+    started: float,
+) -> None:
+    from kea.resolver.provider import ResolveInput, resolve_request
+
+    spec = ResolveInput(
+        requirements=[e.requirement for e in request.requirements],
+        constraints=[e.requirement for e in request.constraints],
+        overrides=[e.requirement for e in request.overrides],
+        hashes={e.name: frozenset(e.hashes) for e in request.requirements if e.hashes},
+        installed={name: dist.version for name, dist in installed.items()},
+        upgrade=request.upgrade,
+        upgrade_packages=request.upgrade_packages,
+        no_deps=request.no_deps,
+        prerelease=options.prerelease,
+        resolution=options.resolution,
+        exclude_newer=options.exclude_newer,
+        only_binary=options.only_binary,
+        no_binary=options.no_binary,
+    )
+    async with _open_index(settings, cache) as index:
+        chosen = await resolve_request(spec, index, target.interpreter)
+        now = time.perf_counter()
+        _say(f"Resolved {packages(len(chosen))} in {elapsed(now - started)}")
+        if request.hash_mode:
+            _check_hash_coverage(chosen, spec.hashes)
+        reinstall: bool | frozenset[str] = request.reinstall or request.reinstall_packages
+        todo = [
+            c for c in chosen if _needs_install(c.name, c.version, installed, request.reinstall,
+                                                 request.reinstall_packages)
+        ]  # fmt: skip
+        replaced = [installed[c.name] for c in todo if c.name in installed]
+        if not todo:
+            _say(f"Audited {packages(len(chosen))} in {elapsed(time.perf_counter() - now)}")
+            return
+        if request.dry_run:
+            _dry_run_report(todo, replaced, cache)
+            return
+        prep_start = time.perf_counter()
+        archives = await _prepare(todo, index, cache, spec.hashes, options)
+        _say(f"Prepared {packages(len(todo))} in {elapsed(time.perf_counter() - prep_start)}")
+    _install(todo, archives, replaced, installed, target, options, request, reinstall)
+
+
+def _needs_install(
+    name: str,
+    version: Any,
+    installed: Mapping[str, InstalledDist],
+    reinstall_all: bool,
+    reinstall: frozenset[str],
+) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    have = installed.get(name)
+    if have is None or reinstall_all or name in reinstall:
+        return True
+    try:
+        return Version(have.version) != Version(str(version))
+    except InvalidVersion:
+        return True
+
+
+def _check_hash_coverage(chosen: Iterable[Any], hashes: Mapping[str, frozenset[str]]) -> None:
+    missing = sorted(f"{c.name}=={c.version}" for c in chosen if c.name not in hashes)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise KeaError(
+            f"in hash-checking mode every package needs a --hash; missing for {missing[0]}{more}",
+            hint="list every dependency pinned with its hashes (uv pip compile --generate-hashes)",
+        )
+
+
+def _change_lines(added: Iterable[tuple[str, str]], removed: Iterable[tuple[str, str]]) -> None:
+    """uv's `` - name==old`` / `` + name==new`` lines, sorted by name, removals first."""
+    from packaging.utils import canonicalize_name
+
+    rows = [(canonicalize_name(n), 0, f" - {n}=={v}") for n, v in removed]
+    rows += [(canonicalize_name(n), 1, f" + {n}=={v}") for n, v in added]
+    for _, _, line in sorted(rows):
+        _say(line)
+
+
+def _dry_run_report(todo: list[Any], replaced: list[InstalledDist], cache: Any) -> None:
+    fetch = [c for c in todo if cache.find_archive(c.file.filename, url=c.file.url,
+                                                   hashes=c.file.hashes) is None]  # fmt: skip
+    if fetch:
+        _say(f"Would download {packages(len(fetch))}")
+    if replaced:
+        _say(f"Would uninstall {packages(len(replaced))}")
+    _say(f"Would install {packages(len(todo))}")
+    _change_lines(
+        [(c.display_name, str(c.version)) for c in todo],
+        [(d.name, d.version) for d in replaced],
+    )
+
+
+def _install(
+    todo: list[Any],
+    archives: Mapping[str, Path],
+    replaced: list[InstalledDist],
+    installed: Mapping[str, InstalledDist],
+    target: Target,
+    options: InstallOptions,
+    request: Request,
+    reinstall: bool | frozenset[str],
+) -> None:
+    from kea.install.installer import apply_plan
+    from kea.install.plan import WantedDist, make_plan
+
+    direct = {e.name for e in request.requirements}
+    wanted = [
+        WantedDist(
+            name=c.name,
+            version=str(c.version),
+            archive=archives[c.name],
+            direct_url=c.direct_url,
+            requested=c.name in direct,
+        )
+        for c in todo
+    ]
+    plan = make_plan(wanted, installed, reinstall=reinstall or [c.name for c in todo])
+    report = apply_plan(
+        target, plan, link_mode=options.link_mode, compile_bytecode=options.compile_bytecode
+    )
+    if report.removed:
+        _say(f"Uninstalled {packages(len(report.removed))} in {elapsed(report.seconds)}")
+    _say(f"Installed {packages(len(report.installed))} in {elapsed(report.seconds)}")
+    _change_lines(report.installed, report.removed)
+
+
+# -- preparing archives ---------------------------------------------------------------------------
+
+
+async def _prepare(
+    todo: list[Any],
+    index: Any,
+    cache: Any,
+    hashes: Mapping[str, frozenset[str]],
+    options: InstallOptions,
+) -> dict[str, Path]:
+    """Download (or find in the cache) and unpack every wheel, concurrently."""
+    import asyncio
+
+    sem = asyncio.Semaphore(16)
+    out: dict[str, Path] = {}
+
+    async def one(c: Any) -> None:
+        async with sem:
+            out[c.name] = await _archive_for(c, index, cache, hashes.get(c.name))
+
+    tasks = [asyncio.create_task(one(c)) for c in todo]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return out
+
+
+async def _archive_for(c: Any, index: Any, cache: Any, allowed: frozenset[str] | None) -> Path:
+    """The unpacked archive of candidate ``c``: from the cache, a local file, or a download."""
+    import asyncio
+
+    from kea.dist.wheel_name import require_wheel
+    from kea.index.findlinks import is_local, local_path
+
+    file = c.file
+    require_wheel(file.filename)
+    expected = _expected_hashes(file, allowed)
+    if expected and expected != file.hashes:
+        import msgspec
+
+        file = msgspec.structs.replace(file, hashes=expected)
+    if is_local(file.url):
+        path = local_path(file.url)
+        archive = await asyncio.to_thread(cache.unpack_local_wheel, path, file.hashes or None)
+    else:
+        archive = await index.fetch_wheel(file)
+    if allowed and f"sha256:{archive.name}" not in allowed:
+        raise KeaError(
+            f"hash mismatch for {file.filename}: its sha256 is {archive.name}, "
+            "which is none of the --hash values given",
+            hint="the file changed on the index, or the requirements file is out of date",
+        )
+    return Path(archive)
+
+
+def _expected_hashes(file: Any, allowed: frozenset[str] | None) -> dict[str, str]:
+    if not allowed:
+        return {}
+    known = file.hashes.get("sha256")
+    if known and f"sha256:{known}" in allowed:
+        return {"sha256": known}
+    if known:
+        raise KeaError(
+            f"hash mismatch for {file.filename}: the index lists sha256 {known}, "
+            "which is none of the --hash values given",
+            hint="the file changed on the index, or the requirements file is out of date",
+        )
+    return {}
+
+
+@contextlib.asynccontextmanager
+async def _open_index(settings: Settings, cache: Any) -> AsyncIterator[Any]:
+    """The run's IndexClient; with ``--offline`` no HTTP client is even created."""
+    from kea.index.client import IndexClient
+
+    if settings.offline:
+        yield IndexClient(settings, None, cache)
+        return
+    from kea.http.client import HttpClient
+
+    async with HttpClient(settings) as http:
+        yield IndexClient(settings, http, cache)

@@ -78,6 +78,28 @@ class Selection:
     def by_version(self) -> dict[Version, Candidate]:
         return {c.version: c for c in self.candidates}
 
+    def reason(self) -> str:
+        """Why no version is usable, completing a sentence whose subject is the package."""
+        if not self.pages or not any(p.files for p in self.pages):
+            return "was not found in the package registry"
+        for reason in ("sdist", "no-binary", "tags", "requires-python", "yanked", "exclude-newer"):
+            files = self.rejected.get(reason)
+            if not files:
+                continue
+            if reason in ("sdist", "no-binary"):
+                return (
+                    "has only source distributions "
+                    f"(building from source is not supported yet: {files[-1]})"
+                )
+            if reason == "tags":
+                return "has no wheels with a matching platform tag"
+            if reason == "requires-python":
+                return "has no version compatible with the target Python"
+            if reason == "yanked":
+                return "has only yanked versions (pin one with == to use it)"
+            return "has no version published before --exclude-newer"
+        return "has no usable distribution files"
+
     def hint(self) -> str | None:
         """One sentence on why nothing (or little) is installable, for the failure explanation."""
         if self.candidates:
@@ -129,6 +151,7 @@ class CandidatePolicy:
     no_binary: Sequence[str] = ()
     exclude_newer: datetime | None = None
     pinned: Mapping[str, frozenset[Version]] = field(default_factory=dict)  # == pins, yanked ok
+    allowed_hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)  # "sha256:hex"
 
     def __post_init__(self) -> None:
         self._only_all, self._only = _binary_rule(self.only_binary)
@@ -176,6 +199,7 @@ def select_candidates(
     best: dict[Version, Candidate] = {}
     pinned = policy.pinned.get(name, frozenset())
     wheels_ok = policy.wheels_allowed(name)
+    allowed = policy.allowed_hashes.get(name)
 
     def reject(reason: str, file: DistFile) -> None:
         sel.rejected.setdefault(reason, []).append(file.filename)
@@ -209,12 +233,24 @@ def select_candidates(
             if policy.too_new(file):
                 reject("exclude-newer", file)
                 continue
+            if allowed is not None and not _hash_allowed(file, allowed):
+                reject("hash", file)
+                continue
             current = best.get(version)
             if current is None or rank < current.rank:
                 best[version] = Candidate(name, version, file, page.url, rank)
                 seen_here.add(version)
     sel.candidates = sorted(best.values(), key=lambda c: c.version, reverse=True)
     return sel
+
+
+def _hash_allowed(file: DistFile, allowed: frozenset[str]) -> bool:
+    """A file the index lists with hashes must match one allowed hash; unknown ones are checked
+    after download."""
+    known = [f"{algo}:{digest}" for algo, digest in file.hashes.items()]
+    if not known:
+        return True
+    return any(h in allowed for h in known)
 
 
 # -- dependencies ------------------------------------------------------------------------------
@@ -424,14 +460,331 @@ async def run_in_worker(fn: Callable[[], T]) -> T:
     return await asyncio.wrap_future(result, loop=loop)
 
 
+# -- the resolver's Provider ------------------------------------------------------------------
+
+
+class IndexProvider:
+    """``kea.resolver.protocol.Provider`` over a ``Prefetcher`` (called from the worker thread).
+
+    ``direct`` maps names given as ``name @ URL`` to their one candidate: no index is asked about
+    them. Requires-Python is checked again against the metadata (an index page may not list it).
+    """
+
+    def __init__(self, prefetcher: Prefetcher, direct: Mapping[str, Candidate] | None = None):
+        self.pre = prefetcher
+        self.direct = dict(direct or {})
+        self.selections: dict[str, Selection] = {}
+        self._metadata: dict[tuple[str, Version], CoreMetadata] = {}
+
+    def candidate(self, name: str, version: Version) -> Candidate | None:
+        if name in self.direct:
+            cand = self.direct[name]
+            return cand if cand.version == version else None
+        sel = self.selections.get(name)
+        if sel is None:
+            return None
+        for c in sel.candidates:
+            if c.version == version:
+                return c
+        return None
+
+    def versions(self, name: str) -> Any:
+        from kea.resolver.protocol import Unavailable
+
+        if name in self.direct:
+            return [self.direct[name].version]
+        sel = self.pre.versions(name)
+        self.selections[name] = sel
+        if not sel.candidates:
+            return Unavailable(sel.reason())
+        return [c.version for c in sel.candidates]
+
+    def dependencies(self, name: str, version: Version) -> Any:
+        from kea.resolver.protocol import Unavailable
+
+        cand = self.candidate(name, version)
+        if cand is None:
+            return Unavailable("is not available")
+        try:
+            meta = self.pre.metadata(cand)
+        except KeaError as e:
+            if _is_network_error(e):
+                raise
+            return Unavailable(f"has invalid metadata ({e.message})")
+        self._metadata[(name, version)] = meta
+        if canonicalize_name(meta.name) != name:
+            return Unavailable(f"has metadata for another package ({meta.name})")
+        if not self.pre.policy.python_ok(meta.requires_python):
+            return Unavailable(f"requires Python {meta.requires_python}")
+        reqs: list[Requirement] = []
+        for line in meta.requires_dist:
+            try:
+                reqs.append(_parse_req(line))
+            except InvalidRequirement:
+                log.debug("%s %s: ignoring invalid Requires-Dist %r", name, version, line)
+        base = [canonicalize_name(r.name) for r in reqs if r.marker is None]
+        if base:
+            self.pre.prefetch(base)
+        return reqs
+
+    def prefetch(self, names: Sequence[str]) -> None:
+        self.pre.prefetch(n for n in names if n not in self.direct)
+
+    def on_decision(self, name: str, version: Version) -> None:
+        cand = self.candidate(name, version)
+        if cand is not None:
+            self.pre.loop.call_soon_threadsafe(self.pre.metadata_future, cand)
+
+    def metadata_of(self, name: str, version: Version) -> CoreMetadata | None:
+        return self._metadata.get((name, version))
+
+
+def _is_network_error(e: KeaError) -> bool:
+    try:
+        from kea.http.errors import HttpError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(e, HttpError)
+
+
+@dataclass
+class ResolveInput:
+    """What ``kea pip install`` asks the resolver for (parsed requirements and policies)."""
+
+    requirements: list[Requirement]
+    constraints: list[Requirement] = field(default_factory=list)
+    overrides: list[Requirement] = field(default_factory=list)
+    hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    installed: Mapping[str, str] = field(default_factory=dict)  # name -> version
+    upgrade: bool = False
+    upgrade_packages: frozenset[str] = frozenset()
+    no_deps: bool = False
+    prerelease: str = "if-necessary-or-explicit"
+    resolution: str = "highest"
+    exclude_newer: datetime | None = None
+    only_binary: Sequence[str] = ()
+    no_binary: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """One package of the solution, with the file to install."""
+
+    name: str
+    version: Version
+    file: DistFile
+    display_name: str
+    direct_url: str | None = None  # direct_url.json text for ``name @ URL`` requirements
+
+
+class InterpreterFacts(Protocol):
+    """What the bridge needs to know about the target (``kea.install.environment.Interpreter``)."""
+
+    @property
+    def tags(self) -> list[str]: ...
+
+    @property
+    def markers(self) -> dict[str, str]: ...
+
+    @property
+    def python_full_version(self) -> str: ...
+
+
+def direct_candidate(req: Requirement) -> Candidate:
+    """The candidate for ``name @ URL`` (a wheel URL or file)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    from kea.auth.redact import redact_url
+
+    assert req.url is not None
+    url = req.url
+    filename = url.split("#", 1)[0].split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    from urllib.parse import unquote
+
+    filename = unquote(filename)
+    try:
+        wname, version, _build, _tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        raise KeaError(
+            f"building from source is not supported yet: {redact_url(url)}",
+            hint="point to a wheel (.whl) instead",
+        ) from None
+    name = canonicalize_name(req.name)
+    if canonicalize_name(wname) != name:
+        raise KeaError(f"{req.name} @ {redact_url(url)}: the wheel is for {wname}, not {req.name}")
+    hashes: dict[str, str] = {}
+    if "#" in url:
+        frag = url.split("#", 1)[1]
+        algo, _, digest = frag.partition("=")
+        if algo in ("sha256", "sha384", "sha512") and digest:
+            hashes[algo] = digest.lower()
+    file = DistFile(filename=filename, url=url.split("#", 1)[0], hashes=hashes)
+    return Candidate(name, version, file, index_url=url, rank=0)
+
+
+def _direct_url_json(cand: Candidate) -> str:
+    import json
+
+    from kea.cache.store import strip_credentials
+
+    archive: dict[str, Any] = {}
+    if cand.file.hashes:
+        algo, digest = next(iter(sorted(cand.file.hashes.items())))
+        archive = {"hash": f"{algo}={digest}", "hashes": dict(cand.file.hashes)}
+    return json.dumps({"url": strip_credentials(cand.file.url), "archive_info": archive})
+
+
+async def resolve_request(
+    spec: ResolveInput,
+    source: IndexSource,
+    interpreter: InterpreterFacts,
+    *,
+    concurrency: int = 50,
+) -> list[Chosen]:
+    """Resolve ``spec`` for ``interpreter`` with pages and metadata from ``source``.
+
+    The PubGrub core runs in a worker thread; this coroutine's loop serves its I/O. Raises
+    ``ResolutionError`` (with hints) when there is no solution.
+    """
+    from kea.resolver.solver import resolve
+
+    from kea.resolver.protocol import Options, ResolutionError
+
+    direct: dict[str, Candidate] = {}
+    requirements: list[Requirement] = []
+    for req in spec.requirements:
+        if req.url:
+            cand = direct_candidate(req)
+            direct[cand.name] = cand
+            pinned = Requirement(str(req).split("@", 1)[0].strip() + f"=={cand.version}")
+            pinned.marker = req.marker
+            requirements.append(pinned)
+        else:
+            requirements.append(req)
+    pins: dict[str, set[Version]] = {}
+    for req in (*requirements, *spec.constraints, *spec.overrides):
+        for sp in req.specifier:
+            if sp.operator in ("==", "===") and "*" not in sp.version:
+                try:
+                    pins.setdefault(canonicalize_name(req.name), set()).add(Version(sp.version))
+                except ValueError:
+                    pass
+    policy = CandidatePolicy(
+        tags=TagRanker(interpreter.tags),
+        python_version=Version(interpreter.python_full_version),
+        markers=interpreter.markers,
+        only_binary=spec.only_binary,
+        no_binary=spec.no_binary,
+        exclude_newer=spec.exclude_newer,
+        pinned={k: frozenset(v) for k, v in pins.items()},
+        allowed_hashes=spec.hashes,
+    )
+    preferences: dict[str, str] = {}
+    if not spec.upgrade:
+        preferences = {n: v for n, v in spec.installed.items() if n not in spec.upgrade_packages}
+    options = Options(
+        prerelease=spec.prerelease,  # type: ignore[arg-type]
+        resolution=spec.resolution,  # type: ignore[arg-type]
+        environment=interpreter.markers,
+        constraints=spec.constraints,
+        overrides=spec.overrides,
+        preferences=preferences,
+    )
+    loop = asyncio.get_running_loop()
+    pre = Prefetcher(source, policy, loop, concurrency=concurrency)
+    provider = IndexProvider(pre, direct)
+    pre.prefetch_pages(canonicalize_name(r.name) for r in requirements if r.name not in direct)
+    try:
+        if spec.no_deps:
+            solution = await run_in_worker(lambda: _no_deps(requirements, provider, options))
+        else:
+            solution = await run_in_worker(lambda: resolve(requirements, provider, options))
+    except ResolutionError as e:
+        for sel in provider.selections.values():
+            hint = sel.hint()
+            if hint:
+                e.add_hint(hint)
+        auth = getattr(source, "auth_failures", {}) or {}
+        for name, errors in auth.items():
+            if errors:
+                e.add_hint(f"{name} was refused by an index: {errors[0].message}")
+        raise
+    finally:
+        await pre.aclose()
+    out: list[Chosen] = []
+    for name, version in sorted(solution.items()):
+        chosen = provider.candidate(name, version)
+        if chosen is None:  # pragma: no cover - the solver only picks offered versions
+            raise KeaError(f"internal error: {name}=={version} was chosen but never offered")
+        meta = provider.metadata_of(name, version)
+        out.append(
+            Chosen(
+                name=name,
+                version=version,
+                file=chosen.file,
+                display_name=meta.name if meta else name,
+                direct_url=_direct_url_json(chosen) if name in direct else None,
+            )
+        )
+    return out
+
+
+def _no_deps(
+    requirements: Sequence[Requirement], provider: IndexProvider, options: Any
+) -> dict[str, Version]:
+    """``--no-deps``: the best version of each requirement alone (markers evaluated)."""
+    from kea.resolver.protocol import ResolutionError, Unavailable
+
+    env = dict(options.environment or {})
+    out: dict[str, Version] = {}
+    overrides = {canonicalize_name(r.name): r for r in options.overrides}
+    constraints: dict[str, list[Requirement]] = {}
+    for c in options.constraints:
+        constraints.setdefault(canonicalize_name(c.name), []).append(c)
+    for req in requirements:
+        if req.marker is not None and not _marker_holds(req.marker, env, ""):
+            continue
+        name = canonicalize_name(req.name)
+        specs = [overrides[name]] if name in overrides else [req, *constraints.get(name, [])]
+        found = provider.versions(name)
+        if isinstance(found, Unavailable):
+            raise ResolutionError(f"Because {name} {found.reason}, we can't install it.")
+        allowed = [
+            v
+            for v in found
+            if all(r.specifier.contains(v, prereleases=True) for r in specs)
+            and (not v.is_prerelease or options.prerelease == "allow" or _explicit_pre(specs))
+        ]
+        if not allowed:
+            raise ResolutionError(
+                f"Because there is no version of {req} available, we can't install it."
+            )
+        best = max(allowed) if options.resolution == "highest" else min(allowed)
+        if name in out and out[name] != best:
+            raise ResolutionError(
+                f"Because you require {name} twice with different versions, we can't install it."
+            )
+        out[name] = best
+        provider.dependencies(name, best)  # loads metadata (display name); deps ignored
+    return out
+
+
+def _explicit_pre(specs: Sequence[Requirement]) -> bool:
+    return any(sp.prereleases for r in specs for sp in r.specifier)
+
+
 __all__ = [
     "Candidate",
     "CandidatePolicy",
+    "Chosen",
+    "IndexProvider",
     "IndexSource",
-    "KeaError",
     "Prefetcher",
+    "ResolveInput",
     "Selection",
     "dependencies_of",
+    "direct_candidate",
+    "resolve_request",
     "run_in_worker",
     "select_candidates",
 ]
