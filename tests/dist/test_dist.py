@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import pytest
+from packaging.tags import Tag, sys_tags
+
+from kea.dist.metadata import decode_metadata, encode_metadata, parse_metadata
+from kea.dist.record import is_safe_relpath, parse_record, write_record
+from kea.dist.tags import TagRanker
+from kea.dist.wheel_name import is_sdist_filename, parse_wheel_name, require_wheel
+from kea.errors import KeaError
+
+
+def test_wheel_name_parts() -> None:
+    w = parse_wheel_name("Foo_Bar-1.2.3-1build-cp311-cp311-manylinux_2_17_x86_64.whl")
+    assert w.name == "foo-bar"
+    assert str(w.version) == "1.2.3"
+    assert w.build == (1, "build")
+    assert Tag("cp311", "cp311", "manylinux_2_17_x86_64") in w.tags
+
+
+def test_bad_wheel_name_is_kea_error() -> None:
+    with pytest.raises(KeaError, match="invalid wheel file name"):
+        parse_wheel_name("nope.whl")
+
+
+@pytest.mark.parametrize("name", ["foo-1.0.tar.gz", "foo-1.0.zip", "Foo-2.tar.bz2"])
+def test_sdist_is_refused_with_clear_message(name: str) -> None:
+    assert is_sdist_filename(name)
+    with pytest.raises(KeaError) as e:
+        require_wheel(name)
+    assert str(e.value) == f"building from source is not supported yet: {name}"
+
+
+def test_metadata_fields_and_roundtrip() -> None:
+    text = (
+        "Metadata-Version: 2.1\nName: My.Pkg\nVersion: 2.0rc1\nSummary: hi\n"
+        "Requires-Python: >=3.8\nProvides-Extra: fast\n"
+        "Requires-Dist: attrs>=20\nRequires-Dist: ujson; extra == 'fast'\n"
+        "Description: first line\n  continued\n\nBody: not a header\n"
+    )
+    m = parse_metadata(text.encode())
+    assert (m.name, m.version, m.canonical_name) == ("My.Pkg", "2.0rc1", "my-pkg")
+    assert m.requires_dist == ("attrs>=20", "ujson; extra == 'fast'")
+    assert m.requires_python == ">=3.8"
+    assert m.provides_extra == ("fast",)
+    assert decode_metadata(encode_metadata(m)) == m
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("Name: x\n", "no Version"), ("Version: 1\n", "no Name"), ("Name: x\nVersion: !!\n", "inv")],
+)
+def test_bad_metadata(text: str, message: str) -> None:
+    with pytest.raises(KeaError, match=message):
+        parse_metadata(text)
+
+
+def test_tag_ranking_prefers_most_specific() -> None:
+    supported = [str(t) for t in sys_tags()]
+    ranker = TagRanker(supported)
+    specific = supported[0]
+    names = [
+        "a-1.0-py3-none-any.whl",
+        f"a-1.0-{specific}.whl",
+        "a-1.0-cp27-cp27m-win32.whl",
+    ]
+    assert ranker.best(names) == f"a-1.0-{specific}.whl"
+    assert ranker.rank_filename("a-1.0-cp27-cp27m-win32.whl") is None
+    assert ranker.rank_filename("a-1.0-py3-none-any.whl") is not None
+    # compressed tag sets take their best member
+    r1 = ranker.rank_filename("a-1.0-py2.py3-none-any.whl")
+    assert r1 == ranker.rank_filename("a-1.0-py3-none-any.whl")
+
+
+def test_record_roundtrip_and_safety() -> None:
+    text = 'a/b.py,sha256=abc,12\n"weird,name.py",,\nx.dist-info/RECORD,,\n'
+    entries = parse_record(text)
+    assert [e.path for e in entries] == ["a/b.py", "weird,name.py", "x.dist-info/RECORD"]
+    assert entries[0].size == 12 and entries[1].size is None
+    assert parse_record(write_record(entries)) == entries
+    for bad in ["../x", "/etc/passwd", "a/../../x", "C:/x", "a\\..\\x", ""]:
+        assert not is_safe_relpath(bad), bad
+    assert is_safe_relpath("pkg/mod.py")
+    assert is_safe_relpath("../../../bin/x") is False
