@@ -81,7 +81,9 @@ def _from_dir(path: Path) -> InstalledDist | None:
                     break
     except OSError:
         return None  # a dist-info without METADATA is not an installed distribution
-    return InstalledDist(canonicalize_name(meta_name or name), meta_version or version, path)
+    return InstalledDist(
+        canonicalize_name(meta_name or name), meta_version or version, path, meta_name or name
+    )
 
 
 def find_installed(roots: Iterable[Path]) -> dict[str, InstalledDist]:
