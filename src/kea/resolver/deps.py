@@ -1,0 +1,152 @@
+"""From PEP 508 requirements to the resolver's edges: markers, extras, overrides.
+
+Packages are plain canonical names (``requests``) or virtual extra packages (``requests[socks]``).
+``a[x]==v`` depends on ``a==v`` and on the requirements of ``a`` whose marker holds only with
+``extra == "x"``; plain ``a==v`` depends on those whose marker holds with no extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from packaging.markers import Marker, default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from kea.errors import KeaError
+from kea.resolver.ranges import VersionSet
+
+Edge = tuple[str, VersionSet]
+
+
+def package_key(name: str, extra: str | None = None) -> str:
+    """``name`` or ``name[extra]`` (both canonical)."""
+    name = canonicalize_name(name)
+    return f"{name}[{canonicalize_name(extra)}]" if extra else name
+
+
+def split_key(key: str) -> tuple[str, str | None]:
+    """``"a[x]"`` → ``("a", "x")``; ``"a"`` → ``("a", None)``."""
+    if key.endswith("]"):
+        name, _, extra = key[:-1].partition("[")
+        return name, extra
+    return key, None
+
+
+def parse_requirement(req: Requirement | str) -> Requirement:
+    if isinstance(req, Requirement):
+        return req
+    try:
+        return Requirement(req)
+    except InvalidRequirement as e:
+        raise KeaError(f"invalid requirement {req!r}: {e}") from None
+
+
+class Environment:
+    """Marker evaluation against the target environment, cached per (marker, extra)."""
+
+    def __init__(self, values: Mapping[str, str] | None) -> None:
+        base: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+        if values:
+            base.update(values)
+        self.values = base
+        self._cache: dict[tuple[str, str], bool] = {}
+
+    def holds(self, marker: Marker | None, extra: str = "") -> bool:
+        if marker is None:
+            return True
+        key = (str(marker), extra)
+        hit = self._cache.get(key)
+        if hit is None:
+            env = dict(self.values)
+            env["extra"] = extra
+            try:
+                hit = marker.evaluate(env)
+            except Exception as e:  # UndefinedComparison, UndefinedEnvironmentName...
+                raise KeaError(f"cannot evaluate marker `{marker}`: {e}") from None
+            self._cache[key] = hit
+        return hit
+
+
+class EdgeBuilder:
+    """Turns requirements into ``(package key, version set)`` edges under overrides."""
+
+    def __init__(self, env: Environment, overrides: Sequence[Requirement]) -> None:
+        self.env = env
+        self.overrides: dict[str, list[Requirement]] = {}
+        for req in overrides:
+            if env.holds(req.marker):
+                self.overrides.setdefault(canonicalize_name(req.name), []).append(req)
+        self._cache: dict[tuple[str, Version, str | None], list[Edge]] = {}
+
+    def _expand(self, req: Requirement) -> list[Edge]:
+        if req.url:
+            raise KeaError(
+                f"direct URL requirement `{req.name} @ ...` is not supported by the resolver yet"
+            )
+        vset = VersionSet.from_specifiers(req.specifier)
+        name: str = canonicalize_name(req.name)
+        edges: list[Edge] = [(name, vset)]
+        for extra in sorted(req.extras):
+            edges.append((package_key(name, extra), vset))
+        return edges
+
+    def _apply_overrides(self, reqs: Iterable[Requirement]) -> Iterable[Requirement]:
+        replaced: set[str] = set()
+        for req in reqs:
+            name = canonicalize_name(req.name)
+            over = self.overrides.get(name)
+            if over is None:
+                yield req
+            elif name not in replaced:
+                replaced.add(name)
+                yield from over
+
+    def root_edges(self, reqs: Sequence[Requirement]) -> list[Edge]:
+        active = [r for r in reqs if self.env.holds(r.marker)]
+        edges: list[Edge] = []
+        for req in self._apply_overrides(active):
+            edges += self._expand(req)
+        return _merge(edges)
+
+    def edges(self, key: str, version: Version, reqs: Sequence[Requirement]) -> list[Edge]:
+        """The edges of package ``key`` (plain or extra) at ``version``."""
+        name, extra = split_key(key)
+        cache_key = (name, version, extra)
+        hit = self._cache.get(cache_key)
+        if hit is not None:
+            return hit
+        edges: list[Edge] = []
+        if extra is None:
+            active = [r for r in reqs if self.env.holds(r.marker, "")]
+        else:
+            edges.append((name, VersionSet.exact(version)))
+            active = [
+                r
+                for r in reqs
+                if r.marker is not None
+                and self.env.holds(r.marker, extra)
+                and not self.env.holds(r.marker, "")
+            ]
+        for req in self._apply_overrides(active):
+            for dep, vset in self._expand(req):
+                if dep != key and dep != name:
+                    edges.append((dep, vset))
+        edges = _merge(edges)
+        self._cache[cache_key] = edges
+        return edges
+
+
+def _merge(edges: list[Edge]) -> list[Edge]:
+    """One edge per dependency: several requirements on it are intersected, order kept."""
+    merged: dict[str, VersionSet] = {}
+    for dep, vset in edges:
+        have = merged.get(dep)
+        merged[dep] = vset if have is None else have & vset
+    return list(merged.items())
+
+
+def has_explicit_prerelease(req: Requirement) -> bool:
+    """Whether a requirement's specifier names a pre-release (``>=2.0b1``)."""
+    return any(spec.prereleases for spec in req.specifier)
