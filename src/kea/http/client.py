@@ -343,11 +343,16 @@ class HttpClient:
             ssl_arg = self.tls.verify_for(origin.host, origin.port)
         proxy = self.proxies.for_url(url)
         proxy_url = proxy.url if proxy else None
-        proxy_auth = None
+        proxy_headers = None
         if proxy is not None and proxy.credentials is not None:
-            proxy_auth = aiohttp.BasicAuth(
-                proxy.credentials.username, proxy.credentials.password or ""
-            )
+            # Sent to the proxy only: for https targets on the CONNECT request (the tunnelled
+            # request never carries it); for http targets on the request, which goes to the
+            # proxy in absolute form. Never to an origin directly.
+            value = proxy.credentials.basic_header()
+            if origin.scheme == "https":
+                proxy_headers = {"Proxy-Authorization": value}
+            else:
+                req_headers["Proxy-Authorization"] = value
         if log.isEnabledFor(TRACE):
             log.log(
                 TRACE,
@@ -366,7 +371,7 @@ class HttpClient:
                     allow_redirects=False,
                     ssl=ssl_arg,
                     proxy=proxy_url,
-                    proxy_auth=proxy_auth,
+                    proxy_headers=proxy_headers,
                     auto_decompress=purpose != "file",
                 )
             except aiohttp.ClientHttpProxyError as e:
