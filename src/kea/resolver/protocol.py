@@ -111,20 +111,27 @@ class Options:
     preferences: Mapping[str, Version | str] = field(default_factory=dict)
 
 
-@dataclass
-class Resolution:
-    """A solution: canonical name → version, the extras in use, and who depends on whom."""
+class Resolution(dict[str, Version]):
+    """A solution: a dict of canonical name → version, plus the extras in use and who depends
+    on whom (``dependencies``: name → names it depends on, extras folded in)."""
 
-    packages: dict[str, Version]
-    extras: dict[str, frozenset[str]]
-    dependencies: dict[str, frozenset[str]]  # name → names it depends on (extras folded in)
+    def __init__(
+        self,
+        packages: Mapping[str, Version],
+        extras: Mapping[str, frozenset[str]] | None = None,
+        dependencies: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
+        super().__init__(packages)
+        self.extras: dict[str, frozenset[str]] = dict(extras or {})
+        self.dependencies: dict[str, frozenset[str]] = dict(dependencies or {})
 
-    def __len__(self) -> int:
-        return len(self.packages)
+    @property
+    def packages(self) -> dict[str, Version]:
+        return dict(self)
 
     def pins(self) -> list[str]:
         """``name==version`` lines, sorted by name."""
-        return [f"{name}=={self.packages[name]}" for name in sorted(self.packages)]
+        return [f"{name}=={self[name]}" for name in sorted(self)]
 
 
 class ResolutionError(KeaError):
