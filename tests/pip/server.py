@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 
 def _wheel_metadata(path: Path) -> bytes | None:
@@ -32,7 +32,7 @@ def _wheel_metadata(path: Path) -> bytes | None:
 
 
 class SimpleIndex:
-    """Serve ``directory`` (its ``*.whl``) as ``http://127.0.0.1:PORT/simple/``."""
+    """Serve ``directory`` (its ``*.whl`` and ``*.tar.gz``) as ``http://127.0.0.1:PORT/simple/``."""
 
     def __init__(self, directory: Path, *, metadata: bool = True) -> None:
         self.directory = directory
@@ -50,8 +50,13 @@ class SimpleIndex:
     def scan(self) -> None:
         """(Re)read the directory: call after adding wheels."""
         self._projects.clear()
-        for path in sorted(self.directory.glob("*.whl")):
-            name = parse_wheel_filename(path.name)[0]
+        for path in sorted(self.directory.iterdir()):
+            if path.name.endswith(".whl"):
+                name = parse_wheel_filename(path.name)[0]
+            elif path.name.endswith(".tar.gz"):
+                name = parse_sdist_filename(path.name)[0]
+            else:
+                continue
             self._projects[canonicalize_name(name)].append(path)
             self._hashes[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
             if self.metadata:

@@ -445,8 +445,8 @@ def _change_lines(added: Iterable[tuple[str, str]], removed: Iterable[tuple[str,
     """uv's `` - name==old`` / `` + name==new`` lines, sorted by name, removals first."""
     from packaging.utils import canonicalize_name
 
-    rows = [(canonicalize_name(n), 0, f" - {n}=={v}") for n, v in removed]
-    rows += [(canonicalize_name(n), 1, f" + {n}=={v}") for n, v in added]
+    rows = [(canonicalize_name(n), 0, f" - {canonicalize_name(n)}=={v}") for n, v in removed]
+    rows += [(canonicalize_name(n), 1, f" + {canonicalize_name(n)}=={v}") for n, v in added]
     for _, _, line in sorted(rows):
         _say(line)
 

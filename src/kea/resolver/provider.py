@@ -646,9 +646,8 @@ async def resolve_request(
     The PubGrub core runs in a worker thread; this coroutine's loop serves its I/O. Raises
     ``ResolutionError`` (with hints) when there is no solution.
     """
-    from kea.resolver.solver import resolve
-
     from kea.resolver.protocol import Options, ResolutionError
+    from kea.resolver.solver import resolve
 
     direct: dict[str, Candidate] = {}
     requirements: list[Requirement] = []
@@ -698,7 +697,8 @@ async def resolve_request(
         if spec.no_deps:
             solution = await run_in_worker(lambda: _no_deps(requirements, provider, options))
         else:
-            solution = await run_in_worker(lambda: resolve(requirements, provider, options))
+            resolution = await run_in_worker(lambda: resolve(requirements, provider, options))
+            solution = dict(resolution.packages)
     except ResolutionError as e:
         for sel in provider.selections.values():
             hint = sel.hint()

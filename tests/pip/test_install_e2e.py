@@ -1,0 +1,215 @@
+"""``kea pip install`` end to end on small universes of wheels built here, served on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.pip.conftest import Kea, Result
+from tests.pip.server import SimpleIndex
+from tests.pip.wheelmaker import build_wheel
+
+pytestmark = pytest.mark.e2e
+
+APP_MAIN = 'import lib\n\ndef main():\n    print("hello from app, lib", lib.VERSION)\n'
+
+
+def summary(r: Result) -> list[str]:
+    """stderr with timings replaced by <t>, for exact comparisons."""
+    return [re.sub(r" in \d+(\.\d\d)?m?s$", " in <t>", line) for line in r.lines]
+
+
+@pytest.fixture
+def universe(small_index: SimpleIndex) -> SimpleIndex:
+    wheels = small_index.directory
+    build_wheel(
+        wheels,
+        "app",
+        "1.0",
+        requires=["lib>=1"],
+        files={"app/__init__.py": APP_MAIN},
+        console_scripts={"app-hello": "app:main"},
+    )
+    build_wheel(wheels, "lib", "1.0")
+    build_wheel(wheels, "lib", "2.0")
+    build_wheel(wheels, "lib", "3.0rc1")
+    build_wheel(wheels, "needs-new-lib", "1.0", requires=["lib>=4"])
+    build_wheel(wheels, "extra-user", "1.0", extras={"fast": ["speedup"]})
+    build_wheel(wheels, "speedup", "0.5")
+    small_index.scan()
+    return small_index
+
+
+def site_packages(venv: Path) -> Path:
+    return next((venv / "lib").glob("python3.*")) / "site-packages"
+
+
+def run_python(venv: Path, code: str) -> str:
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_install_then_import_run_script_and_audit(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    r = kea("pip", "install", "--index-url", universe.url, "app", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert summary(r) == [
+        "Resolved 2 packages in <t>",
+        "Prepared 2 packages in <t>",
+        "Installed 2 packages in <t>",
+        " + app==1.0",
+        " + lib==2.0",
+    ]
+    assert r.stdout == ""
+    assert run_python(venv, "import app, lib; print(lib.VERSION)") == "2.0"
+    script = subprocess.run(
+        [str(venv / "bin" / "app-hello")], capture_output=True, text=True, check=True
+    )
+    assert script.stdout == "hello from app, lib 2.0\n"
+    dist_info = site_packages(venv) / "app-1.0.dist-info"
+    assert (dist_info / "INSTALLER").read_text().strip() == "kea"
+    assert (dist_info / "REQUESTED").exists()
+    assert not (site_packages(venv) / "lib-2.0.dist-info" / "REQUESTED").exists()
+
+    # The second time, everything is there: answered from the environment, no request at all.
+    universe.requests.clear()
+    again = kea("pip", "install", "--index-url", universe.url, "app", venv=venv)
+    assert again.returncode == 0, again.stderr
+    assert summary(again) == ["Audited 2 packages in <t>"]
+    assert universe.requests == []
+
+
+def test_dry_run_changes_nothing(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    r = kea("pip", "install", "-i", universe.url, "--dry-run", "app", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert summary(r) == [
+        "Resolved 2 packages in <t>",
+        "Would download 2 packages",
+        "Would install 2 packages",
+        " + app==1.0",
+        " + lib==2.0",
+    ]
+    assert not list(site_packages(venv).glob("*.dist-info"))
+    assert not any(p.endswith(".whl") for p in universe.requests)
+
+
+def test_upgrade_and_preferences(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    assert kea("pip", "install", "-i", universe.url, "lib==1.0", venv=venv).returncode == 0
+    # app needs lib>=1: the installed lib 1.0 is kept
+    r = kea("pip", "install", "-i", universe.url, "app", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-1:] == [" + app==1.0"]
+    assert "Installed 1 package in <t>" in summary(r)
+    # -U moves lib to the newest final release (not the 3.0rc1 pre-release)
+    r = kea("pip", "install", "-i", universe.url, "-U", "app", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-4:] == [
+        "Uninstalled 1 package in <t>",
+        "Installed 1 package in <t>",
+        " - lib==1.0",
+        " + lib==2.0",
+    ]
+    assert run_python(venv, "import lib; print(lib.VERSION)") == "2.0"
+    assert not (site_packages(venv) / "lib-1.0.dist-info").exists()
+    # --pre allows the release candidate
+    r = kea("pip", "install", "-i", universe.url, "--pre", "-P", "lib", "lib", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-2:] == [" - lib==2.0", " + lib==3.0rc1"]
+
+
+def test_extras_constraints_and_no_deps(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    (kea.cwd / "c.txt").write_text("lib<2\n")
+    r = kea(
+        "pip", "install", "-i", universe.url, "-c", "c.txt", "app", "extra-user[fast]", venv=venv
+    )
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-4:] == [
+        " + app==1.0",
+        " + extra-user==1.0",
+        " + lib==1.0",
+        " + speedup==0.5",
+    ]
+
+    other = kea.venv(tmp_path / "other")
+    r = kea("pip", "install", "-i", universe.url, "--no-deps", "app", venv=other)
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-1:] == [" + app==1.0"]
+    assert "Resolved 1 package in <t>" in summary(r)
+
+
+def test_requirements_file_with_index_and_hashes(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    wheels = universe.directory
+    digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in wheels.glob("*.whl")}
+    req = kea.cwd / "requirements.txt"
+    req.write_text(
+        f"--index-url {universe.url}\n"
+        f"app==1.0 --hash=sha256:{digest['app-1.0-py3-none-any.whl']}\n"
+        f"lib==2.0 \\\n    --hash=sha256:{'0' * 64} \\\n"
+        f"    --hash=sha256:{digest['lib-2.0-py3-none-any.whl']}\n"
+    )
+    r = kea("pip", "install", "--require-hashes", "-r", "requirements.txt", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-2:] == [" + app==1.0", " + lib==2.0"]
+
+    bad = kea.venv(tmp_path / "bad")
+    req.write_text(
+        f"-i {universe.url}\n"
+        f"app==1.0 --hash=sha256:{digest['app-1.0-py3-none-any.whl']}\n"
+        f"lib==2.0 --hash=sha256:{'0' * 64}\n"
+    )
+    r = kea("pip", "install", "-r", "requirements.txt", venv=bad)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert not list(site_packages(bad).glob("*.dist-info"))
+
+
+def test_direct_wheel_path(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    wheel = build_wheel(tmp_path / "local", "localpkg", "0.1", requires=["lib<2"])
+    r = kea("pip", "install", "-i", universe.url, str(wheel), venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-2:] == [" + lib==1.0", " + localpkg==0.1"]
+    direct = (site_packages(venv) / "localpkg-0.1.dist-info" / "direct_url.json").read_text()
+    assert wheel.resolve().as_uri() in direct
+
+
+def test_unsatisfiable_is_explained(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    r = kea("pip", "install", "-i", universe.url, "needs-new-lib", venv=venv)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert r.lines[0] == "error: No solution found when resolving dependencies:"
+    text = r.stderr
+    assert "lib>=4" in text
+    assert "needs-new-lib" in text
+    assert not list(site_packages(venv).glob("*.dist-info"))
+
+
+def test_missing_package_and_sdist_only(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    sdist = universe.directory / "srconly-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz"):
+        pass
+    universe.scan()
+    r = kea("pip", "install", "-i", universe.url, "srconly", venv=venv)
+    assert r.returncode == 1
+    assert "building from source is not supported yet: srconly-1.0.tar.gz" in r.stderr
+    r = kea("pip", "install", "-i", universe.url, "no-such-package", venv=venv)
+    assert r.returncode == 1
+    assert "no-such-package" in r.stderr
+    assert "not found" in r.stderr
