@@ -65,6 +65,7 @@ def build_wheel(
             digest = _record_hash(data + b"tampered")
         record_rows.append(f"{path},{digest},{len(data)}")
     record_rows.append(f"{dist_info}/RECORD,,")
+    directory.mkdir(parents=True, exist_ok=True)
     out = directory / f"{dist}-{version}-{tag}.whl"
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for path, data in members.items():
