@@ -123,13 +123,7 @@ class _Writer:
             return self.dependency(package, own.vset, dep_text)
         if kind == K_NO_VERSIONS:
             package, term = terms[0]
-            versions = self.versions_of(split_key(package)[0])
-            if not versions:
-                return f"there are no versions of {package}"
-            available = term.vset.complement()
-            if len(versions) == 1:
-                return f"only {package}=={versions[0]} is available"
-            return f"only {self.raw(package, available)} is available"
+            return self._no_versions(package, term.vset)
         if kind == K_UNAVAILABLE:
             package, term = terms[0]
             return f"{self.raw(package, term.vset)} {inc.reason}"
@@ -141,6 +135,20 @@ class _Writer:
         if kind != K_DERIVED:
             return "your requirements must be satisfiable"
         return self._conclusion(inc, terms)
+
+    def _no_versions(self, package: str, vset: VersionSet) -> str:
+        versions = self.versions_of(split_key(package)[0])
+        if not versions:
+            return f"there are no versions of {package}"
+        available = vset.complement()
+        if len(available.intervals()) == 1:
+            if len(versions) == 1:
+                return f"only {package}=={versions[0]} is available"
+            return f"only {self.raw(package, available)} is available"
+        if len(vset.intervals()) == 1 or len(versions) > 4:
+            return f"there are no versions of {self.raw(package, vset)}"
+        listed = [f"{package}=={v}" for v in versions]
+        return f"only {', '.join(listed[:-1])} and {listed[-1]} are available"
 
     def _conclusion(self, inc: Incompatibility, terms: list[tuple[str, Term]]) -> str:
         if not terms:

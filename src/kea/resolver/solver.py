@@ -9,6 +9,7 @@ have let us avoid the conflict earlier, then jumping back there.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from packaging.requirements import Requirement
@@ -48,6 +49,8 @@ from kea.resolver.protocol import (
     Unavailable,
 )
 from kea.resolver.ranges import Point, VersionSet, point_keys, version_key
+
+log = logging.getLogger("kea.resolver")
 
 _SATISFIED, _ALMOST, _CONTRADICTED, _INCONCLUSIVE = range(4)
 
@@ -147,6 +150,7 @@ class Solver:
         self._dep_index: dict[tuple[str, str, VersionSet], Incompatibility] = {}
         self._chosen_edges: dict[tuple[str, Version], list[Edge]] = {}
         self._prefetched: set[str] = set()
+        self.stats = {"decisions": 0, "conflicts": 0, "backjumps": 0}
 
     # -- public -----------------------------------------------------------------------------------
     def solve(self) -> Resolution:
@@ -160,6 +164,11 @@ class Solver:
         while nxt is not None:
             self._propagate(nxt)
             nxt = self._decide()
+        log.debug(
+            "resolved in %(decisions)d decisions, %(conflicts)d conflicts, "
+            "%(backjumps)d backjumps",
+            self.stats,
+        )
         return self._result()
 
     # -- partial solution -------------------------------------------------------------------------
@@ -240,6 +249,7 @@ class Solver:
                         queued.add(unsatisfied)
 
     def _resolve_conflict(self, incompat: Incompatibility) -> Incompatibility:
+        self.stats["conflicts"] += 1
         created = False
         while not incompat.is_failure():
             sat, previous = self._satisfier(incompat)
@@ -248,6 +258,8 @@ class Solver:
             if sat.cause is None or previous_level != sat.level:
                 if created:
                     self._add(incompat)
+                if previous_level < self._level:
+                    self.stats["backjumps"] += 1
                 self._backtrack(previous_level)
                 return incompat
             incompat = prior_cause(incompat, sat.cause, sat.package)
@@ -382,6 +394,7 @@ class Solver:
                 conflict = True
         if not conflict:
             self._level += 1
+            self.stats["decisions"] += 1
             self._assign(package, Term(True, VersionSet.exact(version)), None)
             self._states[package].decided = version
         return package
