@@ -196,7 +196,7 @@ CASES = [
         "confusable authority: netrc of the real host only",
         "http://a.example:@evil.example/",
         "a.example",
-        "",
+        None,
         "url",
     ),
     Case(

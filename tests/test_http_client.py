@@ -651,3 +651,17 @@ def test_https_through_connect_proxy(tmp_path: Path, ca: trustme.CA) -> None:
             assert "Proxy-Authorization" not in origin.seen[0].headers
 
     run(scenario())
+
+
+def test_offline_refuses_the_network(tmp_path: Path) -> None:
+    from kea.http.errors import OfflineError
+
+    async def scenario() -> None:
+        async with Server(lambda r: _ok_async()) as s:
+            settings = make_settings(tmp_path, cli={"offline": True})
+            async with client(settings) as c:
+                with pytest.raises(OfflineError):
+                    await c.get(f"{s.url}/simple/")
+            assert s.seen == []
+
+    run(scenario())

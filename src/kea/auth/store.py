@@ -273,7 +273,8 @@ class CredentialStore:
                 idx.url_password,
             )
             if not own:
-                if userinfo.password is not None:
+                # ``user:`` (empty password) is a username alone, as ``user@`` is.
+                if userinfo.password:
                     creds = Credentials(userinfo.username or "", userinfo.password)
                     return Decision(creds, "url", idx, cacheable=cacheable)
                 username, user_source = userinfo.username, "url"

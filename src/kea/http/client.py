@@ -36,6 +36,7 @@ from kea.http.errors import (
     HttpError,
     HttpTimeout,
     MissingLocation,
+    OfflineError,
     ProxyError,
     TLSError,
     TooManyRedirects,
@@ -227,6 +228,12 @@ class HttpClient:
     ) -> Outcome:
         split = split_userinfo(url.strip())
         _check_scheme(split.url, url)
+        if self.settings.offline:
+            raise OfflineError(
+                f"cannot fetch {redact_url(split.url)}: network access is off (--offline)",
+                hint="run without --offline, or warm the cache first",
+                url=split.url,
+            )
         base = dict(headers or {})
         if purpose == "file" and not any(k.lower() == "accept-encoding" for k in base):
             base["Accept-Encoding"] = "identity"  # hash exactly the bytes the index lists

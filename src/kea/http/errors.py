@@ -35,6 +35,10 @@ class HttpError(KeaError):
         self.hops: list[Any] = []  # the hops made before the failure (kea.http.response.Hop)
 
 
+class OfflineError(HttpError):
+    """A request in a run that must not touch the network (``--offline``)."""
+
+
 class ConnectError(HttpError):
     """Could not connect (refused, unreachable, DNS failure), after retries."""
 
@@ -142,6 +146,7 @@ __all__ = [
     "HttpTimeout",
     "MissingLocation",
     "NotFound",
+    "OfflineError",
     "ProxyError",
     "RedirectError",
     "ServerError",
