@@ -42,7 +42,7 @@ def warn(message: str, *, once: bool = True) -> None:
 
 def info(message: str) -> None:
     """A status line (uv-style summary) on stderr, silenced by -q."""
-    if logging.getLogger("kea").getEffectiveLevel() > logging.WARNING and _quiet:
+    if _quiet:
         return
     _write(message)
 
