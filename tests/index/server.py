@@ -112,7 +112,8 @@ class IndexServer:
     def _page(self, request: web.Request, name: str) -> web.Response:
         files = self._projects().get(name)
         if files is None:
-            return web.Response(status=404, text="no such project")
+            headers = {"Cache-Control": self.cache_control} if self.cache_control else {}
+            return web.Response(status=404, text="no such project", headers=headers)
         want_json = self.json_api and "vnd.pypi.simple.v1+json" in request.headers.get("Accept", "")
         if want_json:
             body = json.dumps(

@@ -368,6 +368,28 @@ def test_max_age_fresh_pages_need_no_request(tmp_path: Path, wheels: list[Path])
     asyncio.run(main())
 
 
+def test_fresh_404s_are_remembered_too(tmp_path: Path, wheels: list[Path]) -> None:
+    async def main() -> None:
+        async with (
+            IndexServer([wheels[2]], cache_control="max-age=600") as a,
+            IndexServer(wheels[:2], cache_control="max-age=600") as b,
+        ):
+            settings = make_settings(tmp_path, [a.url + "/simple", b.url + "/simple"])
+            cache = Cache(tmp_path / "cache")
+            async with index_client(settings, cache) as client:
+                first = await client.project_pages("demo")
+            assert a.seen[0].status == 404
+            async with index_client(settings, cache) as client:
+                assert await client.project_pages("demo") == first
+            # The warm run asked nobody: index a's 404 and index b's page were both fresh.
+            assert len(a.seen) == 1 and len(b.seen) == 1
+            offline = make_settings(tmp_path, [a.url + "/simple", b.url + "/simple"], offline=True)
+            async with index_client(offline, cache) as client:
+                assert await client.project_pages("demo") == first
+
+    asyncio.run(main())
+
+
 def test_stale_pages_are_revalidated_with_etag(tmp_path: Path, wheels: list[Path]) -> None:
     async def main() -> None:
         async with IndexServer(wheels) as srv:
@@ -507,3 +529,31 @@ def test_sdist_metadata_is_a_clear_error(tmp_path: Path) -> None:
             await client.metadata("pkg", f)
 
     asyncio.run(main())
+
+
+def test_offline_index_client_never_imports_the_network_stack(
+    tmp_path: Path, wheels: list[Path]
+) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from kea.cache import Cache\n"
+        "from kea.index.client import IndexClient\n"
+        "from kea.settings import load_settings\n"
+        f"s = load_settings(cli={{'no_index': True, 'find_links': [{str(wheels[0].parent)!r}],"
+        " 'offline': True, 'no_config': True}, env={})\n"
+        f"c = IndexClient(s, None, Cache(Path({str(tmp_path / 'cache')!r})))\n"
+        "async def main():\n"
+        "    (p,) = await c.project_pages('demo')\n"
+        "    m = await c.metadata('demo', p.files[0])\n"
+        "    await c.fetch_wheel(p.files[0])\n"
+        "    print(m.version)\n"
+        "asyncio.run(main())\n"
+        "print(sorted(n for n in ('aiohttp', 'rich', 'kea.http.client') if n in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["1.0", "[]"]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kea.auth.redact import redact_url
-from kea.cache import Cache
+from kea.cache import SIMPLE, Cache
 from kea.errors import KeaError
 from kea.index.findlinks import (
     file_index_page,
@@ -41,6 +41,8 @@ from kea.index.pagecache import (
     header,
     load_metadata,
     load_page,
+    max_age,
+    page_rel,
     save_metadata,
     save_page,
     touch_page,
@@ -169,7 +171,7 @@ class IndexClient:
         forced = self.refresh or name in self.refresh_packages
         if entry is not None and (self.offline or (entry.is_fresh() and not forced)):
             log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
-            return entry.page
+            return None if entry.missing else entry.page
         if self.offline or self.http is None:
             return None
         url = index_url.rstrip("/") + "/" + name + "/"
@@ -180,9 +182,15 @@ class IndexClient:
         if resp.status == 304 and entry is not None:
             touch_page(self.cache, index_url, entry, resp.headers)
             log.debug("%s: not modified (%s)", name, redact_url(resp.url))
-            return entry.page
+            return None if entry.missing else entry.page
         if resp.status in (404, 410):
             log.debug("%s: not on %s", name, redact_url(url))
+            # A 404 is remembered only as long as the server says it stays fresh (max-age).
+            if max_age(header(resp.headers, "Cache-Control")):
+                empty = ProjectPage(name=name, url=resp.url)
+                save_page(self.cache, index_url, name, empty, resp.headers, missing=True)
+            elif entry is not None:
+                self.cache.remove_record(SIMPLE, page_rel(index_url, name))
             return None
         resp.raise_for_status()
         if resp.status != 200:

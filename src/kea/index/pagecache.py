@@ -28,6 +28,7 @@ class CachedPage(msgspec.Struct, omit_defaults=True):
     last_modified: str | None = None
     cache_control: str | None = None
     age: int = 0
+    missing: bool = False  # a cached 404: the index does not have the project
 
     def max_age(self) -> int | None:
         return max_age(self.cache_control)
@@ -87,10 +88,18 @@ def load_page(cache: Cache, index_url: str, name: str) -> CachedPage | None:
 
 
 def save_page(
-    cache: Cache, index_url: str, name: str, page: ProjectPage, headers: Mapping[str, str]
+    cache: Cache,
+    index_url: str,
+    name: str,
+    page: ProjectPage,
+    headers: Mapping[str, str],
+    *,
+    missing: bool = False,
 ) -> CachedPage | None:
+    """Store a page (or, with ``missing``, a 404) with its validators; ``no-store`` is honoured."""
     cc = header(headers, "Cache-Control")
     entry = CachedPage(
+        missing=missing,
         page=page,
         fetched_at=time.time(),
         etag=header(headers, "ETag"),
