@@ -665,3 +665,35 @@ def test_offline_refuses_the_network(tmp_path: Path) -> None:
             assert s.seen == []
 
     run(scenario())
+
+
+def test_hop_logging_and_many_concurrent_requests(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    async def scenario() -> None:
+        async with Server(needs("up", "uppw"), host="127.0.0.3") as up:
+
+            async def router(request: web.Request) -> web.StreamResponse:
+                raise web.HTTPFound(f"{up.url}{request.path}")
+
+            async with Server(router, host="127.0.0.2") as r:
+                settings = make_settings(
+                    tmp_path, netrc="machine 127.0.0.3 login up password uppw\n"
+                )
+                host = r.url.replace("http://", "")
+                with caplog.at_level(logging.DEBUG, logger="kea"):
+                    async with client(settings) as c:
+                        resps = await asyncio.gather(
+                            *[c.get(f"http://ru:rpw@{host}/p{i}/") for i in range(50)]
+                        )
+            assert all(x.status == 200 for x in resps)
+            assert len(up.seen) == 50 and all(x.user == "up" for x in up.seen)
+            assert all(x.user == "ru" for x in r.seen)
+            text = caplog.text
+            assert f"dropped credentials of {r.url}" in text
+            assert "credentials: netrc machine 127.0.0.3" in text
+            assert "rpw" not in text and "uppw" not in text
+
+    run(scenario())

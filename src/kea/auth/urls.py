@@ -8,6 +8,7 @@ username ``a.example`` (what a browser and curl do), never a URL for ``a.example
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from kea.auth.redact import redact_url
@@ -44,6 +45,7 @@ class SplitURL:
         return self.username is not None or self.password is not None
 
 
+@lru_cache(maxsize=4096)
 def split_userinfo(url: str) -> SplitURL:
     """Remove userinfo from ``url``; username/password are percent-decoded.
 
@@ -62,6 +64,7 @@ def split_userinfo(url: str) -> SplitURL:
     return SplitURL(clean, unquote(user), unquote(password) if sep else None)
 
 
+@lru_cache(maxsize=4096)
 def origin_of(url: str) -> Origin:
     """The origin of an http(s) URL; UsageError when it has no host or a bad port."""
     try:
