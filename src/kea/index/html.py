@@ -53,8 +53,28 @@ def _parse_attrs(raw: str) -> dict[str, str | None]:
             value = m.group(3)
         else:
             value = m.group(4)
-        out[name] = html.unescape(value) if value is not None else None
+        if value is not None and "&" in value:
+            value = html.unescape(value)
+        out[name] = value
     return out
+
+
+class _Joiner:
+    """``urljoin`` against one base, memoized per link directory (pages repeat it per file)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self._dirs: dict[str, str] = {}
+
+    def __call__(self, href: str) -> str:
+        head, slash, tail = href.rpartition("/")
+        if not slash or "?" in href or tail in ("", ".", "..") or ":" in head.split("/", 1)[0]:
+            return urljoin(self.base, href)
+        directory = self._dirs.get(head)
+        if directory is None:
+            directory = urljoin(self.base, head + "/")
+            self._dirs[head] = directory
+        return directory + tail
 
 
 class _StdlibCollector(HTMLParser):
@@ -152,8 +172,10 @@ def parse_metadata_attr(value: str | None) -> bool | dict[str, str]:
 
 
 def _filename_of(url: str, text: str) -> str:
-    path = urlsplit(url).path
-    name = unquote(path.rsplit("/", 1)[-1])
+    path = urlsplit(url).path if "?" in url else url
+    name = path.rsplit("/", 1)[-1]
+    if "%" in name:
+        name = unquote(name)
     return name or text.strip()
 
 
@@ -187,6 +209,7 @@ def parse_project_html(
         raise not_an_index(url, "the response is not HTML")
     anchors, base = _collect(text)
     base_url = urljoin(url, base) if base else url
+    join = _Joiner(base_url)
     files: list[DistFile] = []
     others = 0
     for a in anchors:
@@ -194,7 +217,7 @@ def parse_project_html(
         if not href:
             continue
         href = href.strip()
-        full, hashes = _split_hash_fragment(urljoin(base_url, href))
+        full, hashes = _split_hash_fragment(join(href))
         filename = _filename_of(full, a.text)
         if not is_dist_filename(filename):
             others += 1
