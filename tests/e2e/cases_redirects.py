@@ -176,7 +176,12 @@ def case03b_presigned_url_gets_no_ambient_netrc(w: World) -> None:
 def case04_cross_origin_redirect_uses_targets_netrc_only(w: World) -> None:
     s = w.servers
     bob = w.new_user("bob")
-    w.netrc(f"machine {s.pypi.ip} login {s.alice.name} password {s.alice.password}")
+    mallory = w.new_user("mallory")
+    # The FIRST matching machine entry wins, as in curl (Python's netrc module keeps the last).
+    w.netrc(
+        f"machine {s.pypi.ip} login {s.alice.name} password {s.alice.password}\n"
+        f"machine {s.pypi.ip} login {mallory.name} password {mallory.password}\n"
+    )
     target = f"{s.pypi.url}/simple/{s.PRIV_PROJECT}/"
     w.route(
         s.other, "/c4/simple/priv-pkg/", protected({bob.name: bob.password}, redirect(302, target))
@@ -243,6 +248,22 @@ def case06_https_to_http_downgrade_sends_nothing(w: World) -> None:
     no_authorization(http_b)
     assert plain_b in run.stderr, run  # the error names the http URL that answered 401
     assert "401" in run.stderr, run
+
+    # (c) ...unless the user configured that exact http:// index: then its credentials go.
+    dan = w.new_user("dan")
+    plain_c = w.route(
+        s.mixed_http,
+        "/c6/c/simple/pkg/",
+        protected({dan.name: dan.password}, ok("<html></html>", "text/html")),
+    )
+    w.route(s.mixed_tls, "/c6/simple/c/", protected(users, redirect(302, plain_c)))
+    http_index = w.url(s.mixed_http, "/c6/c/simple/", userinfo=f"{dan.name}:{dan.password}")
+    run = w.check(
+        w.url(s.mixed_tls, "/c6/simple/c/"), "--index-url", index, "--index", f"lan={http_index}"
+    )
+    ok_run(run)
+    http_c = w.seen(s.mixed_http, "/c6/c/")
+    assert users_of(http_c) == ["dan"], describe(http_c)
 
 
 # -- 7 ----------------------------------------------------------------------------------------

@@ -86,6 +86,22 @@ def case15_keyring_username_only_index_url(w: World) -> None:
     assert s.pypi.netloc in calls[0][1], calls
 
 
+def case15b_username_only_url_is_a_token_without_keyring(w: World) -> None:
+    """``https://TOKEN@host/`` with keyring off: sent once as ``TOKEN:``, no anonymous try, and
+    printed as ``****@``."""
+    s = w.servers
+    tok = w.new_user("tok").password.replace("pw-tok-", "glpat-")
+    w.secret(tok)
+    w.route(s.other, "/c15b/simple/pkg/", protected({tok: ""}, ok("<html></html>", "text/html")))
+    index = w.url(s.other, "/c15b/simple/", userinfo=tok)
+    run = w.check(w.url(s.other, "/c15b/simple/pkg/"), "--index-url", index)
+    ok_run(run)
+    seen = w.seen(s.other, "/c15b/")
+    assert len(seen) == 1 and seen[0].status == 200, describe(seen)
+    assert seen[0].user == tok and seen[0].password == "", describe(seen)
+    assert tok not in run.output, "a username-only userinfo may be a token: print it as ****@"
+
+
 # -- 16 ---------------------------------------------------------------------------------------
 
 
@@ -118,6 +134,8 @@ def case16_keyring_on_cross_origin_hop(w: World) -> None:
 def case17_index_env_credentials_win_over_url(w: World) -> None:
     s = w.servers
     wrong = w.new_user("wronguser")
+    # Explicit beats ambient: a netrc entry for the same host must not win either.
+    w.netrc(f"machine {s.pypi.ip} login {s.frank.name} password {s.frank.password}")
     run = w.check(
         f"{s.pypi.url}/simple/{s.PRIV_PROJECT}/",
         "--index",

@@ -84,6 +84,10 @@ def test_case15_keyring_username_only_index_url(world: World) -> None:
     cases_sources.case15_keyring_username_only_index_url(world)
 
 
+def test_case15b_username_only_url_is_a_token_without_keyring(world: World) -> None:
+    cases_sources.case15b_username_only_url_is_a_token_without_keyring(world)
+
+
 def test_case16_keyring_on_cross_origin_hop(world: World) -> None:
     cases_sources.case16_keyring_on_cross_origin_hop(world)
 

@@ -91,7 +91,7 @@ class PypiServer:
         """A position in the access log; ``seen(since=mark)`` lists what came after."""
         return self.access_log.stat().st_size
 
-    def seen(self, since: int = 0, *, settle: float = 0.15) -> list[Seen]:
+    def seen(self, since: int = 0, *, settle: float = 0.08) -> list[Seen]:
         # gunicorn writes the access line just after the response: wait until it stops growing.
         size = -1
         deadline = time.monotonic() + 3
