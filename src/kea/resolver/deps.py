@@ -131,7 +131,7 @@ class EdgeBuilder:
             ]
         for req in self._apply_overrides(active):
             for dep, vset in self._expand(req):
-                if dep != key and dep != name:
+                if dep != key or version not in vset:  # a self-dependency it satisfies: a no-op
                     edges.append((dep, vset))
         edges = _merge(edges)
         self._cache[cache_key] = edges
@@ -139,12 +139,20 @@ class EdgeBuilder:
 
 
 def _merge(edges: list[Edge]) -> list[Edge]:
-    """One edge per dependency: several requirements on it are intersected, order kept."""
+    """One edge per dependency where possible: several requirements on it are intersected
+    (order kept), unless that leaves nothing, so that a conflict is explained requirement by
+    requirement."""
     merged: dict[str, VersionSet] = {}
+    extra: list[Edge] = []
     for dep, vset in edges:
         have = merged.get(dep)
-        merged[dep] = vset if have is None else have & vset
-    return list(merged.items())
+        if have is None:
+            merged[dep] = vset
+        elif (have & vset).is_empty():
+            extra.append((dep, vset))
+        else:
+            merged[dep] = have & vset
+    return [*merged.items(), *extra]
 
 
 def has_explicit_prerelease(req: Requirement) -> bool:

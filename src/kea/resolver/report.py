@@ -125,7 +125,11 @@ class _Writer:
             package, term = terms[0]
             return self._no_versions(package, term.vset)
         if kind == K_UNAVAILABLE:
+            if not terms:
+                return f"you require {inc.reason}"
             package, term = terms[0]
+            if inc.reason and inc.reason.endswith("with an empty version range"):
+                return f"{self.raw(package, term.vset)} depends on {inc.reason}"
             return f"{self.raw(package, term.vset)} {inc.reason}"
         if kind == K_PACKAGE_UNAVAILABLE:
             return f"{terms[0][0]} {inc.reason}"

@@ -165,8 +165,7 @@ class Solver:
             self._propagate(nxt)
             nxt = self._decide()
         log.debug(
-            "resolved in %(decisions)d decisions, %(conflicts)d conflicts, "
-            "%(backjumps)d backjumps",
+            "resolved in %(decisions)d decisions, %(conflicts)d conflicts, %(backjumps)d backjumps",
             self.stats,
         )
         return self._result()
@@ -434,11 +433,15 @@ class Solver:
         self, package: str, version: Version, dep: str, dep_set: VersionSet, cands: _Candidates
     ) -> Incompatibility:
         own = VersionSet.exact(version)
+        if dep == package:  # depends on itself, at other versions only
+            return Incompatibility(
+                {package: Term(True, own)}, K_UNAVAILABLE, reason=f"depends on {dep}{dep_set}"
+            )
         if dep_set.is_empty():
             return Incompatibility(
                 {package: Term(True, own)},
                 K_UNAVAILABLE,
-                reason=f"depends on {dep} with no possible version",
+                reason=f"{dep} with an empty version range",
             )
         key = (package, dep, dep_set)
         existing = self._dep_index.get(key)
