@@ -1,11 +1,14 @@
 """pypiserver (third-party) as the protected upstream: ``-P htpasswd -a download,list,update``,
-served over TLS by gunicorn. What it received is read back from gunicorn's access log, which
-records the method, raw URI, status and the Authorization / Proxy-Authorization headers.
+served over TLS by gunicorn.
+
+What it received is recorded by a few lines of WSGI around pypiserver's app (like an access log,
+but written when pypiserver calls ``start_response``, so before the client can see the answer):
+method, raw URI, status, Authorization and Proxy-Authorization. pypiserver still answers.
 """
 
 from __future__ import annotations
 
-import time
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,17 +16,37 @@ from tests.e2e.servers.procs import PYTHON, ServerProcess, bind
 from tests.e2e.servers.record import Seen
 from tests.e2e.servers.tls import Tls
 
-_LOG_FORMAT = "%(m)s\t%({raw_uri}e)s\t%(s)s\t%({authorization}i)s\t%({proxy-authorization}i)s"
-
 _WSGI = """\
+import json
+import threading
+
 import pypiserver
 
-app = pypiserver.app(
+_inner = pypiserver.app(
     roots=[{root!r}],
     password_file={htpasswd!r},
     authenticate=["download", "list", "update"],
     disable_fallback=True,
 )
+_lock = threading.Lock()
+
+
+def app(environ, start_response):
+    def recording_start_response(status, headers, exc_info=None):
+        line = json.dumps(
+            {{
+                "method": environ.get("REQUEST_METHOD"),
+                "uri": environ.get("RAW_URI") or environ.get("PATH_INFO"),
+                "status": int(status.split(" ", 1)[0]),
+                "authorization": environ.get("HTTP_AUTHORIZATION"),
+                "proxy_authorization": environ.get("HTTP_PROXY_AUTHORIZATION"),
+            }}
+        )
+        with _lock, open({log!r}, "a") as f:
+            f.write(line + "\\n")
+        return start_response(status, headers, exc_info)
+
+    return _inner(environ, recording_start_response)
 """
 
 
@@ -45,11 +68,11 @@ class PypiServer:
         workdir.mkdir(parents=True, exist_ok=True)
         htpasswd = workdir / "htpasswd"
         write_htpasswd(htpasswd, users)
-        (workdir / "kea_e2e_pypi_wsgi.py").write_text(
-            _WSGI.format(root=str(packages), htpasswd=str(htpasswd))
-        )
-        self.access_log = workdir / "access.log"
+        self.access_log = workdir / "requests.jsonl"
         self.access_log.touch()
+        (workdir / "kea_e2e_pypi_wsgi.py").write_text(
+            _WSGI.format(root=str(packages), htpasswd=str(htpasswd), log=str(self.access_log))
+        )
         sock = bind(ip)
         self.proc = ServerProcess(
             [
@@ -68,10 +91,6 @@ class PypiServer:
                 str(tls.cert_pem),
                 "--keyfile",
                 str(tls.key_pem),
-                "--access-logfile",
-                str(self.access_log),
-                "--access-logformat",
-                _LOG_FORMAT,
                 "--chdir",
                 str(workdir),
                 "kea_e2e_pypi_wsgi:app",
@@ -91,34 +110,24 @@ class PypiServer:
         """A position in the access log; ``seen(since=mark)`` lists what came after."""
         return self.access_log.stat().st_size
 
-    def seen(self, since: int = 0, *, settle: float = 0.08) -> list[Seen]:
-        # gunicorn writes the access line just after the response: wait until it stops growing.
-        size = -1
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            current = self.access_log.stat().st_size
-            if current == size:
-                break
-            size = current
-            time.sleep(settle)
+    def seen(self, since: int = 0) -> list[Seen]:
         out = []
         with self.access_log.open("rb") as f:
             f.seek(since)
             for line in f.read().decode("utf-8", "replace").splitlines():
-                fields = line.split("\t")
-                if len(fields) != 5:
+                if not line.strip():
                     continue
-                method, uri, status, authz, proxy_authz = fields
-                if uri == "/health":
+                rec = json.loads(line)
+                if rec["uri"] == "/health":
                     continue
                 out.append(
                     Seen(
                         server=self.label,
-                        method=method,
-                        path=uri,
-                        authorization=None if authz == "-" else authz,
-                        proxy_authorization=None if proxy_authz == "-" else proxy_authz,
-                        status=int(status) if status.isdigit() else None,
+                        method=rec["method"],
+                        path=rec["uri"],
+                        authorization=rec["authorization"],
+                        proxy_authorization=rec["proxy_authorization"],
+                        status=rec["status"],
                     )
                 )
         return out
