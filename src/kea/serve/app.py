@@ -1,0 +1,390 @@
+"""The aiohttp application of ``kea serve``: URL dispatch, auth, pages, files, uploads, ops.
+
+URLs::
+
+    GET  /simple/                          project list (local routes)
+    GET  /simple/<name>/                   project page (HTML or JSON by Accept)
+    GET  /files/<route>/<project>/<file>   a file (and ``<file>.metadata``, PEP 658)
+    POST /  (or /legacy/, /simple/)        legacy upload API (twine)
+    GET  /health, /metrics
+
+Paths are parsed here, segment by segment, from the raw path: a segment that decodes to ``.``,
+``..``, or holds ``/``, ``\\`` or NUL is refused (400) before anything else happens. Names are
+never joined to filesystem paths: local files are looked up among the files a directory scan
+found, cached files by their sha256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import unquote
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from kea.auth.redact import redact_text, redact_url
+from kea.serve.clientauth import ClientAuth, can_read, can_write
+from kea.serve.config import Route, ServeConfig
+from kea.serve.local import LocalDirectory
+from kea.serve.metrics import Metrics
+from kea.serve.names import MAX_NAME, normalize, valid_name
+from kea.serve.negotiate import choose, content_type
+from kea.serve.proxy import Proxy, UpstreamError
+from kea.serve.render import render_index, render_project
+from kea.serve.routes import route_for
+from kea.serve.store import Store
+from kea.serve.upload import UploadError, check_upload, read_upload
+
+log = logging.getLogger("kea.serve")
+access_log = logging.getLogger("kea.serve.access")
+
+_FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!~-]{0,250}$")
+MAX_PATH = 2048
+
+
+class Problem(Exception):
+    """A client error answered as ``status`` with a one-line text body."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class ServeApp:
+    def __init__(self, config: ServeConfig, env: Mapping[str, str]) -> None:
+        self.config = config
+        self.env = env
+        self.store = Store(config.cache_dir)
+        self.metrics = Metrics()
+        self.proxy = Proxy(config, self.store, self.metrics)
+        self.auth = ClientAuth(config.htpasswd, config.tokens_file)
+        self.local: dict[str, LocalDirectory] = {
+            r.name: LocalDirectory(r.directory, self.store.metadata)
+            for r in config.routes
+            if r.directory is not None
+        }
+        self.started = time.time()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def build(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=1024**2)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.on_startup.append(self._startup)
+        app.on_cleanup.append(self._cleanup)
+        return app
+
+    async def _startup(self, app: web.Application) -> None:
+        await self.proxy.start(self.env)
+
+    async def _cleanup(self, app: web.Application) -> None:
+        await self.proxy.close()
+
+    # -- middleware: errors, metrics ---------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        request["route"] = "-"
+        try:
+            resp = await handler(request)
+        except Problem as e:
+            resp = _text(e.status, e.message, e.headers)
+        except UpstreamError as e:
+            resp = _text(e.status, e.message)
+        except web.HTTPException as e:
+            headers = {
+                k: v
+                for k, v in e.headers.items()
+                if k.lower() not in ("content-length", "content-type")
+            }
+            body = e.text if e.text and e.status >= 400 else ""
+            resp = web.Response(status=e.status, text=body, headers=headers)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug: one redacted line in the log, never a traceback out
+            log.error(
+                "internal error on %s %s: %s: %s",
+                request.method,
+                redact_text(request.path),
+                type(e).__name__,
+                redact_text(str(e)),
+            )
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("traceback", exc_info=True)
+            resp = _text(500, "internal server error")
+        status = request.get("aborted") or resp.status
+        self.metrics.request(request["route"], status)
+        return resp
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        raw = request.raw_path.split("?", 1)[0]
+        if len(raw) > MAX_PATH:
+            raise Problem(414, "path too long")
+        segments = [unquote(s) for s in raw.split("/")[1:]]
+        for seg in segments:
+            if seg in (".", "..") or any(c in seg for c in "/\\\x00"):
+                raise Problem(400, "bad path: '.', '..' and encoded separators are not allowed")
+        trailing = bool(segments) and segments[-1] == ""
+        parts = [s for s in segments if s]
+        method = request.method
+        if method == "POST" and (not parts or parts in (["legacy"], ["simple"])):
+            return await self._upload(request)
+        if method not in ("GET", "HEAD"):
+            raise Problem(405, f"method {method} not allowed", {"Allow": "GET, HEAD, POST"})
+        if parts == ["health"]:
+            request["route"] = "health"
+            return web.json_response({"status": "ok", "uptime": round(time.time() - self.started)})
+        if parts == ["metrics"]:
+            request["route"] = "metrics"
+            return web.Response(
+                text=self.metrics.render(), content_type="text/plain", charset="utf-8"
+            )
+        if parts and parts[0] == "simple":
+            if len(parts) == 1:
+                if not trailing:
+                    raise web.HTTPMovedPermanently(location="/simple/")
+                return await self._index(request)
+            if len(parts) == 2:
+                return await self._project(request, parts[1], trailing)
+        if parts and parts[0] == "files" and len(parts) == 4:
+            return await self._file(request, parts[1], parts[2], parts[3])
+        raise Problem(404, "not found")
+
+    # -- auth ----------------------------------------------------------------------------------
+
+    async def _user(self, request: web.Request) -> tuple[str | None, bool]:
+        if not self.auth.enabled:
+            return None, False
+        user, presented = await self.auth.identify(request.headers.get("Authorization"))
+        request["user"] = user
+        return user, presented
+
+    async def _authorize(self, request: web.Request, route: Route, *, write: bool) -> None:
+        if not write and route.public_read:
+            return
+        user, presented = await self._user(request)
+        ok = can_write(route, user) if write else can_read(route, user)
+        if ok:
+            return
+        if user is None:
+            why = "invalid credentials" if presented else "credentials required"
+            raise Problem(401, why, {"WWW-Authenticate": f'Basic realm="{self.config.realm}"'})
+        raise Problem(403, f"user {user} may not {'upload to' if write else 'read'} {route.name}")
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def _kind(self, request: web.Request) -> str:
+        kind = choose(request.headers.get("Accept"))
+        if kind is None:
+            raise Problem(406, "no acceptable content type (PEP 691: JSON or HTML)")
+        return kind
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        request["route"] = "index"
+        kind = self._kind(request)
+        user: str | None = None
+        if self.auth.enabled:
+            user, _ = await self._user(request)
+        names: set[str] = set()
+        for route in self.config.routes:
+            local = self.local.get(route.name)
+            if local is None or not can_read(route, user):
+                continue
+            for project in await asyncio.to_thread(local.projects_sync):
+                if route_for(self.config, project) is route:
+                    names.add(project)
+        body = render_index(kind, sorted(names))
+        return self._page_response(request, body, kind)
+
+    def _check_name(self, raw: str) -> str:
+        if len(raw) > MAX_NAME:
+            raise Problem(400, f"project name longer than {MAX_NAME} characters")
+        if not valid_name(raw):
+            raise Problem(400, "invalid project name")
+        return normalize(raw)
+
+    def _route(self, request: web.Request, project: str) -> Route:
+        route = route_for(self.config, project)
+        if route is None:
+            raise Problem(404, f"no route serves {project}")
+        request["route"] = route.name
+        if route.mode == "deny":
+            raise Problem(403, f"{project} is denied by route {route.name}")
+        return route
+
+    async def _project(self, request: web.Request, raw: str, trailing: bool) -> web.StreamResponse:
+        project = self._check_name(raw)
+        if project != raw or not trailing:
+            query = f"?{request.query_string}" if request.query_string else ""
+            raise web.HTTPMovedPermanently(location=f"/simple/{project}/{query}")
+        route = self._route(request, project)
+        await self._authorize(request, route, write=False)
+        if route.mode == "redirect":
+            assert route.upstream is not None
+            raise web.HTTPFound(location=route.upstream.project_url(project))
+        kind = self._kind(request)
+        base = f"/files/{route.name}/{project}/"
+        local = self.local.get(route.name)
+        extra: dict[str, str] = {}
+        if local is not None:
+            found = await asyncio.to_thread(local.files_sync, project)
+            if not found:
+                raise Problem(404, f"{project} has no files on route {route.name}")
+            files = [local.dist_file(f, base + f.filename) for f in found]
+            versions: list[str] = []
+        else:
+            entry = await self.proxy.page(route, project)
+            files = [
+                f.__class__(
+                    filename=f.filename,
+                    url=base + f.filename,
+                    hashes=f.hashes,
+                    requires_python=f.requires_python,
+                    yanked=f.yanked,
+                    core_metadata=f.core_metadata,
+                    size=f.size,
+                    upload_time=f.upload_time,
+                )
+                for f in entry.files
+                if _FILENAME_RE.match(f.filename)
+            ]
+            versions = entry.versions
+            if entry.stale:
+                extra["Warning"] = '110 kea-serve "Response is Stale"'
+        body = render_project(kind, project, files, versions)
+        return self._page_response(request, body, kind, extra)
+
+    def _page_response(
+        self, request: web.Request, body: bytes, kind: str, extra: Mapping[str, str] | None = None
+    ) -> web.StreamResponse:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers = {
+            "ETag": etag,
+            "Vary": "Accept, Authorization",
+            "Cache-Control": "max-age=0, must-revalidate",
+            **(extra or {}),
+        }
+        inm = request.headers.get("If-None-Match", "")
+        if etag in [t.strip().removeprefix("W/") for t in inm.split(",")]:
+            return web.Response(status=304, headers=headers)
+        headers["Content-Type"] = content_type(kind)
+        return web.Response(body=body, headers=headers)
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def _file(
+        self, request: web.Request, route_name: str, raw_project: str, filename: str
+    ) -> web.StreamResponse:
+        route = self.config.route(route_name)
+        if route is None:
+            raise Problem(404, "not found")
+        project = self._check_name(raw_project)
+        if project != raw_project or not _FILENAME_RE.match(filename):
+            raise Problem(400, "invalid file path")
+        # The file must belong to the route that serves its project: a private name can never
+        # be fetched through a public route's /files/ path.
+        if self._route(request, project) is not route:
+            raise Problem(404, f"{project} is not served by route {route_name}")
+        await self._authorize(request, route, write=False)
+        local = self.local.get(route.name)
+        if local is not None:
+            return await self._local_file(local, project, filename)
+        if route.mode != "proxy":
+            raise Problem(404, "not found")
+        return await self.proxy.serve_file(request, route, project, filename)
+
+    async def _local_file(
+        self, local: LocalDirectory, project: str, filename: str
+    ) -> web.StreamResponse:
+        headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+        if filename.endswith(".metadata"):
+            meta = await asyncio.to_thread(
+                local.metadata_sync, project, filename[: -len(".metadata")]
+            )
+            if meta is None:
+                raise Problem(404, f"no metadata for {filename}")
+            return web.Response(body=meta, content_type="application/octet-stream", headers=headers)
+        found = await asyncio.to_thread(local.find_sync, project, filename)
+        if found is None:
+            raise Problem(404, f"{filename} not found")
+        headers["Content-Type"] = "application/octet-stream"
+        return web.FileResponse(found.path, headers=headers)
+
+    # -- uploads -----------------------------------------------------------------------------
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        request["route"] = "upload"
+        writable = [r for r in self.config.routes if r.write]
+        if not writable:
+            raise Problem(405, "no route accepts uploads")
+        user, presented = await self._user(request)
+        if user is None and "*" not in {u for r in writable for u in r.write}:
+            why = "invalid credentials" if presented else "credentials required"
+            raise Problem(401, why, {"WWW-Authenticate": f'Basic realm="{self.config.realm}"'})
+        try:
+            up = await read_upload(
+                request, self.store.root / "uploads-tmp", self.config.max_upload_size
+            )
+        except UploadError as e:
+            raise Problem(e.status, e.message) from None
+        try:
+            try:
+                project, filename = await asyncio.to_thread(check_upload, up)
+            except UploadError as e:
+                raise Problem(e.status, e.message) from None
+            route = self._route(request, project)
+            if route.directory is None or not route.write:
+                raise Problem(403, f"route {route.name} does not accept uploads")
+            await self._authorize(request, route, write=True)
+            local = self.local[route.name]
+            assert up.path is not None
+            try:
+                await asyncio.to_thread(local.store_sync, filename, up.path)
+            except FileExistsError:
+                raise Problem(409, f"{filename} already exists") from None
+            log.info("uploaded %s to %s by %s", filename, route.name, user or "anonymous")
+            return web.Response(status=200, text="OK\n")
+        finally:
+            up.discard()
+
+
+def _text(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, text=redact_text(message) + "\n", headers=dict(headers or {})
+    )
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One redacted line per request: client, user, request line, status, bytes, seconds."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        status = request.get("aborted") or response.status
+        user = request.get("user") or "-"
+        line = f"{request.method} {redact_url(request.path_qs)}"
+        self.logger.info(
+            '%s %s "%s" %s %s %.4f',
+            request.remote or "-",
+            redact_text(str(user)),
+            redact_text(line),
+            status,
+            response.body_length,
+            time,
+        )
+
+
+def make_app(config: ServeConfig, env: Mapping[str, str]) -> web.Application:
+    return ServeApp(config, env).build()
+
+
+__all__ = ["AccessLogger", "ServeApp", "make_app"]

@@ -1,0 +1,160 @@
+"""Who a client is: htpasswd users (bcrypt, apr1, through libpass) and tokens.
+
+A token file has one ``USER TOKEN`` pair per line (``#`` comments). A token is accepted as
+``Authorization: Bearer TOKEN`` or as the password of Basic credentials (user ``__token__`` or the
+token's user). Verified Basic credentials are remembered (by a keyed digest, never the password)
+so bcrypt runs once per user and password, not once per request. Both files are re-read when
+they change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+from kea.serve.config import Route
+
+ANONYMOUS = None
+
+
+class ClientAuth:
+    def __init__(self, htpasswd: Path | None, tokens_file: Path | None) -> None:
+        self.htpasswd_path = htpasswd
+        self.tokens_path = tokens_file
+        self._ht: Any = None
+        self._ht_stamp: tuple[int, int] | None = None
+        self._tokens: dict[str, str] = {}  # token -> user
+        self._tokens_stamp: tuple[int, int] | None = None
+        self._key = secrets.token_bytes(32)
+        self._good: dict[bytes, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.htpasswd_path is not None or self.tokens_path is not None
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _htpasswd(self) -> Any:
+        if self.htpasswd_path is None:
+            return None
+        stamp = self._stamp(self.htpasswd_path)
+        if stamp != self._ht_stamp:
+            from passlib.apache import HtpasswdFile
+
+            try:
+                self._ht = HtpasswdFile(str(self.htpasswd_path))
+            except (OSError, ValueError):
+                self._ht = None
+            self._ht_stamp = stamp
+            with self._lock:
+                self._good.clear()
+        return self._ht
+
+    def _token_map(self) -> dict[str, str]:
+        if self.tokens_path is None:
+            return {}
+        stamp = self._stamp(self.tokens_path)
+        if stamp != self._tokens_stamp:
+            tokens: dict[str, str] = {}
+            try:
+                text = self.tokens_path.read_text(encoding="utf-8")
+            except OSError:
+                text = ""
+            for line in text.splitlines():
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                user, _, token = line.partition(" ")
+                if token.strip():
+                    tokens[token.strip()] = user
+            self._tokens = tokens
+            self._tokens_stamp = stamp
+            with self._lock:
+                self._good.clear()
+        return self._tokens
+
+    def _token_user(self, token: str) -> str | None:
+        for known, user in self._token_map().items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                return user
+        return None
+
+    def _check_password(self, user: str, password: str) -> bool:
+        ht = self._htpasswd()
+        if ht is None:
+            return False
+        try:
+            return bool(ht.check_password(user, password))
+        except (ValueError, TypeError):
+            return False
+
+    async def identify(self, authorization: str | None) -> tuple[str | None, bool]:
+        """(user or None, whether credentials were presented)."""
+        if not authorization:
+            return None, False
+        scheme, _, value = authorization.strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() == "bearer":
+            return self._token_user(value), True
+        if scheme.lower() != "basic":
+            return None, True
+        try:
+            raw = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None, True
+        user, sep, password = raw.partition(":")
+        if not sep:
+            return None, True
+        digest = hmac.new(self._key, raw.encode(), hashlib.sha256).digest()
+        self._htpasswd()
+        self._token_map()  # refresh both (clears the memo when a file changed)
+        with self._lock:
+            known = self._good.get(digest)
+        if known is not None:
+            return known, True
+        token_user = self._token_user(password)
+        if token_user is not None and user in ("__token__", token_user, ""):
+            found: str | None = token_user
+        elif await asyncio.to_thread(self._check_password, user, password):
+            found = user
+        else:
+            found = None
+        if found is not None:
+            with self._lock:
+                if len(self._good) > 10000:
+                    self._good.clear()
+                self._good[digest] = found
+        return found, True
+
+
+def allowed(users: tuple[str, ...], user: str | None) -> bool:
+    if "*" in users:
+        return True
+    if user is None:
+        return False
+    return "authenticated" in users or user in users
+
+
+def can_read(route: Route, user: str | None) -> bool:
+    return allowed(route.read, user)
+
+
+def can_write(route: Route, user: str | None) -> bool:
+    return bool(route.write) and allowed(route.write, user)
+
+
+__all__ = ["ClientAuth", "allowed", "can_read", "can_write"]

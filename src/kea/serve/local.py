@@ -1,0 +1,237 @@
+"""Directory routes: a folder of wheels and sdists served as an index, and uploads into it.
+
+Files may sit at the top of the folder or one level down (``<dir>/<project>/<file>``, the
+simpleindex/pypiserver layout). The sha256 of each file is computed once and kept, keyed by
+(size, mtime): a changed file is rehashed on the next request. The core metadata of a wheel
+(PEP 658) is extracted once into the cache directory, named by the wheel's sha256.
+
+Blocking work (stat, hashing, unzipping) runs in threads: call the ``*_sync`` methods through
+``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from email.parser import BytesParser
+from pathlib import Path
+
+from kea.errors import KeaError
+from kea.index.findlinks import project_of
+from kea.index.html import is_dist_filename
+from kea.index.models import DistFile
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: Path
+    filename: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    requires_python: str | None = None
+    metadata_sha256: str | None = None  # of the extracted METADATA (wheels only)
+    upload_time: str | None = None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _upload_time(mtime_ns: int) -> str:
+    import datetime
+
+    t = datetime.datetime.fromtimestamp(mtime_ns / 1e9, tz=datetime.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LocalDirectory:
+    """One directory route."""
+
+    def __init__(self, root: Path, metadata_dir: Path) -> None:
+        self.root = root
+        self.metadata_dir = metadata_dir
+        self._known: dict[Path, LocalFile] = {}
+        self._lock = threading.Lock()
+
+    # -- listing -----------------------------------------------------------------------------
+
+    def _scan(self) -> dict[str, list[Path]]:
+        out: dict[str, list[Path]] = {}
+        try:
+            top = list(os.scandir(self.root))
+        except OSError as e:
+            raise KeaError(f"cannot read {self.root}: {e.strerror}") from None
+        entries: list[os.DirEntry[str]] = []
+        for entry in top:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                try:
+                    entries.extend(os.scandir(entry.path))
+                except OSError:
+                    continue
+            else:
+                entries.append(entry)
+        for entry in entries:
+            if entry.name.startswith(".") or not is_dist_filename(entry.name):
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            name = project_of(entry.name)
+            if name:
+                out.setdefault(name, []).append(Path(entry.path))
+        return out
+
+    def projects_sync(self) -> list[str]:
+        return sorted(self._scan())
+
+    def files_sync(self, project: str) -> list[LocalFile]:
+        """The files of ``project`` (a normalised name), hashed, sorted by file name."""
+        paths = self._scan().get(project, [])
+        out = [f for f in (self._file(p) for p in paths) if f is not None]
+        out.sort(key=lambda f: f.filename)
+        return out
+
+    def find_sync(self, project: str, filename: str) -> LocalFile | None:
+        for f in self.files_sync(project):
+            if f.filename == filename:
+                return f
+        return None
+
+    def _file(self, path: Path) -> LocalFile | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        with self._lock:
+            known = self._known.get(path)
+        if known is not None and (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            return known
+        try:
+            digest = sha256_file(path)
+        except OSError:
+            return None
+        requires_python = meta_sha = None
+        if path.name.endswith(".whl"):
+            meta = self._metadata_for(path, digest)
+            if meta is not None:
+                meta_sha = hashlib.sha256(meta).hexdigest()
+                msg = BytesParser().parsebytes(meta, headersonly=True)
+                rp = msg.get("Requires-Python")
+                requires_python = str(rp).strip() if rp else None
+        f = LocalFile(
+            path=path,
+            filename=path.name,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            sha256=digest,
+            requires_python=requires_python,
+            metadata_sha256=meta_sha,
+            upload_time=_upload_time(st.st_mtime_ns),
+        )
+        with self._lock:
+            self._known[path] = f
+        return f
+
+    # -- PEP 658 metadata --------------------------------------------------------------------
+
+    def _metadata_path(self, sha256: str) -> Path:
+        return self.metadata_dir / sha256[:2] / f"{sha256}.metadata"
+
+    def _metadata_for(self, path: Path, sha256: str) -> bytes | None:
+        target = self._metadata_path(sha256)
+        try:
+            return target.read_bytes()
+        except OSError:
+            pass
+        from kea.index.wheelmeta import metadata_from_zip
+
+        try:
+            meta = metadata_from_zip(path, path.name)
+        except KeaError:
+            return None
+        _atomic_write(target, meta)
+        return meta
+
+    def metadata_sync(self, project: str, filename: str) -> bytes | None:
+        f = self.find_sync(project, filename)
+        if f is None or f.metadata_sha256 is None:
+            return None
+        return self._metadata_for(f.path, f.sha256)
+
+    # -- records -----------------------------------------------------------------------------
+
+    @staticmethod
+    def dist_file(f: LocalFile, url: str) -> DistFile:
+        return DistFile(
+            filename=f.filename,
+            url=url,
+            hashes={"sha256": f.sha256},
+            requires_python=f.requires_python,
+            core_metadata={"sha256": f.metadata_sha256} if f.metadata_sha256 else False,
+            size=f.size,
+            upload_time=f.upload_time,
+        )
+
+    # -- uploads -----------------------------------------------------------------------------
+
+    def exists_sync(self, filename: str) -> bool:
+        project = project_of(filename)
+        if project is None:
+            return False
+        paths = self._scan().get(project, [])
+        return any(p.name == filename for p in paths)
+
+    def store_sync(self, filename: str, data: Path) -> Path:
+        """Place the uploaded temp file ``data`` as ``filename``; FileExistsError if it exists.
+
+        The bytes are copied to a temporary name in the directory, then hard-linked to their
+        final name: linking never replaces an existing file, so two racing uploads of the same
+        name cannot both win.
+        """
+        import shutil
+        import tempfile
+
+        if self.exists_sync(filename):
+            raise FileExistsError(filename)
+        target = self.root / filename
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-upload-")
+        os.close(fd)
+        try:
+            shutil.copyfile(data, tmp)
+            os.link(tmp, target)
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return target
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+__all__ = ["LocalDirectory", "LocalFile", "sha256_file"]

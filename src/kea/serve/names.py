@@ -1,0 +1,63 @@
+"""Project names (PEP 503 normalisation, validation) and the patterns routes match them with."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+
+MAX_NAME = 128
+_NORMALIZE_RE = re.compile(r"[-_.]+")
+# PEP 508 names: letters/digits, with . _ - inside.
+_VALID_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_PATTERN_RE = re.compile(r"^[A-Za-z0-9._\-*?\[\]!]+$")
+
+
+def normalize(name: str) -> str:
+    return _NORMALIZE_RE.sub("-", name).lower()
+
+
+def valid_name(name: str) -> bool:
+    """A project name kea serve accepts in a URL (no traversal, no odd characters, bounded)."""
+    return 0 < len(name) <= MAX_NAME and bool(_VALID_RE.match(name))
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """An exact name, a glob (``acme-*``) or a prefix, compared on normalised names."""
+
+    text: str
+    kind: str  # "exact" | "glob" | "prefix"
+
+    def matches(self, normalized: str) -> bool:
+        if self.kind == "exact":
+            return normalized == self.text
+        if self.kind == "prefix":
+            return normalized.startswith(self.text)
+        return fnmatch.fnmatchcase(normalized, self.text)
+
+
+def compile_pattern(raw: str, *, prefix: bool = False) -> Pattern:
+    raw = raw.strip()
+    if not raw:
+        raise ValueError("empty")
+    if not _PATTERN_RE.match(raw):
+        raise ValueError("expected letters, digits, '.', '_', '-' and glob characters * ? [ ]")
+    if raw.count("[") != raw.count("]"):
+        raise ValueError("unbalanced [ ]")
+    if prefix:
+        if any(c in raw for c in "*?[]!"):
+            raise ValueError("a prefix takes no glob characters")
+        # keep a trailing separator: prefix "acme-" must not match "acmeco"
+        text = _NORMALIZE_RE.sub("-", raw).lower()
+        return Pattern(text, "prefix")
+    if any(c in raw for c in "*?["):
+        # normalise the literal parts only
+        text = re.sub(r"[-_.]+", "-", raw).lower()
+        return Pattern(text, "glob")
+    if not valid_name(raw):
+        raise ValueError("not a valid project name")
+    return Pattern(normalize(raw), "exact")
+
+
+__all__ = ["MAX_NAME", "Pattern", "compile_pattern", "normalize", "valid_name"]

@@ -1,0 +1,464 @@
+"""Proxy routes: upstream project pages and files, fetched with the upstream's credentials.
+
+Every upstream request goes through ``kea.http.HttpClient`` (its redirect loop and per-origin
+credential policy) with a run-private ``Settings``: one index per upstream, whose credentials come
+from the config (``KEA_INDEX_<NAME>_USERNAME/PASSWORD`` in a private env mapping, never the
+process environment), no netrc, no keyring. So an upstream's secret goes to its origin only.
+
+Pages are parsed (HTML or JSON), cached on disk with their validators (``ETag``,
+``Last-Modified``) and freshness (``Cache-Control: max-age``, else ``page-ttl``), revalidated when
+stale, and served stale when the upstream is down. Files are streamed to the first client while
+being written to a temporary file and hashed; the last chunk is held back until the hash is
+checked, so a client never receives a complete file that failed its hash. A good body is renamed
+into the content-addressed store; a bad or truncated one is dropped and the client's connection
+is aborted. Concurrent requests for the same file wait for that one fetch (single flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kea.auth.redact import redact_url
+from kea.errors import KeaError
+from kea.index.models import DistFile
+from kea.serve.config import Route, ServeConfig, Upstream
+from kea.serve.metrics import Metrics
+from kea.serve.store import Store, is_sha256
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from kea.http.client import HttpClient
+
+log = logging.getLogger("kea.serve")
+
+FILE_HEADERS = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+class UpstreamError(Exception):
+    """An answer kea serve gives instead of the upstream's: a status and a one-line reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class PageEntry:
+    files: list[DistFile]
+    versions: list[str]
+    etag: str | None = None
+    last_modified: str | None = None
+    fetched: float = 0.0
+    max_age: int = 0
+    stale: bool = False
+    persist: bool = True
+    by_name: dict[str, DistFile] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_name = {f.filename: f for f in self.files}
+
+    def fresh(self, now: float) -> bool:
+        return now - self.fetched < self.max_age
+
+    def to_json(self) -> dict[str, Any]:
+        import msgspec
+
+        return {
+            "files": msgspec.to_builtins(self.files),
+            "versions": self.versions,
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+            "fetched": self.fetched,
+            "max_age": self.max_age,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> PageEntry | None:
+        import msgspec
+
+        try:
+            files = msgspec.convert(obj["files"], list[DistFile])
+            return cls(
+                files=files,
+                versions=list(obj.get("versions") or []),
+                etag=obj.get("etag"),
+                last_modified=obj.get("last_modified"),
+                fetched=float(obj.get("fetched") or 0),
+                max_age=int(obj.get("max_age") or 0),
+            )
+        except (KeyError, TypeError, ValueError, msgspec.ValidationError):
+            return None
+
+
+def _max_age(cache_control: str | None, default: int) -> tuple[int, bool]:
+    """(seconds fresh, may persist) from an upstream ``Cache-Control``."""
+    if not cache_control:
+        return default, True
+    persist = True
+    age: int | None = None
+    for part in cache_control.lower().split(","):
+        k, _, v = part.strip().partition("=")
+        if k == "no-cache":
+            age = 0
+        elif k == "no-store":
+            persist = False
+            age = 0
+        elif k in ("max-age", "s-maxage") and age != 0:
+            try:
+                age = max(0, int(v.strip().strip('"')))
+            except ValueError:
+                pass
+    return (default if age is None else age), persist
+
+
+def upstream_settings(config: ServeConfig, env: Mapping[str, str]) -> Any:
+    """A private Settings for HttpClient: the upstreams as named indexes with their secrets."""
+    from kea.settings import Index, Settings
+
+    private_env = {k: v for k, v in env.items() if not k.startswith("KEA_INDEX") and k != "NETRC"}
+    indexes = []
+    for up in config.upstreams:
+        index = Index(url=up.url.split("{project}")[0], name=up.name, source=str(config.path))
+        prefix = index.env_prefix or ""
+        if up.username is not None:
+            private_env[prefix + "USERNAME"] = up.username
+        if up.password is not None:
+            private_env[prefix + "PASSWORD"] = up.password
+        indexes.append(index)
+    return Settings(
+        indexes=indexes,
+        netrc_path=None,
+        keyring_provider="disabled",
+        http_timeout=config.upstream_timeout,
+        http_connect_timeout=config.upstream_connect_timeout,
+        http_retries=config.upstream_retries,
+        env=private_env,
+    )
+
+
+class Proxy:
+    def __init__(self, config: ServeConfig, store: Store, metrics: Metrics) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        self.client: HttpClient | None = None
+        self._pages: dict[tuple[str, str], PageEntry] = {}
+        self._page_flights: dict[tuple[str, str], asyncio.Future[PageEntry]] = {}
+        self._file_flights: dict[tuple[str, str, str], asyncio.Future[str]] = {}
+
+    async def start(self, env: Mapping[str, str]) -> None:
+        from kea.http.client import HttpClient
+
+        if not self.config.upstreams:
+            return
+        self.client = HttpClient(upstream_settings(self.config, env), backoff_base=0.1)
+        await self.client.open()
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+
+    # -- pages -------------------------------------------------------------------------------
+
+    async def page(self, route: Route, project: str) -> PageEntry:
+        key = (route.name, project)
+        entry = self._pages.get(key)
+        if entry is None:
+            raw = await asyncio.to_thread(
+                self.store.read_json, self.store.page_path(route.name, project)
+            )
+            entry = PageEntry.from_json(raw) if raw is not None else None
+            if entry is not None:
+                self._pages[key] = entry
+        if entry is not None and entry.fresh(time.time()):
+            self.metrics.cache_hits["page"] += 1
+            return entry
+        flight = self._page_flights.get(key)
+        if flight is not None:
+            return await asyncio.shield(flight)
+        fut: asyncio.Future[PageEntry] = asyncio.get_running_loop().create_future()
+        self._page_flights[key] = fut
+        try:
+            result = await self._fetch_page(route, project, entry)
+            fut.set_result(result)
+            return result
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        finally:
+            self._page_flights.pop(key, None)
+
+    async def _fetch_page(self, route: Route, project: str, entry: PageEntry | None) -> PageEntry:
+        from kea.http.errors import HttpError, HttpTimeout
+        from kea.index.page import ACCEPT, parse_project_page
+
+        upstream = route.upstream
+        assert upstream is not None and self.client is not None
+        self.metrics.cache_misses["page"] += 1
+        url = upstream.project_url(project)
+        headers = {"Accept": ACCEPT}
+        if entry is not None and entry.etag:
+            headers["If-None-Match"] = entry.etag
+        if entry is not None and entry.last_modified:
+            headers["If-Modified-Since"] = entry.last_modified
+        start = time.monotonic()
+        try:
+            resp = await self.client.get(url, headers=headers, purpose="page")
+        except HttpTimeout:
+            self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
+            return self._stale(entry, 504, f"upstream {upstream.name} timed out")
+        except HttpError as e:
+            self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
+            return self._stale(entry, 502, f"upstream {upstream.name} unreachable: {e.message}")
+        self.metrics.upstream(upstream.name, time.monotonic() - start, error=resp.status >= 500)
+        now = time.time()
+        max_age, persist = _max_age(resp.headers.get("Cache-Control"), self.config.page_ttl)
+        key = (route.name, project)
+        if resp.status == 304 and entry is not None:
+            entry.fetched, entry.max_age, entry.stale = now, max_age, False
+            await self._save_page(route, project, entry)
+            return entry
+        if resp.status in (404, 410):
+            self._pages.pop(key, None)
+            raise UpstreamError(404, f"{project} not found on upstream {upstream.name}")
+        if resp.status in (401, 403):
+            return self._stale(
+                entry,
+                502,
+                f"upstream {upstream.name} refused kea serve's credentials"
+                f" ({resp.status}; source: {upstream.credential_source})",
+            )
+        if resp.status != 200:
+            return self._stale(entry, 502, f"upstream {upstream.name} answered {resp.status}")
+        try:
+            parsed = parse_project_page(
+                resp.body, resp.url, resp.headers.get("Content-Type"), name=project
+            )
+        except KeaError as e:
+            raise UpstreamError(
+                502, f"upstream {upstream.name} sent a malformed page for {project}: {e.message}"
+            ) from None
+        except Exception as e:  # a parser bug must not become a traceback to a client
+            raise UpstreamError(
+                502,
+                f"upstream {upstream.name} sent a malformed page for {project}"
+                f" ({type(e).__name__})",
+            ) from None
+        new = PageEntry(
+            files=list(parsed.files),
+            versions=list(parsed.versions),
+            etag=resp.headers.get("ETag"),
+            last_modified=resp.headers.get("Last-Modified"),
+            fetched=now,
+            max_age=max_age,
+            persist=persist,
+        )
+        self._pages[key] = new
+        await self._save_page(route, project, new)
+        return new
+
+    def _stale(self, entry: PageEntry | None, status: int, message: str) -> PageEntry:
+        if entry is None:
+            raise UpstreamError(status, message)
+        log.warning("%s; serving the cached page", message)
+        entry.stale = True
+        self.metrics.cache_hits["stale-page"] += 1
+        return entry
+
+    async def _save_page(self, route: Route, project: str, entry: PageEntry) -> None:
+        if not entry.persist:
+            return
+        path = self.store.page_path(route.name, project)
+        await asyncio.to_thread(self.store.write_json, path, entry.to_json())
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def serve_file(
+        self, request: web.Request, route: Route, project: str, filename: str
+    ) -> web.StreamResponse:
+        from aiohttp import web
+
+        pointer = self.store.pointer_path(route.name, project, filename)
+        ptr = await asyncio.to_thread(self.store.read_json, pointer)
+        if isinstance(ptr, dict) and is_sha256(str(ptr.get("sha256", ""))):
+            path = await asyncio.to_thread(self.store.verified_path, ptr["sha256"])
+            if path is not None:
+                return self._from_cache(path, ptr["sha256"])
+        page = await self.page(route, project)
+        metadata = filename.endswith(".metadata")
+        base = filename[: -len(".metadata")] if metadata else filename
+        dist = page.by_name.get(base)
+        if dist is None or (metadata and not dist.has_metadata_file):
+            raise web.HTTPNotFound(text=f"{filename} is not a file of {project}\n")
+        url = dist.metadata_url if metadata else dist.url.split("#", 1)[0]
+        hashes = dist.metadata_hashes if metadata else dist.hashes
+        known = hashes.get("sha256", "").lower()
+        if is_sha256(known):
+            path = await asyncio.to_thread(self.store.verified_path, known)
+            if path is not None:
+                await asyncio.to_thread(self.store.write_json, pointer, {"sha256": known})
+                return self._from_cache(path, known)
+        key = (route.name, project, filename)
+        flight = self._file_flights.get(key)
+        if flight is not None:
+            sha = await asyncio.shield(flight)
+            path = await asyncio.to_thread(self.store.verified_path, sha)
+            if path is None:
+                raise UpstreamError(502, f"fetching {filename} from upstream failed")
+            return self._from_cache(path, sha)
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._file_flights[key] = fut
+        try:
+            response, got = await self._download(request, route, url, hashes, filename)
+            if got:
+                await asyncio.to_thread(self.store.write_json, pointer, {"sha256": got})
+                fut.set_result(got)
+            else:
+                fut.set_exception(UpstreamError(502, f"fetching {filename} from upstream failed"))
+                fut.exception()
+            return response
+        except BaseException as e:
+            if not fut.done():
+                fut.set_exception(e)
+                fut.exception()
+            raise
+        finally:
+            self._file_flights.pop(key, None)
+
+    def _from_cache(self, path: Any, sha256: str) -> web.StreamResponse:
+        from aiohttp import web
+
+        self.metrics.cache_hits["file"] += 1
+        try:
+            self.metrics.cache_bytes += path.stat().st_size
+        except OSError:
+            pass
+        headers = dict(FILE_HEADERS)
+        headers["Content-Type"] = "application/octet-stream"
+        return web.FileResponse(path, headers=headers)
+
+    async def _download(
+        self,
+        request: web.Request,
+        route: Route,
+        url: str,
+        hashes: Mapping[str, str],
+        filename: str,
+    ) -> tuple[web.StreamResponse, str | None]:
+        """Stream ``url`` to the client and into the store; (response, sha256 or None)."""
+        from aiohttp import web
+
+        from kea.http.errors import HttpError, HttpTimeout
+
+        upstream: Upstream | None = route.upstream
+        assert upstream is not None and self.client is not None
+        self.metrics.cache_misses["file"] += 1
+        expected = {k.lower(): v.lower() for k, v in hashes.items()}
+        check_alg = next(
+            (a for a in ("sha256", "sha384", "sha512", "sha1", "md5") if a in expected), None
+        )
+        h256 = hashlib.sha256()
+        hcheck = hashlib.new(check_alg) if check_alg and check_alg != "sha256" else None
+        tmp_f, tmp = await asyncio.to_thread(self.store.temp_file)
+        out: web.StreamResponse | None = None
+        client_gone = False
+        start = time.monotonic()
+        size = 0
+        committed = False
+        try:
+            try:
+                async with self.client.stream(url, purpose="file") as s:
+                    if s.status != 200:
+                        status = 504 if s.status == 504 else 502
+                        raise UpstreamError(
+                            status, f"upstream {upstream.name} answered {s.status} for {filename}"
+                        )
+                    out = web.StreamResponse(status=200)
+                    out.headers.update(FILE_HEADERS)
+                    out.content_type = "application/octet-stream"
+                    if s.content_length is not None:
+                        out.content_length = s.content_length
+                    await out.prepare(request)
+                    held: bytes | None = None
+                    async for chunk in s.iter_chunks():
+                        if not chunk:
+                            continue
+                        tmp_f.write(chunk)
+                        h256.update(chunk)
+                        if hcheck is not None:
+                            hcheck.update(chunk)
+                        size += len(chunk)
+                        if held is not None and not client_gone:
+                            client_gone = not await _send(out, held)
+                        held = chunk
+                    if s.content_length is not None and size != s.content_length:
+                        raise UpstreamError(
+                            502,
+                            f"upstream {upstream.name} sent {size} of {s.content_length} bytes"
+                            f" of {filename}",
+                        )
+            except HttpTimeout:
+                raise UpstreamError(504, f"upstream {upstream.name} timed out") from None
+            except HttpError as e:
+                raise UpstreamError(
+                    502, f"upstream {upstream.name} failed for {filename}: {e.message}"
+                ) from None
+            finally:
+                self.metrics.upstream(upstream.name, time.monotonic() - start)
+            tmp_f.close()
+            sha = h256.hexdigest()
+            want = expected.get(check_alg or "", "")
+            got = sha if check_alg == "sha256" else (hcheck.hexdigest() if hcheck else "")
+            if check_alg and got != want:
+                raise UpstreamError(
+                    502,
+                    f"{filename} from upstream {upstream.name} does not match its {check_alg}"
+                    " hash (not cached)",
+                )
+            await asyncio.to_thread(self.store.commit, tmp, sha)
+            committed = True
+            self.metrics.upstream_bytes += size
+            assert out is not None
+            if held is not None and not client_gone:
+                client_gone = not await _send(out, held)
+            if not client_gone:
+                try:
+                    await out.write_eof()
+                except (ConnectionError, RuntimeError):
+                    pass
+            return out, sha
+        except UpstreamError as e:
+            if out is None:
+                raise
+            # Headers are sent: the only honest signal left is a broken connection.
+            log.warning("%s (%s)", e.message, redact_url(url))
+            request["aborted"] = e.status
+            if request.transport is not None:
+                request.transport.abort()
+            return out, None
+        finally:
+            if not tmp_f.closed:
+                tmp_f.close()
+            if not committed:
+                self.store.discard(tmp)
+
+
+async def _send(out: web.StreamResponse, data: bytes) -> bool:
+    try:
+        await out.write(data)
+        return True
+    except (ConnectionError, RuntimeError):
+        return False
+
+
+__all__ = ["PageEntry", "Proxy", "UpstreamError", "upstream_settings"]

@@ -1,0 +1,148 @@
+"""The serve cache directory, shared by every worker: content-addressed files, pointers, pages.
+
+Layout under the cache directory::
+
+    files-v1/<sha256[:2]>/<sha256>                       file bodies, named by their sha256
+    pointers-v1/<route>/<project>/<filename>.json        which sha256 a route's file has
+    pages-v1/<route>/<project>.json                      upstream project pages + validators
+    metadata-v1/<sha256[:2]>/<sha256>.metadata           METADATA extracted from local wheels
+
+Every write goes to a temporary file in the same directory and is renamed into place, so readers
+in other workers see an old entry, a new entry, or none, never half of one. A file body is only
+renamed into ``files-v1`` after its hash matched; a body is re-hashed before it is served for the
+first time by a worker (and again whenever its size or mtime changes), so a corrupt entry is
+detected, removed and fetched again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+CHUNK = 1024 * 1024
+_HEX64 = frozenset("0123456789abcdef")
+
+
+def is_sha256(value: str) -> bool:
+    return len(value) == 64 and set(value) <= _HEX64
+
+
+def _safe(part: str) -> str:
+    # Route, project and file names were validated by the caller; this is the last guard.
+    if not part or part in (".", "..") or "/" in part or "\\" in part or "\x00" in part:
+        raise ValueError(f"unsafe cache path part {part!r}")
+    return part
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files = root / "files-v1"
+        self.pointers = root / "pointers-v1"
+        self.pages = root / "pages-v1"
+        self.metadata = root / "metadata-v1"
+        for d in (self.files, self.pointers, self.pages, self.metadata):
+            d.mkdir(parents=True, exist_ok=True)
+        self._verified: dict[str, tuple[int, int, int]] = {}
+        self._lock = threading.Lock()
+
+    # -- file bodies -------------------------------------------------------------------------
+
+    def file_path(self, sha256: str) -> Path:
+        if not is_sha256(sha256):
+            raise ValueError("not a sha256")
+        return self.files / sha256[:2] / sha256
+
+    def verified_path(self, sha256: str) -> Path | None:
+        """The body of ``sha256`` if present and intact; a corrupt body is removed (None)."""
+        path = self.file_path(sha256)
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            if self._verified.get(sha256) == key:
+                return path
+        h = hashlib.sha256()
+        try:
+            with path.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+        except OSError:
+            return None
+        if h.hexdigest() != sha256:
+            self.remove(sha256)
+            return None
+        with self._lock:
+            self._verified[sha256] = key
+        return path
+
+    def remove(self, sha256: str) -> None:
+        with self._lock:
+            self._verified.pop(sha256, None)
+        try:
+            self.file_path(sha256).unlink()
+        except OSError:
+            pass
+
+    def temp_file(self) -> tuple[IO[bytes], Path]:
+        """A new temporary file in the files bucket (same filesystem as its final place)."""
+        fd, name = tempfile.mkstemp(dir=self.files, prefix=".tmp-")
+        return os.fdopen(fd, "wb"), Path(name)
+
+    def commit(self, tmp: Path, sha256: str) -> Path:
+        target = self.file_path(sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+        st = target.stat()
+        with self._lock:
+            self._verified[sha256] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return target
+
+    @staticmethod
+    def discard(tmp: Path) -> None:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+    # -- small JSON records ------------------------------------------------------------------
+
+    def pointer_path(self, route: str, project: str, filename: str) -> Path:
+        return self.pointers / _safe(route) / _safe(project) / (_safe(filename) + ".json")
+
+    def page_path(self, route: str, project: str) -> Path:
+        return self.pages / _safe(route) / (_safe(project) + ".json")
+
+    def read_json(self, path: Path) -> Any:
+        try:
+            return json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def write_json(self, path: Path, obj: Any) -> None:
+        write_atomic(path, json.dumps(obj, separators=(",", ":")).encode())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+__all__ = ["Store", "is_sha256", "write_atomic"]
