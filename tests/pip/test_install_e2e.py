@@ -131,9 +131,8 @@ def test_upgrade_and_preferences(kea: Kea, universe: SimpleIndex, tmp_path: Path
 def test_extras_constraints_and_no_deps(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
     venv = kea.venv(tmp_path / "venv")
     (kea.cwd / "c.txt").write_text("lib<2\n")
-    r = kea(
-        "pip", "install", "-i", universe.url, "-c", "c.txt", "app", "extra-user[fast]", venv=venv
-    )
+    args = ["-i", universe.url, "-c", "c.txt", "app", "extra-user[fast]"]
+    r = kea("pip", "install", *args, venv=venv)
     assert r.returncode == 0, r.stderr
     assert summary(r)[-4:] == [
         " + app==1.0",
@@ -141,6 +140,9 @@ def test_extras_constraints_and_no_deps(kea: Kea, universe: SimpleIndex, tmp_pat
         " + lib==1.0",
         " + speedup==0.5",
     ]
+    # the extra's dependency counts as needed when auditing
+    again = kea("pip", "install", *args, venv=venv)
+    assert summary(again) == ["Audited 4 packages in <t>"]
 
     other = kea.venv(tmp_path / "other")
     r = kea("pip", "install", "-i", universe.url, "--no-deps", "app", venv=other)

@@ -219,11 +219,12 @@ def audit_installed(
         pins.setdefault(entry.name, []).append(entry.requirement)
     env = dict(markers)
     seen: set[tuple[str, frozenset[str]]] = set()
-    todo: list[Any] = [e.requirement for e in request.requirements]
+    # (requirement, marker still to check): dependencies_of already evaluated its markers
+    todo: list[tuple[Any, bool]] = [(e.requirement, True) for e in request.requirements]
     needed: set[str] = set()
     while todo:
-        req = todo.pop()
-        if req.marker is not None and not _marker_ok(req.marker, env):
+        req, check = todo.pop()
+        if check and req.marker is not None and not _marker_ok(req.marker, env):
             continue
         if req.url:
             return None
@@ -248,7 +249,7 @@ def audit_installed(
             meta = dist.metadata()
         except KeaError:
             return None
-        todo += dependencies_of(meta, req.extras, markers)
+        todo += [(dep, False) for dep in dependencies_of(meta, req.extras, markers)]
     return len(needed)
 
 
