@@ -1,0 +1,5 @@
+"""``python -m kbench`` (what ``bench/run`` executes)."""
+
+from kbench.main import main
+
+raise SystemExit(main())
