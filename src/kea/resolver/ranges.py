@@ -183,6 +183,12 @@ def _combine(a: tuple[Cut, ...], b: tuple[Cut, ...], op: int) -> tuple[Cut, ...]
     return tuple(out)
 
 
+# Relations between sets are asked again and again during propagation: remember them.
+_MEMO_MAX = 200_000
+_SUBSET: dict[tuple[VersionSet, VersionSet], bool] = {}
+_DISJOINT: dict[tuple[VersionSet, VersionSet], bool] = {}
+
+
 class VersionSet:
     """An immutable set of versions. Build with ``from_specifiers``, ``exact``, ``full``..."""
 
@@ -248,10 +254,40 @@ class VersionSet:
         return self._cuts == _FULL._cuts
 
     def is_subset(self, other: VersionSet) -> bool:
-        return self._cuts == other._cuts or not _combine(self._cuts, other._cuts, 2)
+        key = (self, other)
+        hit = _SUBSET.get(key)
+        if hit is None:
+            hit = _SUBSET[key] = self._is_subset(other)
+            if len(_SUBSET) > _MEMO_MAX:
+                _SUBSET.clear()
+        return hit
+
+    def _is_subset(self, other: VersionSet) -> bool:
+        a, b = self._cuts, other._cuts
+        if a == b or not a or b is _FULL_CUTS:
+            return True
+        if not b:
+            return False
+        if len(b) == 2 and len(a) >= 2 and b[0] <= a[0] and a[-1] <= b[1]:
+            return True  # inside one interval
+        return not _combine(a, b, 2)
 
     def is_disjoint(self, other: VersionSet) -> bool:
-        return not _combine(self._cuts, other._cuts, 0)
+        key = (self, other)
+        hit = _DISJOINT.get(key)
+        if hit is None:
+            hit = _DISJOINT[key] = self._is_disjoint(other)
+            if len(_DISJOINT) > _MEMO_MAX:
+                _DISJOINT.clear()
+        return hit
+
+    def _is_disjoint(self, other: VersionSet) -> bool:
+        a, b = self._cuts, other._cuts
+        if not a or not b:
+            return True
+        if a[-1] <= b[0] or b[-1] <= a[0]:
+            return True
+        return not _combine(a, b, 0)
 
     def __contains__(self, version: Version) -> bool:
         return bisect_right(self._cuts, (version_key(version), POINT)) % 2 == 1
@@ -388,5 +424,6 @@ def point_keys(versions: Iterable[Version]) -> list[Point]:
     return [(version_key(v), POINT) for v in versions]
 
 
-_FULL = VersionSet((MIN_CUT, MAX_CUT))
+_FULL_CUTS = (MIN_CUT, MAX_CUT)
+_FULL = VersionSet(_FULL_CUTS)
 _EMPTY = VersionSet(())

@@ -150,6 +150,7 @@ class Solver:
         self._dep_index: dict[tuple[str, str, VersionSet], Incompatibility] = {}
         self._chosen_edges: dict[tuple[str, Version], list[Edge]] = {}
         self._prefetched: set[str] = set()
+        self._counts: dict[str, tuple[VersionSet, int]] = {}
         self.stats = {"decisions": 0, "conflicts": 0, "backjumps": 0}
 
     # -- public -----------------------------------------------------------------------------------
@@ -202,9 +203,17 @@ class Solver:
             if package not in self._order:
                 self._order[package] = len(self._order)
 
-    def _relation(self, incompat: Incompatibility) -> tuple[int, str | None]:
+    def _relation(
+        self, incompat: Incompatibility, first: str | None = None
+    ) -> tuple[int, str | None]:
+        terms = incompat.terms
+        if first is not None and len(terms) > 1:
+            # The package that just changed decides most relations alone: look at it first.
+            st = self._states.get(first)
+            if st is not None and st.acc is not None and st.acc.disjoint_from(terms[first]):
+                return _CONTRADICTED, None
         unsatisfied: str | None = None
-        for package, term in incompat.terms.items():
+        for package, term in terms.items():
             st = self._states.get(package)
             acc = st.acc if st is not None else None
             if acc is None:
@@ -231,7 +240,7 @@ class Solver:
             pkg = changed.pop()
             queued.discard(pkg)
             for incompat in reversed(self._incompats.get(pkg, ())):
-                rel, unsatisfied = self._relation(incompat)
+                rel, unsatisfied = self._relation(incompat, pkg)
                 if rel == _SATISFIED:
                     root_cause = self._resolve_conflict(incompat)
                     rel, unsatisfied = self._relation(root_cause)
@@ -328,8 +337,13 @@ class Solver:
             acc = st.acc
             if acc is None or not acc.positive or st.decided is not None:
                 continue
-            cands = self._candidates_of(split_key(package)[0])
-            count = 0 if isinstance(cands, Unavailable) else acc.vset.count_in(cands.points)
+            cached = self._counts.get(package)
+            if cached is not None and cached[0] is acc.vset:
+                count = cached[1]
+            else:
+                cands = self._candidates_of(split_key(package)[0])
+                count = 0 if isinstance(cands, Unavailable) else acc.vset.count_in(cands.points)
+                self._counts[package] = (acc.vset, count)
             conflicts = self._conflicts.get(package, 0)
             key = (
                 0 if count <= 1 else 1,
