@@ -203,7 +203,7 @@ class World:
         path.write_text(textwrap.dedent(text).strip() + "\n")
         return path
 
-    def keyring(self, answers: Mapping[tuple[str | None, str], str]) -> None:
+    def keyring(self, answers: Mapping[tuple[str | None, str], str], *, hang: bool = False) -> None:
         """Put a ``keyring`` executable on PATH that answers ``keyring get SERVICE USER``.
 
         ``answers`` maps (service or None for any service, username) → password. Every call is
@@ -220,7 +220,8 @@ class World:
             "args = sys.argv[1:]\n"
             "with open(LOG, 'a') as f:\n"
             "    f.write(json.dumps(args) + '\\n')\n"
-            "if args[:1] == ['get'] and len(args) == 3:\n"
+            + ("import time; time.sleep(120)\n" if hang else "")
+            + "if args[:1] == ['get'] and len(args) == 3:\n"
             "    service, user = args[1], args[2]\n"
             "    for s, u, pw in TABLE:\n"
             "        if (s is None or s == service) and u == user:\n"
