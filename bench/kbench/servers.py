@@ -71,7 +71,7 @@ http {{
     listen 127.0.0.1:{port};
     root {root};
     location /files/ {{ expires max; }}
-    location / {{ expires 600s; }}
+    location / {{ expires 600s; try_files $uri $uri/index.html =404; }}
   }}
   server {{
     listen {UPSTREAM_IP}:{upstream_port};
@@ -87,7 +87,7 @@ http {{
       proxy_set_header Content-Length "";
     }}
     location /files/ {{ expires max; }}
-    location / {{ expires 600s; }}
+    location / {{ expires 600s; try_files $uri $uri/index.html =404; }}
   }}
 }}
 """
