@@ -215,3 +215,20 @@ def test_missing_package_and_sdist_only(kea: Kea, universe: SimpleIndex, tmp_pat
     assert r.returncode == 1
     assert "no-such-package" in r.stderr
     assert "not found" in r.stderr
+
+
+def test_find_links_no_index_and_quiet(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    wheels = str(universe.directory)
+    r = kea("pip", "install", "-q", "--no-index", "-f", wheels, "app", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "" and r.stdout == ""
+    assert universe.requests == []
+    assert run_python(venv, "import app, lib; print(lib.VERSION)") == "2.0"
+    # the same from a requirements file carrying the options
+    other = kea.venv(tmp_path / "other")
+    (kea.cwd / "req.txt").write_text(f"--no-index\n--find-links {wheels}\nlib<2\n")
+    r = kea("pip", "install", "-r", "req.txt", venv=other)
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-1:] == [" + lib==1.0"]
+    assert universe.requests == []

@@ -91,7 +91,13 @@ def packages(n: int) -> str:
     return f"{n} package" + ("" if n == 1 else "s")
 
 
+_QUIET = [False]
+
+
 def _say(message: str) -> None:
+    """A summary line on stderr (through the redacting writer); nothing with ``-q``."""
+    if _QUIET[0]:
+        return
     from kea.cli.output import info
 
     info(message)
@@ -278,6 +284,7 @@ def run_install(params: dict[str, Any]) -> None:
     request = gather_request(params)
     merge_file_indexes(params, request.files)
     settings = settings_from(params)
+    _QUIET[0] = settings.quiet > 0
     target = target_from(params, settings)
     installed = find_installed(target.roots())
     audited = audit_installed(request, installed, target.interpreter.markers)
@@ -515,10 +522,13 @@ async def _prepare(
 
     sem = asyncio.Semaphore(16)
     out: dict[str, Path] = {}
+    progress = _Progress(len(todo)) if options.show_progress else None
 
     async def one(c: Any) -> None:
         async with sem:
             out[c.name] = await _archive_for(c, index, cache, hashes.get(c.name))
+        if progress is not None:
+            progress.advance(c.name)
 
     tasks = [asyncio.create_task(one(c)) for c in todo]
     try:
@@ -528,7 +538,35 @@ async def _prepare(
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    finally:
+        if progress is not None:
+            progress.close()
     return out
+
+
+class _Progress:
+    """A transient rich progress bar on stderr (only used on a TTY without -q/--no-progress)."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn("Preparing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("", total=total)
+        self._progress.start()
+
+    def advance(self, name: str) -> None:
+        self._progress.update(self._task, advance=1, description=name)
+
+    def close(self) -> None:
+        self._progress.stop()
 
 
 async def _archive_for(c: Any, index: Any, cache: Any, allowed: frozenset[str] | None) -> Path:
