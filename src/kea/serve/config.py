@@ -38,7 +38,7 @@ _SERVER = {
     "max-upload-size",
 }
 _AUTH = {"htpasswd", "tokens-file"}
-_UPSTREAM = {"name", "url", "username", "password", "netrc", "token-file", "authenticate"}
+_UPSTREAM = {"name", "url", "username", "password", "netrc", "token-file"}
 _ROUTE = {
     "name",
     "match",

@@ -1,0 +1,129 @@
+"""A scriptable upstream index (aiohttp, on the e2e ``ServerLoop``) that records what it got.
+
+It serves ``/simple/<project>/`` (PEP 503 HTML with sha256 fragments, ``ETag`` and conditional
+GET) and ``/packages/<file>``. Per file or project a ``fault`` makes it misbehave the way real
+upstreams do: ``truncate`` (Content-Length promises more than is sent, then the connection
+closes), ``badhash`` (the page lists a wrong sha256), ``malformed`` (a page that is not an index),
+``slow`` (answers after ``slow_seconds``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from tests.e2e.servers.record import Seen
+from tests.e2e.servers.web import ServerLoop
+from tests.serve.names_util import project_of
+
+
+@dataclass
+class FakeUpstream:
+    loop: ServerLoop
+    ip: str
+    files: dict[str, bytes] = field(default_factory=dict)  # filename -> bytes
+    faults: dict[str, str] = field(default_factory=dict)  # filename or project -> fault
+    seen: list[Seen] = field(default_factory=list)
+    cache_control: str | None = None
+    slow_seconds: float = 5.0
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:{self.port}"
+
+    def add(self, wheel: Path) -> None:
+        self.files[wheel.name] = wheel.read_bytes()
+
+    def start(self) -> None:
+        self.port = self.loop.call(self._start(self.port))
+
+    async def _start(self, port: int) -> int:
+        app = web.Application()
+        app.router.add_get("/simple/{project}/", self._page)
+        app.router.add_get("/packages/{filename}", self._file)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.ip, port, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        return int(runner.addresses[0][1])
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self.loop.call(self._runner.cleanup())
+            self._runner = None
+
+    def requests(self, prefix: str = "") -> list[Seen]:
+        return [s for s in self.seen if s.path.startswith(prefix)]
+
+    def _record(self, request: web.Request) -> Seen:
+        seen = Seen(
+            server=f"fake {self.ip}:{self.port}",
+            method=request.method,
+            path=request.raw_path,
+            authorization=request.headers.get("Authorization"),
+        )
+        self.seen.append(seen)
+        return seen
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        seen = self._record(request)
+        project = request.match_info["project"]
+        if self.faults.get(project) == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        if self.faults.get(project) == "malformed":
+            seen.status = 200
+            return web.Response(body=b'{"not": "an index"', content_type="application/json")
+        names = sorted(f for f in self.files if project_of(f) == project)
+        if not names:
+            seen.status = 404
+            return web.Response(status=404, text="no such project")
+        links = []
+        for name in names:
+            digest = hashlib.sha256(self.files[name]).hexdigest()
+            if self.faults.get(name) == "badhash":
+                digest = "0" * 64
+            links.append(
+                f'<a href="../../packages/{html.escape(name)}#sha256={digest}">{name}</a><br>'
+            )
+        body = ("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n").encode()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        headers = {"ETag": etag}
+        if self.cache_control:
+            headers["Cache-Control"] = self.cache_control
+        if request.headers.get("If-None-Match") == etag:
+            seen.status = 304
+            return web.Response(status=304, headers=headers)
+        seen.status = 200
+        return web.Response(body=body, content_type="text/html", headers=headers)
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        seen = self._record(request)
+        name = request.match_info["filename"]
+        data = self.files.get(name)
+        if data is None:
+            seen.status = 404
+            return web.Response(status=404)
+        fault = self.faults.get(name)
+        if fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        seen.status = 200
+        if fault == "truncate":
+            resp = web.StreamResponse(headers={"Content-Length": str(len(data))})
+            await resp.prepare(request)
+            await resp.write(data[: len(data) // 2])
+            await asyncio.sleep(0.05)
+            assert request.transport is not None
+            request.transport.close()
+            return resp
+        return web.Response(body=data, content_type="application/octet-stream")
