@@ -93,3 +93,27 @@ def test_unknown_option_is_usage_error(kea: Kea, tmp_path: Path) -> None:
     r = kea("pip", "install", "--frobnicate", "x")
     assert r.returncode == 2
     assert "No such option '--frobnicate'" in assert_one_error(r.stderr)[0]
+
+
+def test_bad_exclude_newer_is_usage_error(kea: Kea, tmp_path: Path) -> None:
+    venv = kea.venv(tmp_path / "v")
+    r = kea("pip", "install", "--exclude-newer", "last tuesday", "requests", venv=venv)
+    assert r.returncode == 2
+    lines = assert_one_error(r.stderr)
+    assert lines[0] == "error: invalid --exclude-newer value 'last tuesday'"
+
+
+def test_unreachable_index_is_one_line_without_secret(kea: Kea, tmp_path: Path) -> None:
+    import socket
+
+    venv = kea.venv(tmp_path / "v")
+    with socket.socket() as s:  # a loopback port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kea.env["KEA_HTTP_RETRIES"] = "0"
+    url = f"http://alice:hunter2@127.0.0.1:{port}/simple"
+    r = kea("pip", "install", "-v", "-i", url, "requests", venv=venv)
+    assert r.returncode == 1
+    assert "hunter2" not in r.stderr + r.stdout
+    errors = [line for line in r.lines if line.startswith("error: ")]
+    assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0]

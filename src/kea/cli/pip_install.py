@@ -285,18 +285,19 @@ def run_install(params: dict[str, Any]) -> None:
     merge_file_indexes(params, request.files)
     settings = settings_from(params)
     _QUIET[0] = settings.quiet > 0
+    options = InstallOptions.from_params(params, settings)
     target = target_from(params, settings)
     installed = find_installed(target.roots())
     audited = audit_installed(request, installed, target.interpreter.markers)
     if audited is not None:
         _say(f"Audited {packages(audited)} in {elapsed(time.perf_counter() - started)}")
         return
-    resolve_and_install(request, params, settings, target, installed, started)
+    resolve_and_install(request, options, settings, target, installed, started)
 
 
 def resolve_and_install(
     request: Request,
-    params: dict[str, Any],
+    options: InstallOptions,
     settings: Settings,
     target: Target,
     installed: Mapping[str, InstalledDist],
@@ -307,7 +308,6 @@ def resolve_and_install(
 
     from kea.cache import Cache
 
-    options = InstallOptions.from_params(params, settings)
     cache = Cache.from_settings(settings)
     try:
         asyncio.run(_pipeline(request, options, settings, target, installed, cache, started))
