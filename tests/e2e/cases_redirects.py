@@ -386,21 +386,29 @@ def case11_netrc_default_only_after_401_and_never_after_redirect(w: World) -> No
         "/c11/simple/blob-pkg/",
         protected({erin.name: erin.password}, links_page([f"../../files/{s.file_wheel.name}"])),
     )
+    w.route(s.other, "/c11/simple/next-pkg/", protected({erin.name: erin.password}, ok("<a/>")))
     index = w.url(s.other, "/c11/simple/")
     fetched = w.fetch(
-        [{"url": w.url(s.other, "/c11/simple/blob-pkg/"), "follow": True}],
+        [
+            {"url": w.url(s.other, "/c11/simple/blob-pkg/"), "follow": True},
+            {"url": w.url(s.other, "/c11/simple/next-pkg/")},
+        ],
         cli={"index_url": index},
     )
     ok_run(fetched)
-    page = w.seen(s.other, "/c11/simple/")
+    page = w.seen(s.other, "/c11/simple/blob-pkg/")
     assert users_of(page) == [None, "erin"], (
         "netrc default: never proactive, used after the index's 401:\n" + describe(page)
     )
     assert [x.status for x in page] == [401, 200], describe(page)
+    # Rule 9: what succeeded is cached for the run: the next page gets it on its first request.
+    following = w.seen(s.other, "/c11/simple/next-pkg/")
+    assert users_of(following) == ["erin"], describe(following)
     hop = w.seen(s.files, "/c11/")
     assert hop and hop[-1].status == 200, describe(hop)
     no_authorization(hop)
-    assert results_of(fetched)[-1]["sha256"] == sha(wheel)
+    files = [r for r in results_of(fetched) if r["purpose"] == "file"]
+    assert [r["sha256"] for r in files] == [sha(wheel)], files
 
 
 # -- 12 ---------------------------------------------------------------------------------------

@@ -185,6 +185,26 @@ def case18_authenticate_always(w: World) -> None:
     run = w.check(w.url(s.other, "/c18/b/simple/pkg/"))
     failed_cleanly(run)
     assert w.seen(s.other, "/c18/b/") == [], describe(w.seen(s.other, "/c18/b/"))
+    # (c) "always" lets keyring answer without a known username (username and password).
+    jay = w.new_user("jay")
+    w.keyring({}, creds=(jay.name, jay.password))
+    w.route(s.other, "/c18/c/simple/pkg/", ok("<html>public</html>", "text/html"))
+    w.kea_toml(
+        f"""
+        keyring-provider = "subprocess"
+
+        [[index]]
+        name = "gl"
+        url = "{w.url(s.other, "/c18/c/simple/")}"
+        authenticate = "always"
+        """
+    )
+    run = w.check(w.url(s.other, "/c18/c/simple/pkg/"))
+    ok_run(run)
+    seen = w.seen(s.other, "/c18/c/")
+    assert users_of(seen) == ["jay"] and seen[0].password == jay.password, describe(seen)
+    calls = w.keyring_calls()
+    assert len(calls) == len({tuple(c) for c in calls}) >= 1, calls
 
 
 # -- 19 ---------------------------------------------------------------------------------------

@@ -203,14 +203,23 @@ class World:
         path.write_text(textwrap.dedent(text).strip() + "\n")
         return path
 
-    def keyring(self, answers: Mapping[tuple[str | None, str], str], *, hang: bool = False) -> None:
+    def keyring(
+        self,
+        answers: Mapping[tuple[str | None, str], str],
+        *,
+        creds: tuple[str, str] | None = None,
+        hang: bool = False,
+    ) -> None:
         """Put a ``keyring`` executable on PATH that answers ``keyring get SERVICE USER``.
 
-        ``answers`` maps (service or None for any service, username) → password. Every call is
-        appended to ``keyring_log`` as one JSON line of its arguments.
+        ``answers`` maps (service or None for any service, username) → password; ``creds`` is
+        what ``keyring --mode creds get SERVICE`` prints (username, password) for any service.
+        Every call is appended to ``keyring_log`` as one JSON line of its arguments.
         """
         table = [[service, user, pw] for (service, user), pw in answers.items()]
         self.secret(*answers.values())
+        if creds:
+            self.secret(creds[1])
         script = self.bin / "keyring"
         script.write_text(
             f"#!{sys.executable}\n"
@@ -227,6 +236,11 @@ class World:
             "        if (s is None or s == service) and u == user:\n"
             "            print(pw)\n"
             "            sys.exit(0)\n"
+            f"CREDS = {list(creds) if creds else None!r}\n"
+            "if args[:3] == ['--mode', 'creds', 'get'] and len(args) == 4 and CREDS:\n"
+            "    print(CREDS[0])\n"
+            "    print(CREDS[1])\n"
+            "    sys.exit(0)\n"
             "sys.exit(1)\n"
         )
         script.chmod(0o755)
