@@ -2,10 +2,8 @@
 
 Three layers, each usable on its own:
 
-- ``CandidatePolicy`` + ``select_candidates``: from the project pages of a package, the versions
-  that can be installed on the target interpreter (wheel tags, ``Requires-Python``, yanked unless
-  pinned ``==``, ``--only-binary``/``--no-binary``, ``--exclude-newer``), best wheel per version,
-  plus the reasons other files were rejected (for the failure hints).
+- ``CandidatePolicy`` + ``select_candidates`` (``kea.resolver.provider_select``, re-exported
+  here): the installable versions of a package on the target, and why other files were left out.
 - ``Prefetcher``: owns the asyncio side. The resolver runs synchronously in a worker thread and
   asks for versions and metadata through blocking calls; the event loop (in the calling thread)
   does the I/O, ~50 requests in flight. When metadata arrives, the pages of its dependencies are
@@ -26,9 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -36,270 +32,19 @@ from kea.dist.metadata import CoreMetadata
 from kea.dist.tags import TagRanker
 from kea.errors import KeaError
 from kea.index.models import DistFile, ProjectPage
+from kea.resolver.provider_select import (
+    Candidate,
+    CandidatePolicy,
+    Selection,
+    _marker_holds,
+    _parse_req,
+    dependencies_of,
+    select_candidates,
+)
 
 log = logging.getLogger("kea.resolver.provider")
 
 T = TypeVar("T")
-
-ALL = ":all:"
-NONE = ":none:"
-
-
-# -- candidates ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One installable version of a package: the best wheel of that version for the target."""
-
-    name: str  # canonical
-    version: Version
-    file: DistFile
-    index_url: str  # the page the file was listed on
-    rank: int = 0  # tag rank of the wheel (lower is better)
-
-    @property
-    def yanked(self) -> bool:
-        return self.file.is_yanked
-
-    def __str__(self) -> str:
-        return f"{self.name}=={self.version}"
-
-
-@dataclass
-class Selection:
-    """The candidates of one package (newest first) and why other files were left out."""
-
-    name: str
-    candidates: list[Candidate] = field(default_factory=list)
-    rejected: dict[str, list[str]] = field(default_factory=dict)  # reason -> filenames
-    pages: list[ProjectPage] = field(default_factory=list)
-
-    def by_version(self) -> dict[Version, Candidate]:
-        return {c.version: c for c in self.candidates}
-
-    def reason(self) -> str:
-        """Why no version is usable, completing a sentence whose subject is the package."""
-        if not self.pages or not any(p.files for p in self.pages):
-            return "was not found in the package registry"
-        for reason in ("sdist", "no-binary", "tags", "requires-python", "yanked", "exclude-newer"):
-            files = self.rejected.get(reason)
-            if not files:
-                continue
-            if reason in ("sdist", "no-binary"):
-                return (
-                    "has only source distributions "
-                    f"(building from source is not supported yet: {files[-1]})"
-                )
-            if reason == "tags":
-                return "has no wheels with a matching platform tag"
-            if reason == "requires-python":
-                return "has no version compatible with the target Python"
-            if reason == "yanked":
-                return "has only yanked versions (pin one with == to use it)"
-            return "has no version published before --exclude-newer"
-        return "has no usable distribution files"
-
-    def hint(self) -> str | None:
-        """One sentence on why nothing (or little) is installable, for the failure explanation."""
-        if self.candidates:
-            return None
-        if not self.pages or not any(p.files for p in self.pages):
-            return f"{self.name} was not found in the package indexes"
-        for reason in ("sdist", "no-binary", "tags", "requires-python", "yanked", "exclude-newer"):
-            files = self.rejected.get(reason)
-            if not files:
-                continue
-            if reason in ("sdist", "no-binary"):
-                return f"building from source is not supported yet: {files[-1]}"
-            if reason == "tags":
-                return f"no wheel of {self.name} is compatible with the target interpreter"
-            if reason == "requires-python":
-                return f"every version of {self.name} requires a different Python version"
-            if reason == "yanked":
-                return f"every version of {self.name} is yanked (pin one with == to use it)"
-            return f"every version of {self.name} was published after --exclude-newer"
-        return None
-
-
-def _binary_rule(values: Iterable[str]) -> tuple[bool, frozenset[str]]:
-    """``--only-binary``/``--no-binary`` values -> (applies to all, canonical names)."""
-    everything = False
-    names: set[str] = set()
-    for value in values:
-        for item in value.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            if item == ALL:
-                everything, names = True, set()
-            elif item == NONE:
-                everything, names = False, set()
-            else:
-                names.add(canonicalize_name(item))
-    return everything, frozenset(names)
-
-
-@dataclass
-class CandidatePolicy:
-    """What the target interpreter accepts and what the user allows."""
-
-    tags: TagRanker
-    python_version: Version  # full version of the target, for Requires-Python
-    markers: Mapping[str, str] = field(default_factory=dict)  # target marker environment
-    only_binary: Sequence[str] = ()
-    no_binary: Sequence[str] = ()
-    exclude_newer: datetime | None = None
-    pinned: Mapping[str, frozenset[Version]] = field(default_factory=dict)  # == pins, yanked ok
-    allowed_hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)  # "sha256:hex"
-
-    def __post_init__(self) -> None:
-        self._only_all, self._only = _binary_rule(self.only_binary)
-        self._no_all, self._no = _binary_rule(self.no_binary)
-        self._rp_cache: dict[str, bool] = {}
-
-    def wheels_allowed(self, name: str) -> bool:
-        if name in self._only:
-            return True
-        return not (self._no_all or name in self._no)
-
-    def python_ok(self, requires_python: str | None) -> bool:
-        if not requires_python:
-            return True
-        ok = self._rp_cache.get(requires_python)
-        if ok is None:
-            try:
-                ok = SpecifierSet(requires_python).contains(self.python_version, prereleases=True)
-            except InvalidSpecifier:
-                ok = True  # pip and uv ignore a malformed Requires-Python on an index page
-            self._rp_cache[requires_python] = ok
-        return ok
-
-    def too_new(self, file: DistFile) -> bool:
-        if self.exclude_newer is None or not file.upload_time:
-            return False
-        try:
-            uploaded = datetime.fromisoformat(file.upload_time.replace("Z", "+00:00"))
-        except ValueError:
-            return False
-        limit = self.exclude_newer
-        if uploaded.tzinfo is None and limit.tzinfo is not None:
-            limit = limit.replace(tzinfo=None)
-        elif uploaded.tzinfo is not None and limit.tzinfo is None:
-            uploaded = uploaded.replace(tzinfo=None)
-        return uploaded > limit
-
-
-def select_candidates(
-    name: str, pages: Sequence[ProjectPage], policy: CandidatePolicy
-) -> Selection:
-    """The installable versions of ``name`` on ``pages`` (earlier pages win a version)."""
-    name = canonicalize_name(name)
-    sel = Selection(name=name, pages=list(pages))
-    best: dict[Version, Candidate] = {}
-    pinned = policy.pinned.get(name, frozenset())
-    wheels_ok = policy.wheels_allowed(name)
-    allowed = policy.allowed_hashes.get(name)
-
-    def reject(reason: str, file: DistFile) -> None:
-        sel.rejected.setdefault(reason, []).append(file.filename)
-
-    for page in pages:
-        seen_here: set[Version] = set()
-        for file in page.files:
-            if not file.is_wheel:
-                if file.sdist_info is not None:
-                    reject("sdist", file)
-                continue
-            info = file.wheel_info
-            if info is None or canonicalize_name(info[0]) != name:
-                continue
-            version = info[1]
-            if version in best and version not in seen_here:
-                continue  # an earlier index already provides this version
-            if not wheels_ok:
-                reject("no-binary", file)
-                continue
-            rank = policy.tags.rank(info[2])
-            if rank is None:
-                reject("tags", file)
-                continue
-            if not policy.python_ok(file.requires_python):
-                reject("requires-python", file)
-                continue
-            if file.is_yanked and version not in pinned:
-                reject("yanked", file)
-                continue
-            if policy.too_new(file):
-                reject("exclude-newer", file)
-                continue
-            if allowed is not None and not _hash_allowed(file, allowed):
-                reject("hash", file)
-                continue
-            current = best.get(version)
-            if current is None or rank < current.rank:
-                best[version] = Candidate(name, version, file, page.url, rank)
-                seen_here.add(version)
-    sel.candidates = sorted(best.values(), key=lambda c: c.version, reverse=True)
-    return sel
-
-
-def _hash_allowed(file: DistFile, allowed: frozenset[str]) -> bool:
-    """A file the index lists with hashes must match one allowed hash; unknown ones are checked
-    after download."""
-    known = [f"{algo}:{digest}" for algo, digest in file.hashes.items()]
-    if not known:
-        return True
-    return any(h in allowed for h in known)
-
-
-# -- dependencies ------------------------------------------------------------------------------
-
-
-def dependencies_of(
-    meta: CoreMetadata, extras: Iterable[str], markers: Mapping[str, str]
-) -> list[Requirement]:
-    """The requirements of ``meta`` that apply on the target for the given extras.
-
-    The base requirements (no extra) are always included; with extras, the requirements whose
-    marker holds for ``extra == X`` are added. Unparsable lines are skipped with a debug log.
-    """
-    extras = sorted({canonicalize_name(e) for e in extras})
-    env = dict(markers)
-    out: list[Requirement] = []
-    for line in meta.requires_dist:
-        try:
-            req = _parse_req(line)
-        except InvalidRequirement:
-            log.debug("%s %s: ignoring invalid Requires-Dist %r", meta.name, meta.version, line)
-            continue
-        if req.marker is None:
-            out.append(req)
-            continue
-        for extra in ("", *extras):
-            if _marker_holds(req.marker, env, extra):
-                out.append(req)
-                break
-    return out
-
-
-_REQ_CACHE: dict[str, Requirement] = {}
-
-
-def _parse_req(line: str) -> Requirement:
-    req = _REQ_CACHE.get(line)
-    if req is None:
-        req = Requirement(line)
-        _REQ_CACHE[line] = req
-    return req
-
-
-def _marker_holds(marker: Marker, env: dict[str, str], extra: str) -> bool:
-    env["extra"] = extra
-    try:
-        return bool(marker.evaluate(env))
-    except Exception:  # an undefined marker variable: treat as not applying
-        return False
 
 
 # -- the async side ----------------------------------------------------------------------------
