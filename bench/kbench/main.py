@@ -133,6 +133,11 @@ class Bench:
             tool, self.home, self.netrc if sc.seed else None, os.environ.get("PATH", "")
         )
 
+    def logfile(self, set_name: str, scenario: str, tool: str, run: int | str) -> Path:
+        d = WORK / "logs"
+        d.mkdir(parents=True, exist_ok=True)
+        return d / f"{set_name}-{scenario}-{tool}-{run}.stderr"
+
     # -- running -------------------------------------------------------------------------------
     def warm_up(self, tool: str, set_name: str, sc: tools.Scenario, servers: Servers) -> Sample:
         """One untimed run that leaves the state the timed runs expect."""
@@ -150,7 +155,11 @@ class Bench:
             cmd = tools.command(tool, sc, self.ctx(tool, set_name, sc, servers))
         assert cmd is not None
         return run_timed(
-            cmd, self.env(tool, sc), timeout=self.args.timeout, secrets=[self.password]
+            cmd,
+            self.env(tool, sc),
+            timeout=self.args.timeout,
+            secrets=[self.password],
+            log=str(self.logfile(set_name, sc.name, tool, "warmup")),
         )
 
     def scenario(
@@ -179,7 +188,11 @@ class Bench:
                 cmd = tools.command(t, sc, ctx)
                 assert cmd is not None
                 s = run_timed(
-                    cmd, self.env(t, sc), timeout=self.args.timeout, secrets=[self.password]
+                    cmd,
+                    self.env(t, sc),
+                    timeout=self.args.timeout,
+                    secrets=[self.password],
+                    log=str(self.logfile(set_name, sc.name, t, i + 1)),
                 )
                 cells[t].samples.append(s)
                 state = f"{s.seconds:.3f}s {s.rss_mb:.0f}MB" if s.ok else f"FAILED {s.error}"

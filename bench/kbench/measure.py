@@ -18,12 +18,14 @@ class Sample:
     rss_mb: float  # peak RSS of the largest process in the tool's tree (wait4's ru_maxrss)
     ok: bool
     error: str | None = None
+    cpu: float = 0.0  # user + system CPU seconds of the whole tree (robust to a loaded machine)
 
 
 def last_line(text: str, secrets: Sequence[str] = (), limit: int = 240) -> str:
     """The last non-empty line of a tool's stderr, secrets masked, cut to ``limit``."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    line = lines[-1] if lines else "(no output)"
+    errors = [ln for ln in lines if ln.lower().startswith(("error", "fatal")) or "Error:" in ln]
+    line = errors[-1] if errors else (lines[-1] if lines else "(no output)")
     for s in secrets:
         if s:
             line = line.replace(s, "****")
@@ -37,7 +39,9 @@ def run_timed(
     timeout: float,
     secrets: Sequence[str] = (),
     cwd: str | None = None,
+    log: str | None = None,
 ) -> Sample:
+    """Run ``cmd``; on failure keep its stderr (secrets masked) in ``log`` if given."""
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -52,15 +56,23 @@ def run_timed(
         elapsed = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         rss_mb = usage.ru_maxrss / 1024.0  # KiB on Linux
+        cpu = usage.ru_utime + usage.ru_stime
         if proc.returncode == 0:
-            return Sample(elapsed, rss_mb, True)
+            return Sample(elapsed, rss_mb, True, cpu=cpu)
         err.seek(0)
         text = err.read().decode("utf-8", "replace")
+        if log is not None:
+            masked = text
+            for secret in secrets:
+                if secret:
+                    masked = masked.replace(secret, "****")
+            with open(log, "w") as f:
+                f.write(masked)
         if elapsed >= timeout:
             msg = f"timed out after {timeout:.0f}s"
         else:
             msg = f"exit {proc.returncode}: {last_line(text, secrets)}"
-        return Sample(elapsed, rss_mb, False, msg)
+        return Sample(elapsed, rss_mb, False, msg, cpu=cpu)
 
 
 def median(values: Sequence[float]) -> float | None:

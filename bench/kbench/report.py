@@ -25,6 +25,9 @@ class Cell:
     def median(self) -> float | None:
         return median(self.ok_times())
 
+    def cpu_median(self) -> float | None:
+        return median([s.cpu for s in self.samples if s is not None and s.ok])
+
     def peak_rss(self) -> float | None:
         rss = [s.rss_mb for s in self.samples if s is not None and s.ok]
         return max(rss) if rss else None
@@ -170,6 +173,18 @@ def markdown(
                 c = cells.get(t)
                 r = c.peak_rss() if c else None
                 row.append("—" if r is None else f"{r:.0f}")
+            out.append("| " + " | ".join(row) + " |")
+        out += ["", "CPU time (user + system, whole process tree), medians:", ""]
+        out.append("| scenario | " + " | ".join(f"{t} CPU" for t in tools) + " |")
+        out.append("|---" * (1 + len(tools)) + "|")
+        for sc in scenarios:
+            if (s, sc) not in results:
+                continue
+            cpu_cells = results[(s, sc)]
+            row = [sc]
+            for t in tools:
+                c = cpu_cells.get(t)
+                row.append(fmt_seconds(c.cpu_median() if c else None))
             out.append("| " + " | ".join(row) + " |")
     failures = [
         f"- `{s}` / `{sc}` / {t}: {msg}"
