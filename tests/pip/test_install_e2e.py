@@ -232,3 +232,28 @@ def test_find_links_no_index_and_quiet(kea: Kea, universe: SimpleIndex, tmp_path
     assert r.returncode == 0, r.stderr
     assert summary(r)[-1:] == [" + lib==1.0"]
     assert universe.requests == []
+
+
+def test_reinstall_compile_and_offline(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    r = kea("pip", "install", "-i", universe.url, "--compile-bytecode", "app", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert list((site_packages(venv) / "lib" / "__pycache__").glob("__init__.*.pyc"))
+    r = kea("pip", "install", "-i", universe.url, "--reinstall-package", "app", "app", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-2:] == [" - app==1.0", " + app==1.0"]
+    r = kea("pip", "install", "-i", universe.url, "--reinstall", "app", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-4:] == [" - app==1.0", " + app==1.0", " - lib==2.0", " + lib==2.0"]
+
+    # a fresh environment from the warm cache, without the network
+    universe.requests.clear()
+    fresh = kea.venv(tmp_path / "fresh")
+    r = kea("pip", "install", "--offline", "-i", universe.url, "app", venv=fresh)
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-2:] == [" + app==1.0", " + lib==2.0"]
+    assert universe.requests == []
+    # something never fetched cannot be had offline: one clear line
+    r = kea("pip", "install", "--offline", "-i", universe.url, "speedup", venv=fresh)
+    assert r.returncode == 1
+    assert "--offline" in r.stderr and "Traceback" not in r.stderr
