@@ -1,0 +1,313 @@
+"""Proxy and redirect routes in front of a real pypiserver (TLS, basic auth) and a public host.
+
+The protected upstream is pypiserver behind gunicorn TLS (``tests.e2e.servers.pypi``); only kea
+serve holds its credentials (from ``${ENV}`` references). The public upstream is a recording
+host that also carries ``priv-pkg`` with a higher version: that one must never be served.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import User, token
+from tests.e2e.servers.pypi import PypiServer, write_htpasswd
+from tests.e2e.servers.record import describe
+from tests.e2e.servers.tls import Tls
+from tests.e2e.servers.web import ServerLoop
+from tests.serve.conftest import Private, Wheels
+from tests.serve.harness import CLIENTS, Installer, KeaServe, http_get
+from tests.serve.upstream import FakeUpstream
+
+
+def write_bcrypt_htpasswd(path: Path, users: dict[str, str]) -> None:
+    from passlib.apache import HtpasswdFile
+
+    ht = HtpasswdFile(str(path), new=True, default_scheme="bcrypt")
+    for user, password in users.items():
+        ht.set_password(user, password)
+    ht.save()
+
+
+def free_port(ip: str) -> int:
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ProxySetup:
+    serve: KeaServe
+    public: FakeUpstream
+    private: Private
+    carol: User  # kea serve's own user, allowed on the private route
+    dave: User  # kea serve's own user, not allowed on the private route
+
+    def index(self, user: User) -> str:
+        return f"http://{user.name}:{user.password}@{self.serve.host}:{self.serve.port}/simple/"
+
+
+def proxy_config(public_url: str, private_url: str, *, mode: str = "proxy") -> str:
+    return f"""
+private = ["priv-*"]
+
+[server]
+cache-dir = "cache"
+page-ttl = 0
+upstream-retries = 0
+upstream-timeout = 5
+
+[auth]
+htpasswd = "htpasswd"
+
+[[upstream]]
+name = "public"
+url = "{public_url}/simple"
+
+[[upstream]]
+name = "corp"
+url = "{private_url}/simple"
+username = "${{CORP_USER}}"
+password = "${{CORP_PASSWORD}}"
+
+# The public catch-all comes first on purpose: private names must still never reach it.
+[[route]]
+name = "pypi"
+match = "*"
+upstream = "public"
+
+[[route]]
+name = "corp"
+prefix = "priv-"
+upstream = "corp"
+mode = "{mode}"
+private = true
+read = ["carol"]
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(
+    tmp_path_factory: pytest.TempPathFactory,
+    loop: ServerLoop,
+    tls: Tls,
+    wheels: Wheels,
+    private: Private,
+) -> Iterator[ProxySetup]:
+    root = tmp_path_factory.mktemp("serve-proxy")
+    public = FakeUpstream(loop, "127.0.0.3")
+    public.add(wheels.priv_public)
+    public.add(wheels.pub)
+    carol, dave = User("carol", token("pw-carol-")), User("dave", token("pw-dave-"))
+    workdir = root / "serve"
+    workdir.mkdir()
+    write_bcrypt_htpasswd(workdir / "htpasswd", {carol.name: carol.password})
+    # dave's entry is apr1 (Apache's MD5): both schemes verify
+    from passlib.apache import HtpasswdFile
+
+    ht = HtpasswdFile(str(workdir / "htpasswd"), default_scheme="apr_md5_crypt")
+    ht.set_password(dave.name, dave.password)
+    ht.save()
+    serve = KeaServe(
+        workdir,
+        proxy_config(public.url, private.server.url),
+        ip="127.0.0.5",
+        env={
+            "CORP_USER": private.serve_user.name,
+            "CORP_PASSWORD": private.serve_user.password,
+            "SSL_CERT_FILE": str(tls.ca_pem),
+        },
+    )
+    yield ProxySetup(serve, public, private, carol, dave)
+    serve.stop()
+    public.stop()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_private_package_through_the_proxy(
+    client: str, setup: ProxySetup, tmp_path: Path, wheels: Wheels
+) -> None:
+    pypi = setup.private.server
+    mark_pypi, mark_serve = pypi.mark(), setup.serve.mark()
+    installer = Installer(tmp_path)
+    result, venv = installer.install(client, setup.index(setup.carol), "priv-pkg")
+    assert result.returncode == 0, result.output
+    # the private 1.0, never the public 9.0
+    assert installer.version_of(venv, "priv_pkg") == "1.0"
+    assert not any("priv" in s.path for s in setup.public.seen), describe(setup.public.seen)
+
+    # kea serve: the client authenticated as carol, nothing failed
+    seen = setup.serve.access(mark_serve)
+    assert any(a.path == "/simple/priv-pkg/" and a.user == "carol" for a in seen), seen
+    # 206: uv reads wheel metadata with range requests once the file is cached
+    assert all(a.status in (200, 206) for a in seen), seen
+    # pypiserver: only kea serve's credentials, never the client's
+    upstream = pypi.seen(mark_pypi)
+    assert any(s.path == "/simple/priv-pkg/" for s in upstream), describe(upstream)
+    assert all(s.user == setup.private.serve_user.name for s in upstream), describe(upstream)
+    assert all(s.status in (200, 304) for s in upstream), describe(upstream)
+    # the client never saw the upstream
+    assert pypi.netloc not in result.output
+    assert setup.private.serve_user.password not in setup.serve.text()
+
+
+def test_public_package_gets_no_private_credentials(setup: ProxySetup, tmp_path: Path) -> None:
+    installer = Installer(tmp_path)
+    result, venv = installer.install("kea", setup.index(setup.dave), "pub-pkg")
+    assert result.returncode == 0, result.output
+    assert installer.version_of(venv, "pub_pkg") == "1.0"
+    got = setup.public.requests("/simple/pub-pkg/") + setup.public.requests("/packages/pub")
+    assert got and all(s.authorization is None for s in got), describe(got)
+
+
+def test_client_auth_401_and_403(setup: ProxySetup) -> None:
+    serve = setup.serve
+    status, headers, body = http_get(serve.index + "priv-pkg/")
+    assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="kea"'
+    wrong = User("carol", "not-her-password")
+    status, headers, _ = http_get(serve.index + "priv-pkg/", {"Authorization": wrong.header})
+    assert status == 401
+    status, _, body = http_get(serve.index + "priv-pkg/", {"Authorization": setup.dave.header})
+    assert status == 403 and b"dave" in body
+    # public routes need nothing
+    assert http_get(serve.index + "pub-pkg/")[0] == 200
+    # a private file cannot be fetched through the public route's /files/ path
+    status, _, _ = http_get(
+        serve.url + "/files/pypi/priv-pkg/priv_pkg-9.0-py3-none-any.whl",
+        {"Authorization": setup.carol.header},
+    )
+    assert status == 404
+    assert not any("priv" in s.path for s in setup.public.seen)
+
+
+def test_metrics(setup: ProxySetup) -> None:
+    http_get(setup.serve.index + "pub-pkg/")
+    status, headers, body = http_get(setup.serve.url + "/metrics")
+    text = body.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert 'kea_serve_requests_total{route="pypi",status="200"}' in text
+    assert 'kea_serve_upstream_latency_seconds_count{upstream="public"}' in text
+    assert "kea_serve_cache_bytes_total" in text
+
+
+def test_private_name_with_upstream_down_is_502_never_public(
+    tmp_path: Path, loop: ServerLoop, wheels: Wheels
+) -> None:
+    public = FakeUpstream(loop, "127.0.0.3")
+    public.add(wheels.priv_public)
+    down = f"http://127.0.0.6:{free_port('127.0.0.6')}"
+    (tmp_path / "serve").mkdir()
+    write_htpasswd(tmp_path / "serve" / "htpasswd", {"carol": "pw"})
+    secret = token("pw-corp-")
+    serve = KeaServe(
+        tmp_path / "serve",
+        proxy_config(public.url, down),
+        ip="127.0.0.5",
+        env={"CORP_USER": "svc", "CORP_PASSWORD": secret},
+    )
+    try:
+        auth = {"Authorization": User("carol", "pw").header}
+        status, _, body = http_get(serve.index + "priv-pkg/", auth)
+        assert status == 502
+        text = body.decode()
+        assert text.count("\n") == 1 and text.startswith("upstream corp unreachable")
+        status, _, _ = http_get(
+            serve.url + "/files/corp/priv-pkg/priv_pkg-1.0-py3-none-any.whl", auth
+        )
+        assert status == 502
+        assert public.seen == []  # never a fall-through to the public route
+        assert secret not in serve.text() and "Traceback" not in serve.text()
+    finally:
+        serve.stop()
+        public.stop()
+
+
+def test_second_install_from_cache_with_upstream_stopped(
+    tmp_path: Path, tls: Tls, wheels: Wheels, loop: ServerLoop
+) -> None:
+    svc = User("svc", token("pw-svc-"))
+    pypi = PypiServer(
+        tmp_path / "pypi",
+        "127.0.0.7",
+        tls=tls,
+        users={svc.name: svc.password},
+        packages=wheels.private_dir,
+    )
+    public = FakeUpstream(loop, "127.0.0.3")
+    (tmp_path / "serve").mkdir()
+    write_htpasswd(tmp_path / "serve" / "htpasswd", {"carol": "pw"})
+    serve = KeaServe(
+        tmp_path / "serve",
+        proxy_config(public.url, pypi.url),
+        ip="127.0.0.5",
+        env={
+            "CORP_USER": svc.name,
+            "CORP_PASSWORD": svc.password,
+            "SSL_CERT_FILE": str(tls.ca_pem),
+        },
+    )
+    try:
+        index = f"http://carol:pw@{serve.host}:{serve.port}/simple/"
+        installer = Installer(tmp_path / "clients")
+        result, _ = installer.install("pip", index, "priv-pkg")
+        assert result.returncode == 0, result.output
+        fetched = [s.path for s in pypi.seen()]
+        assert "/simple/priv-pkg/" in fetched
+        assert any(p.startswith("/packages/priv_pkg-1.0") for p in fetched), fetched
+        pypi.stop()
+        mark = serve.mark()
+        for client in ("uv", "kea"):
+            result, venv = installer.install(client, index, "priv-pkg")
+            assert result.returncode == 0, (client, result.output)
+            assert installer.version_of(venv, "priv_pkg") == "1.0"
+        seen = serve.access(mark)
+        assert seen and all(a.status in (200, 206) for a in seen), seen
+        status, headers, _ = http_get(
+            serve.index + "priv-pkg/", {"Authorization": User("carol", "pw").header}
+        )
+        assert status == 200 and "Stale" in headers.get("Warning", "")
+    finally:
+        serve.stop()
+        pypi.stop()
+        public.stop()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_redirect_mode_with_the_clients_netrc(
+    client: str, tmp_path: Path, tls: Tls, private: Private, loop: ServerLoop
+) -> None:
+    public = FakeUpstream(loop, "127.0.0.3")
+    config = (
+        proxy_config(public.url, private.server.url, mode="redirect")
+        .replace('read = ["carol"]\n', "")
+        .replace('[auth]\nhtpasswd = "htpasswd"\n', "")
+        .replace('username = "${CORP_USER}"\npassword = "${CORP_PASSWORD}"\n', "")
+    )
+    serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.5")
+    try:
+        installer = Installer(tmp_path / "client", {"SSL_CERT_FILE": str(tls.ca_pem)})
+        bob = private.client_user
+        netrc = installer.home / ".netrc"
+        netrc.write_text(f"machine {private.server.ip} login {bob.name} password {bob.password}\n")
+        netrc.chmod(0o600)
+        mark_pypi = private.server.mark()
+        args = ("--cert", str(tls.ca_pem)) if client == "pip" else ()
+        result, venv = installer.install(client, serve.index, "priv-pkg", args=args)
+        assert result.returncode == 0, result.output
+        assert installer.version_of(venv, "priv_pkg") == "1.0"
+        seen = serve.access()
+        assert [(a.path, a.status) for a in seen] == [("/simple/priv-pkg/", 302)]
+        status, headers, _ = http_get(serve.index + "priv-pkg/")
+        assert (status, headers["Location"]) == (302, f"{private.server.url}/simple/priv-pkg/")
+        upstream = private.server.seen(mark_pypi)
+        authed = [s for s in upstream if s.authorization]
+        assert authed and all(s.user == bob.name for s in authed), describe(upstream)
+        assert any(s.path.startswith("/packages/priv_pkg") and s.status == 200 for s in upstream)
+        assert public.seen == []
+    finally:
+        serve.stop()
+        public.stop()
