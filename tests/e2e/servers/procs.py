@@ -12,6 +12,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the test process dies (even by
+    SIGKILL), so no server outlives an aborted test run."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def bind(ip: str) -> socket.socket:
     """A listening TCP socket on ``ip`` with an ephemeral port, inheritable by a child."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -50,6 +65,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             pass_fds=(sock.fileno(),),
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
 
     def wait_ready(self, probe: str, *, tls: bool, timeout: float = 30.0) -> None:
