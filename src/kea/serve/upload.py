@@ -69,7 +69,9 @@ async def read_upload(request: web.Request, tmp_dir: Path, limit: int) -> Upload
             if part.filename is not None and name == "content":
                 if up.path is not None:
                     raise UploadError(400, "more than one file in one upload")
-                up.filename = os.path.basename(part.filename.replace("\\", "/"))
+                if any(c in part.filename for c in "/\\\x00"):
+                    raise UploadError(400, "the file name must not contain a path")
+                up.filename = part.filename
                 tmp_dir.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=".tmp-upload-")
                 up.path = Path(tmp)
