@@ -9,12 +9,14 @@ import os
 import pstats
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Collection
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from kbench import RESULTS, ROOT, WORK, index, report, sets, tools
 from kbench.measure import Sample, run_timed
@@ -38,6 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--recompile", action="store_true", help="re-pin the sets against PyPI")
     p.add_argument("--no-profile", action="store_true", help="skip profiling missed targets")
     p.add_argument("--name", help="results file stem (default: the date, -quick when --quick)")
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add to the results of the same name (e.g. the large set in a second invocation)",
+    )
     return p.parse_args(argv)
 
 
@@ -68,11 +75,12 @@ def versions(bin_: Path) -> list[str]:
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "?"
 
-    rev = out(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-    dirty = out(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"])
+    try:
+        rev = (WORK / "kea-src" / ".kea-commit").read_text().strip()
+    except OSError:
+        rev = "?"
     return [
-        f"{out([str(bin_ / 'kea'), '--version'])} (commit {rev}"
-        + (", src/ has uncommitted changes)" if dirty and dirty != "?" else ")"),
+        f"{out([str(bin_ / 'kea'), '--version'])} (snapshot of commit {rev})",
         out([str(bin_ / "uv"), "--version"]),
         out([str(bin_ / "python"), "-m", "pip", "--version"]).split(" from ")[0],
         f"target Python {out([base_python(), '--version'])}",
@@ -246,6 +254,80 @@ def summarize_profile(path: Path, sample: Sample, top: int = 25) -> str:
     return f"{head}\n{body.rstrip()}\n\ntop 12 by own time\n{body2.rstrip()}"
 
 
+def load_state(path: Path) -> tuple[report.Results, dict[str, object]]:
+    """Results and run records of an earlier invocation (for ``--append``)."""
+    data = json.loads(path.read_text())
+    results: report.Results = {}
+    for key, rec in data["cells"].items():
+        s, sc, t = key.split("/")
+        samples = [Sample(**x) if x else None for x in rec["samples"]]
+        results.setdefault((s, sc), {})[t] = report.Cell(samples, rec.get("note"))
+    return results, {"runs": data.get("runs", []), "profiles": data.get("profiles", {})}
+
+
+def save_state(path: Path, results: report.Results, meta: dict[str, object]) -> None:
+    cells = {
+        f"{s}/{sc}/{t}": {"samples": [asdict(x) if x else None for x in c.samples], "note": c.note}
+        for (s, sc), by_tool in results.items()
+        for t, c in by_tool.items()
+    }
+    path.write_text(json.dumps({**meta, "cells": cells}, indent=1, ensure_ascii=False))
+
+
+def _ordered(names: set[str], order: Collection[str]) -> list[str]:
+    return [n for n in order if n in names]
+
+
+def render(stem: str, results: report.Results, meta: dict[str, Any], bin_: Path) -> Path:
+    set_names = _ordered({s for s, _ in results}, sets.SETS)
+    scen_names = _ordered({sc for _, sc in results}, tools.SCENARIOS)
+    tool_list = _ordered({t for cells in results.values() for t in cells}, tools.TOOLS)
+    png = RESULTS / f"{stem}.png"
+    report.chart(results, set_names, scen_names, tool_list, png)
+    header = [f"# kea vs uv vs pip — {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}", ""]
+    header.append(
+        "Method (bench/README.md): each figure is the median (min–max) of the timed runs after "
+        "a warm-up, tools alternated run by run; ratios are medians of pair-by-pair ratios "
+        "(run i of kea over run i of the other tool); peak RSS is the largest process of the "
+        "tool's tree; CPU is user + system time of the whole tree."
+    )
+    header += ["", "Invocations (the machine is shared with other engineers' test runs):", ""]
+    for r in meta["runs"]:
+        header.append(
+            f"- `bench/run {r['command']}`: {r['runs']} timed runs after {r['warmup']} warm-up, "
+            f"{r['minutes']:.0f} min; load before `{r['load_before']}`, after "
+            f"`{r['load_after']}`; 1-min load after each scenario {r['load_min']:.2f}–"
+            f"{r['load_max']:.2f} (2 CPUs: wall times under such load are inflated and noisy, "
+            f"CPU times much less)."
+        )
+    header += [
+        "",
+        "Sets: " + "; ".join(f"`{n}` {len(sets.set_pins(n))} pkgs" for n in set_names) + ".",
+        "",
+        "Versions: " + "; ".join(versions(bin_)) + ".",
+        "",
+        "Scenarios: " + "; ".join(f"**{n}**: {tools.SCENARIOS[n].about}" for n in scen_names) + ".",
+    ]
+    verdicts = [report.judge(results, t) for t in report.TARGETS]
+    text = report.markdown(
+        results,
+        sets=set_names,
+        scenarios=scen_names,
+        tools=tool_list,
+        header=header,
+        verdicts=verdicts,
+        profiles=dict(meta["profiles"]),
+        chart=png.name if png.exists() else None,
+    )
+    md = RESULTS / f"{stem}.md"
+    md.write_text(text)
+    return md
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_names = _csv(args.sets, sets.QUICK_SETS if args.quick else tuple(sets.SETS), sets.SETS)
@@ -253,12 +335,33 @@ def main(argv: list[str] | None = None) -> int:
     tool_list = _csv(args.tools, tools.TOOLS, tools.TOOLS)
     runs = args.runs or (2 if args.quick else 5)
     stem = args.name or (dt.date.today().isoformat() + ("-quick" if args.quick else ""))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    state_file = RESULTS / f"{stem}.json"
     bench = Bench(args)
+    meta: dict[str, Any] = {"runs": [], "profiles": {}}
+    if args.append and state_file.exists():
+        bench.results, meta = load_state(state_file)
+    signal.signal(signal.SIGTERM, _terminate)
     bench.prepare(set_names)
-    load_before = uptime()
+    record: dict[str, Any] = {
+        "command": " ".join(argv if argv is not None else sys.argv[1:]),
+        "runs": runs,
+        "warmup": args.warmup,
+        "load_before": uptime(),
+    }
     started = time.time()
     servers = Servers(WORK, WORK / "index", "bench", bench.password, args.delay)
     loads: list[float] = []
+
+    def checkpoint() -> None:
+        record.update(
+            minutes=(time.time() - started) / 60,
+            load_after=uptime(),
+            load_min=min(loads, default=0.0),
+            load_max=max(loads, default=0.0),
+        )
+        save_state(state_file, bench.results, {**meta, "runs": [*meta["runs"], record]})
+
     servers.start()
     try:
         log(f"nginx on 127.0.0.1:{servers.port}, upstream {UPSTREAM_IP}:{servers.upstream_port}")
@@ -266,61 +369,25 @@ def main(argv: list[str] | None = None) -> int:
             for sc_name in scen_names:
                 bench.scenario(name, tools.SCENARIOS[sc_name], tool_list, runs, servers)
                 loads.append(os.getloadavg()[0])
+                checkpoint()
         verdicts = [report.judge(bench.results, t) for t in report.TARGETS]
-        profiles: dict[str, str] = {}
         if not args.no_profile and "kea" in tool_list:
             for v in verdicts:
                 t = v.target
-                if v.met is False and t.scenario in tools.SCENARIOS and t.set_name in set_names:
-                    key = f"{t.set_name} / {t.scenario}"
-                    if key not in profiles and t.scenario in scen_names:
-                        log(f"profiling kea on {key}")
-                        profiles[key] = bench.profile(
-                            t.set_name, tools.SCENARIOS[t.scenario], servers
-                        )
+                key = f"{t.set_name} / {t.scenario}"
+                if (
+                    v.met is False
+                    and t.set_name in set_names
+                    and t.scenario in scen_names
+                    and key not in meta["profiles"]
+                ):
+                    log(f"profiling kea on {key}")
+                    sc = tools.SCENARIOS[t.scenario]
+                    meta["profiles"][key] = bench.profile(t.set_name, sc, servers)
     finally:
         servers.stop()
-    minutes = (time.time() - started) / 60
-    load_after = uptime()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    png = RESULTS / f"{stem}.png"
-    report.chart(bench.results, set_names, scen_names, tool_list, png)
-    header = [
-        f"# kea vs uv vs pip — {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
-        "",
-        f"Command: `bench/run {' '.join(argv if argv is not None else sys.argv[1:])}` — "
-        f"{runs} timed runs per figure after {args.warmup} warm-up, tools alternated run by run; "
-        f"figures are medians (min–max), ratios are medians of pair-by-pair ratios; "
-        f"peak RSS is the largest process of the tool's tree. Took {minutes:.0f} min.",
-        "",
-        "Sets: " + "; ".join(f"`{n}` {len(sets.set_pins(n))} pkgs" for n in set_names) + ".",
-        "",
-        "Versions: " + "; ".join(versions(bench.bin)) + ".",
-        "",
-        f"Machine: {os.cpu_count()} CPUs, shared with other engineers' test runs. "
-        f"Load before: `{load_before}`; after: `{load_after}`; "
-        f"1-min load after each scenario: min {min(loads, default=0):.2f}, "
-        f"max {max(loads, default=0):.2f}. Figures taken under load are noisy.",
-        "",
-        "Scenarios: " + "; ".join(f"**{n}**: {tools.SCENARIOS[n].about}" for n in scen_names) + ".",
-    ]
-    text = report.markdown(
-        bench.results,
-        sets=set_names,
-        scenarios=scen_names,
-        tools=tool_list,
-        header=header,
-        verdicts=verdicts,
-        profiles=profiles,
-        chart=png.name if png.exists() else None,
-    )
-    md = RESULTS / f"{stem}.md"
-    md.write_text(text)
-    raw = {
-        f"{s}/{sc}/{t}": [asdict(x) if x else None for x in c.samples]
-        for (s, sc), cells in bench.results.items()
-        for t, c in cells.items()
-    }
-    (RESULTS / f"{stem}.json").write_text(json.dumps(raw, indent=1))
-    log(f"wrote {md.relative_to(ROOT)} and {png.name}")
+        checkpoint()
+    meta["runs"] = [*meta["runs"], record]
+    md = render(stem, bench.results, meta, bench.bin)
+    log(f"wrote {md.relative_to(ROOT)}, {stem}.png and {stem}.json")
     return 0

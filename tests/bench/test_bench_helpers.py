@@ -191,3 +191,19 @@ def test_nginx_conf_delays_every_upstream_request(tmp_path: Path) -> None:
     # pages are served without an internal redirect, so the access check runs once per request
     assert "try_files $uri $uri/index.html =404;" in conf and "index " not in conf
     assert expected_header("bench", "pw") == "Basic YmVuY2g6cHc="
+
+
+def test_results_state_round_trips_for_append(tmp_path: Path) -> None:
+    from kbench.main import load_state, save_state
+
+    res: report.Results = {
+        ("black", "install-warm"): {"kea": _cell([1.0, None]), "pip": report.Cell([], "n/a")},
+    }
+    meta: dict[str, object] = {"runs": [{"command": "--quick"}], "profiles": {"k": "v"}}
+    path = tmp_path / "r.json"
+    save_state(path, res, meta)
+    back, back_meta = load_state(path)
+    assert back_meta == meta
+    kea = back[("black", "install-warm")]["kea"]
+    assert kea.times() == [1.0, None] and kea.failures() == ["x"]
+    assert back[("black", "install-warm")]["pip"].note == "n/a"
