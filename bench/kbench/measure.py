@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -32,6 +33,13 @@ def last_line(text: str, secrets: Sequence[str] = (), limit: int = 240) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 def run_timed(
     cmd: Sequence[str],
     env: Mapping[str, str],
@@ -45,12 +53,21 @@ def run_timed(
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(
-            list(cmd), env=dict(env), stdout=subprocess.DEVNULL, stderr=err, cwd=cwd
+            list(cmd),
+            env=dict(env),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            cwd=cwd,
+            start_new_session=True,  # its own process group: a kill reaches pip's child too
         )
-        timer = threading.Timer(timeout, proc.kill)
+        timer = threading.Timer(timeout, _kill_group, (proc.pid,))
         timer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # the harness is being stopped: stop the tool with it
+            _kill_group(proc.pid)
+            proc.wait()
+            raise
         finally:
             timer.cancel()
         elapsed = time.perf_counter() - start
