@@ -59,7 +59,7 @@ def setup(tmp_path: Path, loop: ServerLoop) -> Iterator[Setup]:
 
 
 def wheel(tmp_path: Path, name: str, size: int = 0) -> Path:
-    text = "X = 1\n" + "#" * size + "\n"
+    text = "__version__ = \"1.0\"\n" + "#" * size + "\n"
     return build_wheel(tmp_path / "wheels", name, "1.0", module_text=text)
 
 
