@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import os
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +19,12 @@ from tests.serve.harness import Installer, KeaServe, http_get
 from tests.serve.upstream import FakeUpstream
 
 
-def config(upstream: str, *, extra: str = "", server: str = "") -> str:
+def config(upstream: str, *, extra: str = "", timeout: float = 1) -> str:
     return f"""
 [server]
 cache-dir = "cache"
 upstream-retries = 0
-upstream-timeout = 1
-{server}
+upstream-timeout = {timeout}
 
 [[upstream]]
 name = "up"
@@ -59,7 +61,7 @@ def setup(tmp_path: Path, loop: ServerLoop) -> Iterator[Setup]:
 
 
 def wheel(tmp_path: Path, name: str, size: int = 0) -> Path:
-    text = "__version__ = \"1.0\"\n" + "#" * size + "\n"
+    text = '__version__ = "1.0"\n' + "#" * size + "\n"
     return build_wheel(tmp_path / "wheels", name, "1.0", module_text=text)
 
 
@@ -202,3 +204,34 @@ def test_workers_share_one_cache_and_shut_down_cleanly(tmp_path: Path, loop: Ser
         assert serve.stop() == 0
         up.stop()
     assert "Traceback" not in serve.text()
+
+
+def test_graceful_shutdown_finishes_requests_in_flight(tmp_path: Path, loop: ServerLoop) -> None:
+    up = FakeUpstream(loop, "127.0.0.8")
+    w = wheel(tmp_path, "drain-pkg", 100_000)
+    up.add(w)
+    up.faults[w.name] = "slow"
+    up.slow_seconds = 0.8
+    serve = KeaServe(tmp_path / "serve", config(up.url, timeout=5), ip="127.0.0.9")
+    try:
+        assert http_get(serve.index + "drain-pkg/")[0] == 200
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(http_get, f"{serve.url}/files/up/drain-pkg/{w.name}")
+            while not up.requests(f"/packages/{w.name}"):
+                time.sleep(0.01)
+            os.kill(serve.proc.pid, signal.SIGTERM)
+            status, _, data = pending.result(timeout=20)
+        assert status == 200 and data == w.read_bytes()
+        assert serve.proc.wait(15) == 0
+        assert http_get(serve.url + "/health")[0] == 0  # no longer listening
+    finally:
+        serve.stop()
+        up.stop()
+
+
+def test_access_log_is_redacted(setup: Setup) -> None:
+    secret = "sig-" + "f" * 24
+    http_get(f"{setup.serve.index}any-pkg/?token={secret}&X-Amz-Signature={secret}")
+    http_get(setup.serve.index + "any-pkg/", {"Authorization": "Bearer " + secret})
+    text = setup.serve.text()
+    assert "token=****" in text and secret not in text
