@@ -302,7 +302,7 @@ class HttpClient:
                 target = urljoin(current, location.strip())
                 if scheme_of(target) not in ("http", "https"):
                     raise UnsupportedRedirect(current, target)
-                if len(chain) > MAX_REDIRECTS:
+                if len(chain) >= MAX_REDIRECTS:
                     raise TooManyRedirects([*chain, split_userinfo(target).url], MAX_REDIRECTS)
                 nxt = split_userinfo(target)
                 try:

@@ -63,7 +63,7 @@ class TooManyRedirects(RedirectError):
     def __init__(self, chain: list[str], limit: int) -> None:
         shown = " -> ".join(redact_url(u) for u in chain)
         super().__init__(
-            f"too many redirects (more than {limit}): {shown}",
+            f"too many redirects ({limit} hops, still redirecting): {shown}",
             hint="the server redirects in a loop; check the index URL",
             url=chain[0] if chain else "",
         )
