@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
 import os
 import signal
 import time
@@ -235,3 +236,24 @@ def test_access_log_is_redacted(setup: Setup) -> None:
     http_get(setup.serve.index + "any-pkg/", {"Authorization": "Bearer " + secret})
     text = setup.serve.text()
     assert "token=****" in text and secret not in text
+
+
+def test_upstream_pep658_metadata_is_passed_through_and_cached(
+    setup: Setup, tmp_path: Path
+) -> None:
+    setup.up.metadata = True
+    w = wheel(tmp_path, "meta-pkg")
+    setup.up.add(w)
+    status, _, body = http_get(
+        setup.serve.index + "meta-pkg/", {"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    assert status == 200
+    (entry,) = json.loads(body)["files"]
+    assert entry["url"] == f"/files/up/meta-pkg/{w.name}"
+    want = entry["core-metadata"]["sha256"]
+    for _ in range(2):
+        status, _, meta = http_get(setup.serve.url + entry["url"] + ".metadata")
+        assert status == 200 and hashlib.sha256(meta).hexdigest() == want
+        assert b"Name: meta-pkg" in meta
+    # one upstream request, for the metadata only: the wheel itself was never fetched
+    assert [s.path for s in setup.up.requests("/packages/")] == [f"/packages/{w.name}.metadata"]

@@ -31,6 +31,7 @@ class FakeUpstream:
     seen: list[Seen] = field(default_factory=list)
     cache_control: str | None = None
     slow_seconds: float = 5.0
+    metadata: bool = False  # offer PEP 658 metadata files (extracted from the wheels)
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -93,8 +94,12 @@ class FakeUpstream:
             digest = hashlib.sha256(self.files[name]).hexdigest()
             if self.faults.get(name) == "badhash":
                 digest = "0" * 64
+            meta = ""
+            if self.metadata and name.endswith(".whl"):
+                meta_sha = hashlib.sha256(self._metadata(name)).hexdigest()
+                meta = f' data-core-metadata="sha256={meta_sha}"'
             links.append(
-                f'<a href="../../packages/{html.escape(name)}#sha256={digest}">{name}</a><br>'
+                f'<a href="../../packages/{html.escape(name)}#sha256={digest}"{meta}>{name}</a><br>'
             )
         body = ("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n").encode()
         etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
@@ -111,6 +116,9 @@ class FakeUpstream:
         seen = self._record(request)
         name = request.match_info["filename"]
         data = self.files.get(name)
+        if self.metadata and name.endswith(".whl.metadata") and name[:-9] in self.files:
+            seen.status = 200
+            return web.Response(body=self._metadata(name[:-9]))
         if data is None:
             seen.status = 404
             return web.Response(status=404)
@@ -127,3 +135,11 @@ class FakeUpstream:
             request.transport.close()
             return resp
         return web.Response(body=data, content_type="application/octet-stream")
+
+    def _metadata(self, name: str) -> bytes:
+        import io
+        import zipfile
+
+        with zipfile.ZipFile(io.BytesIO(self.files[name])) as zf:
+            (path,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+            return zf.read(path)
