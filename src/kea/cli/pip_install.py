@@ -69,7 +69,10 @@ LINK_MODES = ("clone", "hardlink", "copy", "symlink")
 @click.option("--resolution", type=click.Choice(RESOLUTION), default=None)
 @click.option("--exclude-newer", help="Ignore files uploaded after this date/time.")
 @click.option("--link-mode", type=click.Choice(LINK_MODES), default=None)
-@click.option("--compile-bytecode", "--compile", "compile_bytecode", is_flag=True, default=None)
+@click.option(
+    "--compile-bytecode", "--compile", "compile_bytecode", is_flag=True, default=None,
+    help="Compile .py files to .pyc after installing.",
+)  # fmt: skip
 @target_options
 @index_options
 @global_options
