@@ -20,14 +20,16 @@ from tests.e2e.servers.record import describe
 from tests.e2e.servers.tls import Tls
 from tests.e2e.servers.web import ServerLoop
 from tests.serve.conftest import Private, Wheels
-from tests.serve.harness import CLIENTS, Installer, KeaServe, http_get
+from tests.serve.harness import CLIENTS, Installer, KeaServe, has_module, http_get
 from tests.serve.upstream import FakeUpstream
 
 
 def write_bcrypt_htpasswd(path: Path, users: dict[str, str]) -> None:
+    """htpasswd entries in bcrypt (``htpasswd -B``); apr1 when the bcrypt backend is missing."""
     from passlib.apache import HtpasswdFile
 
-    ht = HtpasswdFile(str(path), new=True, default_scheme="bcrypt")
+    scheme = "bcrypt" if has_module("bcrypt") else "apr_md5_crypt"
+    ht = HtpasswdFile(str(path), new=True, default_scheme=scheme)
     for user, password in users.items():
         ht.set_password(user, password)
     ht.save()
@@ -166,6 +168,12 @@ def test_public_package_gets_no_private_credentials(setup: ProxySetup, tmp_path:
 
 def test_client_auth_401_and_403(setup: ProxySetup) -> None:
     serve = setup.serve
+    entries = dict(
+        line.split(":", 1) for line in (serve.workdir / "htpasswd").read_text().splitlines()
+    )
+    assert entries["dave"].startswith("$apr1$")
+    if has_module("bcrypt"):  # carol's entry is bcrypt: kea serve verifies both schemes
+        assert entries["carol"].startswith("$2")
     status, headers, body = http_get(serve.index + "priv-pkg/")
     assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="kea"'
     wrong = User("carol", "not-her-password")

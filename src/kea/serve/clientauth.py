@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from kea.serve.config import Route
 
-ANONYMOUS = None
+log = logging.getLogger("kea.serve")
 
 
 class ClientAuth:
@@ -35,6 +36,7 @@ class ClientAuth:
         self._key = secrets.token_bytes(32)
         self._good: dict[bytes, str] = {}
         self._lock = threading.Lock()
+        self._warned = False
 
     @property
     def enabled(self) -> bool:
@@ -100,6 +102,15 @@ class ClientAuth:
         try:
             return bool(ht.check_password(user, password))
         except (ValueError, TypeError):
+            return False
+        except Exception as e:  # passlib's MissingBackendError: bcrypt entries, no bcrypt
+            if not self._warned:
+                self._warned = True
+                log.error(
+                    "cannot verify %s's htpasswd entry: %s (install bcrypt for bcrypt entries)",
+                    user,
+                    type(e).__name__,
+                )
             return False
 
     async def identify(self, authorization: str | None) -> tuple[str | None, bool]:
