@@ -82,3 +82,14 @@ def test_record_roundtrip_and_safety() -> None:
         assert not is_safe_relpath(bad), bad
     assert is_safe_relpath("pkg/mod.py")
     assert is_safe_relpath("../../../bin/x") is False
+
+
+def test_headers_continue_past_whitespace_only_continuation_lines() -> None:
+    # jupyter_client's License field has continuation lines made of spaces only; the headers
+    # after it (its Requires-Dist) must still be read.
+    text = (
+        "Metadata-Version: 2.1\nName: x\nVersion: 1\nLicense: a\n        \n        b\n"
+        "Requires-Dist: y>=1\n\nbody: not a header\n"
+    )
+    md = parse_metadata(text)
+    assert list(md.requires_dist) == ["y>=1"]

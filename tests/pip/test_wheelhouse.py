@@ -63,20 +63,6 @@ def test_black_runs(kea: Kea, wheelhouse_index: SimpleIndex, tmp_path: Path) -> 
     assert src.read_text() == 'x = {"a": 1}\n'
 
 
-def _metadata_parser_stops_at_blank_continuation() -> bool:
-    """kea.dist.metadata once ended the headers at a whitespace-only continuation line (as in
-    jupyter_client's License field), losing every Requires-Dist after it."""
-    from kea.dist.metadata import parse_headers
-
-    return len(parse_headers("License: a\n        \n        b\nRequires-Dist: x\n")) < 2
-
-
-@pytest.mark.xfail(
-    _metadata_parser_stops_at_blank_continuation(),
-    reason="kea.dist.metadata.parse_headers drops headers after a whitespace-only continuation "
-    "line (jupyter_client's License), so part of jupyter's closure is missed",
-    strict=True,
-)
 def test_jupyter_closure_then_noop_then_offline(
     kea: Kea, wheelhouse_index: SimpleIndex, tmp_path: Path
 ) -> None:

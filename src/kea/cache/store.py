@@ -3,7 +3,7 @@
 Layout (under ``Cache.root``)::
 
     simple-v1/<index key>/<project>.msgpack     parsed project pages + HTTP validators
-    metadata-v1/<project>/<file key>.msgpack    core metadata of distribution files
+    metadata-v2/<project>/<file key>.msgpack    core metadata of distribution files
     wheels-v1/<project>/<source key>.msgpack    where a wheel came from -> its sha256
     archive-v1/<sha256>/                        the wheel unpacked, immutable
     interpreters-v1/                            interpreter facts (kea.install)
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from kea.settings import Settings
 
 SIMPLE = "simple-v1"
-METADATA = "metadata-v1"
+METADATA = "metadata-v2"  # v1 could hold Requires-Dist cut at a blank continuation
 WHEELS = "wheels-v1"
 ARCHIVE = "archive-v1"
 INTERPRETERS = "interpreters-v1"

@@ -36,7 +36,7 @@ def parse_headers(text: str) -> list[tuple[str, str]]:
     """RFC 822-style headers up to the first blank line; continuation lines are joined."""
     out: list[tuple[str, str]] = []
     for line in text.splitlines():
-        if not line.strip():
+        if not line:  # a line of only spaces is a continuation (License texts have them)
             break
         if line[0] in " \t":
             if out:
