@@ -28,6 +28,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from kea.auth.redact import redact_text, redact_url
+from kea.index.models import DistFile
 from kea.serve.clientauth import ClientAuth, can_read, can_write
 from kea.serve.config import Route, ServeConfig
 from kea.serve.local import LocalDirectory
@@ -71,6 +72,8 @@ class ServeApp:
             if r.directory is not None
         }
         self.started = time.time()
+        # Rendered project pages: (route, project, kind) -> (what they were made from, body, etag)
+        self._rendered: dict[tuple[str, str, str], tuple[object, bytes, str]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -232,43 +235,54 @@ class ServeApp:
         await self._authorize(request, route, write=False)
         if route.mode == "redirect":
             assert route.upstream is not None
-            raise web.HTTPFound(location=route.upstream.project_url(project))
+            return web.Response(
+                status=302, headers={"Location": route.upstream.project_url(project)}
+            )
         kind = self._kind(request)
         base = f"/files/{route.name}/{project}/"
         local = self.local.get(route.name)
         extra: dict[str, str] = {}
+        ident: object
         if local is not None:
-            found = await asyncio.to_thread(local.files_sync, project)
+            found = local.files_fast(project)
+            if found is None:
+                found = await asyncio.to_thread(local.files_sync, project)
             if not found:
                 raise Problem(404, f"{project} has no files on route {route.name}")
-            files = [local.dist_file(f, base + f.filename) for f in found]
-            versions: list[str] = []
+            ident = tuple((f.filename, f.sha256, f.metadata_sha256, f.mtime_ns) for f in found)
         else:
             entry = await self.proxy.page(route, project)
-            files = [
-                f.__class__(
-                    filename=f.filename,
-                    url=base + f.filename,
-                    hashes=f.hashes,
-                    requires_python=f.requires_python,
-                    yanked=f.yanked,
-                    core_metadata=f.core_metadata,
-                    size=f.size,
-                    upload_time=f.upload_time,
-                )
-                for f in entry.files
-                if _FILENAME_RE.match(f.filename)
-            ]
-            versions = entry.versions
+            ident = entry
             if entry.stale:
                 extra["Warning"] = '110 kea-serve "Response is Stale"'
-        body = render_project(kind, project, files, versions)
-        return self._page_response(request, body, kind, extra)
+        key = (route.name, project, kind)
+        cached = self._rendered.get(key)
+        if cached is not None and (cached[0] is ident or cached[0] == ident):
+            body, etag = cached[1], cached[2]
+        else:
+            if local is not None:
+                assert found is not None
+                files = [local.dist_file(f, base + f.filename) for f in found]
+                versions: list[str] = []
+            else:
+                files = [_rebased(f, base) for f in entry.files if _FILENAME_RE.match(f.filename)]
+                versions = entry.versions
+            body = render_project(kind, project, files, versions)
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            if len(self._rendered) > 4096:
+                self._rendered.clear()
+            self._rendered[key] = (ident, body, etag)
+        return self._page_response(request, body, kind, extra, etag)
 
     def _page_response(
-        self, request: web.Request, body: bytes, kind: str, extra: Mapping[str, str] | None = None
+        self,
+        request: web.Request,
+        body: bytes,
+        kind: str,
+        extra: Mapping[str, str] | None = None,
+        etag: str | None = None,
     ) -> web.StreamResponse:
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        etag = etag or '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers = {
             "ETag": etag,
             "Vary": "Accept, Authorization",
@@ -315,7 +329,10 @@ class ServeApp:
             if meta is None:
                 raise Problem(404, f"no metadata for {filename}")
             return web.Response(body=meta, content_type="application/octet-stream", headers=headers)
-        found = await asyncio.to_thread(local.find_sync, project, filename)
+        files = local.files_fast(project)
+        if files is None:
+            files = await asyncio.to_thread(local.files_sync, project)
+        found = next((f for f in files if f.filename == filename), None)
         if found is None:
             raise Problem(404, f"{filename} not found")
         headers["Content-Type"] = "application/octet-stream"
@@ -357,6 +374,20 @@ class ServeApp:
             return web.Response(status=200, text="OK\n")
         finally:
             up.discard()
+
+
+def _rebased(f: DistFile, base: str) -> DistFile:
+    """An upstream file record with its URL moved under kea serve's ``/files/`` path."""
+    return DistFile(
+        filename=f.filename,
+        url=base + f.filename,
+        hashes=f.hashes,
+        requires_python=f.requires_python,
+        yanked=f.yanked,
+        core_metadata=f.core_metadata,
+        size=f.size,
+        upload_time=f.upload_time,
+    )
 
 
 def _text(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:

@@ -61,20 +61,42 @@ class LocalDirectory:
         self.metadata_dir = metadata_dir
         self._known: dict[Path, LocalFile] = {}
         self._lock = threading.Lock()
+        # The last scan and what it depended on: the mtimes of the folder and its subfolders.
+        self._listing: dict[str, list[Path]] | None = None
+        self._signature: tuple[int, ...] = ()
+        self._subdirs: list[str] = []
 
     # -- listing -----------------------------------------------------------------------------
 
+    def _signature_now(self, subdirs: list[str]) -> tuple[int, ...] | None:
+        try:
+            return (
+                os.stat(self.root).st_mtime_ns,
+                *(os.stat(d).st_mtime_ns for d in subdirs),
+            )
+        except OSError:
+            return None
+
     def _scan(self) -> dict[str, list[Path]]:
+        """Files by project; rescanned only when the folder or a subfolder changed (a file
+        added, removed or renamed). Files changed in place are caught by ``_file``'s stat."""
+        with self._lock:
+            listing, subdirs, signature = self._listing, self._subdirs, self._signature
+        if listing is not None and self._signature_now(subdirs) == signature:
+            return listing
         out: dict[str, list[Path]] = {}
         try:
             top = list(os.scandir(self.root))
         except OSError as e:
             raise KeaError(f"cannot read {self.root}: {e.strerror}") from None
         entries: list[os.DirEntry[str]] = []
+        found_subdirs: list[str] = []
+        before = self._signature_now([])
         for entry in top:
             if entry.name.startswith("."):
                 continue
             if entry.is_dir(follow_symlinks=False):
+                found_subdirs.append(entry.path)
                 try:
                     entries.extend(os.scandir(entry.path))
                 except OSError:
@@ -89,7 +111,34 @@ class LocalDirectory:
             name = project_of(entry.name)
             if name:
                 out.setdefault(name, []).append(Path(entry.path))
+        sig = self._signature_now(found_subdirs)
+        if sig is not None and before is not None and sig[0] == before[0]:
+            with self._lock:
+                self._listing, self._subdirs, self._signature = out, found_subdirs, sig
         return out
+
+    def files_fast(self, project: str) -> list[LocalFile] | None:
+        """``files_sync`` when nothing needs hashing (cheap stats only), else None."""
+        paths = self._scan().get(project, [])
+        out = []
+        for path in paths:
+            with self._lock:
+                known = self._known.get(path)
+            if known is None:
+                return None
+            try:
+                st = path.stat()
+            except OSError:
+                return None
+            if (known.size, known.mtime_ns) != (st.st_size, st.st_mtime_ns):
+                return None
+            out.append(known)
+        out.sort(key=lambda f: f.filename)
+        return out
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._listing = None
 
     def projects_sync(self) -> list[str]:
         return sorted(self._scan())
@@ -209,6 +258,7 @@ class LocalDirectory:
         try:
             shutil.copyfile(data, tmp)
             os.link(tmp, target)
+            self.invalidate()
         finally:
             try:
                 os.unlink(tmp)
