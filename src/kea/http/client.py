@@ -407,12 +407,18 @@ class HttpClient:
                 if isinstance(e.os_error, ssl.SSLError):
                     raise self._tls_error(url, e.os_error) from None
                 if attempt >= self.retries:
+                    if origin.scheme == "https" and isinstance(e.os_error, ConnectionResetError):
+                        raise self._closed_during_tls(url, e) from None
                     raise _connect_error(url, e) from None
                 await self._sleep(attempt, None, url, describe(e))
                 attempt += 1
                 continue
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
                 if attempt >= self.retries:
+                    if origin.scheme == "https":
+                        # No response head came back: with TLS 1.3 a server that wants a client
+                        # certificate checks it after the handshake and just hangs up.
+                        raise self._closed_during_tls(url, e) from None
                     raise ConnectError(
                         f"connection to {redact_url(url)} failed: {describe(e)}", url=url
                     ) from None
@@ -454,9 +460,33 @@ class HttpClient:
         )
         await asyncio.sleep(delay)
 
+    def _client_cert_hint(self) -> str:
+        path = self.settings.env.get("SSL_CLIENT_CERT")
+        if path:
+            return f"the server did not accept the client certificate from SSL_CLIENT_CERT={path}"
+        return "set SSL_CLIENT_CERT to a PEM file holding your client certificate and its key"
+
+    def _closed_during_tls(self, url: str, err: BaseException) -> TLSError:
+        origin = origin_of(url)
+        return TLSError(
+            f"{origin.host}:{origin.port} closed the TLS connection before answering"
+            f" ({describe(err)}): the server may require a client certificate",
+            hint=self._client_cert_hint(),
+            url=url,
+        )
+
     def _tls_error(self, url: str, err: BaseException) -> TLSError:
         origin = origin_of(url)
         reason = getattr(err, "verify_message", None) or getattr(err, "reason", None) or str(err)
+        if "alert" in str(reason).lower() or "ALERT" in str(err):
+            # The server refused the handshake (TLS 1.2 reports a missing or untrusted client
+            # certificate this way); our own verification of the server did not fail.
+            return TLSError(
+                f"TLS handshake with {origin.host}:{origin.port} refused by the server"
+                f" ({str(reason).lower()}): it may require a client certificate",
+                hint=self._client_cert_hint(),
+                url=url,
+            )
         return TLSError(
             f"TLS verification failed for {origin.host}:{origin.port} ({reason});"
             f" CA certificates from {self.tls.ca_source}",
