@@ -153,6 +153,12 @@ class Proxy:
         self._pages: dict[tuple[str, str], PageEntry] = {}
         self._page_flights: dict[tuple[str, str], asyncio.Future[PageEntry]] = {}
         self._file_flights: dict[tuple[str, str, str], asyncio.Future[str]] = {}
+        self._pointers: dict[tuple[str, str, str], str] = {}  # (route, project, file) -> sha256
+
+    def _remember(self, key: tuple[str, str, str], sha256: str) -> None:
+        if len(self._pointers) > 100_000:
+            self._pointers.clear()
+        self._pointers[key] = sha256
 
     async def start(self, env: Mapping[str, str]) -> None:
         from kea.http.client import HttpClient
@@ -289,11 +295,21 @@ class Proxy:
         from aiohttp import web
 
         pointer = self.store.pointer_path(route.name, project, filename)
-        ptr = await asyncio.to_thread(self.store.read_json, pointer)
-        if isinstance(ptr, dict) and is_sha256(str(ptr.get("sha256", ""))):
-            path = await asyncio.to_thread(self.store.verified_path, ptr["sha256"])
+        key = (route.name, project, filename)
+        sha = self._pointers.get(key)
+        if sha is not None:
+            path = self.store.verified_fast(sha)
             if path is not None:
-                return self._from_cache(path, ptr["sha256"])
+                return self._from_cache(path, sha)
+        if sha is None:
+            ptr = await asyncio.to_thread(self.store.read_json, pointer)
+            if isinstance(ptr, dict) and is_sha256(str(ptr.get("sha256", ""))):
+                sha = str(ptr["sha256"])
+        if sha is not None:
+            path = await asyncio.to_thread(self.store.verified_path, sha)
+            if path is not None:
+                self._remember(key, sha)
+                return self._from_cache(path, sha)
         page = await self.page(route, project)
         metadata = filename.endswith(".metadata")
         base = filename[: -len(".metadata")] if metadata else filename
@@ -307,8 +323,8 @@ class Proxy:
             path = await asyncio.to_thread(self.store.verified_path, known)
             if path is not None:
                 await asyncio.to_thread(self.store.write_json, pointer, {"sha256": known})
+                self._remember(key, known)
                 return self._from_cache(path, known)
-        key = (route.name, project, filename)
         flight = self._file_flights.get(key)
         if flight is not None:
             sha = await asyncio.shield(flight)
@@ -322,6 +338,7 @@ class Proxy:
             response, got = await self._download(request, route, url, hashes, filename)
             if got:
                 await asyncio.to_thread(self.store.write_json, pointer, {"sha256": got})
+                self._remember(key, got)
                 fut.set_result(got)
             else:
                 fut.set_exception(UpstreamError(502, f"fetching {filename} from upstream failed"))

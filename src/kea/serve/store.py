@@ -58,6 +58,20 @@ class Store:
             raise ValueError("not a sha256")
         return self.files / sha256[:2] / sha256
 
+    def verified_fast(self, sha256: str) -> Path | None:
+        """The body of ``sha256`` when this worker already verified it and it is unchanged
+        (one stat, no hashing: safe to call on the event loop); None when unsure."""
+        path = self.file_path(sha256)
+        with self._lock:
+            known = self._verified.get(sha256)
+        if known is None:
+            return None
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return path if (st.st_ino, st.st_size, st.st_mtime_ns) == known else None
+
     def verified_path(self, sha256: str) -> Path | None:
         """The body of ``sha256`` if present and intact; a corrupt body is removed (None)."""
         path = self.file_path(sha256)
