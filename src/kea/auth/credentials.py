@@ -10,11 +10,16 @@ from dataclasses import dataclass, field
 class Credentials:
     """HTTP basic credentials. A username alone is a token and is sent as ``user:``.
 
-    ``repr`` never shows the password.
+    ``repr`` never shows the password, nor a username that stands alone (a token).
     """
 
     username: str
     password: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        # A username without a password is a token: shown as masked as the password.
+        user = self.username if self.password else "****"
+        return f"Credentials(username={user!r}, password=****)"
 
     @property
     def complete(self) -> bool:

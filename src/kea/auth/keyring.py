@@ -35,7 +35,7 @@ class SubprocessKeyring:
             except ValueError:
                 timeout = DEFAULT_TIMEOUT
         self.timeout = timeout
-        self._results: dict[_Key, asyncio.Future[Credentials | None]] = {}
+        self._results: dict[_Key, asyncio.Task[Credentials | None]] = {}
         self._disabled_reason: str | None = None
         self.calls = 0  # subprocesses actually started (for tests and -vv)
 
@@ -56,19 +56,19 @@ class SubprocessKeyring:
         return await self._lookup(service, None)
 
     async def _lookup(self, service: str, username: str | None) -> Credentials | None:
+        # One task per (service, username), shared by every asker: an asker that is cancelled
+        # (a sibling request failed) stops waiting, the call itself goes on for the others.
         key = (service, username)
-        fut = self._results.get(key)
-        if fut is None:
-            fut = asyncio.get_running_loop().create_future()
-            self._results[key] = fut
-            try:
-                fut.set_result(await self._call(service, username))
-            except BaseException as e:  # cancelled: let the next asker try again
-                del self._results[key]
-                fut.set_exception(e)
-                fut.exception()  # mark retrieved
-                raise
-        return await asyncio.shield(fut)
+        task = self._results.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._call(service, username))
+            self._results[key] = task
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():  # the loop is shutting down: the next run asks again
+                self._results.pop(key, None)
+            raise
 
     async def _call(self, service: str, username: str | None) -> Credentials | None:
         if self._disabled_reason is not None:

@@ -112,6 +112,11 @@ class Decision:
     def sent(self) -> bool:
         return self.credentials is not None
 
+    @property
+    def ambient(self) -> bool:
+        """True for credentials the user did not tie to this URL (netrc, keyring, run cache)."""
+        return self.source in ("cache", "keyring") or self.source.startswith("netrc")
+
 
 @dataclass
 class _CacheEntry:

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urljoin
 
-from kea.auth.redact import redact_url
+from kea.auth.redact import query_has_signature, redact_url
 from kea.auth.store import CredentialStore, Decision
 from kea.auth.urls import SplitURL, origin_of, scheme_of, split_userinfo
 from kea.errors import UsageError
@@ -248,8 +248,16 @@ class HttpClient:
         dropped: str | None = None
 
         while True:
-            if previous is not None and previous.sent and not origin_changed and userinfo is None:
-                decision = previous  # same origin: the request keeps its Authorization
+            if (
+                previous is not None
+                and previous.sent
+                and not origin_changed
+                and userinfo is None
+                and not (previous.ambient and query_has_signature(current))
+            ):
+                # Same origin: the request keeps its Authorization; but a pre-signed URL gets
+                # no ambient credentials (netrc, keyring, cache), even on the same origin.
+                decision = previous
             else:
                 decision = await self.store.proactive(
                     current, userinfo=userinfo, downgraded=downgraded, location=from_location
@@ -299,16 +307,19 @@ class HttpClient:
                 await _discard(raw)
                 if not location or not location.strip():
                     raise MissingLocation(current, status)
-                target = urljoin(current, location.strip())
+                try:
+                    target = urljoin(current, location.strip())
+                except ValueError:  # e.g. "http://[oops": not a URL at all
+                    raise UnsupportedRedirect(current, location.strip()) from None
                 if scheme_of(target) not in ("http", "https"):
                     raise UnsupportedRedirect(current, target)
-                if len(chain) >= MAX_REDIRECTS:
-                    raise TooManyRedirects([*chain, split_userinfo(target).url], MAX_REDIRECTS)
-                nxt = split_userinfo(target)
                 try:
+                    nxt = split_userinfo(target)
                     old_origin, new_origin = origin_of(current), origin_of(nxt.url)
                 except UsageError:
                     raise UnsupportedRedirect(current, target) from None
+                if len(chain) >= MAX_REDIRECTS:
+                    raise TooManyRedirects([*chain, nxt.url], MAX_REDIRECTS)
                 origin_changed = old_origin != new_origin
                 dropped = None
                 if origin_changed:
@@ -388,6 +399,13 @@ class HttpClient:
                     hint="check the credentials in "
                     + (proxy.source if proxy else "HTTPS_PROXY/HTTP_PROXY"),
                     url=url,
+                ) from None
+            except aiohttp.ClientResponseError as e:
+                # The response head could not be parsed (bad status line, bad header). Its
+                # text names the full URL and the request's headers: never pass it on.
+                what = (str(e.message).strip().splitlines() or ["unparsable"])[0].rstrip(":")
+                raise ConnectError(
+                    f"{redact_url(url)} sent a malformed response ({what})", url=url
                 ) from None
             except aiohttp.ClientConnectorCertificateError as e:
                 raise self._tls_error(url, e.certificate_error) from None

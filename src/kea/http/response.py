@@ -49,6 +49,12 @@ class Hop:
     def origin(self) -> str:
         return str(origin_of(self.url))
 
+    def __repr__(self) -> str:
+        return (
+            f"Hop({self.status} {redact_url(self.url)} credentials={self.source}"
+            f"{' retry' if self.retry else ''}{' origin-changed' if self.origin_changed else ''})"
+        )
+
 
 @dataclass
 class Outcome:
@@ -107,6 +113,13 @@ class Response:
     body: bytes
     hops: list[Hop] = field(default_factory=list)
     error: HttpError | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        # Never the headers (Set-Cookie) or a signed query: a repr ends up in tracebacks.
+        return (
+            f"Response({self.status} {redact_url(self.url)}, {len(self.body)} bytes,"
+            f" {len(self.hops)} hops)"
+        )
 
     @property
     def ok(self) -> bool:
