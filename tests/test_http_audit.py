@@ -161,3 +161,16 @@ def test_keyring_lookup_survives_a_cancelled_first_asker(tmp_path: Path) -> None
 
     run(scenario())
     assert calls(log) == [["get", "svc", "alice"]]
+
+
+def test_importing_the_client_does_not_import_aiohttp() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import kea.http.client, kea.http.response, kea.auth.store, kea.cli.auth_cmd\n"
+        "print('heavy=' + ','.join(n for n in ('aiohttp', 'rich') if n in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "heavy="
