@@ -20,32 +20,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _build_group() -> Any:
-    import importlib
-    import importlib.util
-
     import click
 
-    class LazyGroup(click.Group):
-        def list_commands(self, ctx: click.Context) -> list[str]:
-            return sorted(
-                name for name, (mod, _) in SUBCOMMANDS.items() if importlib.util.find_spec(mod)
-            )
-
-        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-            target = SUBCOMMANDS.get(cmd_name)
-            if target is None:
-                return None
-            try:
-                module = importlib.import_module(target[0])
-            except ModuleNotFoundError as e:
-                if e.name == target[0]:
-                    return None
-                raise
-            command: click.Command = getattr(module, target[1])
-            return command
+    from kea.cli.lazy import LazyGroup
 
     @click.group(
         cls=LazyGroup,
+        lazy=SUBCOMMANDS,
         context_settings={"help_option_names": ["-h", "--help"]},
         help="kea: a fast Python package installer that gets private indexes right.",
     )
