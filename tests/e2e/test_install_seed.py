@@ -170,6 +170,7 @@ def test_install_without_credentials_fails_naming_url_and_sources(
     assert "401" in run.stderr, run
     assert str(w.netrc_path) in run.stderr, "the hint names the netrc path kea read\n" + str(run)
     assert "keyring" in run.stderr.lower(), run
+    assert "KEA_INDEX_" in run.stderr, run
     assert w.installed() == [], w.installed()
     assert "+ " not in run.stderr, run
 
