@@ -139,6 +139,26 @@ def test_single_flight_for_concurrent_requests(setup: Setup, tmp_path: Path) -> 
     assert len(setup.up.requests(f"/packages/{w.name}")) == 1
 
 
+def test_single_flight_across_workers(tmp_path: Path, loop: ServerLoop) -> None:
+    up = FakeUpstream(loop, "127.0.0.8")
+    w = wheel(tmp_path, "shared-pkg", 1_000_000)
+    up.add(w)
+    up.faults[w.name] = "slow"
+    up.slow_seconds = 0.7
+    serve = KeaServe(
+        tmp_path / "serve", config(up.url, timeout=5), ip="127.0.0.9", args=["--workers", "3"]
+    )
+    try:
+        url = f"{serve.url}/files/up/shared-pkg/{w.name}"
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(lambda _: http_get(url, timeout=30), range(16)))
+        assert all(r[0] == 200 and r[2] == w.read_bytes() for r in results)
+        assert len(up.requests(f"/packages/{w.name}")) == 1, up.requests("/packages/")
+    finally:
+        serve.stop()
+        up.stop()
+
+
 def test_timeouts_are_504_and_down_is_502(setup: Setup, tmp_path: Path) -> None:
     setup.up.add(wheel(tmp_path, "slow-pkg"))
     setup.up.faults["slow-pkg"] = "slow"

@@ -334,7 +334,18 @@ class Proxy:
             return self._from_cache(path, sha)
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._file_flights[key] = fut
+        lock = self.store.file_lock(route.name, project, filename)
         try:
+            # One fetch across workers too: wait for another worker's fetch of this file, then
+            # look again; a worker that died releases its lock with its process.
+            await self._acquire(lock)
+            ptr = await asyncio.to_thread(self.store.read_json, pointer)
+            if isinstance(ptr, dict) and is_sha256(str(ptr.get("sha256", ""))):
+                done = await asyncio.to_thread(self.store.verified_path, str(ptr["sha256"]))
+                if done is not None:
+                    self._remember(key, str(ptr["sha256"]))
+                    fut.set_result(str(ptr["sha256"]))
+                    return self._from_cache(done, str(ptr["sha256"]))
             response, got = await self._download(request, route, url, hashes, filename)
             if got:
                 await asyncio.to_thread(self.store.write_json, pointer, {"sha256": got})
@@ -351,6 +362,21 @@ class Proxy:
             raise
         finally:
             self._file_flights.pop(key, None)
+            if lock.is_locked:
+                lock.release()
+
+    async def _acquire(self, lock: Any) -> None:
+        from filelock import Timeout
+
+        deadline = time.monotonic() + self.config.upstream_timeout * 2 + 30
+        while True:
+            try:
+                lock.acquire(timeout=0)
+                return
+            except Timeout:
+                if time.monotonic() > deadline:
+                    return  # fetch anyway rather than fail the client
+                await asyncio.sleep(0.05)
 
     def _from_cache(self, path: Any, sha256: str) -> web.StreamResponse:
         from aiohttp import web

@@ -24,10 +24,12 @@ log = logging.getLogger("kea.serve")
 SHUTDOWN_TIMEOUT = 10.0
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, listen: bool = True, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as e:
@@ -36,7 +38,8 @@ def bind(host: str, port: int) -> socket.socket:
             f"cannot listen on {host}:{port}: {e.strerror or e}",
             hint="choose another --port, or stop the process using it",
         ) from None
-    sock.listen(1024)
+    if listen:
+        sock.listen(1024)
     sock.setblocking(False)
     return sock
 
@@ -77,7 +80,11 @@ def run(config: ServeConfig, env: Mapping[str, str] | None = None) -> None:
         min(logging.INFO, logging.getLogger("kea").getEffectiveLevel())
     )
     config.cache_dir.mkdir(parents=True, exist_ok=True)
-    sock = bind(config.host, config.port)
+    # Several workers: each gets its own listening socket on the same port (SO_REUSEPORT), so the
+    # kernel spreads connections evenly; the parent's socket only reserves the port (it never
+    # listens, so it is never handed a connection).
+    reuse_port = config.workers > 1 and hasattr(socket, "SO_REUSEPORT")
+    sock = bind(config.host, config.port, listen=not reuse_port, reuse_port=reuse_port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     sys.stderr.write(
@@ -95,7 +102,12 @@ def run(config: ServeConfig, env: Mapping[str, str] | None = None) -> None:
         if pid == 0:  # child
             code = 0
             try:
-                asyncio.run(serve_socket(config, sock, env))
+                if reuse_port:
+                    own = bind(host, port, reuse_port=True)
+                    sock.close()
+                else:
+                    own = sock
+                asyncio.run(serve_socket(config, own, env))
             except BaseException:
                 code = 1
             finally:

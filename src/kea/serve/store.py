@@ -6,6 +6,7 @@ Layout under the cache directory::
     pointers-v1/<route>/<project>/<filename>.json        which sha256 a route's file has
     pages-v1/<route>/<project>.json                      upstream project pages + validators
     metadata-v1/<sha256[:2]>/<sha256>.metadata           METADATA extracted from local wheels
+    locks/<sha256 of route, project, file>.lock          one upstream fetch of a file at a time
 
 Every write goes to a temporary file in the same directory and is renamed into place, so readers
 in other workers see an old entry, a new entry, or none, never half of one. A file body is only
@@ -130,6 +131,15 @@ class Store:
 
     def pointer_path(self, route: str, project: str, filename: str) -> Path:
         return self.pointers / _safe(route) / _safe(project) / (_safe(filename) + ".json")
+
+    def file_lock(self, route: str, project: str, filename: str) -> Any:
+        """A cross-process lock for fetching one file of a route (``filelock.FileLock``)."""
+        from filelock import FileLock
+
+        key = hashlib.sha256(f"{route}\0{project}\0{filename}".encode()).hexdigest()
+        locks = self.root / "locks"
+        locks.mkdir(exist_ok=True)
+        return FileLock(str(locks / f"{key}.lock"))
 
     def page_path(self, route: str, project: str) -> Path:
         return self.pages / _safe(route) / (_safe(project) + ".json")
