@@ -277,3 +277,13 @@ def test_upstream_pep658_metadata_is_passed_through_and_cached(
         assert b"Name: meta-pkg" in meta
     # one upstream request, for the metadata only: the wheel itself was never fetched
     assert [s.path for s in setup.up.requests("/packages/")] == [f"/packages/{w.name}.metadata"]
+
+
+def test_file_gone_upstream_is_404_and_nothing_cached(setup: Setup, tmp_path: Path) -> None:
+    w = wheel(tmp_path, "gone-pkg")
+    setup.up.add(w)
+    assert http_get(setup.serve.index + "gone-pkg/")[0] == 200
+    del setup.up.files[w.name]
+    status, _, body = http_get(file_url(setup, w, "gone-pkg"))
+    assert status == 404 and body == f"upstream up answered 404 for {w.name}\n".encode()
+    assert setup.cached_files() == [] and setup.temp_files() == []

@@ -422,7 +422,7 @@ class Proxy:
             try:
                 async with self.client.stream(url, purpose="file") as s:
                     if s.status != 200:
-                        status = 504 if s.status == 504 else 502
+                        status = {404: 404, 410: 404, 504: 504}.get(s.status, 502)
                         raise UpstreamError(
                             status, f"upstream {upstream.name} answered {s.status} for {filename}"
                         )
