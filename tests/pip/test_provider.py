@@ -103,6 +103,14 @@ def test_binary_options_and_sdist_hint() -> None:
     # :none: resets
     sel = select_candidates("demo", [pg], policy(no_binary=[":all:,:none:"]))
     assert [str(c) for c in sel.candidates] == ["demo==1.0"]
+    # only wheels, all refused by --no-binary: the reason names the option, not an sdist
+    wheels_only = page("demo", f("demo-1.0-py3-none-any.whl"))
+    sel = select_candidates("demo", [wheels_only], policy(no_binary=["demo"]))
+    assert sel.reason() == (
+        "may not be installed from wheels (--no-binary), and building from source is not "
+        "supported yet"
+    )
+    assert "drop demo (or :all:) from --no-binary" in str(sel.hint())
     only_sdist = page("demo", f("demo-2.0.tar.gz"))
     assert select_candidates("demo", [only_sdist], policy()).hint() == (
         "building from source is not supported yet: demo-2.0.tar.gz"
@@ -137,6 +145,8 @@ def test_first_page_wins_a_version() -> None:
     assert by["demo==1.0"].index_url == "https://first.invalid/simple/demo/"
     assert by["demo==1.0"].file.filename == "demo-1.0-py3-none-any.whl"
     assert by["demo==2.0"].index_url == "https://second.invalid/simple/demo/"
+    # unsafe-first-match ranks the versions by the page that provides them
+    assert sel.tiers() == [[Version("1.0")], [Version("2.0")]]
 
 
 def test_dependencies_of_extras_and_markers() -> None:

@@ -325,3 +325,31 @@ def test_bad_input_is_a_kea_error() -> None:
 
 def test_nothing_to_do() -> None:
     assert solve({}, []) == {}
+
+
+class _Tiered(Universe):
+    """Versions ranked in groups, as ``unsafe-first-match`` ranks them by index."""
+
+    def __init__(self, packages: dict, tiers: dict[str, list[list[str]]]) -> None:
+        super().__init__(packages)
+        self.tiers = tiers
+
+    def version_tiers(self, name: str) -> list[list[Version]] | None:
+        groups = self.tiers.get(name)
+        return None if groups is None else [[Version(v) for v in g] for g in groups]
+
+
+def test_version_tiers_exhaust_the_first_group_before_the_next() -> None:
+    u = {
+        "app": {"1.0": ["lib"]},
+        "lib": {"0.5": [], "1.0": [], "2.0": ["dep<1"], "3.0": []},
+        "dep": {"1.0": []},
+    }
+    tiers = {"lib": [["1.0", "2.0"], ["0.5", "3.0"]]}  # first index: 1.0, 2.0
+    # lib 2.0 (first group) cannot be used: 1.0 of the same group comes before 3.0
+    assert pins(resolve(["app"], _Tiered(u, tiers))) == {"app": "1.0", "lib": "1.0"}
+    assert pins(resolve(["app", "lib>=3"], _Tiered(u, tiers))) == {"app": "1.0", "lib": "3.0"}
+    lowest = resolve(["lib"], _Tiered(u, tiers), resolution="lowest")
+    assert pins(lowest) == {"lib": "1.0"}
+    # without tiers: simply the highest
+    assert pins(resolve(["app"], Universe(u))) == {"app": "1.0", "lib": "3.0"}

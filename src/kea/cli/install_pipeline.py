@@ -64,6 +64,7 @@ async def _pipeline(
         exclude_newer=options.exclude_newer,
         only_binary=options.only_binary,
         no_binary=options.no_binary,
+        index_strategy=settings.index_strategy,
     )
     async with _open_index(settings, cache) as index:
         chosen = await resolve_request(spec, index, target.interpreter)

@@ -72,6 +72,12 @@ class Provider(Protocol):
         """Hint: the resolver chose ``name==version`` (its dependencies are fetched next)."""
         ...
 
+    # Optional (looked up with getattr, not part of the runtime check):
+    #   version_tiers(name) -> Sequence[Sequence[Version]] | None
+    # ranked groups of ``versions(name)``: every version of an earlier group is tried before any
+    # of a later one (highest/lowest within a group per --resolution). ``unsafe-first-match``
+    # uses it to exhaust the first index's versions before the next index's. None: one group.
+
 
 class BaseProvider:
     """Convenience base class: no-op hints; subclasses implement ``versions``/``dependencies``."""

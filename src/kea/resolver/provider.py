@@ -32,6 +32,7 @@ from kea.dist.metadata import CoreMetadata
 from kea.dist.tags import TagRanker
 from kea.errors import KeaError
 from kea.index.models import DistFile, ProjectPage
+from kea.resolver.provider_hints import other_index_hints
 from kea.resolver.provider_select import (
     Candidate,
     CandidatePolicy,
@@ -215,8 +216,15 @@ class IndexProvider:
     them. Requires-Python is checked again against the metadata (an index page may not list it).
     """
 
-    def __init__(self, prefetcher: Prefetcher, direct: Mapping[str, Candidate] | None = None):
+    def __init__(
+        self,
+        prefetcher: Prefetcher,
+        direct: Mapping[str, Candidate] | None = None,
+        *,
+        index_strategy: str = "first-index",
+    ) -> None:
         self.pre = prefetcher
+        self.index_strategy = index_strategy
         self.direct = dict(direct or {})
         self.selections: dict[str, Selection] = {}
         self._metadata: dict[tuple[str, Version], CoreMetadata] = {}
@@ -243,6 +251,13 @@ class IndexProvider:
         if not sel.candidates:
             return Unavailable(sel.reason())
         return [c.version for c in sel.candidates]
+
+    def version_tiers(self, name: str) -> list[list[Version]] | None:
+        """``unsafe-first-match``: the first index's versions are exhausted before the next's."""
+        if self.index_strategy != "unsafe-first-match" or name in self.direct:
+            return None
+        sel = self.selections.get(name)
+        return None if sel is None else sel.tiers()
 
     def dependencies(self, name: str, version: Version) -> Any:
         from kea.resolver.protocol import Unavailable
@@ -309,6 +324,7 @@ class ResolveInput:
     exclude_newer: datetime | None = None
     only_binary: Sequence[str] = ()
     no_binary: Sequence[str] = ()
+    index_strategy: str = "first-index"
 
 
 @dataclass(frozen=True)
@@ -436,7 +452,7 @@ async def resolve_request(
     )
     loop = asyncio.get_running_loop()
     pre = Prefetcher(source, policy, loop, concurrency=concurrency)
-    provider = IndexProvider(pre, direct)
+    provider = IndexProvider(pre, direct, index_strategy=spec.index_strategy)
     pre.prefetch_pages(canonicalize_name(r.name) for r in requirements if r.name not in direct)
     try:
         if spec.no_deps:
@@ -453,6 +469,8 @@ async def resolve_request(
         for name, errors in auth.items():
             if errors:
                 e.add_hint(f"{name} was refused by an index: {errors[0].message}")
+        for hint in await other_index_hints(e.explanation, provider.selections, source, policy):
+            e.add_hint(hint)
         raise
     finally:
         await pre.aclose()

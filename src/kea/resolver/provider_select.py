@@ -63,6 +63,14 @@ class Selection:
     def by_version(self) -> dict[Version, Candidate]:
         return {c.version: c for c in self.candidates}
 
+    def tiers(self) -> list[list[Version]]:
+        """The candidates' versions grouped by the page that provides them, in page order."""
+        order = {page.url: i for i, page in reversed(list(enumerate(self.pages)))}
+        groups: dict[int, list[Version]] = {}
+        for c in self.candidates:
+            groups.setdefault(order.get(c.index_url, len(order)), []).append(c.version)
+        return [groups[k] for k in sorted(groups)]
+
     def reason(self) -> str:
         """Why no version is usable, completing a sentence whose subject is the package."""
         if not self.pages or not any(p.files for p in self.pages):
@@ -71,7 +79,12 @@ class Selection:
             files = self.rejected.get(reason)
             if not files:
                 continue
-            if reason in ("sdist", "no-binary"):
+            if reason == "no-binary":
+                return (
+                    "may not be installed from wheels (--no-binary), and building from source "
+                    "is not supported yet"
+                )
+            if reason == "sdist":
                 return (
                     "has only source distributions "
                     f"(building from source is not supported yet: {files[-1]})"
@@ -95,7 +108,12 @@ class Selection:
             files = self.rejected.get(reason)
             if not files:
                 continue
-            if reason in ("sdist", "no-binary"):
+            if reason == "no-binary":
+                return (
+                    f"--no-binary forbids the wheels of {self.name} and building from source is "
+                    f"not supported yet; drop {self.name} (or :all:) from --no-binary"
+                )
+            if reason == "sdist":
                 return f"building from source is not supported yet: {files[-1]}"
             if reason == "tags":
                 return f"no wheel of {self.name} is compatible with the target interpreter"

@@ -87,13 +87,24 @@ class _State:
 class _Candidates:
     """The versions of one package the solver may pick, ascending."""
 
-    __slots__ = ("excluded_pre", "members", "points", "versions")
+    __slots__ = ("excluded_pre", "members", "points", "tiers", "versions")
 
     def __init__(self, versions: list[Version], excluded_pre: list[Version]) -> None:
         self.versions = versions
         self.points: list[Point] = point_keys(versions)
         self.members = set(versions)
         self.excluded_pre = excluded_pre
+        # Ranked groups (each ascending, with its points): a version of an earlier group is
+        # always chosen before any of a later one (``Provider.version_tiers``).
+        self.tiers: list[tuple[list[Version], list[Point]]] | None = None
+
+    def set_tiers(self, tiers: Sequence[Sequence[Version]]) -> None:
+        groups = []
+        for tier in tiers:
+            members = sorted({v for v in tier if v in self.members}, key=version_key)
+            if members:
+                groups.append((members, point_keys(members)))
+        self.tiers = groups if len(groups) > 1 else None
 
 
 class Solver:
@@ -310,6 +321,10 @@ class Solver:
         else:
             got = self.provider.versions(name)
             result = got if isinstance(got, Unavailable) else self._filter_prereleases(name, got)
+            ranked = getattr(self.provider, "version_tiers", None)
+            tiers = ranked(name) if ranked is not None and isinstance(result, _Candidates) else None
+            if tiers and isinstance(result, _Candidates):
+                result.set_tiers(tiers)
         self._candidates[name] = result
         return result
 
@@ -366,6 +381,12 @@ class Solver:
             return pref
         mode = self.options.resolution
         lowest = mode == "lowest" or (mode == "lowest-direct" and name in self.direct)
+        if cands.tiers is not None:
+            for versions, points in cands.tiers:
+                index = vset.first_in(points, highest=not lowest)
+                if index is not None:
+                    return versions[index]
+            return None
         index = vset.first_in(cands.points, highest=not lowest)
         return None if index is None else cands.versions[index]
 
