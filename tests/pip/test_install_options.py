@@ -1,0 +1,175 @@
+"""``kea pip install`` options end to end (the CLI, real venvs, loopback indexes): where it
+installs (--python VERSION, --system, --target, --prefix), --link-mode, --resolution,
+--prerelease, --overrides, --no-binary/--only-binary and the index strategies."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.pip.conftest import Kea
+from tests.pip.server import SimpleIndex
+from tests.pip.wheelmaker import build_wheel
+
+pytestmark = pytest.mark.e2e
+
+
+def plus(stderr: str) -> list[str]:
+    return [line.strip() for line in stderr.splitlines() if line.startswith((" + ", " - "))]
+
+
+def site_packages(root: Path) -> Path:
+    return next((root / "lib").glob("python3.*")) / "site-packages"
+
+
+@pytest.fixture
+def universe(small_index: SimpleIndex) -> SimpleIndex:
+    w = small_index.directory
+    main = "import lib\ndef main():\n    print('hi', lib.VERSION)\n"
+    build_wheel(w, "app", "1.0", requires=["lib>=1"], console_scripts={"app-hello": "app:main"},
+                files={"app/__init__.py": main})  # fmt: skip
+    for v in ("1.0", "2.0", "3.0rc1"):
+        build_wheel(w, "lib", v)
+    build_wheel(w, "onlypre", "1.0b1")
+    build_wheel(w, "direct", "1.0", requires=["lib"])
+    build_wheel(w, "direct", "2.0", requires=["lib"])
+    small_index.scan()
+    return small_index
+
+
+@pytest.fixture
+def second_index(tmp_path: Path) -> Iterator[SimpleIndex]:
+    w = tmp_path / "wheels2"
+    for v in ("0.5", "3.0"):
+        build_wheel(w, "lib", v)
+    with SimpleIndex(w) as index:
+        yield index
+
+
+def test_target_prefix_and_python_path(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    target = tmp_path / "target"
+    r = kea("pip", "install", "--target", str(target), "-i", universe.url, "app", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert plus(r.stderr) == ["+ app==1.0", "+ lib==2.0"]
+    assert (target / "app" / "__init__.py").is_file() and (target / "lib-2.0.dist-info").is_dir()
+    assert (target / "bin" / "app-hello").is_file()
+    assert not (site_packages(venv) / "app").exists()
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", "import app; app.main()"],
+                         env={**os.environ, "PYTHONPATH": str(target)},
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert out.stdout == "hi 2.0\n"
+
+    prefix = tmp_path / "prefix"
+    py = str(venv / "bin" / "python")
+    r = kea("pip", "install", "--python", py, "--prefix", str(prefix), "-i", universe.url, "app")
+    assert r.returncode == 0, r.stderr
+    assert (site_packages(prefix) / "lib" / "__init__.py").is_file()
+    assert (prefix / "bin" / "app-hello").is_file()
+    assert not (site_packages(venv) / "app").exists()
+    # --python PATH without VIRTUAL_ENV: the venv of that interpreter
+    r = kea("pip", "install", "--python", py, "-i", universe.url, "lib==1.0")
+    assert r.returncode == 0, r.stderr
+    assert (site_packages(venv) / "lib-1.0.dist-info").is_dir()
+
+
+def test_python_version_and_system_dry_run(kea: Kea, universe: SimpleIndex) -> None:
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    r = kea("pip", "install", "--python", version, "--dry-run", "-i", universe.url, "lib")
+    assert r.returncode == 0, r.stderr
+    assert "Would install 1 package" in r.stderr and plus(r.stderr) == ["+ lib==2.0"]
+    r = kea("pip", "install", "--system", "--dry-run", "-i", universe.url, "lib")
+    assert r.returncode == 0, r.stderr
+    assert plus(r.stderr) == ["+ lib==2.0"]
+    r = kea("pip", "install", "--python", "2.1", "-i", universe.url, "lib")
+    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+
+
+@pytest.mark.parametrize("mode", ["clone", "hardlink", "copy", "symlink"])
+def test_link_mode(kea: Kea, universe: SimpleIndex, tmp_path: Path, mode: str) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    r = kea("pip", "install", "--link-mode", mode, "-i", universe.url, "app", venv=venv)
+    assert r.returncode == 0, r.stderr
+    module = site_packages(venv) / "lib" / "__init__.py"
+    assert module.read_text() == 'VERSION = "2.0"\n'
+    if mode == "symlink":
+        assert module.is_symlink()
+    elif mode == "hardlink":
+        assert module.stat().st_nlink > 1 and not module.is_symlink()
+    else:  # copy, or clone (a reflink where supported, else a copy): an independent file
+        assert module.stat().st_nlink == 1 and not module.is_symlink()
+    script = subprocess.run([str(venv / "bin" / "app-hello")], capture_output=True, text=True)
+    assert script.stdout == "hi 2.0\n"
+    # uninstalling never touches the cache's archive
+    assert kea("pip", "uninstall", "lib", venv=venv).returncode == 0
+    again = kea("pip", "install", "--link-mode", mode, "-i", universe.url, "lib", venv=venv)
+    assert again.returncode == 0 and module.read_text() == 'VERSION = "2.0"\n'
+
+
+def test_resolution_prerelease_overrides_binary(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    venv = kea.venv(tmp_path / "venv")
+
+    def dry(*args: str) -> list[str]:
+        r = kea("pip", "install", "--dry-run", "-i", universe.url, *args, venv=venv)
+        return plus(r.stderr) or [line for line in r.lines if line.startswith(("error", "hint"))]
+
+    assert dry("direct") == ["+ direct==2.0", "+ lib==2.0"]
+    assert dry("--resolution", "lowest", "direct") == ["+ direct==1.0", "+ lib==1.0"]
+    assert dry("--resolution", "lowest-direct", "direct") == ["+ direct==1.0", "+ lib==2.0"]
+
+    assert dry("--prerelease", "allow", "lib") == ["+ lib==3.0rc1"]
+    assert dry("--pre", "lib") == ["+ lib==3.0rc1"]
+    assert dry("lib>=3.0rc1") == ["+ lib==3.0rc1"]  # explicit
+    assert dry("onlypre") == ["+ onlypre==1.0b1"]  # if necessary
+    assert dry("--prerelease", "explicit", "onlypre>=1.0b1") == ["+ onlypre==1.0b1"]
+    for mode in ("disallow", "explicit"):
+        lines = dry("--prerelease", mode, "onlypre")
+        assert lines[0] == "error: No solution found when resolving dependencies:"
+        assert (
+            "hint: only pre-releases of onlypre match (onlypre==1.0b1); "
+            "pass --prerelease allow to use them"
+        ) in lines
+    lines = dry("--prerelease", "if-necessary", "lib>=3.0rc1")  # lib has final releases
+    assert "hint: only pre-releases of lib match (lib==3.0rc1); " in lines[-1]
+
+    (kea.cwd / "overrides.txt").write_text("lib==1.0\n")
+    assert dry("--overrides", "overrides.txt", "app", "lib>=2") == ["+ app==1.0", "+ lib==1.0"]
+
+    lines = dry("--no-binary", "lib", "lib")
+    assert lines[-1].startswith("hint: --no-binary forbids the wheels of lib")
+    assert dry("--no-binary", ":all:", "--only-binary", "lib", "lib") == ["+ lib==2.0"]
+
+
+def test_index_strategies(
+    kea: Kea, universe: SimpleIndex, second_index: SimpleIndex, tmp_path: Path
+) -> None:
+    """--extra-index-url comes first; the default index (-i) is last."""
+    venv = kea.venv(tmp_path / "venv")
+    urls = ("-i", second_index.url, "--extra-index-url", universe.url)
+
+    def dry(strategy: str, req: str) -> list[str]:
+        r = kea("pip", "install", "--dry-run", *urls, "--index-strategy", strategy, req, venv=venv)
+        return plus(r.stderr) or [line for line in r.lines if line.startswith(("error", "hint"))]
+
+    assert dry("first-index", "lib") == ["+ lib==2.0"]
+    lines = dry("first-index", "lib>=3")
+    assert lines[0].startswith("error: No solution found")
+    assert lines[1] == (
+        f"hint: lib has other versions (3.0, 0.5) on {second_index.url}, which --index-strategy "
+        "first-index does not consider (only the first index that has lib is used); pass "
+        "--index-strategy unsafe-best-match to consider every index"
+    )
+    # unsafe-first-match: the first index's versions are exhausted before the next index's
+    assert dry("unsafe-first-match", "lib") == ["+ lib==2.0"]
+    assert dry("unsafe-first-match", "lib>=3") == ["+ lib==3.0"]
+    assert dry("unsafe-first-match", "lib<1") == ["+ lib==0.5"]
+    # unsafe-best-match: the best version anywhere
+    assert dry("unsafe-best-match", "lib") == ["+ lib==3.0"]
+    assert dry("unsafe-best-match", "lib<1") == ["+ lib==0.5"]
