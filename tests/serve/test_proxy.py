@@ -319,3 +319,42 @@ def test_redirect_mode_with_the_clients_netrc(
     finally:
         serve.stop()
         public.stop()
+
+
+@pytest.mark.parametrize("source", ["netrc", "token-file"])
+def test_upstream_credentials_from_netrc_or_token_file(
+    source: str, tmp_path: Path, tls: Tls, private: Private
+) -> None:
+    workdir = tmp_path / "serve"
+    workdir.mkdir()
+    user = private.serve_user
+    if source == "netrc":
+        (workdir / "upstream.netrc").write_text(
+            f"machine {private.server.ip} login {user.name} password {user.password}\n"
+        )
+        creds = 'netrc = "upstream.netrc"'
+    else:
+        (workdir / "corp-token").write_text(user.password + "\n")
+        creds = f'username = "{user.name}"\ntoken-file = "corp-token"'
+    config = f"""
+[server]
+cache-dir = "cache"
+[[upstream]]
+name = "corp"
+url = "{private.server.url}/simple"
+{creds}
+[[route]]
+match = "*"
+upstream = "corp"
+"""
+    assert user.password not in config
+    serve = KeaServe(workdir, config, ip="127.0.0.5", env={"SSL_CERT_FILE": str(tls.ca_pem)})
+    try:
+        mark = private.server.mark()
+        status, _, body = http_get(serve.index + "priv-pkg/")
+        assert status == 200 and b"/files/corp/priv-pkg/priv_pkg-1.0-py3-none-any.whl" in body
+        seen = private.server.seen(mark)
+        assert seen and all(s.user == user.name and s.status == 200 for s in seen), describe(seen)
+        assert user.password not in serve.text()
+    finally:
+        serve.stop()
