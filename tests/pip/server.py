@@ -38,6 +38,8 @@ class SimpleIndex:
         self.directory = directory
         self.metadata = metadata
         self.requests: list[str] = []
+        # project name -> (content type, body): served instead of the generated page
+        self.canned: dict[str, tuple[str, bytes]] = {}
         self._projects: dict[str, list[Path]] = defaultdict(list)
         self._meta: dict[str, bytes] = {}
         self._hashes: dict[str, str] = {}
@@ -85,6 +87,9 @@ class SimpleIndex:
         name = canonicalize_name(raw)
         if raw != name:
             raise web.HTTPMovedPermanently(f"/simple/{name}/")
+        if name in self.canned:
+            content_type, data = self.canned[name]
+            return web.Response(body=data, headers={"Content-Type": content_type})
         files = self._projects.get(name)
         if not files:
             raise web.HTTPNotFound()

@@ -104,6 +104,10 @@ class Selection:
             return None
         if not self.pages or not any(p.files for p in self.pages):
             return f"{self.name} was not found in the package indexes"
+        mixed = [r for r in _WHEEL_REASONS if self.rejected.get(r)]
+        if len(mixed) > 1 and not self.rejected.get("sdist"):
+            parts = [f"{len(self.rejected[r])} {_WHEEL_REASONS[r]}" for r in mixed]
+            return f"no file of {self.name} is usable: " + ", ".join(parts)
         for reason in ("sdist", "no-binary", "tags", "requires-python", "yanked", "exclude-newer"):
             files = self.rejected.get(reason)
             if not files:
@@ -123,6 +127,16 @@ class Selection:
                 return f"every version of {self.name} is yanked (pin one with == to use it)"
             return f"every version of {self.name} was published after --exclude-newer"
         return None
+
+
+_WHEEL_REASONS = {
+    "no-binary": "refused by --no-binary",
+    "tags": "without a matching platform tag",
+    "requires-python": "for another Python version",
+    "yanked": "yanked (pin one with == to use it)",
+    "exclude-newer": "published after --exclude-newer",
+    "hash": "not matching the --hash values",
+}
 
 
 def _binary_rule(values: Iterable[str]) -> tuple[bool, frozenset[str]]:
