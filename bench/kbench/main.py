@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-profile", action="store_true", help="skip profiling missed targets")
     p.add_argument("--name", help="results file stem (default: the date, -quick when --quick)")
     p.add_argument(
+        "--render", action="store_true", help="only re-render the results of --name from its JSON"
+    )
+    p.add_argument(
         "--append",
         action="store_true",
         help="add to the results of the same name (e.g. the large set in a second invocation)",
@@ -304,7 +307,11 @@ def render(stem: str, results: report.Results, meta: dict[str, Any], bin_: Path)
         "",
         "Sets: " + "; ".join(f"`{n}` {len(sets.set_pins(n))} pkgs" for n in set_names) + ".",
         "",
-        "Versions: " + "; ".join(versions(bin_)) + ".",
+        "Versions: "
+        + " / ".join(
+            dict.fromkeys("; ".join(r.get("versions") or versions(bin_)) for r in meta["runs"])
+        )
+        + ".",
         "",
         "Scenarios: " + "; ".join(f"**{n}**: {tools.SCENARIOS[n].about}" for n in scen_names) + ".",
     ]
@@ -319,6 +326,10 @@ def render(stem: str, results: report.Results, meta: dict[str, Any], bin_: Path)
         profiles=dict(meta["profiles"]),
         chart=png.name if png.exists() else None,
     )
+    notes = RESULTS / f"{stem}.notes.md"  # hand-written reading of the figures, if any
+    if notes.exists():
+        first, sep, rest = text.partition("\n## Targets")
+        text = first.rstrip() + "\n\n" + notes.read_text().strip() + "\n" + sep + rest
     md = RESULTS / f"{stem}.md"
     md.write_text(text)
     return md
@@ -338,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     state_file = RESULTS / f"{stem}.json"
     bench = Bench(args)
+    if args.render:
+        results, meta_r = load_state(state_file)
+        md = render(stem, results, meta_r, bench.bin)
+        log(f"wrote {md.relative_to(ROOT)}")
+        return 0
     meta: dict[str, Any] = {"runs": [], "profiles": {}}
     if args.append and state_file.exists():
         bench.results, meta = load_state(state_file)
@@ -348,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "warmup": args.warmup,
         "load_before": uptime(),
+        "versions": versions(bench.bin),
     }
     started = time.time()
     servers = Servers(WORK, WORK / "index", "bench", bench.password, args.delay)
