@@ -121,7 +121,8 @@ def test_corrupt_cache_entry_is_detected_and_refetched(setup: Setup, tmp_path: P
     (cached,) = setup.cached_files()
     cached.write_bytes(b"bit rot" + cached.read_bytes()[7:])
     status, _, data = http_get(url)
-    assert status == 200 and data == w.read_bytes()
+    assert status == 200, (data, setup.serve.text())
+    assert data == w.read_bytes()
     assert len(setup.up.requests(f"/packages/{w.name}")) == 2
     assert cached.read_bytes() == w.read_bytes()
 

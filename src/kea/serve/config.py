@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kea.auth.redact import redact_url
 from kea.errors import UsageError
 from kea.serve.names import Pattern, compile_pattern
 
@@ -302,6 +303,13 @@ def _upstreams(ctx: _Ctx, raw: Any) -> dict[str, Upstream]:
                     " ${ENV} references, netrc or token-file)",
                 )
             raise ctx.fail(f"{where}.url", "expected an http:// or https:// URL with a host")
+        if redact_url(url) != url:
+            # a redirect route hands this URL to every client; a proxy route logs it
+            raise ctx.fail(
+                f"{where}.url",
+                "a token or signature in the URL is not allowed (use username/password with"
+                " ${ENV} references, netrc or token-file)",
+            )
         user, password, source = _credentials(ctx, t, where, url)
         out[name] = Upstream(name, url, user, password, source)
     return out

@@ -1,0 +1,440 @@
+"""Audit of ``kea serve``'s security boundaries, each probed through a real server.
+
+Dependency confusion (every spelling of a private name, HTML and JSON, /files/ URLs), traversal
+and symlinks out of a directory route, upload abuse, and what a client can learn about an upstream
+(credentials, redirects) from pages, error bodies and headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.e2e.harness import User, token
+from tests.e2e.servers.web import ServerLoop
+from tests.e2e.wheels import build_wheel
+from tests.serve.conftest import Wheels
+from tests.serve.harness import KeaServe, http_get, raw_request
+from tests.serve.upstream import FakeUpstream
+
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+@dataclass
+class Audit:
+    serve: KeaServe
+    public: FakeUpstream
+    carol: User
+    private_dir: Path
+    public_dir: Path
+
+    def auth(self, user: User | None = None) -> dict[str, str]:
+        user = user or self.carol
+        raw = f"{user.name}:{user.password}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+@pytest.fixture(scope="module")
+def audit(
+    tmp_path_factory: pytest.TempPathFactory, loop: ServerLoop, wheels: Wheels
+) -> Iterator[Audit]:
+    root = tmp_path_factory.mktemp("serve-audit")
+    public = FakeUpstream(loop, "127.0.0.11")
+    public.add(wheels.priv_public)  # priv-pkg 9.0 on the public upstream: never served
+    public.add(wheels.pub)
+    private_dir = root / "private"
+    build_wheel(private_dir, "priv-pkg", "1.0")
+    public_dir = root / "public-local"
+    # a public directory route that (wrongly) also holds a private name's file
+    build_wheel(public_dir, "loc-pkg", "1.0")
+    build_wheel(public_dir, "priv-pkg", "8.0")
+    workdir = root / "serve"
+    workdir.mkdir()
+    carol = User("carol", token("pw-carol-"))
+    (workdir / "tokens").write_text(f"carol {carol.password}\n")
+    config = f"""
+private = ["priv_*"]
+
+[server]
+cache-dir = "cache"
+upstream-retries = 0
+upstream-timeout = 5
+max-upload-size = 200000
+
+[auth]
+tokens-file = "tokens"
+
+[[route]]
+name = "pubdir"
+prefix = "loc-"
+directory = "{public_dir}"
+
+# the public catch-all comes before the private route on purpose
+[[route]]
+name = "pypi"
+match = "*"
+upstream = "public"
+
+[[route]]
+name = "corp"
+match = "PRIV.*"
+directory = "{private_dir}"
+private = true
+read = ["carol"]
+write = ["carol"]
+
+[[upstream]]
+name = "public"
+url = "{public.url}/simple"
+"""
+    serve = KeaServe(workdir, config, ip="127.0.0.12")
+    yield Audit(serve, public, carol, private_dir, public_dir)
+    serve.stop()
+    public.stop()
+
+
+PRIVATE_SPELLINGS = (
+    "priv-pkg",
+    "priv_pkg",
+    "priv.pkg",
+    "Priv-Pkg",
+    "PRIV__PKG",
+    "priv-._pkg",
+    "priv%2Dpkg",
+    "priv%5Fpkg",
+    "%70riv-pkg",
+    "priv%252Dpkg",
+)
+
+
+@pytest.mark.parametrize("spelling", PRIVATE_SPELLINGS)
+@pytest.mark.parametrize("accept", [None, JSON, "text/html"])
+@pytest.mark.parametrize("authed", [False, True])
+def test_private_name_is_never_looked_up_or_served_publicly(
+    audit: Audit, spelling: str, accept: str | None, authed: bool
+) -> None:
+    headers = dict(audit.auth()) if authed else {}
+    if accept:
+        headers["Accept"] = accept
+    url = audit.serve.index + spelling + "/"
+    for _ in range(3):  # follow the redirects to the normalised name
+        status, got, body = http_get(url, headers)
+        if status != 301:
+            break
+        assert got["Location"].startswith("/simple/")
+        url = audit.serve.url + got["Location"]
+    assert b"9.0" not in body and b"8.0" not in body
+    if status == 200:
+        assert authed and b"priv_pkg-1.0" in body
+        assert "/files/corp/priv-pkg/" in body.decode()
+    else:
+        assert status in (400, 401), (spelling, status, body)
+    assert not [s for s in audit.public.seen if "priv" in s.path.lower()]
+
+
+@pytest.mark.parametrize("route", ["pypi", "pubdir", "corp"])
+@pytest.mark.parametrize("project", ["priv-pkg", "priv_pkg", "Priv-Pkg", "priv%2Dpkg", "pub-pkg"])
+@pytest.mark.parametrize("version", ["9.0", "8.0"])
+def test_private_files_never_come_from_a_public_route(
+    audit: Audit, route: str, project: str, version: str
+) -> None:
+    target = f"/files/{route}/{project}/priv_pkg-{version}-py3-none-any.whl"
+    for headers in ({}, audit.auth()):
+        status, got, body = http_get(audit.serve.url + target, headers)
+        assert status in (400, 401, 404), (target, status)
+        assert not body.startswith(b"PK")
+        assert "Location" not in got
+    assert not [s for s in audit.public.seen if "priv" in s.path.lower()]
+
+
+def test_project_list_hides_private_names_on_public_routes(audit: Audit) -> None:
+    for headers in ({}, audit.auth()):
+        status, _, body = http_get(audit.serve.index, {**headers, "Accept": JSON})
+        assert status == 200
+        names = [p["name"] for p in json.loads(body)["projects"]]
+        assert "loc-pkg" in names
+        assert ("priv-pkg" in names) == bool(headers)  # only from the private route, to carol
+
+
+def test_symlinks_out_of_a_directory_route_are_not_served(audit: Audit, tmp_path: Path) -> None:
+    outside = build_wheel(tmp_path / "outside", "loc-secret", "1.0")
+    os.symlink(outside, audit.public_dir / outside.name)
+    (audit.public_dir / "loc-linkdir").symlink_to(outside.parent, target_is_directory=True)
+    status, _, body = http_get(audit.serve.index + "loc-secret/")
+    assert status == 404, body
+    status, _, body = http_get(audit.serve.url + f"/files/pubdir/loc-secret/{outside.name}")
+    assert status == 404 and not body.startswith(b"PK")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/files/pubdir/loc-pkg/..%2F..%2Fserve%2Fkea-serve.toml",
+        "/files/pubdir/loc-pkg/%252e%252e%252fkea-serve.toml",
+        "/files/pubdir/loc-pkg/..\\..\\kea-serve.toml",
+        "/files/pubdir/loc-pkg/x%00.whl",
+        "/files/pubdir/%2e%2e/tokens",
+        "/files/pubdir/loc-pkg/.%2e/tokens",
+        "/files/..%2Fcorp/priv-pkg/priv_pkg-1.0-py3-none-any.whl",
+        "/files/pubdir/loc-pkg/loc_pkg-1.0-py3-none-any.whl/..",
+        "/simple/loc-pkg%00/",
+        "/simple/%2e%2e/",
+    ],
+)
+def test_traversal_variants(audit: Audit, target: str) -> None:
+    status, body = raw_request(audit.serve.host, audit.serve.port, target)
+    assert status in (400, 404), (target, status)
+    assert b"tokens" not in body or status == 404
+    assert audit.carol.password.encode() not in body
+    assert not body.startswith(b"PK") and b"Traceback" not in body
+
+
+def _multipart(fields: dict[str, str], file: tuple[str, bytes] | None) -> tuple[bytes, str]:
+    boundary = "kea-audit-boundary"
+    out = b""
+    for k, v in fields.items():
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'.encode()
+        out += v.encode() + b"\r\n"
+    if file is not None:
+        name, data = file
+        out += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="content";'
+            f' filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        out += data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return out, f"multipart/form-data; boundary={boundary}"
+
+
+def _post(audit: Audit, body: bytes, ctype: str) -> tuple[int, bytes]:
+    status, _, answer = http_get(
+        audit.serve.url + "/",
+        {**audit.auth(), "Content-Type": ctype},
+        method="POST",
+        data=body,
+    )
+    return status, answer
+
+
+def test_upload_abuse(audit: Audit, tmp_path: Path) -> None:
+    w = build_wheel(tmp_path / "up", "priv-pkg", "2.0")
+    fields = {":action": "file_upload", "name": "priv-pkg", "version": "2.0"}
+    # a path in the file name
+    for bad in ("../priv_pkg-2.0-py3-none-any.whl", "sub/priv_pkg-2.0-py3-none-any.whl"):
+        status, answer = _post(audit, *_multipart(fields, (bad, w.read_bytes())))
+        assert status == 400, answer
+    # oversized
+    big = b"x" * 300_000
+    status, answer = _post(audit, *_multipart(fields, (w.name, big)))
+    assert status == 413, answer
+    # a file that is not a wheel at all
+    status, _ = _post(audit, *_multipart(fields, (w.name, b"not a zip")))
+    assert status == 400
+    # good, then the same name again: 409, and the first upload is intact
+    status, answer = _post(audit, *_multipart(fields, (w.name, w.read_bytes())))
+    assert status == 200, answer
+    other = build_wheel(tmp_path / "up2", "priv-pkg", "2.0", module_text="X = 1\n")
+    status, _ = _post(audit, *_multipart(fields, (w.name, other.read_bytes())))
+    assert status == 409
+    assert (audit.private_dir / w.name).read_bytes() == w.read_bytes()
+    assert not list(audit.private_dir.glob(".tmp-*"))
+    assert not list((audit.serve.workdir / "cache" / "uploads-tmp").glob(".tmp-*"))
+
+
+def test_an_oversized_form_field_is_refused_without_reading_it_all(audit: Audit) -> None:
+    """A field is bounded while it is read: the server answers before the client sent it all."""
+    boundary = "kea-audit-boundary"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="description"\r\n\r\n').encode()
+    declared = 64 * 1024 * 1024
+    auth = audit.auth()["Authorization"]
+    with socket.create_connection((audit.serve.host, audit.serve.port), timeout=10) as s:
+        s.sendall(
+            (
+                f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {len(head) + declared}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            + head
+        )
+        chunk = b"y" * 65536
+        sent = 0
+        s.settimeout(0.2)
+        answer = b""
+        deadline = time.monotonic() + 20
+        while sent < 8 * 1024 * 1024 and time.monotonic() < deadline:
+            try:
+                s.sendall(chunk)
+                sent += len(chunk)
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                break
+        s.settimeout(10)
+        try:
+            while data := s.recv(65536):
+                answer += data
+        except (ConnectionResetError, TimeoutError):
+            pass
+    assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 413")), answer[:200]
+    assert b"Traceback" not in answer
+
+
+def test_tokens_bearer_and_basic_and_401_403(audit: Audit) -> None:
+    url = audit.serve.index + "priv-pkg/"
+    status, got, _ = http_get(url)
+    assert status == 401 and got["WWW-Authenticate"].startswith("Basic realm=")
+    assert http_get(url, {"Authorization": f"Bearer {audit.carol.password}"})[0] == 200
+    assert http_get(url, {"Authorization": f"Bearer {audit.carol.password}x"})[0] == 401
+    assert http_get(url, {"Authorization": "Bearer "})[0] == 401
+    assert http_get(url, {"Authorization": "Basic !!!"})[0] == 401
+    tok = base64.b64encode(f"__token__:{audit.carol.password}".encode()).decode()
+    assert http_get(url, {"Authorization": f"Basic {tok}"})[0] == 200
+    wrong = base64.b64encode(f"mallory:{audit.carol.password}".encode()).decode()
+    assert http_get(url, {"Authorization": f"Basic {wrong}"})[0] == 401
+    # the upstream never sees any client credentials
+    assert all(s.authorization is None for s in audit.public.seen)
+
+
+# -- upstream redirects and what leaks from an upstream ---------------------------------------
+
+
+@dataclass
+class Hop:
+    """A file host the upstream redirects file downloads to; records Authorization."""
+
+    loop: ServerLoop
+    data: dict[str, bytes]
+    seen: list[tuple[str, str | None]]
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self.port = self.loop.call(self._start())
+
+    async def _start(self) -> int:
+        app = web.Application()
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            self.seen.append((request.path_qs, request.headers.get("Authorization")))
+            body = self.data.get(request.match_info["name"])
+            if body is None:
+                return web.Response(status=404)
+            return web.Response(body=body)
+
+        app.router.add_get("/blob/{name}", handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.14", 0)
+        await site.start()
+        return int(self._runner.addresses[0][1])
+
+    def stop(self) -> None:
+        self.loop.call(self._runner.cleanup())
+
+
+def test_upstream_redirects_never_reach_the_client_nor_carry_credentials(
+    tmp_path: Path, loop: ServerLoop
+) -> None:
+    """The upstream (basic auth) answers its file URL with a 302 to a signed URL on another
+    host: kea serve follows it itself, without the upstream's credentials on the other host, and
+    the client sees neither the Location, the signature, nor the upstream's password."""
+    w = build_wheel(tmp_path / "w", "hop-pkg", "1.0")
+    seen: list[tuple[str, str | None]] = []
+    hop = Hop(loop, {w.name: w.read_bytes()}, seen)
+    secret = token("up-secret-")
+    signature = token("sig-")
+    up_seen: list[tuple[str, str | None]] = []
+
+    async def start() -> tuple[web.AppRunner, int]:
+        import hashlib
+
+        app = web.Application()
+        digest = hashlib.sha256(w.read_bytes()).hexdigest()
+
+        async def page(request: web.Request) -> web.StreamResponse:
+            up_seen.append((request.path_qs, request.headers.get("Authorization")))
+            body = f'<a href="/packages/{w.name}#sha256={digest}">{w.name}</a>'
+            return web.Response(text=body, content_type="text/html")
+
+        async def file(request: web.Request) -> web.StreamResponse:
+            up_seen.append((request.path_qs, request.headers.get("Authorization")))
+            loc = f"http://127.0.0.14:{hop.port}/blob/{w.name}?X-Amz-Signature={signature}"
+            return web.Response(status=302, headers={"Location": loc})
+
+        async def broken(request: web.Request) -> web.StreamResponse:
+            return web.Response(status=302, headers={"Location": f"http://u:{secret}@[::"})
+
+        app.router.add_get("/simple/hop-pkg/", page)
+        app.router.add_get("/simple/bad-pkg/", broken)
+        app.router.add_get("/packages/{name}", file)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.13", 0)
+        await site.start()
+        return runner, int(runner.addresses[0][1])
+
+    runner, port = loop.call(start())
+    config = f"""
+[server]
+cache-dir = "cache"
+upstream-retries = 0
+
+[[upstream]]
+name = "up"
+url = "http://127.0.0.13:{port}/simple"
+username = "svc"
+password = "${{UP_PASSWORD}}"
+
+[[route]]
+match = "*"
+upstream = "up"
+"""
+    serve = KeaServe(
+        tmp_path / "serve", config, ip="127.0.0.15", env={"UP_PASSWORD": secret}, args=["-vvv"]
+    )
+    try:
+        status, headers, body = http_get(serve.index + "hop-pkg/")
+        assert status == 200 and f"/files/up/hop-pkg/{w.name}" in body.decode()
+        assert "127.0.0.13" not in body.decode()
+        status, headers, data = http_get(serve.url + f"/files/up/hop-pkg/{w.name}")
+        assert status == 200 and data == w.read_bytes()
+        assert "Location" not in headers
+        assert all(signature not in v and secret not in v for v in headers.values())
+        # the upstream got kea serve's credentials; the other host got none
+        assert up_seen and all(a is not None and a.startswith("Basic ") for _, a in up_seen)
+        assert seen and all(a is None for _, a in seen)
+        status, headers, body = http_get(serve.index + "bad-pkg/")
+        assert status == 502 and body.count(b"\n") == 1
+        for text in (body.decode(), json.dumps(headers), serve.text()):
+            assert secret not in text and signature not in text
+        status, _, metrics = http_get(serve.url + "/metrics")
+        assert status == 200 and secret.encode() not in metrics
+    finally:
+        serve.stop()
+        loop.call(runner.cleanup())
+        hop.stop()
+    log = serve.text()
+    assert secret not in log and signature not in log
+    assert base64.b64encode(f"svc:{secret}".encode()).decode() not in log
+
+
+def test_a_secret_in_an_upstream_url_is_refused(tmp_path: Path) -> None:
+    """A redirect route hands its upstream URL to every client: a token in its query would
+    leak, so the config refuses credentials anywhere in an upstream URL."""
+    from kea.errors import UsageError
+    from kea.serve.config import parse_config
+
+    data = {
+        "upstream": [{"name": "u", "url": "https://host/simple/?token=abcdef123456"}],
+        "route": [{"match": "*", "upstream": "u", "mode": "redirect"}],
+    }
+    with pytest.raises(UsageError) as info:
+        parse_config(data, tmp_path / "kea-serve.toml", {})
+    assert "abcdef123456" not in str(info.value)
+    assert "upstream[1].url" in str(info.value)
