@@ -65,6 +65,11 @@ T = TypeVar("T")
 PARSE_IN_THREAD = 256 * 1024  # pages larger than this are parsed off the event loop
 
 
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class OfflineMiss(KeaError):
     """Something needed the network while ``--offline`` forbids it."""
 
@@ -106,6 +111,9 @@ class IndexClient:
         fut = self._tasks.get((kind, key))
         if fut is None:
             fut = asyncio.ensure_future(make())
+            # A shared task whose askers are gone (Ctrl-C, a failure elsewhere) must not log
+            # "Task exception was never retrieved" with a traceback when the session closes.
+            fut.add_done_callback(_retrieve)
             self._tasks[(kind, key)] = fut
         result: T = await asyncio.shield(fut)
         return result

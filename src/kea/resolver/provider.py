@@ -16,10 +16,12 @@ The resolver core never imports this module; this module never imports ``kea.htt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future as ThreadFuture
+from concurrent.futures import InvalidStateError
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -196,10 +198,18 @@ async def run_in_worker(fn: Callable[[], T]) -> T:
     result: ThreadFuture[T] = ThreadFuture()
 
     def target() -> None:
+        # A cancelled run (Ctrl-C) closes the loop under the worker: whatever it then raises or
+        # returns has no one left to tell, and must not surface as a thread traceback.
         try:
-            result.set_result(fn())
+            value = fn()
         except BaseException as e:
-            result.set_exception(e)
+            if not result.cancelled():
+                with contextlib.suppress(InvalidStateError):
+                    result.set_exception(e)
+            return
+        if not result.cancelled():
+            with contextlib.suppress(InvalidStateError):
+                result.set_result(value)
 
     thread = threading.Thread(target=target, name="kea-resolver", daemon=True)
     thread.start()

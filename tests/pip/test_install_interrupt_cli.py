@@ -1,0 +1,108 @@
+"""``kea pip install`` killed mid-install (SIGKILL at a rename, SIGINT at random moments): each
+package is fully old or fully new, and the next ``kea pip install`` succeeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.pip.conftest import Kea
+from tests.pip.server import SimpleIndex
+from tests.pip.wheelmaker import build_wheel
+
+pytestmark = pytest.mark.e2e
+
+NAMES = [f"pkg{i}" for i in range(12)]
+CHECK = """
+import importlib, importlib.metadata as md, json, sys
+out = {}
+for name in json.loads(sys.argv[1]):
+    try:
+        dist = md.version(name)
+    except md.PackageNotFoundError:
+        dist = None
+    try:
+        mod = importlib.import_module(name).VERSION
+    except ImportError:
+        mod = None
+    out[name] = [dist, mod]
+print(json.dumps(out))
+"""
+
+
+def state(venv: Path) -> dict[str, list[str | None]]:
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", CHECK, json.dumps(NAMES)],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    result: dict[str, list[str | None]] = json.loads(out.stdout)
+    return result
+
+
+def consistent(venv: Path) -> set[str]:
+    versions = set()
+    for name, (dist, mod) in state(venv).items():
+        assert dist == mod and dist in ("1.0", "2.0"), (name, dist, mod)
+        versions.add(dist)
+    return versions
+
+
+@pytest.fixture
+def universe(small_index: SimpleIndex) -> SimpleIndex:
+    for name in NAMES:
+        for version in ("1.0", "2.0"):
+            files = {f"{name}/__init__.py": f'VERSION = "{version}"\n'}
+            files |= {f"{name}/mod{j}.py": f"X = {j}\n" for j in range(20)}
+            build_wheel(small_index.directory, name, version, files=files)
+    small_index.scan()
+    return small_index
+
+
+def spawn(kea: Kea, venv: Path, url: str, **env: str) -> subprocess.Popen[str]:
+    reqs = [f"{n}==2.0" for n in NAMES]
+    return subprocess.Popen([sys.executable, "-m", "kea", "pip", "install", "-i", url, *reqs],
+                            cwd=kea.cwd, env={**kea.env, "VIRTUAL_ENV": str(venv), **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def test_kea_pip_install_killed_then_next_install_succeeds(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    old = [f"{n}==1.0" for n in NAMES]
+    assert kea("pip", "install", "-i", universe.url, *old, venv=venv).returncode == 0
+    # SIGKILL at a chosen rename of the install transaction
+    for kill_after in (1, 7):
+        proc = spawn(kea, venv, universe.url, KEA_TEST_KILL_AFTER_RENAMES=str(kill_after))
+        proc.communicate(timeout=120)
+        assert proc.returncode != 0
+        assert kea("pip", "list", venv=venv).returncode == 0  # recovery on next use
+        assert consistent(venv) <= {"1.0", "2.0"}
+        r = kea("pip", "install", "-i", universe.url, *old, venv=venv)
+        assert r.returncode == 0, r.stderr
+        assert consistent(venv) == {"1.0"}
+    # SIGINT (Ctrl-C) at moments spread over preparing and installing (timed from the
+    # "Resolved" line, so a loaded machine still interrupts kea, not Python's start-up)
+    for delay in (0.0, 0.05, 0.1, 0.2, 0.4):
+        proc = spawn(kea, venv, universe.url)
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert first.startswith("Resolved"), first
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGINT)
+        _, rest = proc.communicate(timeout=120)
+        err = first + rest
+        # 130: interrupted; 0 or -SIGINT: the signal came after the work was done
+        assert proc.returncode in (0, 130, -signal.SIGINT), err
+        assert "Traceback" not in err, err
+        consistent(venv)
+        r = kea("pip", "install", "-i", universe.url, *[f"{n}==2.0" for n in NAMES], venv=venv)
+        assert r.returncode == 0, r.stderr
+        assert consistent(venv) == {"2.0"}
+        assert kea("pip", "install", "-i", universe.url, *old, venv=venv).returncode == 0
