@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 from kea.install.environment import query_interpreter, resolve_target
@@ -132,3 +133,17 @@ def test_list_freeze_show_check_uninstall(
     assert run_kea("pip", "freeze", env=env).stdout == ""
     out = run_kea("pip", "check", env=env)
     assert "All installed packages are compatible" in out.stderr
+
+
+def test_kea_venv_quiet_and_seed(tmp_path: Path, kea_env: dict[str, str]) -> None:
+    out = run_kea("venv", "-q", "quiet", env=kea_env, cwd=tmp_path)
+    assert out.stderr == "" and out.stdout == ""
+    assert (tmp_path / "quiet" / "pyvenv.cfg").is_file()
+    assert not list((tmp_path / "quiet" / "bin").glob("pip*"))  # no pip without --seed
+    run_kea("venv", "-q", "--seed", "seeded", env=kea_env, cwd=tmp_path)
+    pip = subprocess.run([str(tmp_path / "seeded" / "bin" / "python"), "-m", "pip", "--version"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert str(tmp_path / "seeded") in pip.stdout
+    frozen = run_kea("pip", "list", "--format", "freeze", "--python", str(tmp_path / "seeded"),
+                     env=kea_env).stdout.splitlines()  # fmt: skip
+    assert any(line.startswith("pip==") for line in frozen)
