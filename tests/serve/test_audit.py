@@ -438,3 +438,170 @@ def test_a_secret_in_an_upstream_url_is_refused(tmp_path: Path) -> None:
         parse_config(data, tmp_path / "kea-serve.toml", {})
     assert "abcdef123456" not in str(info.value)
     assert "upstream[1].url" in str(info.value)
+
+
+def test_proxy_passes_through_yanked_requires_python_and_pep700(
+    tmp_path: Path, loop: ServerLoop
+) -> None:
+    """An upstream PEP 691 page's yanked reason, requires-python, size and upload-time reach the
+    client in both formats, under kea serve's own /files/ URLs."""
+    digest = "ab" * 32
+    doc = {
+        "meta": {"api-version": "1.1"},
+        "name": "meta-pkg",
+        "versions": ["1.0", "2.0"],
+        "files": [
+            {
+                "filename": "meta_pkg-1.0-py3-none-any.whl",
+                "url": "https://files.example/meta_pkg-1.0-py3-none-any.whl",
+                "hashes": {"sha256": digest},
+                "requires-python": ">=3.8",
+                "yanked": "broken build",
+                "size": 1234,
+                "upload-time": "2024-01-02T03:04:05.000000Z",
+            },
+            {
+                "filename": "meta_pkg-2.0.tar.gz",
+                "url": "https://files.example/meta_pkg-2.0.tar.gz",
+                "hashes": {"sha256": "cd" * 32},
+                "size": 99,
+            },
+        ],
+    }
+
+    async def start() -> tuple[web.AppRunner, int]:
+        app = web.Application()
+
+        async def page(request: web.Request) -> web.StreamResponse:
+            return web.Response(
+                body=json.dumps(doc).encode(),
+                content_type="application/vnd.pypi.simple.v1+json",
+            )
+
+        app.router.add_get("/simple/meta-pkg/", page)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.16", 0).start()
+        return runner, int(runner.addresses[0][1])
+
+    runner, port = loop.call(start())
+    config = f"""
+[server]
+cache-dir = "cache"
+
+[[upstream]]
+name = "up"
+url = "http://127.0.0.16:{port}/simple"
+
+[[route]]
+match = "*"
+upstream = "up"
+"""
+    serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.17")
+    try:
+        status, headers, body = http_get(serve.index + "meta-pkg/", {"Accept": JSON})
+        assert status == 200 and headers["Content-Type"] == JSON
+        got = json.loads(body)
+        assert got["versions"] == ["1.0", "2.0"]
+        first, second = got["files"]
+        assert first["url"] == "/files/up/meta-pkg/meta_pkg-1.0-py3-none-any.whl"
+        assert first["yanked"] == "broken build" and first["requires-python"] == ">=3.8"
+        assert first["size"] == 1234 and first["upload-time"] == "2024-01-02T03:04:05.000000Z"
+        assert first["hashes"] == {"sha256": digest}
+        assert second.get("yanked", False) is False and second["size"] == 99
+        status, _, body = http_get(serve.index + "meta-pkg/", {"Accept": "text/html"})
+        page = body.decode()
+        assert status == 200 and "files.example" not in page
+        assert 'data-yanked="broken build"' in page
+        assert 'data-requires-python="&gt;=3.8"' in page
+        assert f'href="/files/up/meta-pkg/meta_pkg-1.0-py3-none-any.whl#sha256={digest}"' in page
+    finally:
+        serve.stop()
+        loop.call(runner.cleanup())
+
+
+def test_an_upstream_refusing_credentials_tells_the_client_nothing_about_them(
+    tmp_path: Path, loop: ServerLoop
+) -> None:
+    """A 401 from the upstream is a 502 to the client; which file the credentials came from
+    (a server-side path) is for the operator's log only."""
+
+    async def start() -> tuple[web.AppRunner, int]:
+        app = web.Application()
+
+        async def page(request: web.Request) -> web.StreamResponse:
+            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="x"'})
+
+        app.router.add_get("/simple/{name}/", page)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.18", 0).start()
+        return runner, int(runner.addresses[0][1])
+
+    runner, port = loop.call(start())
+    secret = token("nrc-")
+    netrc = tmp_path / "secret-dir" / "server-netrc"
+    netrc.parent.mkdir()
+    netrc.write_text(f"machine 127.0.0.18 login svc password {secret}\n")
+    config = f"""
+[server]
+cache-dir = "cache"
+upstream-retries = 0
+
+[[upstream]]
+name = "up"
+url = "http://127.0.0.18:{port}/simple"
+netrc = "{netrc}"
+
+[[route]]
+match = "*"
+upstream = "up"
+"""
+    serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.19")
+    try:
+        status, headers, body = http_get(serve.index + "any-pkg/")
+        assert status == 502, body
+        text = body.decode()
+        assert "refused kea serve's credentials" in text
+        assert "secret-dir" not in text and secret not in text
+        assert "WWW-Authenticate" not in headers
+        time.sleep(0.1)
+        assert "secret-dir" in serve.text()  # the operator learns where they came from
+    finally:
+        serve.stop()
+        loop.call(runner.cleanup())
+    assert secret not in serve.text()
+
+
+def test_unknown_htpasswd_users_cost_as_much_as_known_ones(tmp_path: Path) -> None:
+    """A wrong password for an unknown user takes as long as for a known one (bcrypt runs
+    either way), so response times do not tell which user names exist."""
+    import asyncio
+
+    from passlib.apache import HtpasswdFile
+
+    from kea.serve.clientauth import ClientAuth
+
+    if not __import__("importlib").util.find_spec("bcrypt"):
+        pytest.skip("bcrypt is not installed")
+    path = tmp_path / "htpasswd"
+    ht = HtpasswdFile(str(path), new=True, default_scheme="bcrypt")
+    ht.set_password("alice", "right")
+    ht.save()
+    auth = ClientAuth(path, None)
+
+    def basic(user: str, password: str) -> str:
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def cost(user: str) -> float:
+        best = float("inf")
+        for i in range(3):
+            start = time.perf_counter()
+            found, presented = asyncio.run(auth.identify(basic(user, f"wrong{i}")))
+            best = min(best, time.perf_counter() - start)
+            assert found is None and presented
+        return best
+
+    assert asyncio.run(auth.identify(basic("alice", "right")))[0] == "alice"
+    known, unknown = cost("alice"), cost("nobody")
+    assert unknown > known * 0.3, (known, unknown)

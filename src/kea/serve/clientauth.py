@@ -100,6 +100,9 @@ class ClientAuth:
         if ht is None:
             return False
         try:
+            if user not in ht.users():
+                self._equal_cost(ht, password)
+                return False
             return bool(ht.check_password(user, password))
         except (ValueError, TypeError):
             return False
@@ -112,6 +115,18 @@ class ClientAuth:
                     type(e).__name__,
                 )
             return False
+
+    @staticmethod
+    def _equal_cost(ht: Any, password: str) -> None:
+        """Verify ``password`` against some entry and discard the answer: an unknown user costs
+        as much as a known one, so timing does not reveal which users exist."""
+        users = ht.users()
+        if not users:
+            return
+        try:
+            ht.context.verify(password, ht.get_hash(users[0]))
+        except (ValueError, TypeError):
+            pass
 
     async def identify(self, authorization: str | None) -> tuple[str | None, bool]:
         """(user or None, whether credentials were presented)."""

@@ -238,11 +238,16 @@ class Proxy:
             self._pages.pop(key, None)
             raise UpstreamError(404, f"{project} not found on upstream {upstream.name}")
         if resp.status in (401, 403):
+            # where the credentials came from (a server-side path) is for the log only
+            log.warning(
+                "upstream %s refused kea serve's credentials for %s (%s; source: %s)",
+                upstream.name,
+                project,
+                resp.status,
+                upstream.credential_source,
+            )
             return self._stale(
-                entry,
-                502,
-                f"upstream {upstream.name} refused kea serve's credentials"
-                f" ({resp.status}; source: {upstream.credential_source})",
+                entry, 502, f"upstream {upstream.name} refused kea serve's credentials"
             )
         if resp.status != 200:
             return self._stale(entry, 502, f"upstream {upstream.name} answered {resp.status}")
