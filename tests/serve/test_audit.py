@@ -36,6 +36,7 @@ class Audit:
     carol: User
     private_dir: Path
     public_dir: Path
+    dave: User
 
     def auth(self, user: User | None = None) -> dict[str, str]:
         user = user or self.carol
@@ -60,7 +61,8 @@ def audit(
     workdir = root / "serve"
     workdir.mkdir()
     carol = User("carol", token("pw-carol-"))
-    (workdir / "tokens").write_text(f"carol {carol.password}\n")
+    dave = User("dave", token("pw-dave-"))  # known, may write nowhere
+    (workdir / "tokens").write_text(f"carol {carol.password}\ndave {dave.password}\n")
     config = f"""
 private = ["priv_*"]
 
@@ -97,7 +99,7 @@ name = "public"
 url = "{public.url}/simple"
 """
     serve = KeaServe(workdir, config, ip="127.0.0.12")
-    yield Audit(serve, public, carol, private_dir, public_dir)
+    yield Audit(serve, public, carol, private_dir, public_dir, dave)
     serve.stop()
     public.stop()
 
@@ -605,3 +607,20 @@ def test_unknown_htpasswd_users_cost_as_much_as_known_ones(tmp_path: Path) -> No
     assert asyncio.run(auth.identify(basic("alice", "right")))[0] == "alice"
     known, unknown = cost("alice"), cost("nobody")
     assert unknown > known * 0.3, (known, unknown)
+
+
+def test_an_upload_from_a_user_who_may_write_nowhere_is_403_before_the_body(audit: Audit) -> None:
+    """The answer comes before the (large) body is read: no temp file, no waiting for it."""
+    auth = audit.auth(audit.dave)["Authorization"]
+    with socket.create_connection((audit.serve.host, audit.serve.port), timeout=10) as s:
+        s.sendall(
+            (
+                f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+                "Content-Type: multipart/form-data; boundary=b\r\n"
+                f"Content-Length: {100 * 1024 * 1024}\r\nConnection: close\r\n\r\n--b\r\n"
+            ).encode()
+        )
+        s.settimeout(5)
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    assert b"dave" in answer

@@ -349,6 +349,9 @@ class ServeApp:
         if user is None and "*" not in {u for r in writable for u in r.write}:
             why = "invalid credentials" if presented else "credentials required"
             raise Problem(401, why, {"WWW-Authenticate": f'Basic realm="{self.config.realm}"'})
+        if not any(can_write(r, user) for r in writable):
+            # refused before the body is read: no temp file, no waiting for the upload
+            raise Problem(403, f"user {user or 'anonymous'} may not upload")
         try:
             up = await read_upload(
                 request, self.store.root / "uploads-tmp", self.config.max_upload_size
