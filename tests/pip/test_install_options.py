@@ -60,6 +60,9 @@ def test_target_prefix_and_python_path(kea: Kea, universe: SimpleIndex, tmp_path
     assert (target / "app" / "__init__.py").is_file() and (target / "lib-2.0.dist-info").is_dir()
     assert (target / "bin" / "app-hello").is_file()
     assert not (site_packages(venv) / "app").exists()
+    # the environment lock sits in the --target directory itself; nothing else of kea's is left
+    assert (target / ".kea.lock").is_file()
+    assert not [p.name for p in target.iterdir() if p.name.startswith(".kea-")]
     out = subprocess.run([str(venv / "bin" / "python"), "-c", "import app; app.main()"],
                          env={**os.environ, "PYTHONPATH": str(target)},
                          capture_output=True, text=True, check=True)  # fmt: skip
@@ -72,10 +75,15 @@ def test_target_prefix_and_python_path(kea: Kea, universe: SimpleIndex, tmp_path
     assert (site_packages(prefix) / "lib" / "__init__.py").is_file()
     assert (prefix / "bin" / "app-hello").is_file()
     assert not (site_packages(venv) / "app").exists()
+    # the lock is at the prefix root (like uv's venv-root .lock): site-packages holds no kea file
+    assert (prefix / ".kea.lock").is_file()
+    assert not [p.name for p in site_packages(prefix).iterdir() if p.name.startswith(".kea")]
     # --python PATH without VIRTUAL_ENV: the venv of that interpreter
     r = kea("pip", "install", "--python", py, "-i", universe.url, "lib==1.0")
     assert r.returncode == 0, r.stderr
     assert (site_packages(venv) / "lib-1.0.dist-info").is_dir()
+    assert (venv / ".kea.lock").is_file()
+    assert not [p.name for p in site_packages(venv).iterdir() if p.name.startswith(".kea")]
 
 
 def test_python_version_and_system_dry_run(kea: Kea, universe: SimpleIndex) -> None:

@@ -2,10 +2,12 @@
 
 Design
 ------
-All work for a command happens under one lock (``<site-packages>/.kea.lock``, a ``filelock``
-released by the OS if the process dies). Every package gets a directory
-``<site-packages>/.kea-staging/<txn>-<name>/`` holding ``new/`` (the staged wheel, see
-``kea.install.wheel``), ``trash/`` and ``journal``. Nothing outside it changes while wheels are
+All work for a command happens under one lock (``.kea.lock`` at the environment's root: the venv
+directory, the ``--prefix`` or ``--target`` directory, or the interpreter's prefix; a ``filelock``
+released by the OS if the process dies; see ``lock_path``), so site-packages holds no kea file.
+Every package gets a directory ``<site-packages>/.kea-staging/<txn>-<name>/`` (removed when
+the run ends) holding ``new/`` (the staged wheel, see ``kea.install.wheel``), ``trash/`` and
+``journal``. Nothing outside it changes while wheels are
 staged, so an interrupt during staging (the long part: linking, launchers, bytecode) leaves the
 environment untouched.
 
@@ -84,6 +86,21 @@ def _read_journal(path: Path) -> list[list[str]]:
     return ops
 
 
+def lock_path(target: Target) -> Path:
+    """Where the environment lock of ``target`` lives: its root, never inside site-packages.
+
+    A venv (or a system interpreter): ``<sys.prefix>/.kea.lock``; ``--prefix DIR``:
+    ``DIR/.kea.lock``; ``--target DIR``: ``DIR/.kea.lock`` (that directory is all there is).
+    """
+    if target.kind == "target":
+        root = target.scheme.purelib
+    elif target.kind == "prefix":
+        root = target.scheme.data  # the prefix itself in every install scheme
+    else:
+        root = Path(target.interpreter.prefix)
+    return root / LOCK_FILE
+
+
 class EnvTransaction:
     """The lock on a target environment, recovery, and per-package commits.
 
@@ -115,15 +132,17 @@ class EnvTransaction:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise KeaError(f"cannot create {self.root}: {e.strerror}") from None
-        self._lock = filelock.FileLock(str(self.root / LOCK_FILE))
+        path = lock_path(self.target)
+        if not os.access(path.parent, os.W_OK):
+            # e.g. a system interpreter whose prefix is read-only but whose site-packages is not
+            path = self.root / LOCK_FILE
+        self._lock = filelock.FileLock(str(path))
         try:
             self._lock.acquire(timeout=self.timeout)
         except filelock.Timeout:
-            raise KeaError(
-                f"another kea process holds the environment lock {self.root / LOCK_FILE}"
-            ) from None
+            raise KeaError(f"another kea process holds the environment lock {path}") from None
         except OSError as e:
-            raise KeaError(f"cannot lock {self.root}: {e.strerror}") from None
+            raise KeaError(f"cannot lock {path.parent}: {e.strerror}") from None
         self.recover()
         return self
 
