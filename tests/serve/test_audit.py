@@ -624,3 +624,34 @@ def test_an_upload_from_a_user_who_may_write_nowhere_is_403_before_the_body(audi
         answer = s.recv(65536)
     assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
     assert b"dave" in answer
+
+
+def _sdist(out: Path, filename: str, name: str, version: str) -> Path:
+    import io
+    import tarfile
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / filename
+    top = filename[: -len(".tar.gz")]
+    pkg_info = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    with tarfile.open(path, "w:gz") as tf:
+        for member, data in ((f"{top}/PKG-INFO", pkg_info), (f"{top}/setup.py", b"")):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_an_sdist_whose_pkg_info_disagrees_is_400(audit: Audit, tmp_path: Path) -> None:
+    fields = {":action": "file_upload", "name": "priv-pkg", "version": "3.0"}
+    for name, version in (("other-pkg", "3.0"), ("priv-pkg", "3.1")):
+        bad = _sdist(tmp_path / name / version, "priv_pkg-3.0.tar.gz", name, version)
+        status, answer = _post(audit, *_multipart(fields, (bad.name, bad.read_bytes())))
+        assert status == 400 and b"does not match its metadata" in answer, answer
+    status, answer = _post(audit, *_multipart(fields, ("priv_pkg-3.0.tar.gz", b"\x1f\x8bjunk")))
+    assert status == 400, answer
+    assert not (audit.private_dir / "priv_pkg-3.0.tar.gz").exists()
+    good = _sdist(tmp_path / "good", "priv_pkg-3.0.tar.gz", "Priv.Pkg", "3.0")
+    status, answer = _post(audit, *_multipart(fields, (good.name, good.read_bytes())))
+    assert status == 200, answer
+    assert (audit.private_dir / good.name).read_bytes() == good.read_bytes()

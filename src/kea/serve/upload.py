@@ -143,21 +143,58 @@ def check_upload(up: Upload) -> tuple[str, str]:
             meta = metadata_from_zip(up.path, filename)
         except KeaError:
             raise UploadError(400, f"{filename} is not a valid wheel") from None
-        msg = BytesParser().parsebytes(meta, headersonly=True)
-        meta_name, meta_version = str(msg.get("Name", "")), str(msg.get("Version", ""))
-        try:
-            same = normalize(meta_name) == project and Version(meta_version) == Version(
-                file_version or ""
-            )
-        except InvalidVersion:
-            same = False
-        if not same:
-            raise UploadError(
-                400,
-                f"{filename} does not match its metadata (Name: {meta_name},"
-                f" Version: {meta_version})",
-            )
+    else:
+        meta = _sdist_pkg_info(up.path, filename)
+    msg = BytesParser().parsebytes(meta, headersonly=True)
+    meta_name, meta_version = str(msg.get("Name", "")), str(msg.get("Version", ""))
+    try:
+        same = normalize(meta_name) == project and Version(meta_version) == Version(
+            file_version or ""
+        )
+    except InvalidVersion:
+        same = False
+    if not same:
+        raise UploadError(
+            400,
+            f"{filename} does not match its metadata (Name: {meta_name}, Version: {meta_version})",
+        )
     return project, filename
+
+
+MAX_PKG_INFO = 4 * 1024 * 1024
+MAX_TAR_SCAN = 1024**3  # PKG-INFO sits near the start; a gzip bomb is not read to its end
+
+
+def _sdist_pkg_info(path: Path, filename: str) -> bytes:
+    """The ``<name>-<version>/PKG-INFO`` of an sdist (.tar.gz or .zip); 400 when unreadable."""
+    import tarfile
+    import zipfile
+
+    def top_level_pkg_info(name: str) -> bool:
+        parts = name.strip("/").split("/")
+        return len(parts) == 2 and parts[1] == "PKG-INFO"
+
+    bad = UploadError(400, f"{filename} is not a valid sdist (no readable PKG-INFO)")
+    try:
+        if filename.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    if top_level_pkg_info(info.filename) and info.file_size <= MAX_PKG_INFO:
+                        return zf.read(info)
+            raise bad
+        with tarfile.open(path, "r:*") as tf:
+            for member in tf:
+                if member.offset > MAX_TAR_SCAN:
+                    break
+                if member.isfile() and top_level_pkg_info(member.name):
+                    if member.size > MAX_PKG_INFO:
+                        break
+                    f = tf.extractfile(member)
+                    if f is not None:
+                        return f.read()
+        raise bad
+    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile, ValueError):
+        raise bad from None
 
 
 def _version_of(filename: str) -> str | None:
