@@ -655,3 +655,35 @@ def test_an_sdist_whose_pkg_info_disagrees_is_400(audit: Audit, tmp_path: Path) 
     status, answer = _post(audit, *_multipart(fields, (good.name, good.read_bytes())))
     assert status == 200, answer
     assert (audit.private_dir / good.name).read_bytes() == good.read_bytes()
+
+
+def test_an_unreachable_upstream_is_named_not_located(tmp_path: Path) -> None:
+    """Clients learn which upstream failed and why, never its URL (the operator's log has it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.23", 0))
+        port = s.getsockname()[1]
+    config = f"""
+[server]
+cache-dir = "cache"
+upstream-retries = 0
+
+[[upstream]]
+name = "corp"
+url = "http://127.0.0.23:{port}/internal/simple"
+
+[[route]]
+match = "*"
+upstream = "corp"
+"""
+    serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.24")
+    try:
+        for target in ("/simple/any-pkg/", "/files/corp/any-pkg/any_pkg-1.0.tar.gz"):
+            status, _, body = http_get(serve.url + target)
+            text = body.decode()
+            assert status == 502 and text.startswith("upstream corp unreachable"), text
+            assert "127.0.0.23" not in text and "/internal/" not in text
+            assert "refused" in text.lower()
+        time.sleep(0.1)
+        assert f"127.0.0.23:{port}" in serve.text()
+    finally:
+        serve.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -225,7 +226,12 @@ class Proxy:
             return self._stale(entry, 504, f"upstream {upstream.name} timed out")
         except HttpError as e:
             self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
-            return self._stale(entry, 502, f"upstream {upstream.name} unreachable: {e.message}")
+            log.warning("upstream %s: %s", upstream.name, e.message)
+            return self._stale(
+                entry,
+                502,
+                f"upstream {upstream.name} unreachable: {_unlocated(e.message, upstream)}",
+            )
         self.metrics.upstream(upstream.name, time.monotonic() - start, error=resp.status >= 500)
         now = time.time()
         max_age, persist = _max_age(resp.headers.get("Cache-Control"), self.config.page_ttl)
@@ -257,7 +263,9 @@ class Proxy:
             )
         except KeaError as e:
             raise UpstreamError(
-                502, f"upstream {upstream.name} sent a malformed page for {project}: {e.message}"
+                502,
+                f"upstream {upstream.name} sent a malformed page for {project}:"
+                f" {_unlocated(e.message, upstream)}",
             ) from None
         except Exception as e:  # a parser bug must not become a traceback to a client
             raise UpstreamError(
@@ -458,8 +466,11 @@ class Proxy:
             except HttpTimeout:
                 raise UpstreamError(504, f"upstream {upstream.name} timed out") from None
             except HttpError as e:
+                log.warning("upstream %s: %s", upstream.name, e.message)
                 raise UpstreamError(
-                    502, f"upstream {upstream.name} failed for {filename}: {e.message}"
+                    502,
+                    f"upstream {upstream.name} unreachable for {filename}:"
+                    f" {_unlocated(e.message, upstream)}",
                 ) from None
             finally:
                 self.metrics.upstream(upstream.name, time.monotonic() - start)
@@ -499,6 +510,21 @@ class Proxy:
                 tmp_f.close()
             if not committed:
                 self.store.discard(tmp)
+
+
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>()]*[^\s\"'<>():]")
+
+
+def _unlocated(message: str, upstream: Upstream) -> str:
+    """``message`` without URLs or the upstream's host: clients learn which upstream failed and
+    why, not where it is (the operator's log has the whole message)."""
+    from kea.auth.urls import host_of
+
+    message = _URL_RE.sub("the upstream", message)
+    host = host_of(upstream.url.replace("{project}", "x"))
+    if host:
+        message = re.sub(re.escape(host) + r"(:\d+)?", "the upstream", message)
+    return message
 
 
 async def _send(out: web.StreamResponse, data: bytes) -> bool:
