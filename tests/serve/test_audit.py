@@ -559,7 +559,7 @@ netrc = "{netrc}"
 match = "*"
 upstream = "up"
 """
-    serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.19")
+    serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.19", args=["-vvv"])
     try:
         status, headers, body = http_get(serve.index + "any-pkg/")
         assert status == 502, body

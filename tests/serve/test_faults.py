@@ -228,13 +228,21 @@ def test_workers_share_one_cache_and_shut_down_cleanly(tmp_path: Path, loop: Ser
     assert "Traceback" not in serve.text()
 
 
-def test_graceful_shutdown_finishes_requests_in_flight(tmp_path: Path, loop: ServerLoop) -> None:
+@pytest.mark.parametrize("workers", [1, 3])
+def test_graceful_shutdown_finishes_requests_in_flight(
+    tmp_path: Path, loop: ServerLoop, workers: int
+) -> None:
     up = FakeUpstream(loop, "127.0.0.8")
     w = wheel(tmp_path, "drain-pkg", 100_000)
     up.add(w)
     up.faults[w.name] = "slow"
     up.slow_seconds = 0.8
-    serve = KeaServe(tmp_path / "serve", config(up.url, timeout=5), ip="127.0.0.9")
+    serve = KeaServe(
+        tmp_path / "serve",
+        config(up.url, timeout=5),
+        ip="127.0.0.9",
+        args=["--workers", str(workers)],
+    )
     try:
         assert http_get(serve.index + "drain-pkg/")[0] == 200
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
