@@ -2,7 +2,8 @@
 
 ``Resolved N packages in 1.21s``, `` + name==version`` / `` - name==version`` lines, ``Would
 install ...`` with ``--dry-run``. Every line goes through ``kea.cli.output.info`` (redacted,
-silenced by ``-q``); the rich progress bar is only drawn on a TTY.
+silenced by ``-q``, coloured as ``--color`` says); the rich progress bar is only drawn when
+stderr is a TTY and neither ``-q`` nor ``--no-progress`` was given (rich is imported only then).
 """
 
 from __future__ import annotations
@@ -63,12 +64,18 @@ class Progress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+        from kea.cli.output import use_color
+
+        color = use_color()  # --color decides, not rich's own reading of NO_COLOR/FORCE_COLOR
+
         self._progress = Progress(
             TextColumn("Preparing"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.description}"),
-            console=Console(stderr=True),
+            console=Console(
+                stderr=True, no_color=not color, color_system="auto" if color else None
+            ),
             transient=True,
         )
         self._task = self._progress.add_task("", total=total)

@@ -76,9 +76,10 @@ def index_options(f: F) -> F:
 
 def settings_from(params: dict[str, Any], *, cwd: Path | None = None) -> Settings:
     """Pop the shared options out of a command's params and build Settings (logging set up)."""
-    from kea.cli.output import setup_logging
+    from kea.cli.output import set_color, setup_logging
 
     cli = {k: params.pop(k) for k in SETTINGS_KEYS if k in params}
     settings = load_settings(cli=cli, cwd=cwd)
     setup_logging(settings.verbosity, settings.quiet)
+    set_color(settings.color)
     return settings

@@ -2,11 +2,18 @@
 
 Every line kea writes to stderr goes through ``redact_text`` here, whatever the caller already did:
 no password, token or signature reaches the terminal at any verbosity.
+
+Colour (uv's): ``error:`` red bold, ``warning:`` yellow bold, ``hint:`` cyan bold, `` + `` green
+and `` - `` red on change lines, summary lines dimmed. ``--color auto|always|never`` decides (see
+``color_enabled``); colour codes are added only *after* a line is redacted and never change its
+text, so redaction sees exactly what a colourless run prints.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
 import traceback
 from typing import Any
@@ -19,16 +26,123 @@ logging.addLevelName(TRACE, "TRACE")
 
 _warned: set[str] = set()
 
+# -- colour ----------------------------------------------------------------------------------------
 
-def _write(line: str) -> None:
-    sys.stderr.write(redact_text(line) + "\n")
+_RESET = "\x1b[0m"
+_STYLES = {
+    "error": "\x1b[1;31m",
+    "warning": "\x1b[1;33m",
+    "hint": "\x1b[1;36m",
+    "add": "\x1b[1;32m",
+    "remove": "\x1b[1;31m",
+    "bold": "\x1b[1m",
+    "dim": "\x1b[2m",
+}
+_CHANGE_RE = re.compile(r"^( [+-] )([^=\s]+)(==\S+)?$")
+_COUNT_RE = re.compile(r"\b(\d+ packages?)\b")
+_SUMMARY_WORDS = (
+    "Resolved", "Prepared", "Installed", "Uninstalled", "Audited", "Would download",
+    "Would uninstall", "Would install",
+)  # fmt: skip
+
+_color_mode = "auto"
+_color: bool | None = None  # decided on first use, after --color is known
+
+
+def color_enabled(
+    mode: str, *, env: dict[str, str] | None = None, isatty: bool | None = None
+) -> bool:
+    """Whether stderr gets colour: ``always``/``never`` as said; ``auto`` follows the conventions.
+
+    ``auto``: no colour when ``NO_COLOR`` is set (non-empty); colour when ``FORCE_COLOR`` or
+    ``CLICOLOR_FORCE`` is set (non-empty, not ``0``); else colour only on a terminal that is not
+    ``TERM=dumb``. An explicit ``--color always|never`` overrides the environment.
+    """
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    env = dict(os.environ) if env is None else env
+    if env.get("NO_COLOR"):
+        return False
+    if any(env.get(k, "") not in ("", "0") for k in ("FORCE_COLOR", "CLICOLOR_FORCE")):
+        return True
+    if isatty is None:
+        try:
+            isatty = sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            isatty = False
+    return isatty and env.get("TERM") != "dumb"
+
+
+def set_color(mode: str) -> None:
+    """Set the ``--color`` mode (``auto``, ``always``, ``never``) for the rest of the run."""
+    global _color_mode, _color
+    _color_mode = mode
+    _color = None
+
+
+def use_color() -> bool:
+    """Whether this run colours its output (``--color``, the environment, the terminal)."""
+    global _color
+    if _color is None:
+        _color = color_enabled(_color_mode)
+    return _color
+
+
+def _early_color(args: list[str]) -> None:
+    """Honour ``--color`` for errors raised before a command reads its settings (bad options,
+    bad requirements): the last well-formed ``--color X`` / ``--color=X`` before ``--``."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        value = args[i + 1] if arg == "--color" and i + 1 < len(args) else None
+        if arg.startswith("--color="):
+            value = arg.partition("=")[2]
+        if value in ("auto", "always", "never"):
+            set_color(value)
+
+
+def _paint(text: str, style: str) -> str:
+    return f"{_STYLES[style]}{text}{_RESET}" if text else text
+
+
+def _colorize(line: str, kind: str) -> str:
+    """``line`` (already redacted) with colour codes around parts of it; the text is unchanged."""
+    if kind in ("error", "warning", "hint"):
+        head, sep, rest = line.partition(":")
+        return _paint(head + sep, kind) + rest
+    if kind != "info":
+        return line
+    m = _CHANGE_RE.match(line)
+    if m:
+        sign = _paint(m.group(1)[1], "add" if m.group(1)[1] == "+" else "remove")
+        return f" {sign} {_paint(m.group(2), 'bold')}{_paint(m.group(3) or '', 'dim')}"
+    if line.startswith(_SUMMARY_WORDS):
+        parts = _COUNT_RE.split(line)  # odd indexes: the "N packages" counts
+        body = "".join(
+            f"{_RESET}{_paint(p, 'bold')}{_STYLES['dim']}" if i % 2 else p
+            for i, p in enumerate(parts)
+        )
+        return _paint(body, "dim")
+    return line
+
+
+def _write(line: str, kind: str = "plain") -> None:
+    text = redact_text(line)
+    if use_color():
+        # the kind's prefix is on the first line; later lines of a message are plain text
+        first, nl, rest = text.partition("\n")
+        more = [_colorize(p, kind) for p in rest.split("\n")] if kind == "info" and nl else [rest]
+        text = _colorize(first, kind) + nl + ("\n".join(more) if nl else "")
+    sys.stderr.write(text + "\n")
     sys.stderr.flush()
 
 
 def error(message: str, hint: str | None = None) -> None:
-    _write(f"error: {message}")
+    _write(f"error: {message}", "error")
     if hint:
-        _write(f"hint: {hint}")
+        _write(f"hint: {hint}", "hint")
 
 
 def warn(message: str, *, once: bool = True) -> None:
@@ -37,14 +151,14 @@ def warn(message: str, *, once: bool = True) -> None:
         if message in _warned:
             return
         _warned.add(message)
-    _write(f"warning: {message}")
+    _write(f"warning: {message}", "warning")
 
 
 def info(message: str) -> None:
     """A status line (uv-style summary) on stderr, silenced by -q."""
     if _quiet:
         return
-    _write(message)
+    _write(message, "info")
 
 
 _quiet = False
@@ -79,6 +193,7 @@ def run_cli(group: Any, args: list[str]) -> None:
     """Run the click group; turn every failure into one redacted line and an exit code."""
     import click
 
+    _early_color(args)
     try:
         group.main(args=args, prog_name="kea", standalone_mode=False)
     except KeaError as e:
@@ -87,13 +202,13 @@ def run_cli(group: Any, args: list[str]) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        _write("error: aborted")
+        _write("error: aborted", "error")
         sys.exit(130)
     except click.ClickException as e:
         error(e.format_message(), "run with --help to see the options")
         sys.exit(2)
     except KeyboardInterrupt:
-        _write("error: interrupted")
+        _write("error: interrupted", "error")
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
