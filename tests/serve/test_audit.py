@@ -687,3 +687,43 @@ upstream = "corp"
         assert f"127.0.0.23:{port}" in serve.text()
     finally:
         serve.stop()
+
+
+def test_a_corrupt_local_metadata_cache_entry_is_detected(tmp_path: Path) -> None:
+    """METADATA extracted from a local wheel is cached; a cache entry that rotted (or was
+    tampered with) is never advertised or served: it is extracted again from the wheel."""
+    import hashlib
+    import zipfile
+
+    w = build_wheel(tmp_path / "pk", "meta-rot", "1.0", requires=("dep-a>=1",))
+    with zipfile.ZipFile(w) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        real = zf.read(name)
+    config = f"""
+[server]
+cache-dir = "{tmp_path / "cache"}"
+
+[[route]]
+name = "local"
+match = "*"
+directory = "{tmp_path / "pk"}"
+"""
+
+    def fetch() -> tuple[str, bytes]:
+        serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.25")
+        try:
+            status, _, body = http_get(serve.index + "meta-rot/", {"Accept": JSON})
+            assert status == 200
+            (f,) = json.loads(body)["files"]
+            status, _, meta = http_get(serve.url + f["url"] + ".metadata")
+            assert status == 200
+            return f["core-metadata"]["sha256"], meta
+        finally:
+            serve.stop()
+
+    digest, meta = fetch()
+    assert meta == real and digest == hashlib.sha256(real).hexdigest()
+    (entry,) = [p for p in (tmp_path / "cache" / "metadata-v1").rglob("*") if p.is_file()]
+    entry.write_bytes(entry.read_bytes().replace(b"dep-a", b"evil"))
+    digest, meta = fetch()
+    assert meta == real and digest == hashlib.sha256(real).hexdigest()

@@ -197,18 +197,22 @@ class LocalDirectory:
         return self.metadata_dir / sha256[:2] / f"{sha256}.metadata"
 
     def _metadata_for(self, path: Path, sha256: str) -> bytes | None:
+        """The wheel's METADATA: from the cache when the entry checks out against the digest it
+        carries (``sha256=<hex>\n`` then the bytes), else extracted again and re-cached."""
         target = self._metadata_path(sha256)
         try:
-            return target.read_bytes()
+            head, sep, meta = target.read_bytes().partition(b"\n")
         except OSError:
-            pass
+            head = sep = meta = b""
+        if sep and head == b"sha256=" + hashlib.sha256(meta).hexdigest().encode():
+            return meta
         from kea.index.wheelmeta import metadata_from_zip
 
         try:
             meta = metadata_from_zip(path, path.name)
         except KeaError:
             return None
-        _atomic_write(target, meta)
+        _atomic_write(target, b"sha256=" + hashlib.sha256(meta).hexdigest().encode() + b"\n" + meta)
         return meta
 
     def metadata_sync(self, project: str, filename: str) -> bytes | None:

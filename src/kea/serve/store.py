@@ -5,7 +5,8 @@ Layout under the cache directory::
     files-v1/<sha256[:2]>/<sha256>                       file bodies, named by their sha256
     pointers-v1/<route>/<project>/<filename>.json        which sha256 a route's file has
     pages-v1/<route>/<project>.json                      upstream project pages + validators
-    metadata-v1/<sha256[:2]>/<sha256>.metadata           METADATA extracted from local wheels
+    metadata-v1/<sha256[:2]>/<sha256>.metadata           METADATA of local wheels (own digest
+                                                         on its first line, checked on read)
     locks/<sha256 of route, project, file>.lock          one upstream fetch of a file at a time
 
 Every write goes to a temporary file in the same directory and is renamed into place, so readers
