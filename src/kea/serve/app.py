@@ -80,6 +80,7 @@ class ServeApp:
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=1024**2)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.on_response_prepare.append(_server_header)
         app.on_startup.append(self._startup)
         app.on_cleanup.append(self._cleanup)
         return app
@@ -377,6 +378,10 @@ class ServeApp:
             return web.Response(status=200, text="OK\n")
         finally:
             up.discard()
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = "kea-serve"  # not aiohttp's, with Python and library versions
 
 
 def _rebased(f: DistFile, base: str) -> DistFile:
