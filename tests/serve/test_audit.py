@@ -729,3 +729,10 @@ directory = "{tmp_path / "pk"}"
     entry.write_bytes(entry.read_bytes().replace(b"dep-a", b"evil"))
     digest, meta = fetch()
     assert meta == real and digest == hashlib.sha256(real).hexdigest()
+
+
+def test_the_normalising_redirect_keeps_the_query_as_sent(audit: Audit) -> None:
+    for query in ("a=%26b%3Dc", "a=%0d%0aSet-Cookie:x=1"):
+        status, got, _ = http_get(f"{audit.serve.index}Loc_Pkg/?{query}")
+        assert status == 301 and got["Location"] == f"/simple/loc-pkg/?{query}"
+        assert "Set-Cookie" not in got

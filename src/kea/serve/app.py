@@ -230,8 +230,10 @@ class ServeApp:
     async def _project(self, request: web.Request, raw: str, trailing: bool) -> web.StreamResponse:
         project = self._check_name(raw)
         if project != raw or not trailing:
-            query = f"?{request.query_string}" if request.query_string else ""
-            raise web.HTTPMovedPermanently(location=f"/simple/{project}/{query}")
+            raw_query = request.raw_path.partition("?")[2]  # as sent: decoding would change it
+            query = f"?{raw_query}" if raw_query else ""
+            # a plain Response: HTTPMovedPermanently would re-encode the Location through yarl
+            return web.Response(status=301, headers={"Location": f"/simple/{project}/{query}"})
         route = self._route(request, project)
         await self._authorize(request, route, write=False)
         if route.mode == "redirect":
