@@ -240,21 +240,30 @@ class Bench:
         shutil.rmtree(self.caches, ignore_errors=True)
 
 
-def summarize_profile(path: Path, sample: Sample, top: int = 25) -> str:
+def summarize_profile(path: Path, sample: Sample, top: int = 20) -> str:
+    """kea's own functions by cumulative time, then the heaviest calls by own time."""
     import io
 
-    buf = io.StringIO()
-    st = pstats.Stats(str(path), stream=buf)
-    st.strip_dirs().sort_stats("cumulative").print_stats(top)
-    text = buf.getvalue()
-    body = text[text.find("   ncalls") :] if "   ncalls" in text else text
-    head = f"wall {sample.seconds:.2f}s under cProfile (ok={sample.ok}); top {top} by cumulative"
-    buf2 = io.StringIO()
-    st2 = pstats.Stats(str(path), stream=buf2)
-    st2.strip_dirs().sort_stats("tottime").print_stats(12)
-    t2 = buf2.getvalue()
-    body2 = t2[t2.find("   ncalls") :] if "   ncalls" in t2 else t2
-    return f"{head}\n{body.rstrip()}\n\ntop 12 by own time\n{body2.rstrip()}"
+    def table(sort: str, restrict: str | None, n: int) -> str:
+        buf = io.StringIO()
+        st = pstats.Stats(str(path), stream=buf).sort_stats(sort)
+        if restrict:
+            st.print_stats(restrict, n)
+        else:
+            st.print_stats(n)
+        text = buf.getvalue()
+        body = text[text.find("   ncalls") :] if "   ncalls" in text else text
+        root = str(WORK / "kea-src" / "src") + "/"
+        lines = [
+            ln.replace(root, "").replace(str(Path(sys.prefix)) + "/", "")
+            for ln in body.splitlines()
+        ]
+        return "\n".join(ln for ln in lines if ln.strip())
+
+    head = f"wall {sample.seconds:.2f}s under cProfile (ok={sample.ok})"
+    own = table("cumulative", "/kea/", top)
+    calls = table("tottime", None, 12)
+    return f"{head}; kea's functions by cumulative time\n{own}\n\nheaviest by own time\n{calls}"
 
 
 def load_state(path: Path) -> tuple[report.Results, dict[str, object]]:
