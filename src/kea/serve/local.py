@@ -22,8 +22,7 @@ from kea.errors import KeaError
 from kea.index.findlinks import project_of
 from kea.index.html import is_dist_filename
 from kea.index.models import DistFile
-
-CHUNK = 1024 * 1024
+from kea.serve.store import sha256_file, write_atomic
 
 
 @dataclass(frozen=True)
@@ -36,14 +35,6 @@ class LocalFile:
     requires_python: str | None = None
     metadata_sha256: str | None = None  # of the extracted METADATA (wheels only)
     upload_time: str | None = None
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _upload_time(mtime_ns: int) -> str:
@@ -212,7 +203,7 @@ class LocalDirectory:
             meta = metadata_from_zip(path, path.name)
         except KeaError:
             return None
-        _atomic_write(target, b"sha256=" + hashlib.sha256(meta).hexdigest().encode() + b"\n" + meta)
+        write_atomic(target, b"sha256=" + hashlib.sha256(meta).hexdigest().encode() + b"\n" + meta)
         return meta
 
     def metadata_sync(self, project: str, filename: str) -> bytes | None:
@@ -269,23 +260,6 @@ class LocalDirectory:
             except OSError:
                 pass
         return target
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 __all__ = ["LocalDirectory", "LocalFile", "sha256_file"]

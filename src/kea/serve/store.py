@@ -34,6 +34,15 @@ def is_sha256(value: str) -> bool:
     return len(value) == 64 and set(value) <= _HEX64
 
 
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks (OSError when unreadable)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _safe(part: str) -> str:
     # Route, project and file names were validated by the caller; this is the last guard.
     if not part or part in (".", "..") or "/" in part or "\\" in part or "\x00" in part:
@@ -85,14 +94,11 @@ class Store:
         with self._lock:
             if self._verified.get(sha256) == key:
                 return path
-        h = hashlib.sha256()
         try:
-            with path.open("rb") as f:
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
+            digest = sha256_file(path)
         except OSError:
             return None
-        if h.hexdigest() != sha256:
+        if digest != sha256:
             self.remove(sha256)
             return None
         with self._lock:
@@ -170,4 +176,4 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-__all__ = ["Store", "is_sha256", "write_atomic"]
+__all__ = ["Store", "is_sha256", "sha256_file", "write_atomic"]
