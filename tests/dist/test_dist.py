@@ -6,7 +6,12 @@ from packaging.tags import Tag, sys_tags
 from kea.dist.metadata import decode_metadata, encode_metadata, parse_metadata
 from kea.dist.record import is_safe_relpath, parse_record, write_record
 from kea.dist.tags import TagRanker
-from kea.dist.wheel_name import is_sdist_filename, parse_wheel_name, require_wheel
+from kea.dist.wheel_name import (
+    is_sdist_filename,
+    parse_dist_filename,
+    parse_wheel_name,
+    require_wheel,
+)
 from kea.errors import KeaError
 
 
@@ -21,6 +26,15 @@ def test_wheel_name_parts() -> None:
 def test_bad_wheel_name_is_kea_error() -> None:
     with pytest.raises(KeaError, match="invalid wheel file name"):
         parse_wheel_name("nope.whl")
+
+
+def test_dist_filename_name_and_version() -> None:
+    wheel = parse_dist_filename("Foo_Bar-1.2.3-py3-none-any.whl")
+    assert wheel is not None and (wheel[0], str(wheel[1])) == ("foo-bar", "1.2.3")
+    sdist = parse_dist_filename("Foo.Bar-2.0rc1.tar.gz")
+    assert sdist is not None and (sdist[0], str(sdist[1])) == ("foo-bar", "2.0rc1")
+    for bad in ("nope.whl", "foo.tar.gz", "foo-notaversion.zip", "foo-1.0.egg"):
+        assert parse_dist_filename(bad) is None
 
 
 @pytest.mark.parametrize("name", ["foo-1.0.tar.gz", "foo-1.0.zip", "Foo-2.tar.bz2"])

@@ -63,6 +63,18 @@ def parse_sdist_name(filename: str) -> tuple[NormalizedName, Version] | None:
         return None
 
 
+def parse_dist_filename(filename: str) -> tuple[NormalizedName, Version] | None:
+    """``(name, version)`` of a wheel (a name ending in ``.whl``) or sdist file name; None when
+    it cannot be parsed."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _build, _tags = parse_wheel_filename(filename)
+            return name, version
+        return parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
+        return None
+
+
 def require_wheel(filename: str) -> WheelName:
     """The parsed wheel name, or a clear error for an sdist or any other file."""
     if is_wheel_filename(filename):

@@ -35,27 +35,20 @@ def local_path(location: str) -> Path:
 
 def project_of(filename: str) -> str | None:
     """The normalized project name a distribution file name belongs to, or None."""
-    from packaging.utils import (
-        InvalidSdistFilename,
-        InvalidWheelFilename,
-        parse_sdist_filename,
-        parse_wheel_filename,
-    )
+    from kea.dist.wheel_name import parse_dist_filename
 
-    try:
-        if filename.endswith(".whl"):
-            return normalize_name(parse_wheel_filename(filename)[0])
-        return normalize_name(parse_sdist_filename(filename)[0])
-    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
-        # Legacy names (.tar.bz2, .egg): best effort, name before the last dash.
-        stem = filename
-        for suffix in (".tar.bz2", ".tar.xz", ".tgz", ".tar", ".egg", ".zip", ".tar.gz"):
-            if stem.endswith(suffix):
-                stem = stem[: -len(suffix)]
-                break
-        if "-" not in stem:
-            return None
-        return normalize_name(stem.rsplit("-", 1)[0])
+    parsed = parse_dist_filename(filename)
+    if parsed is not None:
+        return normalize_name(parsed[0])
+    # Legacy names (.tar.bz2, .egg): best effort, name before the last dash.
+    stem = filename
+    for suffix in (".tar.bz2", ".tar.xz", ".tgz", ".tar", ".egg", ".zip", ".tar.gz"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    if "-" not in stem:
+        return None
+    return normalize_name(stem.rsplit("-", 1)[0])
 
 
 def _dir_files(directory: Path) -> list[DistFile]:

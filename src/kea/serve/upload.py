@@ -105,6 +105,8 @@ def check_upload(up: Upload) -> tuple[str, str]:
     """Validate an upload; return (normalised project, file name)."""
     from packaging.version import InvalidVersion, Version
 
+    from kea.dist.wheel_name import parse_dist_filename
+
     action = up.fields.get(":action", "file_upload")
     if action != "file_upload":
         raise UploadError(400, f"unsupported :action {action!r} (expected file_upload)")
@@ -122,7 +124,8 @@ def check_upload(up: Upload) -> tuple[str, str]:
         raise UploadError(
             400, f"{filename} is not a file of project {form_name} (it names {file_project})"
         )
-    file_version = _version_of(filename)
+    parsed = parse_dist_filename(filename)
+    file_version = str(parsed[1]) if parsed else None
     try:
         if Version(up.fields.get("version", "")) != Version(file_version or ""):
             raise UploadError(
@@ -195,22 +198,6 @@ def _sdist_pkg_info(path: Path, filename: str) -> bytes:
         raise bad
     except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile, ValueError):
         raise bad from None
-
-
-def _version_of(filename: str) -> str | None:
-    from packaging.utils import (
-        InvalidSdistFilename,
-        InvalidWheelFilename,
-        parse_sdist_filename,
-        parse_wheel_filename,
-    )
-
-    try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[1])
-        return str(parse_sdist_filename(filename)[1])
-    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
-        return None
 
 
 __all__ = ["Upload", "UploadError", "check_upload", "read_upload"]
