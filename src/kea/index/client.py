@@ -36,9 +36,8 @@ from kea.index.findlinks import (
     scan_local_find_links,
 )
 from kea.index.models import DistFile, ProjectPage, normalize_name
-from kea.index.page import ACCEPT, parse_project_page, split_content_type
+from kea.index.page import ACCEPT, header, parse_project_page, split_content_type
 from kea.index.pagecache import (
-    header,
     load_metadata,
     load_page,
     max_age,

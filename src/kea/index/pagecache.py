@@ -17,6 +17,7 @@ import msgspec
 from kea.cache import METADATA, SIMPLE, Cache, url_key
 from kea.dist.metadata import CoreMetadata
 from kea.index.models import DistFile, ProjectPage, normalize_name
+from kea.index.page import header
 
 _MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 
@@ -66,17 +67,6 @@ def max_age(cache_control: str | None) -> int | None:
 
 def storable(cache_control: str | None) -> bool:
     return "no-store" not in (cache_control or "").lower()
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lower = name.lower()
-    for k, v in headers.items():
-        if k.lower() == lower:
-            return v
-    return None
 
 
 def page_rel(index_url: str, name: str) -> str:
