@@ -9,22 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kea.cli.install_output import elapsed, packages
 from kea.cli.options import global_options, settings_from
 from kea.cli.target_options import target_from, target_options
 
 if TYPE_CHECKING:
     from kea.dist.installed import InstalledDist
     from kea.install.environment import Target
-
-
-def _elapsed(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    return f"{seconds:.2f}s"
-
-
-def _packages(n: int) -> str:
-    return f"{n} package" + ("" if n == 1 else "s")
 
 
 def _open(params: dict[str, Any]) -> tuple[Target, dict[str, InstalledDist]]:
@@ -78,7 +69,7 @@ def uninstall(**params: Any) -> None:
         warn("No packages to uninstall")
         return
     report = do_uninstall(target, present)
-    info(f"Uninstalled {_packages(len(report.removed))} in {_elapsed(report.seconds)}")
+    info(f"Uninstalled {packages(len(report.removed))} in {elapsed(report.seconds)}")
     for removed_name, version in sorted(report.removed):
         info(f" - {removed_name}=={version}")
 
@@ -216,7 +207,7 @@ def check(**params: Any) -> None:
                 )
     from kea.cli.output import info
 
-    info(f"Checked {_packages(len(installed))} in {_elapsed(time.perf_counter() - start)}")
+    info(f"Checked {packages(len(installed))} in {elapsed(time.perf_counter() - start)}")
     if not problems:
         info("All installed packages are compatible")
         return
