@@ -111,19 +111,31 @@ class Prefetcher:
             self._spawn(self._fetch_page(name, fut))
         return fut
 
-    async def _fetch_page(self, name: str, fut: asyncio.Future[Selection]) -> None:
+    @staticmethod
+    async def _settle(fut: asyncio.Future[T], work: Awaitable[T]) -> T | None:
+        """Await ``work`` into ``fut``: its result, or None when it failed (the exception is
+        kept in ``fut`` for the asker; a cancellation is re-raised too)."""
         try:
-            async with self._sem:
-                pages = await self.source.project_pages(name)
-            sel = select_candidates(name, pages, self.policy)
-        except BaseException as e:  # kept for the asker
+            result = await work
+        except BaseException as e:
             if not fut.done():
                 fut.set_exception(e)
             if isinstance(e, asyncio.CancelledError):
                 raise
-            return
+            return None
         if not fut.done():
-            fut.set_result(sel)
+            fut.set_result(result)
+        return result
+
+    async def _fetch_page(self, name: str, fut: asyncio.Future[Selection]) -> None:
+        async def select() -> Selection:
+            async with self._sem:
+                pages = await self.source.project_pages(name)
+            return select_candidates(name, pages, self.policy)
+
+        sel = await self._settle(fut, select())
+        if sel is None:
+            return
         if self.speculate and sel.candidates:
             self.metadata_future(sel.candidates[0])
 
@@ -138,17 +150,13 @@ class Prefetcher:
         return fut
 
     async def _fetch_metadata(self, cand: Candidate, fut: asyncio.Future[CoreMetadata]) -> None:
-        try:
+        async def fetch() -> CoreMetadata:
             async with self._sem:
-                meta = await self.source.metadata(cand.name, cand.file)
-        except BaseException as e:
-            if not fut.done():
-                fut.set_exception(e)
-            if isinstance(e, asyncio.CancelledError):
-                raise
+                return await self.source.metadata(cand.name, cand.file)
+
+        meta = await self._settle(fut, fetch())
+        if meta is None:
             return
-        if not fut.done():
-            fut.set_result(meta)
         if self.speculate and not self._closed:
             for req in dependencies_of(meta, (), self.policy.markers):
                 self.page_future(req.name)
