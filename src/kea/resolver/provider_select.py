@@ -73,61 +73,75 @@ class Selection:
 
     def reason(self) -> str:
         """Why no version is usable, completing a sentence whose subject is the package."""
-        if not self.pages or not any(p.files for p in self.pages):
+        if self._not_found():
             return "was not found in the package registry"
-        for reason in ("sdist", "no-binary", "tags", "requires-python", "yanked", "exclude-newer"):
-            files = self.rejected.get(reason)
-            if not files:
-                continue
-            if reason == "no-binary":
-                return (
-                    "may not be installed from wheels (--no-binary), and building from source "
-                    "is not supported yet"
-                )
-            if reason == "sdist":
-                return (
-                    "has only source distributions "
-                    f"(building from source is not supported yet: {files[-1]})"
-                )
-            if reason == "tags":
-                return "has no wheels with a matching platform tag"
-            if reason == "requires-python":
-                return "has no version compatible with the target Python"
-            if reason == "yanked":
-                return "has only yanked versions (pin one with == to use it)"
-            return "has no version published before --exclude-newer"
-        return "has no usable distribution files"
+        first = self._first_rejection()
+        if first is None:
+            return "has no usable distribution files"
+        reason, files = first
+        if reason == "no-binary":
+            return (
+                "may not be installed from wheels (--no-binary), and building from source "
+                "is not supported yet"
+            )
+        if reason == "sdist":
+            return (
+                "has only source distributions "
+                f"(building from source is not supported yet: {files[-1]})"
+            )
+        if reason == "tags":
+            return "has no wheels with a matching platform tag"
+        if reason == "requires-python":
+            return "has no version compatible with the target Python"
+        if reason == "yanked":
+            return "has only yanked versions (pin one with == to use it)"
+        return "has no version published before --exclude-newer"
 
     def hint(self) -> str | None:
         """One sentence on why nothing (or little) is installable, for the failure explanation."""
         if self.candidates:
             return None
-        if not self.pages or not any(p.files for p in self.pages):
+        if self._not_found():
             return f"{self.name} was not found in the package indexes"
         mixed = [r for r in _WHEEL_REASONS if self.rejected.get(r)]
         if len(mixed) > 1 and not self.rejected.get("sdist"):
             parts = [f"{len(self.rejected[r])} {_WHEEL_REASONS[r]}" for r in mixed]
             return f"no file of {self.name} is usable: " + ", ".join(parts)
-        for reason in ("sdist", "no-binary", "tags", "requires-python", "yanked", "exclude-newer"):
+        first = self._first_rejection()
+        if first is None:
+            return None
+        reason, files = first
+        if reason == "no-binary":
+            return (
+                f"--no-binary forbids the wheels of {self.name} and building from source is "
+                f"not supported yet; drop {self.name} (or :all:) from --no-binary"
+            )
+        if reason == "sdist":
+            return f"building from source is not supported yet: {files[-1]}"
+        if reason == "tags":
+            return f"no wheel of {self.name} is compatible with the target interpreter"
+        if reason == "requires-python":
+            return f"every version of {self.name} requires a different Python version"
+        if reason == "yanked":
+            return f"every version of {self.name} is yanked (pin one with == to use it)"
+        return f"every version of {self.name} was published after --exclude-newer"
+
+    def _not_found(self) -> bool:
+        """No page lists any file of the package."""
+        return not self.pages or not any(p.files for p in self.pages)
+
+    def _first_rejection(self) -> tuple[str, list[str]] | None:
+        """The rejection ``reason`` and ``hint`` explain: the first reason in ``_REASON_ORDER``
+        that left any file out, with its files."""
+        for reason in _REASON_ORDER:
             files = self.rejected.get(reason)
-            if not files:
-                continue
-            if reason == "no-binary":
-                return (
-                    f"--no-binary forbids the wheels of {self.name} and building from source is "
-                    f"not supported yet; drop {self.name} (or :all:) from --no-binary"
-                )
-            if reason == "sdist":
-                return f"building from source is not supported yet: {files[-1]}"
-            if reason == "tags":
-                return f"no wheel of {self.name} is compatible with the target interpreter"
-            if reason == "requires-python":
-                return f"every version of {self.name} requires a different Python version"
-            if reason == "yanked":
-                return f"every version of {self.name} is yanked (pin one with == to use it)"
-            return f"every version of {self.name} was published after --exclude-newer"
+            if files:
+                return reason, files
         return None
 
+
+# Which rejection ``Selection.reason``/``hint`` explain when several left files out.
+_REASON_ORDER = ("sdist", "no-binary", "tags", "requires-python", "yanked", "exclude-newer")
 
 _WHEEL_REASONS = {
     "no-binary": "refused by --no-binary",
