@@ -6,6 +6,7 @@ one-line ``KeaError`` naming the (redacted) URL and the JSON path of the problem
 
 from __future__ import annotations
 
+from typing import TypeVar
 from urllib.parse import urljoin
 
 import msgspec
@@ -58,6 +59,8 @@ class _Root(msgspec.Struct):
 _project_decoder = msgspec.json.Decoder(_Project)
 _root_decoder = msgspec.json.Decoder(_Root)
 
+_T = TypeVar("_T")
+
 
 def _bad(url: str, why: str) -> KeaError:
     return KeaError(
@@ -88,14 +91,19 @@ def _metadata(value: bool | dict[str, str] | None) -> bool | dict[str, str]:
     return hashes or True
 
 
-def parse_project_json(body: bytes, url: str, *, name: str | None = None) -> ProjectPage:
-    """Parse a PEP 691 project page fetched from ``url`` (the final URL of the redirect chain)."""
+def _decode(decoder: msgspec.json.Decoder[_T], body: bytes, url: str) -> _T:
+    """Decode a JSON page; malformed or mistyped JSON is a ``KeaError`` naming ``url``."""
     try:
-        raw = _project_decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as e:
         raise _bad(url, str(e)) from None
     except msgspec.DecodeError as e:
         raise _bad(url, f"not JSON ({e})") from None
+
+
+def parse_project_json(body: bytes, url: str, *, name: str | None = None) -> ProjectPage:
+    """Parse a PEP 691 project page fetched from ``url`` (the final URL of the redirect chain)."""
+    raw = _decode(_project_decoder, body, url)
     _check_version(url, raw.meta.api_version)
     files = []
     for f in raw.files:
@@ -136,11 +144,6 @@ def parse_project_json(body: bytes, url: str, *, name: str | None = None) -> Pro
 
 
 def parse_root_json(body: bytes, url: str) -> ProjectList:
-    try:
-        raw = _root_decoder.decode(body)
-    except msgspec.ValidationError as e:
-        raise _bad(url, str(e)) from None
-    except msgspec.DecodeError as e:
-        raise _bad(url, f"not JSON ({e})") from None
+    raw = _decode(_root_decoder, body, url)
     _check_version(url, raw.meta.api_version)
     return ProjectList(url=url, names=[p.name for p in raw.projects])
