@@ -122,7 +122,7 @@ def audit_installed(
     from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion, Version
 
-    from kea.resolver.provider import dependencies_of
+    from kea.resolver.provider_select import dependencies_of
 
     overridden = _override_names(request)
     if request.upgrade or request.reinstall or request.upgrade_packages:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +157,8 @@ def query_interpreter(executable: str | Path, cache_dir: Path | None = None) -> 
 
 
 def _run_probe(exe: str) -> Interpreter:
+    import subprocess
+
     probe = Path(__file__).with_name("_probe.py")
     try:
         proc = subprocess.run(
@@ -183,6 +183,13 @@ def _run_probe(exe: str) -> Interpreter:
 
 
 # -- finding interpreters ---------------------------------------------------------------------
+
+
+def _which(name: str, env: Mapping[str, str]) -> bool:
+    import shutil  # not at module level: shutil pulls bz2/lzma/fnmatch into every command
+
+    return shutil.which(name, path=env.get("PATH")) is not None
+
 
 _VERSION_RE = re.compile(r"^(?:(cpython|python|py|cp)[-@]?)?(3(?:\.\d+){0,2})$", re.I)
 
@@ -226,7 +233,7 @@ def find_python(
             wanted = tuple(int(p) for p in m.group(2).split("."))
             names = [f"python{wanted[0]}.{wanted[1]}"] if len(wanted) > 1 else []
             names += ["python3", "python"]
-        elif shutil.which(request, path=env.get("PATH")):
+        elif _which(request, env):
             names = [request]
         else:
             raise KeaError(
