@@ -162,10 +162,10 @@ class Proxy:
         self._pointers[key] = sha256
 
     async def start(self, env: Mapping[str, str]) -> None:
+        if not any(r.mode == "proxy" and r.upstream is not None for r in self.config.routes):
+            return  # redirect routes never fetch: no client (and no TLS stack, see server.py)
         from kea.http.client import HttpClient
 
-        if not self.config.upstreams:
-            return
         self.client = HttpClient(upstream_settings(self.config, env), backoff_base=0.1)
         await self.client.open()
 

@@ -1,0 +1,108 @@
+"""What a running ``kea serve`` consists of: N workers are N processes, and a server that never
+connects anywhere (local folders, redirects) does not load the TLS stack."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.wheels import build_wheel
+from tests.serve.harness import KeaServe, http_get
+
+
+def _tree(pid: int) -> set[int]:
+    """``pid`` and its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    out, todo = {pid}, [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def _loads_tls(pid: int) -> bool:
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "libssl" in maps or "/_ssl." in maps
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_local_workers_are_n_processes_without_tls(tmp_path: Path) -> None:
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    whl = build_wheel(packages, "proc-pkg", "1.0")
+    serve = KeaServe(
+        tmp_path / "serve",
+        f'[[route]]\nname = "local"\nmatch = "*"\ndirectory = "{packages}"\n',
+        ip="127.0.0.11",
+        args=["--workers", "3"],
+    )
+    try:
+        pids = _tree(serve.proc.pid)
+        assert len(pids) == 3  # the process started is the first worker: no idle supervisor
+        # every worker answers (connections are spread by the kernel; ask until all have)
+        for _ in range(30):
+            status, _, page = http_get(serve.index + "proc-pkg/")
+            assert status == 200 and whl.name in page.decode()
+            status, _, body = http_get(f"{serve.url}/files/local/proc-pkg/{whl.name}")
+            assert (
+                status == 200
+                and hashlib.sha256(body).digest() == hashlib.sha256(whl.read_bytes()).digest()
+            )
+        assert not any(_loads_tls(p) for p in pids)
+    finally:
+        code = serve.stop()
+    assert code == 0
+    assert not any(Path(f"/proc/{p}").exists() for p in pids if p != serve.proc.pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_redirect_only_server_loads_no_tls_but_a_proxy_does(tmp_path: Path) -> None:
+    upstream = "https://upstream.invalid/simple/"
+    redirect = KeaServe(
+        tmp_path / "redirect",
+        f'[[upstream]]\nname = "up"\nurl = "{upstream}"\n'
+        '[[route]]\nmatch = "*"\nupstream = "up"\nmode = "redirect"\n',
+        ip="127.0.0.11",
+    )
+    proxy = KeaServe(
+        tmp_path / "proxy",
+        f'[[upstream]]\nname = "up"\nurl = "{upstream}"\n[[route]]\nmatch = "*"\nupstream = "up"\n',
+        ip="127.0.0.11",
+    )
+    try:
+        status, headers, _ = http_get(redirect.index + "some-pkg/")
+        assert status == 302 and headers["Location"] == upstream + "some-pkg/"
+        assert not _loads_tls(redirect.proc.pid)
+        assert _loads_tls(proxy.proc.pid)  # it fetches over https: the TLS stack is there
+    finally:
+        assert redirect.stop() == 0
+        assert proxy.stop() == 0
+
+
+def test_sigterm_right_after_start_stops_every_worker(tmp_path: Path) -> None:
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    build_wheel(packages, "early-pkg", "1.0")
+    serve = KeaServe(
+        tmp_path / "serve",
+        f'[[route]]\nmatch = "*"\ndirectory = "{packages}"\n',
+        ip="127.0.0.11",
+        args=["--workers", "4"],
+    )
+    pids = _tree(serve.proc.pid)
+    os.kill(serve.proc.pid, signal.SIGTERM)
+    assert serve.proc.wait(20) == 0
+    serve.stop()
+    assert not any(Path(f"/proc/{p}").exists() for p in pids if p != serve.proc.pid)
