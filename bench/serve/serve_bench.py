@@ -11,7 +11,7 @@ Scenarios (the same data for everyone: PROJECTS projects x VERSIONS wheels of FI
 Workloads: ``pages`` (GET every project page, round robin) and ``files`` (GET every file),
 with CONCURRENCY connections for DURATION seconds (the generator stops by itself), from
 LOADGEN_PROCS processes. Reported: requests/s, MB/s, p50/p99 latency, errors, and the peak RSS
-of the server's whole process tree (sampled every 50 ms).
+and PSS of the server's whole process tree (sampled every 50 ms), with the machine's load.
 
 Run through ``bench/serve/run`` (it makes the tools venv); ``--help`` for the options.
 """
@@ -66,9 +66,9 @@ def make_wheel(out: Path, name: str, version: str, size: int, rng: random.Random
         b"Tag: py3-none-any\n",
     }
     record = []
-    for path, data in files.items():
+    for arc, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
+        record.append(f"{arc},sha256={digest},{len(data)}")
     record.append(f"{info}/RECORD,,")
     files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
     path = out / f"{dist}-{version}-py3-none-any.whl"
@@ -127,8 +127,8 @@ class Proc:
             argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def tree_rss(self) -> int:
-        """Resident bytes of the process and all its descendants."""
+    def tree_pids(self) -> set[int]:
+        """The process and all its descendants."""
         pids = {self.proc.pid}
         children: dict[int, list[int]] = {}
         for entry in os.listdir("/proc"):
@@ -146,15 +146,23 @@ class Proc:
                 if c not in pids:
                     pids.add(c)
                     todo.append(c)
-        total = 0
-        for pid in pids:
+        return pids
+
+    def tree_memory(self) -> tuple[int, int]:
+        """(RSS, PSS) in bytes, summed over the process tree. RSS counts a page shared by
+        several processes (forked workers, shared libraries) once per process; PSS splits it
+        between them, so the PSS sum is the memory the tree really holds."""
+        rss = pss = 0
+        for pid in self.tree_pids():
             try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
             except OSError:
                 pass
-        return total
+        return rss, pss
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -309,16 +317,18 @@ def loadgen_main(args: argparse.Namespace) -> None:
 
 def run_load(
     server: Proc, urls: list[str], concurrency: int, duration: float, procs: int
-) -> dict[str, float]:
+) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(dir=WORK))
     (tmp / "urls.json").write_text(json.dumps(urls))
-    peak = 0
+    peak = peak_pss = 0
     stop = threading.Event()
+    load_before = os.getloadavg()[0]
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss
         while not stop.is_set():
-            peak = max(peak, server.tree_rss())
+            rss, pss = server.tree_memory()
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -354,6 +364,9 @@ def run_load(
         lat += data["latencies"]
         errors += data["errors"]
         nbytes += data["bytes"]
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     lat.sort()
     n = len(lat)
     return {
@@ -363,6 +376,11 @@ def run_load(
         "p99_ms": 1000 * lat[min(n - 1, int(n * 0.99))] if lat else float("nan"),
         "errors": errors,
         "rss_mb": peak / 1e6,
+        "pss_mb": peak_pss / 1e6,
+        "procs": len(server.tree_pids()),
+        # 1-minute load average of the machine before / after the cell (servers, load
+        # generators and whatever else runs on the machine)
+        "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
@@ -430,6 +448,7 @@ def main() -> None:
             print(
                 f"{r['rps']:9.1f} req/s {r['mbps']:8.1f} MB/s p50 {r['p50_ms']:6.1f} ms"
                 f" p99 {r['p99_ms']:7.1f} ms err {r['errors']} rss {r['rss_mb']:.0f} MB"
+                f" pss {r['pss_mb']:.0f} MB ({r['procs']} procs) load {r['load']}"
             )
             rows.append({"scenario": scenario, "workload": workload, "tool": tool, **r})
 
@@ -549,14 +568,23 @@ def write_results(rows: list[dict[str, object]], args: argparse.Namespace) -> No
         " gunicorn peers (simpleindex and kea serve's redirect cell: 1 process);"
         f" {os.cpu_count()} CPUs shared by servers and load generators. Caches warmed first.",
         "",
-        "| scenario | workload | tool | req/s | MB/s | p50 ms | p99 ms | errors | peak RSS MB |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "Memory is sampled every 50 ms over the server's whole process tree (master/supervisor"
+        " and workers, the same way for every tool): peak RSS is the sum of the processes' RSS"
+        " (a page shared by forked workers counts once per process), peak PSS the sum of their"
+        " proportional set sizes (a shared page split between its processes: what the tree"
+        " really holds). `procs` is the number of processes measured; `load` the machine's"
+        " 1-minute load average before / after the cell.",
+        "",
+        "| scenario | workload | tool | req/s | MB/s | p50 ms | p99 ms | errors"
+        " | peak RSS MB | peak PSS MB | procs | load |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['scenario']} | {r['workload']} | {r['tool']} | {r['rps']:.1f} |"
             f" {r['mbps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
-            f" {r['rss_mb']:.0f} |"
+            f" {r['rss_mb']:.0f} | {r['pss_mb']:.0f} | {r['procs']} |"
+            f" {r['load'][0]:.1f} / {r['load'][1]:.1f} |"  # type: ignore[index]
         )
     lines += ["", "## kea serve against each peer", ""]
     by = {(r["scenario"], r["workload"], r["tool"]): r for r in rows}
@@ -566,13 +594,20 @@ def write_results(rows: list[dict[str, object]], args: argparse.Namespace) -> No
         k = by.get((scenario, workload, "kea serve"))
         if k is None:
             continue
-        kv = {key: float(str(k[key])) for key in ("rps", "p50_ms", "p99_ms", "rss_mb")}
-        rv = {key: float(str(r[key])) for key in ("rps", "p50_ms", "p99_ms", "rss_mb")}
-        ahead = kv["rps"] > rv["rps"] and kv["p99_ms"] <= rv["p99_ms"]
+        keys = ("rps", "p50_ms", "p99_ms", "rss_mb", "pss_mb")
+        kv = {key: float(str(k[key])) for key in keys}
+        rv = {key: float(str(r[key])) for key in keys}
+        ahead = (
+            kv["rps"] > rv["rps"]
+            and kv["p99_ms"] <= rv["p99_ms"]
+            and kv["rss_mb"] <= rv["rss_mb"]
+            and kv["pss_mb"] <= rv["pss_mb"]
+        )
         lines.append(
             f"- {scenario}/{workload} vs {tool}: req/s {_pct(kv['rps'], rv['rps'])},"
             f" p50 {_pct(kv['p50_ms'], rv['p50_ms'])}, p99 {_pct(kv['p99_ms'], rv['p99_ms'])},"
-            f" peak RSS {_pct(kv['rss_mb'], rv['rss_mb'])}"
+            f" peak RSS {_pct(kv['rss_mb'], rv['rss_mb'])},"
+            f" peak PSS {_pct(kv['pss_mb'], rv['pss_mb'])}"
             f" — {'ahead' if ahead else 'NOT ahead'}"
         )
     out = RESULTS / f"{stem}.md"
