@@ -142,15 +142,55 @@ def test_ssl_client_cert_is_presented_to_a_server_that_requires_one(
 
 
 def test_ssl_client_cert_unreadable_is_a_usage_error(tmp_path: Path) -> None:
+    """The TLS context is built for the first https connection: an unreadable SSL_CLIENT_CERT
+    is a one-line UsageError then, and the request never reaches the server."""
     bad = tmp_path / "client.pem"
     bad.write_text("not a pem\n")
-    settings = make_settings(tmp_path, env={"SSL_CLIENT_CERT": str(bad)})
+    ca = trustme.CA()
+    ca_pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    env = {"SSL_CERT_FILE": str(ca_pem), "SSL_CLIENT_CERT": str(bad)}
+
+    async def scenario() -> None:
+        async with Server(_hello, "127.0.0.2", _server_ctx(ca, "127.0.0.2")) as s:
+            async with client(make_settings(tmp_path, env=env)) as c:
+                with pytest.raises(KeaError) as e:
+                    await c.get(f"{s.url}/simple/")
+            assert s.seen == []
+        assert e.value.message.startswith(f"SSL_CLIENT_CERT={bad}: cannot load it")
+        assert "\n" not in e.value.message
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("var", ["SSL_CERT_FILE", "SSL_CLIENT_CERT"])
+def test_a_missing_tls_file_is_a_usage_error_when_the_client_opens(
+    tmp_path: Path, var: str
+) -> None:
+    missing = tmp_path / "nope.pem"
+    settings = make_settings(tmp_path, env={var: str(missing)})
 
     async def scenario() -> None:
         with pytest.raises(KeaError) as e:
             async with client(settings):
                 pass
-        assert e.value.message.startswith(f"SSL_CLIENT_CERT={bad}: cannot load it")
-        assert "\n" not in e.value.message
+        assert e.value.message == f"{var}={missing}: no such file"
+
+    run(scenario())
+
+
+def test_plain_http_never_builds_a_tls_context(tmp_path: Path) -> None:
+    """Loading CAs is not cheap: an http index must not pay for it. A client certificate that
+    cannot be read does not matter to a run that makes no TLS connection."""
+    bad = tmp_path / "client.pem"
+    bad.write_text("not a pem\n")
+
+    async def scenario() -> None:
+        async with Server(_hello, "127.0.0.1") as s:
+            settings = make_settings(tmp_path, env={"SSL_CLIENT_CERT": str(bad)})
+            async with client(settings) as c:
+                resp = await c.get(f"{s.url}/simple/")
+            assert resp.status == 200 and resp.body == b"hello"
+            assert len(s.seen) == 1
 
     run(scenario())

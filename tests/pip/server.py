@@ -40,6 +40,8 @@ class SimpleIndex:
         self.requests: list[str] = []
         # project name -> (content type, body): served instead of the generated page
         self.canned: dict[str, tuple[str, bytes]] = {}
+        # extra headers on every project page, e.g. {"Cache-Control": "max-age=600"}
+        self.page_headers: dict[str, str] = {}
         self._projects: dict[str, list[Path]] = defaultdict(list)
         self._meta: dict[str, bytes] = {}
         self._hashes: dict[str, str] = {}
@@ -104,7 +106,7 @@ class SimpleIndex:
                 attrs += f' data-dist-info-metadata="sha256={digest}"'
             rows.append(f"<a {attrs}>{html.escape(path.name)}</a><br/>")
         body = "<!DOCTYPE html>\n<html><body>\n" + "\n".join(rows) + "\n</body></html>\n"
-        return web.Response(text=body, content_type="text/html")
+        return web.Response(text=body, content_type="text/html", headers=self.page_headers)
 
     async def _file(self, request: Any) -> Any:
         from aiohttp import web

@@ -24,7 +24,7 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin
 
 from kea.auth.redact import query_has_signature, redact_url
@@ -46,7 +46,7 @@ from kea.http.errors import (
 from kea.http.proxy import ProxyConfig
 from kea.http.response import Hop, Outcome, Response, Stream, describe, status_error
 from kea.http.retry import RETRY_STATUSES, backoff_delay, parse_retry_after
-from kea.http.tls import TLSConfig, build_tls
+from kea.http.tls import TLSConfig, build_tls, check_tls_env
 from kea.settings import Settings
 
 if TYPE_CHECKING:
@@ -93,6 +93,7 @@ class HttpClient:
                 self._backoff_base = None
         self._tls: TLSConfig | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._state: Literal["new", "open", "closed"] = "new"
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -104,40 +105,65 @@ class HttpClient:
         await self.close()
 
     async def open(self) -> None:
-        if self._session is not None:
-            return
-        import aiohttp
+        """Make the client usable. Cheap: the aiohttp session (and with it aiohttp itself) is
+        created on the first request, the TLS context on the first https connection, so a run
+        that answers everything from the cache never imports the network stack."""
+        if self._state == "closed":
+            raise RuntimeError("HttpClient reopened after close")
+        check_tls_env(self.settings.env)  # a missing CA/cert file is a UsageError right away
+        self._state = "open"
 
-        self._tls = build_tls(
-            self.settings.env,
-            native_tls=self.settings.native_tls,
-            insecure_hosts=self.settings.allow_insecure_hosts,
-        )
-        connector = aiohttp.TCPConnector(
-            limit=POOL_LIMIT, limit_per_host=POOL_LIMIT_PER_HOST, ssl=self._tls.context
-        )
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=self.settings.http_connect_timeout or None,
-            sock_read=self.settings.http_timeout or None,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout,
-            trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            headers={"User-Agent": _user_agent()},
-        )
+    def _session_now(self) -> aiohttp.ClientSession:
+        """The run's session, created on first use (no await inside: tasks cannot race)."""
+        if self._state != "open":
+            raise RuntimeError("HttpClient used outside `async with`")
+        if self._session is None:
+            import aiohttp
+
+            # Every TLS connection gets its context per request (see _ssl_for); the
+            # connector's own default is never used for verification.
+            connector = aiohttp.TCPConnector(limit=POOL_LIMIT, limit_per_host=POOL_LIMIT_PER_HOST)
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=self.settings.http_connect_timeout or None,
+                sock_read=self.settings.http_timeout or None,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=timeout,
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                headers={"User-Agent": _user_agent()},
+            )
+        return self._session
 
     async def close(self) -> None:
+        self._state = "closed"
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     @property
     def tls(self) -> TLSConfig:
-        assert self._tls is not None, "HttpClient used outside `async with`"
+        """The run's TLS configuration, built on first use (``set_default_verify_paths`` and
+        the system trust store are not cheap: a plain-http run never pays for them)."""
+        if self._tls is None:
+            self._tls = build_tls(
+                self.settings.env,
+                native_tls=self.settings.native_tls,
+                insecure_hosts=self.settings.allow_insecure_hosts,
+            )
         return self._tls
+
+    def _ssl_for(self, origin_scheme: str, host: str, port: int, proxy_url: str | None) -> Any:
+        """The ``ssl=`` argument of one request: kea's context (or False for an allowed
+        insecure host) whenever a TLS handshake happens — with an https origin, or with an
+        https proxy in front of an http origin — else True (no TLS at all)."""
+        if origin_scheme == "https":
+            return self.tls.verify_for(host, port)
+        if proxy_url is not None and scheme_of(proxy_url) == "https":
+            return self.tls.context
+        return True
 
     # -- public API --------------------------------------------------------------------------
 
@@ -350,17 +376,16 @@ class HttpClient:
         seconds). The response body is not read."""
         import aiohttp
 
-        if self._session is None:
-            raise RuntimeError("HttpClient used outside `async with`")
+        session = self._session_now()
         req_headers = dict(headers)
         if decision.credentials is not None:
             req_headers["Authorization"] = decision.credentials.basic_header()
         origin = origin_of(url)
-        ssl_arg: ssl.SSLContext | bool = True
-        if origin.scheme == "https":
-            ssl_arg = self.tls.verify_for(origin.host, origin.port)
         proxy = self.proxies.for_url(url)
         proxy_url = proxy.url if proxy else None
+        ssl_arg: ssl.SSLContext | bool = self._ssl_for(
+            origin.scheme, origin.host, origin.port, proxy_url
+        )
         proxy_headers = None
         if proxy is not None and proxy.credentials is not None:
             # Sent to the proxy only: for https targets on the CONNECT request (the tunnelled
@@ -383,7 +408,7 @@ class HttpClient:
         start = time.monotonic()
         while True:
             try:
-                raw = await self._session.get(
+                raw = await session.get(
                     url,
                     headers=req_headers,
                     allow_redirects=False,

@@ -7,12 +7,15 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kea.errors import UsageError
+
+if TYPE_CHECKING:
+    import ssl
 
 
 @dataclass
@@ -45,23 +48,34 @@ def is_insecure(host: str, port: int, allowed: Sequence[str]) -> bool:
     return False
 
 
+def check_tls_env(env: Mapping[str, str]) -> None:
+    """UsageError when ``SSL_CERT_FILE``, ``SSL_CERT_DIR`` or ``SSL_CLIENT_CERT`` names a path
+    that does not exist. Cheap (no context is built): the HTTP client checks this when it is
+    opened, and builds the context only for its first TLS connection."""
+    for name, want_dir in (
+        ("SSL_CERT_FILE", False),
+        ("SSL_CERT_DIR", True),
+        ("SSL_CLIENT_CERT", False),
+    ):
+        value = env.get(name) or None
+        if value is None:
+            continue
+        p = Path(value)
+        if not (p.is_dir() if want_dir else p.is_file()):
+            kind = "directory" if want_dir else "file"
+            raise UsageError(f"{name}={value}: no such {kind}")
+
+
 def build_tls(
     env: Mapping[str, str], *, native_tls: bool = True, insecure_hosts: Sequence[str] = ()
 ) -> TLSConfig:
     """Build the run's TLS context; UsageError for a missing or unreadable CA/cert file."""
+    import ssl
+
+    check_tls_env(env)
     cafile = env.get("SSL_CERT_FILE") or None
     capath = env.get("SSL_CERT_DIR") or None
     if cafile or capath:
-        for name, value, want_dir in (
-            ("SSL_CERT_FILE", cafile, False),
-            ("SSL_CERT_DIR", capath, True),
-        ):
-            if value is None:
-                continue
-            p = Path(value)
-            if not (p.is_dir() if want_dir else p.is_file()):
-                kind = "directory" if want_dir else "file"
-                raise UsageError(f"{name}={value}: no such {kind}")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         try:
             ctx.load_verify_locations(cafile=cafile, capath=capath)
@@ -87,4 +101,4 @@ def build_tls(
     return TLSConfig(ctx, source, tuple(insecure_hosts))
 
 
-__all__ = ["TLSConfig", "build_tls", "is_insecure"]
+__all__ = ["TLSConfig", "build_tls", "check_tls_env", "is_insecure"]

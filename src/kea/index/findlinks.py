@@ -12,7 +12,6 @@ import os
 from collections import defaultdict
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
 
 from kea.errors import KeaError
 from kea.index.html import is_dist_filename, links_in_html, parse_project_html
@@ -26,6 +25,8 @@ def is_local(location: str) -> bool:
 def local_path(location: str) -> Path:
     """The filesystem path of a local location (a path or a ``file:`` URL)."""
     if location.startswith("file:"):
+        from urllib.request import url2pathname  # pulls http.client and email: only here
+
         parts = urlsplit(location)
         if parts.netloc not in ("", "localhost"):
             raise KeaError(f"unsupported file URL {location!r}: remote hosts are not supported")

@@ -1,0 +1,137 @@
+"""What the fast paths of ``kea pip install`` import (issue 4: start-up).
+
+A no-op install (everything already installed) answers from the installed metadata: no event
+loop, no network stack, no resolver bridge, no cache. A resolve whose index pages and metadata
+are all fresh in the HTTP cache (``Cache-Control: max-age``) answers from the cache without
+importing aiohttp or building a TLS context, as ``--offline`` does. Each check runs kea in a
+fresh interpreter and reads its ``sys.modules`` afterwards; a control case (stale pages) shows
+the check does see aiohttp when the network is really used.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.pip.conftest import Kea
+from tests.pip.server import SimpleIndex
+from tests.pip.wheelmaker import build_wheel
+
+# Modules the no-op path must not import (each costs milliseconds at start-up).
+NOOP_FORBIDDEN = (
+    "asyncio", "ssl", "socket", "aiohttp", "truststore", "rich", "email", "urllib.request",
+    "shutil", "bz2", "lzma", "zipfile", "tempfile", "kea.http", "kea.cache",
+    "kea.resolver.provider", "kea.index.client",
+)  # fmt: skip
+# Modules a resolve answered from a fresh cache must not import.
+FRESH_FORBIDDEN = ("aiohttp", "yarl", "multidict", "truststore", "rich", "urllib.request")
+
+_RUNNER = """
+import json, sys
+from kea.cli.main import main
+code = 0
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def run_in_process(kea: Kea, venv: Path, *args: str) -> tuple[int, set[str], str]:
+    """Run ``kea ARGS`` inside a fresh interpreter; (exit code, modules imported, stderr)."""
+    env = dict(kea.env, VIRTUAL_ENV=str(venv))
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUNNER, *args],
+        cwd=kea.cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out["code"], set(out["modules"]), proc.stderr
+
+
+def imported(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    """The names (packages count with their submodules) that were imported."""
+    return [n for n in names if any(m == n or m.startswith(n + ".") for m in modules)]
+
+
+@pytest.fixture
+def universe(small_index: SimpleIndex) -> SimpleIndex:
+    w = small_index.directory
+    build_wheel(w, "app", "1.0", requires=["lib>=1", 'winonly; sys_platform == "win32"'],
+                extras={"fast": ["speedup"]})  # fmt: skip
+    build_wheel(w, "lib", "2.0", requires=["leaf"])
+    build_wheel(w, "leaf", "1.0")
+    build_wheel(w, "speedup", "1.0")
+    small_index.scan()
+    return small_index
+
+
+def test_noop_install_imports_no_network_stack(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    venv = kea.venv(tmp_path / "venv")
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("app[fast]==1.0\nlib>=1\n")
+    r = kea("pip", "install", "-i", universe.url, "-r", str(reqs), venv=venv)
+    assert r.returncode == 0, r.stderr
+    before = len(universe.requests)
+
+    code, modules, stderr = run_in_process(
+        kea, venv, "pip", "install", "-i", universe.url, "-r", str(reqs)
+    )
+    assert code == 0, stderr
+    assert stderr.startswith("Audited 4 packages in "), stderr
+    assert len(universe.requests) == before  # not a single request
+    assert imported(modules, NOOP_FORBIDDEN) == []
+    # the audit did read installed metadata and requirements (the path is the real one)
+    assert "kea.dist.installed" in modules and "kea.cli.install_request" in modules
+
+
+def test_fresh_cache_resolve_never_imports_aiohttp(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    universe.page_headers = {"Cache-Control": "max-age=600"}
+    venv = kea.venv(tmp_path / "venv")
+    first = kea("pip", "install", "-i", universe.url, "--dry-run", "app[fast]", venv=venv)
+    assert first.returncode == 0, first.stderr
+    before = len(universe.requests)
+    assert before > 0
+
+    code, modules, stderr = run_in_process(
+        kea, venv, "pip", "install", "-i", universe.url, "--dry-run", "app[fast]"
+    )
+    assert code == 0, stderr
+    assert "Would install 4 packages" in stderr, stderr
+    assert [line for line in stderr.splitlines() if line.startswith(" + ")] == [
+        " + app==1.0", " + leaf==1.0", " + lib==2.0", " + speedup==1.0",
+    ]  # fmt: skip
+    assert len(universe.requests) == before  # every page and metadata came from the cache
+    assert imported(modules, FRESH_FORBIDDEN) == []
+
+
+def test_stale_cache_resolve_does_use_the_network(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    """The control: pages without max-age are revalidated, so aiohttp is imported then."""
+    venv = kea.venv(tmp_path / "venv")
+    first = kea("pip", "install", "-i", universe.url, "--dry-run", "app", venv=venv)
+    assert first.returncode == 0, first.stderr
+    before = len(universe.requests)
+
+    code, modules, stderr = run_in_process(
+        kea, venv, "pip", "install", "-i", universe.url, "--dry-run", "app"
+    )
+    assert code == 0, stderr
+    assert "Would install 3 packages" in stderr, stderr
+    assert len(universe.requests) > before
+    assert "aiohttp" in modules
+    # plain http: no TLS context was built, so truststore was never needed
+    assert "truststore" not in modules
