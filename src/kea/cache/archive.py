@@ -12,7 +12,6 @@ import base64
 import csv
 import hashlib
 import io
-import os
 import re
 import stat
 import zipfile
@@ -148,40 +147,9 @@ def unpack_wheel(wheel: Path, target: Path, filename: str | None = None) -> str:
             if path not in paths and path not in unsigned:
                 raise WheelError(f"{filename}: RECORD lists {path!r} but the wheel lacks it")
 
-        made: set[str] = set()
-        root = str(target)
-        for path, info in paths.items():
-            dest = os.path.join(root, *path.split("/"))
-            parent = os.path.dirname(dest)
-            if parent not in made:
-                os.makedirs(parent, exist_ok=True)
-                made.add(parent)
-            entry = record.get(path)
-            hasher = hashlib.new(entry[0]) if entry else None
-            size = 0
-            try:
-                with zf.open(info) as src, open(dest, "xb") as out:
-                    while True:
-                        chunk = src.read(CHUNK)
-                        if not chunk:
-                            break
-                        size += len(chunk)
-                        if hasher is not None:
-                            hasher.update(chunk)
-                        out.write(chunk)
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise WheelError(f"{filename}: cannot extract {path!r}: {e}") from None
-            if entry is not None and hasher is not None:
-                algo, digest, want_size = entry
-                if _b64(hasher.digest()) != digest.rstrip("="):
-                    raise WheelError(
-                        f"{filename}: {path!r} does not match its RECORD hash ({algo})",
-                        hint="the wheel is corrupt or was tampered with; it was not cached",
-                    )
-                if want_size is not None and want_size != size:
-                    raise WheelError(f"{filename}: {path!r} does not match its RECORD size")
-            if (info.external_attr >> 16) & 0o111:
-                os.chmod(dest, 0o755)
+        from kea.cache.extract import extract_members
+
+        extract_members(wheel, zf, target, list(paths.items()), record, filename)
         return dist_info
 
 

@@ -225,20 +225,19 @@ class Cache:
     ) -> Path:
         """Stream a wheel in, verify its hashes while streaming, unpack it once; the archive dir.
 
+        Hashing and writing run in a thread (``kea.cache.spool``), unpacking in another.
+
         A hash mismatch or an unsafe/corrupt wheel raises ``KeaError`` and leaves nothing cached.
         """
         tmp_dir = self.bucket(WHEELS)
         tmp = tmp_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}.whl"
-        hashers = hashers_for(expected_hashes)
-        size = 0
+        from kea.cache.spool import WriteFailed, spool
+
         try:
-            with open(tmp, "wb") as out:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    for h in hashers.values():
-                        h.update(chunk)
-                    out.write(chunk)
-            digests = {a: h.hexdigest() for a, h in hashers.items()}
+            try:
+                digests, size = await spool(chunks, tmp, hashers_for(expected_hashes))
+            except WriteFailed as e:
+                raise KeaError(f"cannot write {filename} into the cache: {e}") from None
             verify_hashes(filename, expected_hashes or {}, digests)
             return await asyncio.to_thread(
                 self._archive_from_file, tmp, filename, digests, url or "", size, None

@@ -1,0 +1,179 @@
+"""Write a wheel's members out, each checked against its RECORD hash, on a few threads.
+
+``kea.cache.archive.unpack_wheel`` decides what may be written (paths, RECORD coverage); this
+module does the writing, fast: a small member is read raw from the zip (local header, one
+``zlib`` inflate bounded by its declared size, CRC-32 and size checked) and written with one
+``os.write``; a large or unusual member (another compression, encryption) is streamed through
+``zipfile``. Wheels with many members are split across threads: file creation, inflating and
+hashing all release the GIL, so the kernel's share of the work spreads over the cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import threading
+import zipfile
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from kea.cache.archive import WheelError
+
+SMALL = 1 << 20  # members up to this size are read whole
+CHUNK = 1 << 16
+PARALLEL_MIN = 64  # members before a second thread pays off
+WORKERS = 3
+
+_LOCAL = struct.Struct("<4s2B4HL2L2H")  # the local file header, 30 bytes
+_FLAG_ENCRYPTED = 0x1
+_FLAG_UTF8 = 0x800
+
+RecordEntry = tuple[str, str, int | None] | None
+
+
+def _raw_member(fp: object, info: zipfile.ZipInfo) -> bytes | None:
+    """The member's bytes read straight from the archive, or None when ``zipfile`` must do it."""
+    if info.flag_bits & _FLAG_ENCRYPTED or info.compress_type not in (
+        zipfile.ZIP_STORED,
+        zipfile.ZIP_DEFLATED,
+    ):
+        return None
+    read = fp.read  # type: ignore[attr-defined]
+    fp.seek(info.header_offset)  # type: ignore[attr-defined]
+    header = read(_LOCAL.size)
+    if len(header) != _LOCAL.size:
+        raise zipfile.BadZipFile("truncated local header")
+    fields = _LOCAL.unpack(header)
+    if fields[0] != b"PK\x03\x04":
+        raise zipfile.BadZipFile("bad local header magic")
+    name_len, extra_len = fields[10], fields[11]
+    raw_name = read(name_len)
+    encoding = "utf-8" if info.flag_bits & _FLAG_UTF8 else "cp437"
+    if raw_name.decode(encoding, "replace") != info.orig_filename:
+        raise zipfile.BadZipFile("local header names another member")
+    if extra_len:
+        read(extra_len)
+    raw = read(info.compress_size)
+    if len(raw) != info.compress_size:
+        raise zipfile.BadZipFile("truncated member")
+    if info.compress_type == zipfile.ZIP_STORED:
+        data = raw
+    else:
+        inflate = zlib.decompressobj(-15)
+        try:
+            data = inflate.decompress(raw, info.file_size + 1)  # never more than declared (+1)
+        except zlib.error as e:
+            raise zipfile.BadZipFile(f"corrupt deflate data: {e}") from None
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile("bad CRC-32 or size")
+    return data
+
+
+def _write_new(dest: str, data: bytes) -> None:
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _check(filename: str, path: str, entry: RecordEntry, digest: bytes | None, size: int) -> None:
+    if entry is None or digest is None:
+        return
+    import base64
+
+    algo, want, want_size = entry
+    if base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii") != want.rstrip("="):
+        raise WheelError(
+            f"{filename}: {path!r} does not match its RECORD hash ({algo})",
+            hint="the wheel is corrupt or was tampered with; it was not cached",
+        )
+    if want_size is not None and want_size != size:
+        raise WheelError(f"{filename}: {path!r} does not match its RECORD size")
+
+
+def _extract_one(
+    zf: zipfile.ZipFile,
+    fp: object,
+    root: str,
+    path: str,
+    info: zipfile.ZipInfo,
+    entry: RecordEntry,
+    filename: str,
+) -> None:
+    dest = os.path.join(root, *path.split("/"))
+    try:
+        data = _raw_member(fp, info) if info.file_size <= SMALL else None
+        if data is not None:
+            _write_new(dest, data)
+            digest = hashlib.new(entry[0], data).digest() if entry else None
+            size = len(data)
+        else:
+            hasher = hashlib.new(entry[0]) if entry else None
+            size = 0
+            with zf.open(info) as src, open(dest, "xb") as out:
+                while chunk := src.read(CHUNK):
+                    size += len(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
+                    out.write(chunk)
+            digest = hasher.digest() if hasher is not None else None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise WheelError(f"{filename}: cannot extract {path!r}: {e}") from None
+    _check(filename, path, entry, digest, size)
+    if (info.external_attr >> 16) & 0o111:
+        os.chmod(dest, 0o755)
+
+
+def extract_members(
+    wheel: Path,
+    zf: zipfile.ZipFile,
+    target: Path,
+    members: Sequence[tuple[str, zipfile.ZipInfo]],
+    record: Mapping[str, RecordEntry],
+    filename: str,
+) -> None:
+    """Write every (path, info) of ``members`` under ``target``, verifying RECORD hashes.
+
+    Paths are already checked to stay inside ``target``; files must not exist yet. The first
+    failure (a ``WheelError``) stops the other threads and is raised; the caller removes
+    ``target``.
+    """
+    root = str(target)
+    parents = {os.path.dirname(os.path.join(root, *p.split("/"))) for p, _ in members}
+    for parent in sorted(parents):
+        os.makedirs(parent, exist_ok=True)
+    n = min(WORKERS, max(1, len(members) // PARALLEL_MIN))
+    groups = [list(members[i::n]) for i in range(n)]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def work(group: list[tuple[str, zipfile.ZipInfo]]) -> None:
+        try:
+            try:
+                fp = open(wheel, "rb")  # noqa: SIM115 - closed below
+            except OSError as e:
+                raise WheelError(f"{filename}: cannot read the wheel: {e}") from None
+            with fp:
+                for path, info in group:
+                    if stop.is_set():
+                        return
+                    _extract_one(zf, fp, root, path, info, record.get(path), filename)
+        except BaseException as e:
+            stop.set()
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=work, args=(g,), name="kea-unpack", daemon=True) for g in groups[1:]
+    ]
+    for t in threads:
+        t.start()
+    work(groups[0])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

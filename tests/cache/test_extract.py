@@ -1,0 +1,108 @@
+"""kea.cache.extract through unpack_wheel: raw reads, streamed large members, several threads."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from kea.cache import extract
+from kea.cache.archive import WheelError, unpack_wheel
+from tests.cache.wheelmaker import build_wheel
+
+
+def _unpacked_equals_zip(whl: Path, target: Path) -> int:
+    with zipfile.ZipFile(whl) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+        for name in names:
+            assert (target / name).read_bytes() == zf.read(name), name
+    return len(names)
+
+
+def test_many_members_unpack_on_several_threads_identically(tmp_path: Path) -> None:
+    files = {f"pkg/mod{i:03}.py": f"X = {i!r}\n".encode() * (i + 1) for i in range(300)}
+    files["pkg/data.bin"] = os.urandom(5000)
+    whl = build_wheel(tmp_path, "many", "1.0", files=files)
+    target = tmp_path / "out"
+    target.mkdir()
+    assert unpack_wheel(whl, target) == "many-1.0.dist-info"
+    assert _unpacked_equals_zip(whl, target) == 305  # 301 files + __init__, METADATA, WHEEL, RECORD
+
+
+def test_member_above_the_raw_limit_is_streamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(extract, "SMALL", 100)  # every padded module is "large"
+    whl = build_wheel(tmp_path, "big", "1.0", padding=300_000)
+    target = tmp_path / "out"
+    target.mkdir()
+    unpack_wheel(whl, target)
+    _unpacked_equals_zip(whl, target)
+
+
+def _flip_byte_in(whl: Path, member: str) -> Path:
+    """A copy of ``whl`` with one byte of ``member``'s data flipped (as in transit)."""
+    out = whl.with_name("corrupt-" + whl.name)
+    data = bytearray(whl.read_bytes())
+    with zipfile.ZipFile(whl) as zf:
+        info = zf.getinfo(member)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.compress_size // 2] ^= 0xFF
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_corrupt_member_data_is_refused(tmp_path: Path) -> None:
+    files = {f"pkg/m{i}.py": b"VALUE = 'x' * 100\n" * 20 for i in range(100)}
+    whl = build_wheel(tmp_path, "crc", "1.0", files=files)
+    bad = _flip_byte_in(whl, "pkg/m50.py")
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WheelError, match=r"cannot extract 'pkg/m50.py'"):
+        unpack_wheel(bad, target)
+
+
+def test_local_header_naming_another_member_is_refused(tmp_path: Path) -> None:
+    whl = build_wheel(tmp_path, "alias", "1.0", files={"pkg/aaa.py": b"A = 1\n"})
+    data = whl.read_bytes()
+    # Same length name in the local header only: the central directory still says pkg/aaa.py.
+    idx = data.index(b"pkg/aaa.py")
+    assert data.count(b"pkg/aaa.py") == 2  # local header, central directory (RECORD is deflated)
+    bad = tmp_path / "bad" / whl.name
+    bad.parent.mkdir()
+    bad.write_bytes(data[:idx] + b"pkg/zzz.py" + data[idx + 10 :])
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WheelError, match="local header names another member"):
+        unpack_wheel(bad, target)
+
+
+def test_record_mismatch_found_by_any_thread_stops_the_unpack(tmp_path: Path) -> None:
+    files = {f"pkg/m{i:03}.py": f"V = {i}\n".encode() for i in range(400)}
+    whl = build_wheel(tmp_path, "rec", "1.0", files=files, bad_record_hash="pkg/m399.py")
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WheelError, match=r"'pkg/m399.py' does not match its RECORD hash"):
+        unpack_wheel(whl, target)
+
+
+def test_declared_size_bounds_inflation(tmp_path: Path) -> None:
+    # A member whose central directory under-states its size: the raw path inflates at most
+    # size + 1 bytes and refuses it (no unbounded allocation).
+    whl = build_wheel(tmp_path, "bomb", "1.0", files={"pkg/zeros.txt": b"\0" * 200_000})
+    data = bytearray(whl.read_bytes())
+    with zipfile.ZipFile(whl) as zf:
+        info = zf.getinfo("pkg/zeros.txt")
+    # Patch the uncompressed size (offset 24 in the central directory header) of this member.
+    pos = data.index(b"pkg/zeros.txt", info.header_offset + 30 + 13) - 46
+    assert data[pos : pos + 4] == b"PK\x01\x02"
+    data[pos + 24 : pos + 28] = (1000).to_bytes(4, "little")
+    bad = tmp_path / "bad" / whl.name
+    bad.parent.mkdir()
+    bad.write_bytes(bytes(data))
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WheelError, match=r"cannot extract 'pkg/zeros\.txt'"):
+        unpack_wheel(bad, target)
