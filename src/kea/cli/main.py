@@ -7,7 +7,10 @@ lazily, each from its own module, so a command imports only what it uses.
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself is not imported: ``kea --version`` must not pay for it
+if TYPE_CHECKING:
+    from typing import Any
 
 # name -> (module, attribute) of the click command or group, imported on first use.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
