@@ -268,3 +268,108 @@ def test_prefetcher_reraises_source_errors_to_the_asker(tmp_path: Path) -> None:
             await pre.aclose()
 
     assert asyncio.run(main()) == "index answered 500 for broken"
+
+
+class _Target:
+    tags = TAGS
+    markers = MARKERS
+    python_full_version = "3.11.7"
+
+
+def _resolve_with_early_fetch(
+    tmp_path: Path, requirements: list[str], *, fetch_early: bool, installed: dict[str, str]
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """Resolve through a real loopback index, IndexClient, HttpClient and cache; the wheel
+    requests seen by the server when the resolution ended, after the installer fetched the
+    chosen wheels, and the chosen versions."""
+    from packaging.requirements import Requirement
+
+    from kea.cache import Cache
+    from kea.http.client import HttpClient
+    from kea.index.client import IndexClient
+    from kea.resolver.provider import ResolveInput, resolve_request
+    from kea.settings import load_settings
+    from tests.pip.server import SimpleIndex
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    build_wheel(wheels, "app", "1.0", requires=["dep>=1"])
+    build_wheel(wheels, "app", "2.0", requires=["dep>=1"])
+    build_wheel(wheels, "dep", "1.5")
+    build_wheel(wheels, "winonly", "1.0")
+    build_wheel(wheels, "have", "3.0")
+    with SimpleIndex(wheels) as index:
+        settings = load_settings(
+            cli={"default_index": index.url, "no_config": True},
+            env={"HOME": str(tmp_path), "KEA_HTTP_RETRIES": "0"},
+            cwd=tmp_path,
+        )
+        spec = ResolveInput(
+            requirements=[Requirement(r) for r in requirements],
+            installed=installed,
+            fetch_early=fetch_early,
+        )
+
+        async def main() -> tuple[list[str], list[str], dict[str, str]]:
+            cache = Cache(tmp_path / "cache")
+            async with HttpClient(settings) as http:
+                client = IndexClient(settings, http, cache)
+                chosen = await resolve_request(spec, client, _Target())
+                at_resolution = [p for p in index.requests if p.endswith(".whl")]
+                for c in chosen:
+                    if c.name not in installed:
+                        await client.fetch_wheel(c.file)
+                after = [p for p in index.requests if p.endswith(".whl")]
+                return at_resolution, after, {c.name: str(c.version) for c in chosen}
+
+        return asyncio.run(main())
+
+
+def test_pinned_wheels_download_while_resolving_and_once(tmp_path: Path) -> None:
+    reqs = ["app==1.0", "dep", "winonly==1.0; sys_platform == 'win32'", "have==3.0"]
+    early, after, chosen = _resolve_with_early_fetch(
+        tmp_path, reqs, fetch_early=True, installed={"have": "3.0"}
+    )
+    assert chosen == {"app": "1.0", "dep": "1.5", "have": "3.0"}
+    # Only app==1.0 qualified: dep is not pinned, winonly's marker is false, have is installed.
+    # Its download started during the resolution (it may still be running when it ended).
+    assert {Path(p).name for p in after} == {"app-1.0-py3-none-any.whl", "dep-1.5-py3-none-any.whl"}
+    assert sorted(Path(p).name for p in after).count("app-1.0-py3-none-any.whl") == 1
+    assert {Path(p).name for p in early} <= {"app-1.0-py3-none-any.whl"}
+
+
+def test_no_early_downloads_unless_asked(tmp_path: Path) -> None:
+    early, after, chosen = _resolve_with_early_fetch(
+        tmp_path, ["app==2.0"], fetch_early=False, installed={}
+    )
+    assert chosen == {"app": "2.0", "dep": "1.5"}
+    assert early == []  # a --dry-run never downloads a wheel
+    assert sorted(Path(p).name for p in after) == [
+        "app-2.0-py3-none-any.whl",
+        "dep-1.5-py3-none-any.whl",
+    ]
+
+
+def test_early_pins_choose_only_unambiguous_requirements() -> None:
+    from packaging.requirements import Requirement
+
+    from kea.resolver.provider_fetch import early_pins
+
+    reqs = [
+        Requirement(r)
+        for r in (
+            "a==1.0",
+            "b>=1",
+            "c==1.*",
+            "d==2.0,!=2.1",
+            "e==1.0",
+            "e==2.0",
+            "f==1.0; python_version < '3'",
+            "g===1.0",
+            "h==3.0",
+            "i==4.0",
+            "j @ https://example.invalid/j-1.0-py3-none-any.whl",
+        )
+    ]
+    got = early_pins(reqs, markers=MARKERS, skip=["i"], installed={"H": "3.0"})
+    assert got == {"a": Version("1.0")}

@@ -343,6 +343,9 @@ class ResolveInput:
     only_binary: Sequence[str] = ()
     no_binary: Sequence[str] = ()
     index_strategy: str = "first-index"
+    # Start downloading pinned wheels while resolving (``kea.resolver.provider_fetch``); only
+    # for a run that will install them (never ``--dry-run``), through ``source.fetch_wheel``.
+    fetch_early: bool = False
 
 
 @dataclass(frozen=True)
@@ -472,6 +475,10 @@ async def resolve_request(
     pre = Prefetcher(source, policy, loop, concurrency=concurrency)
     provider = IndexProvider(pre, direct, index_strategy=spec.index_strategy)
     pre.prefetch_pages(canonicalize_name(r.name) for r in requirements if r.name not in direct)
+    early = _early_fetch(spec, source, requirements, direct, interpreter.markers)
+    if early is not None:
+        for name in early.pins:
+            early.watch(name, pre.page_future(name))
     try:
         if spec.no_deps:
             solution = await run_in_worker(lambda: _no_deps(requirements, provider, options))
@@ -492,6 +499,8 @@ async def resolve_request(
         raise
     finally:
         await pre.aclose()
+        if early is not None:
+            await early.aclose()
     out: list[Chosen] = []
     for name, version in sorted(solution.items()):
         chosen = provider.candidate(name, version)
@@ -508,6 +517,23 @@ async def resolve_request(
             )
         )
     return out
+
+
+def _early_fetch(
+    spec: ResolveInput,
+    source: IndexSource,
+    requirements: Sequence[Requirement],
+    direct: Mapping[str, Candidate],
+    markers: Mapping[str, str],
+) -> Any:
+    """The ``EarlyFetch`` of this run, or None (not asked for, or nothing to fetch)."""
+    if not spec.fetch_early or not hasattr(source, "fetch_wheel"):
+        return None
+    from kea.resolver.provider_fetch import EarlyFetch, early_pins
+
+    skip = [*direct, *spec.hashes, *(r.name for r in spec.overrides)]
+    pins = early_pins(requirements, markers=markers, skip=skip, installed=spec.installed)
+    return EarlyFetch(source, pins) if pins else None  # type: ignore[arg-type]
 
 
 def _no_deps(

@@ -1,0 +1,123 @@
+"""Early downloads: the wheel of a requirement pinned to one version starts downloading as soon
+as its page is known, while the resolver is still walking the rest of the graph.
+
+Only where the outcome cannot differ: a top-level ``name==version`` (no wildcard, no override,
+no ``--hash`` list, marker true on the target) that is not already installed at that version,
+whose chosen file would be the same one the provider hands the installer (the best-ranked file
+of that version). The download goes through the source's ``fetch_wheel``, which runs each file
+once per run, so the installer's later request for it joins the same task. At most ``limit``
+early downloads run at a time, leaving connections for the resolver's pages and metadata.
+Wrappers still waiting when the resolution ends are cancelled (the installer asks for what it
+needs itself); a download already started runs on inside the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from kea.index.models import DistFile
+from kea.resolver.provider_select import Selection, _marker_holds
+
+log = logging.getLogger("kea.resolver.provider")
+
+
+class WheelSource(Protocol):
+    async def fetch_wheel(self, file: DistFile) -> Path:
+        """The unpacked archive of a wheel (downloaded once per run)."""
+        ...
+
+
+def early_pins(
+    requirements: Iterable[Requirement],
+    *,
+    markers: Mapping[str, str],
+    skip: Iterable[str] = (),
+    installed: Mapping[str, str] | None = None,
+) -> dict[str, Version]:
+    """name -> the one version each eligible requirement pins (see the module docstring)."""
+    skipped = {canonicalize_name(n) for n in skip}
+    out: dict[str, Version] = {}
+    conflicting: set[str] = set()
+    for req in requirements:
+        name = canonicalize_name(req.name)
+        if name in skipped or req.url:
+            continue
+        if req.marker is not None and not _marker_holds(req.marker, dict(markers), ""):
+            continue
+        pins = [s for s in req.specifier if s.operator == "==" and "*" not in s.version]
+        if len(pins) != 1 or len(req.specifier) != 1:
+            continue
+        try:
+            version = Version(pins[0].version)
+        except InvalidVersion:
+            continue
+        if name in out and out[name] != version:
+            conflicting.add(name)
+        out[name] = version
+    for clash in conflicting:
+        del out[clash]
+    for raw, have in (installed or {}).items():
+        key = canonicalize_name(raw)
+        try:
+            if key in out and Version(have) == out[key]:
+                del out[key]
+        except InvalidVersion:
+            continue
+    return out
+
+
+class EarlyFetch:
+    """Starts the early downloads of ``pins`` as their pages arrive (on the event loop)."""
+
+    def __init__(self, source: WheelSource, pins: Mapping[str, Version], *, limit: int = 8):
+        self.source = source
+        self.pins = dict(pins)
+        self._sem = asyncio.Semaphore(limit)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.started: list[str] = []  # file names, in the order their downloads began
+
+    def watch(self, name: str, page: asyncio.Future[Selection]) -> None:
+        """Call ``page``'s future's outcome into a download when ``name`` is pinned."""
+        if name in self.pins:
+            page.add_done_callback(lambda fut: self._on_page(name, fut))
+
+    def _on_page(self, name: str, fut: asyncio.Future[Selection]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        version = self.pins[name]
+        cand = next((c for c in fut.result().candidates if c.version == version), None)
+        if cand is None or not cand.file.is_wheel:
+            return
+        if not cand.file.url.startswith(("http://", "https://")):
+            return  # local files are unpacked by the installer straight from the disk
+        task = asyncio.ensure_future(self._fetch(cand.file))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fetch(self, file: DistFile) -> None:
+        async with self._sem:
+            self.started.append(file.filename)
+            try:
+                await self.source.fetch_wheel(file)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the installer meets it again and reports it
+                log.debug("early download of %s failed: %s", file.filename, e)
+
+    async def aclose(self) -> None:
+        """Stop waiting: downloads not started are left to the installer."""
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
