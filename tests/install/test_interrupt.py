@@ -132,3 +132,80 @@ def test_sigkill_at_random_moments(tmp_path: Path, venv: Path, kea_env: dict[str
     install(target, *v2)
     assert set(_assert_consistent(venv, names).values()) == {"2.0"}
     assert seen  # each attempt checked
+
+
+def _assert_all_or_nothing(venv: Path, names: list[str]) -> set[str]:
+    """Each package fully installed or fully absent; returns the installed ones."""
+    sp = site_packages(venv)
+    assert not (sp / ".kea-staging").exists()
+    present = {n for n in names if list(sp.glob(f"{n}-*.dist-info"))}
+    if present:
+        versions = _assert_consistent(venv, sorted(present))
+        assert set(versions.values()) == {"1.0"}
+    for name in set(names) - present:
+        assert not (sp / name).exists(), name
+        assert not (venv / "bin" / f"{name}-cli").exists(), name
+    expected = {f"{n}-1.0.dist-info" for n in present} | present | {"__pycache__"}
+    assert {p.name for p in sp.iterdir()} <= expected
+    return present
+
+
+@pytest.mark.parametrize("kill_after", [0, 2, 3])
+def test_fresh_install_killed_removes_what_it_created_in_place(
+    tmp_path: Path, venv: Path, kea_env: dict[str, str], kill_after: int
+) -> None:
+    # Nothing installed yet: every package's top-level directory and launcher are claimed and
+    # created in place while staging; only the dist-info renames remain for the commit.
+    new = _versions(4, tmp_path, "1.0")
+    names = [w.name for w in new]
+    proc = _spawn(venv, tmp_path, new, {"KEA_TEST_KILL_AFTER_RENAMES": str(kill_after)})
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    sp = site_packages(venv)
+    # killed at the (kill_after+1)th dist-info rename: the packages after it were laid out in
+    # place already, without their dist-info
+    assert all((sp / n / "__init__.py").is_file() for n in names)
+    assert not list(sp.glob(f"{names[kill_after]}-*.dist-info"))
+    run_kea("pip", "list", "--python", str(venv), env=kea_env)  # recovery on next use
+    assert _assert_all_or_nothing(venv, names) == set(names[:kill_after])
+    install(target_of(venv, tmp_path / "cache"), *new)
+    assert _assert_all_or_nothing(venv, names) == set(names)
+
+
+def test_fresh_install_sigkill_at_random_moments(
+    tmp_path: Path, venv: Path, kea_env: dict[str, str]
+) -> None:
+    new = _versions(30, tmp_path, "1.0")
+    names = [w.name for w in new]
+    outcomes: set[int] = set()
+    for delay in [0.1, 0.25, 0.4, 0.6, 0.9]:
+        proc = _spawn(venv, tmp_path, new, {})
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "start"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        run_kea("pip", "list", "--python", str(venv), env=kea_env)
+        outcomes.add(len(_assert_all_or_nothing(venv, names)))
+        run_kea("pip", "uninstall", "--python", str(venv), *names, env=kea_env)
+        assert _assert_all_or_nothing(venv, names) == set()
+    assert outcomes  # each attempt checked
+
+
+def test_packages_sharing_a_directory_are_merged_not_claimed(
+    tmp_path: Path, venv: Path, kea_env: dict[str, str]
+) -> None:
+    # Two wheels of one namespace package (and one shared data directory): neither may create
+    # ns/ or share/ in place (removing it on a roll-back would take the other's files).
+    target = target_of(venv, tmp_path / "cache")
+    a = archive(tmp_path, "ns-a", "1.0", files={"ns/a/__init__.py": "A = 1\n"},
+                data={"data/share/nsdemo/a.txt": "a\n"})  # fmt: skip
+    b = archive(tmp_path, "ns-b", "1.0", files={"ns/b/__init__.py": "B = 2\n"},
+                data={"data/share/nsdemo/b.txt": "b\n"})  # fmt: skip
+    install(target, WantedDist("ns-a", "1.0", a), WantedDist("ns-b", "1.0", b))
+    assert py(venv, "import ns.a, ns.b; print(ns.a.A + ns.b.B)") == "3"
+    assert sorted(p.name for p in (venv / "share" / "nsdemo").iterdir()) == ["a.txt", "b.txt"]
+    run_kea("pip", "uninstall", "--python", str(venv), "ns-a", env=kea_env)
+    assert py(venv, "import ns.b; print(ns.b.B)") == "2"
+    assert not (site_packages(venv) / "ns" / "a").exists()
+    assert [p.name for p in (venv / "share" / "nsdemo").iterdir()] == ["b.txt"]

@@ -39,7 +39,7 @@ def compile_staged(
     jobs_list: list[tuple[str, str]] = []
     owners: dict[str, tuple[StagedWheel, str, str]] = {}  # staged .py -> (wheel, key, rel)
     for wheel in staged:
-        for key, rel in list(wheel.files):
+        for key, rel in wheel.paths():
             if key not in ("purelib", "platlib") or not rel.endswith(".py"):
                 continue
             src = str(wheel.staged_path(key, rel))
@@ -76,7 +76,9 @@ def compile_staged(
             if owner is None:
                 continue
             wheel, key, rel = owner
-            pyc_rel = os.path.relpath(pyc, str(wheel.stage / key)).replace(os.sep, "/")
+            parent = os.path.dirname(rel)
+            pyc_rel = f"{parent}/__pycache__/" if parent else "__pycache__/"
+            pyc_rel += os.path.basename(pyc)
             with open(pyc, "rb") as f:
                 data = f.read()
             wheel.files[(key, pyc_rel)] = RecordEntry("", hash_bytes(data), len(data))

@@ -13,11 +13,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from kea.dist.installed import InstalledDist, find_installed
+from kea.errors import KeaError
 from kea.install.environment import Target
 from kea.install.link import Linker
-from kea.install.plan import Plan, WantedDist
+from kea.install.plan import Plan
 from kea.install.transaction import EnvTransaction
-from kea.install.wheel import StagedWheel, stage_wheel, write_staged_record
+from kea.install.wheel import (
+    StagedWheel,
+    WheelLayout,
+    read_wheel,
+    stage_wheel,
+    write_staged_record,
+)
 
 
 @dataclass
@@ -51,30 +58,42 @@ def apply_plan(
     with EnvTransaction(target) as txn:
         # Re-read what is installed under the lock: another process may have changed it.
         current = installed_dists(target)
-
-        def stage(want: WantedDist) -> StagedWheel:
-            return stage_wheel(
-                want.archive,
-                txn.stage_dir(want.canonical_name),
-                scheme=target.scheme,
-                executable=python,
-                linker=linker,
-                direct_url=want.direct_url,
-                requested=want.requested,
-            )
-
-        workers = max(1, min(jobs or min(32, (os.cpu_count() or 1) * 2), len(plan.to_install)))
-        if plan.to_install:
+        wants = plan.to_install
+        workers = max(1, min(jobs or min(32, (os.cpu_count() or 1) * 2), len(wants)))
+        staged: list[StagedWheel] = []
+        if wants:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                staged = list(pool.map(stage, plan.to_install))
-        else:
-            staged = []
+                layouts = list(pool.map(lambda w: read_wheel(w.archive, python), wants))
+                _check_unique(layouts)
+                claims = txn.prepare(
+                    [
+                        (lay.name, lay.top_levels(compile_bytecode=compile_bytecode))
+                        for lay in layouts
+                    ]
+                )
+
+                def stage(i: int) -> StagedWheel:
+                    s = stage_wheel(
+                        layouts[i],
+                        txn.package_dir(layouts[i].name),
+                        scheme=target.scheme,
+                        executable=python,
+                        linker=linker,
+                        direct=claims[i],
+                        direct_url=wants[i].direct_url,
+                        requested=wants[i].requested,
+                    )
+                    if not compile_bytecode:
+                        write_staged_record(s)
+                    return s
+
+                staged = list(pool.map(stage, range(len(wants))))
         if compile_bytecode and staged:
             from kea.install.compile import compile_staged
 
             compile_staged(staged, target.scheme, python, jobs=jobs)
-        for s in staged:
-            write_staged_record(s, target.scheme)
+            for s in staged:
+                write_staged_record(s)
 
         new_names = {s.name for s in staged}
         for s in staged:
@@ -93,6 +112,14 @@ def apply_plan(
     report.link_methods = set(linker.used)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _check_unique(layouts: list[WheelLayout]) -> None:
+    seen: set[str] = set()
+    for lay in layouts:
+        if lay.name in seen:
+            raise KeaError(f"more than one wheel to install for {lay.display_name}")
+        seen.add(lay.name)
 
 
 def uninstall(target: Target, names: Iterable[str]) -> InstallReport:

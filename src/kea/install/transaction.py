@@ -6,29 +6,38 @@ All work for a command happens under one lock (``.kea.lock`` at the environment'
 directory, the ``--prefix`` or ``--target`` directory, or the interpreter's prefix; a ``filelock``
 released by the OS if the process dies; see ``lock_path``), so site-packages holds no kea file.
 Every package gets a directory ``<site-packages>/.kea-staging/<txn>-<name>/`` (removed when
-the run ends) holding ``new/`` (the staged wheel, see ``kea.install.wheel``), ``trash/`` and
-``journal``. Nothing outside it changes while wheels are
-staged, so an interrupt during staging (the long part: linking, launchers, bytecode) leaves the
-environment untouched.
+the run ends) holding its ``journal`` (a write-ahead log, one JSON list per line), its staged
+``.dist-info``, ``new/<scheme key>/`` (staged entries that must be merged or swapped, see
+``kea.install.wheel``) and ``trash/``.
+
+Before staging, ``prepare`` *claims* the package's top-level entries that do not exist yet and
+that no other package of the run names (``["new", path]`` in its journal, written before the
+path is created); those are created in place while staging, which saves a rename for them and a
+directory tree to create and remove. Everything else is staged inside the package directory.
+Until the package's ``.dist-info`` moves into place no installed package changes, so an
+interrupt during staging (the long part: linking, launchers, bytecode) is undone by removing
+the claimed paths.
 
 Committing a package is a sequence of ``rename`` calls, each atomic and each written to the
-journal *before* it is made (a write-ahead log):
+journal *before* it is made:
 
 1. displace: the old ``.dist-info`` (as one directory), then every old file from its RECORD (and
    its ``__pycache__`` entries) is renamed into ``trash/``;
 2. place: staged top-level entries are renamed into place (whole directories when the target
    directory does not exist, else merged entry by entry; an unrelated file in the way is
    displaced to ``trash/`` first); the new ``.dist-info`` directory goes last;
-3. ``COMMITTED`` is created: from here on the package is new; ``trash/`` and the staging
-   directory are deleted and directories the old version left empty are removed.
+3. ``["committed"]`` is appended to the journal: from here on the package is new; ``trash/``
+   and the package directory are deleted and directories the old version left empty are
+   removed.
 
 Recovery runs (under the lock) at the start of every command that opens the environment for
-writing: for a package directory without ``COMMITTED`` the journal is replayed backwards — every
-rename that happened (its source gone, its destination present) is reversed and directories kea
-created are removed — so the old version is back exactly; with ``COMMITTED`` only the cleanup is
-finished. Either way the next install starts from a consistent environment. Packages are
+writing: for a package whose journal does not end committed (nor holds the ``COMMITTED`` file
+of earlier kea versions) the journal is replayed backwards — every rename that happened (its
+source gone, its destination present) is reversed, directories kea created are removed and
+claimed paths are deleted — so the old version is back exactly; a committed package only has its
+cleanup finished. Either way the next install starts from a consistent environment. Packages are
 committed one after another, so an interrupt leaves at most one package in the middle of step 1-2,
-and that one is rolled back.
+and that one is rolled back (with every package not committed yet).
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ log = logging.getLogger("kea.install")
 STAGING_DIR = ".kea-staging"
 LOCK_FILE = ".kea.lock"
 _KILL_ENV = "KEA_TEST_KILL_AFTER_RENAMES"  # fault injection for the interrupt tests
+_COMMITTED = ["committed"]  # the journal's last line once a package is new
 
 
 class _Journal:
@@ -62,9 +72,13 @@ class _Journal:
         self.ops: list[list[str]] = []
 
     def add(self, op: list[str]) -> None:
-        self._f.write(json.dumps(op) + "\n")
-        self._f.flush()
-        self.ops.append(op)
+        self.add_many([op])
+
+    def add_many(self, ops: list[list[str]]) -> None:
+        if ops:
+            self._f.write("".join(json.dumps(op) + "\n" for op in ops))
+            self._f.flush()
+            self.ops.extend(ops)
 
     def close(self) -> None:
         self._f.close()
@@ -114,6 +128,7 @@ class EnvTransaction:
         self.id = uuid.uuid4().hex[:12]
         self.timeout = timeout
         self._lock: Any = None
+        self._journals: dict[str, _Journal] = {}  # open journals of packages being staged
         self._renames = 0
         kill = os.environ.get(_KILL_ENV)
         self._kill_after = int(kill) if kill and kill.isdigit() else None
@@ -169,7 +184,7 @@ class EnvTransaction:
         for entry in entries:
             pkg = Path(entry.path)
             ops = _read_journal(pkg / "journal")
-            if (pkg / "COMMITTED").exists():
+            if _COMMITTED in ops or (pkg / "COMMITTED").exists():
                 self._finish(pkg, ops)
             else:
                 if ops:
@@ -198,9 +213,23 @@ class EnvTransaction:
                     os.rmdir(op[1])
                 except OSError:
                     pass
+            elif op[0] == "new" and len(op) == 2 and self._inside(op[1]):
+                path = op[1]
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                elif os.path.lexists(path):
+                    os.unlink(path)
+
+    def _inside(self, path: str) -> bool:
+        p = os.path.normpath(path)
+        return any(p.startswith(b + os.sep) for b in self._bases)
 
     def _finish(self, pkg: Path, ops: list[list[str]]) -> None:
-        shutil.rmtree(pkg, ignore_errors=True)
+        try:  # the usual leftovers: the journal alone (a package with nothing displaced)
+            os.unlink(pkg / "journal")
+            os.rmdir(pkg)
+        except OSError:
+            shutil.rmtree(pkg, ignore_errors=True)
         staging = str(pkg) + os.sep
         for op in ops:
             if op[0] == "mv" and not op[1].startswith(staging):
@@ -221,15 +250,63 @@ class EnvTransaction:
     def package_dir(self, name: str) -> Path:
         return self.staging / f"{self.id}-{name}"
 
-    def stage_dir(self, name: str) -> Path:
-        """Where ``stage_wheel`` should lay out package ``name`` (does not exist yet)."""
-        self.staging.mkdir(exist_ok=True)
-        pkg = self.package_dir(name)
-        pkg.mkdir(exist_ok=True)
-        return pkg / "new"
+    def prepare(
+        self, packages: list[tuple[str, list[tuple[str, str]]]]
+    ) -> list[frozenset[tuple[str, str]]]:
+        """Make each package's staging directory and journal; claim top-level entries to create
+        in place.
 
-    def discard(self, name: str) -> None:
-        shutil.rmtree(self.package_dir(name), ignore_errors=True)
+        ``packages``: (canonical name, [(scheme key, top-level name), ...]) per package to
+        stage. An entry is claimed (returned in that package's set) when nothing exists at its
+        path, its scheme root exists, no other package of the run names the same path or one
+        inside or around it (compared case-insensitively), and no scheme root lies inside it.
+        The claims go to the package's journal before anything is created, so rolling the
+        package back removes them; a claimed path belongs to that package alone, which makes
+        removing it safe.
+        """
+        self.staging.mkdir(exist_ok=True)
+        real = {k: os.path.realpath(v) for k, v in self._roots.items()}
+        roots_ok = {k: os.path.isdir(v) for k, v in real.items()}
+        bases = [os.path.realpath(b) for b in self._bases]
+        owners: dict[str, set[int]] = {}  # casefolded real path -> packages naming it
+        wanted: list[list[tuple[str, str, str]]] = []  # per package: (key, top, folded path)
+        for i, (_, tops) in enumerate(packages):
+            mine: list[tuple[str, str, str]] = []
+            for key, top in tops:
+                folded = os.path.join(real[key], top).casefold()
+                owners.setdefault(folded, set()).add(i)
+                mine.append((key, top, folded))
+            wanted.append(mine)
+        # Paths named by two packages, or nested in one another, or holding a root: nobody's.
+        shared = {p for p, who in owners.items() if len(who) > 1}
+        folded_bases = [b.casefold() for b in bases]
+        for path in owners:
+            up = os.path.dirname(path)
+            while up != os.path.dirname(up):
+                if up in owners:
+                    shared.update((path, up))
+                up = os.path.dirname(up)
+            if any(b.startswith(path + os.sep) or b == path for b in folded_bases):
+                shared.add(path)
+        out: list[frozenset[tuple[str, str]]] = []
+        for (name, _), mine in zip(packages, wanted, strict=True):
+            pkg = self.package_dir(name)
+            pkg.mkdir()
+            journal = _Journal(pkg / "journal")
+            self._journals[name] = journal
+            claims: list[tuple[str, str]] = []
+            ops: list[list[str]] = []
+            for key, top, folded in mine:
+                if folded in shared or not roots_ok[key]:
+                    continue
+                path = os.path.join(str(self._roots[key]), top)
+                if os.path.lexists(path):
+                    continue
+                claims.append((key, top))
+                ops.append(["new", path])
+            journal.add_many(ops)
+            out.append(frozenset(claims))
+        return out
 
     # -- commit -------------------------------------------------------------------------------
 
@@ -295,14 +372,17 @@ class EnvTransaction:
         if name is None:
             return
         pkg = self.package_dir(name)
-        pkg.mkdir(parents=True, exist_ok=True)
+        journal = self._journals.pop(name, None)
+        if journal is None:
+            pkg.mkdir(parents=True, exist_ok=True)
+            journal = _Journal(pkg / "journal")
         trash = pkg / "trash"
-        trash.mkdir(exist_ok=True)
-        journal = _Journal(pkg / "journal")
         counter = 0
 
         def displace(path: str) -> None:
             nonlocal counter
+            if counter == 0:
+                trash.mkdir(exist_ok=True)
             counter += 1
             self._mv(journal, path, str(trash / str(counter)))
 
@@ -316,19 +396,21 @@ class EnvTransaction:
             if staged is not None:
                 di_rel = staged.dist_info
                 for key in SCHEME_KEYS:
-                    src_root = staged.stage / key
-                    if not src_root.is_dir() or not any(src_root.iterdir()):
+                    src_root = str(staged.stage / "new" / key)
+                    try:
+                        if not os.listdir(src_root):
+                            continue
+                    except FileNotFoundError:
                         continue
                     dst_root = str(self._roots[key])
                     self._makedirs(journal, dst_root)
-                    skip = di_rel if key == staged.root_key else None
-                    self._place(journal, str(src_root), dst_root, displace, skip=skip)
-                di_src = str(staged.stage / staged.root_key / di_rel)
+                    self._place(journal, src_root, dst_root, displace)
+                di_src = str(staged.stage / di_rel)
                 di_dst = os.path.join(str(self._roots[staged.root_key]), di_rel)
                 if os.path.lexists(di_dst):
                     displace(di_dst)
                 self._mv(journal, di_src, di_dst)  # the commit point of the move phase
-            (pkg / "COMMITTED").touch()
+            journal.add(_COMMITTED)
         except BaseException:
             journal.close()
             self._rollback(journal.ops)
@@ -343,14 +425,10 @@ class EnvTransaction:
         src_dir: str,
         dst_dir: str,
         displace: Any,
-        *,
-        skip: str | None = None,
     ) -> None:
         with os.scandir(src_dir) as it:
             entries = sorted(it, key=lambda e: e.name)
         for entry in entries:
-            if entry.name == skip:
-                continue
             dst = os.path.join(dst_dir, entry.name)
             if not os.path.lexists(dst):
                 self._mv(journal, entry.path, dst)

@@ -1,14 +1,20 @@
-"""Stage one unpacked wheel (an immutable archive directory) for a target scheme.
+"""Lay one unpacked wheel (an immutable archive directory) out for a target scheme.
 
-``stage_wheel`` lays the wheel out under a staging directory, one subdirectory per scheme key
-(``purelib``, ``platlib``, ``scripts``, ``data``, ``headers``), exactly as it will appear in the
-target: files linked from the archive, ``.data/`` parts moved to their schemes, ``#!python``
-scripts rewritten, console/GUI launchers generated (the ``installer`` library's script maker),
-``INSTALLER``, ``REQUESTED`` and ``direct_url.json`` written. Nothing outside the staging
-directory is touched; ``kea.install.transaction`` swaps the result into place.
+Two steps. ``read_wheel`` reads the archive's dist-info and decides where every file goes (scheme
+key ``purelib``, ``platlib``, ``scripts``, ``data`` or ``headers``, and a path under it):
+``.data/`` parts go to their schemes, console/GUI launchers are generated (the ``installer``
+library's script maker); a path that escapes its root (``..``, absolute) is refused before
+anything is created. ``stage_wheel`` then lays it out: files linked from the archive,
+``#!python`` scripts rewritten, ``INSTALLER``, ``REQUESTED`` and ``direct_url.json`` written.
 
-Paths are taken from the archive's ``RECORD`` (hashes too, never recomputed); a path that escapes
-its root (``..``, absolute) is refused before anything is staged.
+Where: the dist-info always goes to the package's staging directory (it moves into place last,
+the commit point); top-level entries the transaction has claimed (``direct``: nothing was there,
+no other package of the run wants the same name, and the claim is in the package's journal, so an
+interrupted install removes them) are created in place; everything else is staged under
+``<staging>/new/<key>/`` and moved at commit (``kea.install.transaction``).
+
+Paths and hashes come from the archive's ``RECORD`` (never recomputed); the installed RECORD
+keeps the archive's own rows for files installed under the same path and writes only the others.
 """
 
 from __future__ import annotations
@@ -26,22 +32,80 @@ from kea.install.link import Linker
 
 SCHEME_KEYS = ("purelib", "platlib", "scripts", "data", "headers")
 _SKIP_IN_DIST_INFO = {"RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER", "REQUESTED"}
+_LIBS = ("purelib", "platlib")
+
+
+@dataclass
+class WheelLayout:
+    """An archive read and checked, with every file's place; nothing is staged yet."""
+
+    archive: Path
+    name: str  # canonical
+    display_name: str
+    version: str
+    dist_info: str  # directory name, e.g. foo-1.0.dist-info
+    root_key: str  # "purelib" or "platlib": where the dist-info goes
+    # (scheme key, rel under key, archive entry, its RECORD line if it can be kept as it is)
+    files: list[tuple[str, str, RecordEntry, str | None]]
+    launchers: list[tuple[str, bytes]]  # console/GUI launchers: (file name, content)
+
+    def top_levels(self, *, compile_bytecode: bool = False) -> list[tuple[str, str]]:
+        """(key, top-level name) of what this wheel puts in each scheme, except its dist-info.
+
+        These may be created in place when nothing is there yet (``kea.install.transaction``
+        decides). With ``compile_bytecode`` a top-level ``.py`` file of purelib/platlib is left
+        out: its ``.pyc`` would go to a shared ``__pycache__``, outside the entry.
+        """
+        tops: dict[tuple[str, str], None] = {}
+        for key, rel, _, _ in self.files:
+            top, sep, _ = rel.partition("/")
+            if key == self.root_key and top == self.dist_info:
+                continue
+            if not sep and compile_bytecode and key in _LIBS and top.endswith(".py"):
+                continue
+            tops[(key, top)] = None
+        for fname, _ in self.launchers:
+            tops[("scripts", fname)] = None
+        return list(tops)
 
 
 @dataclass
 class StagedWheel:
-    """A wheel laid out under ``stage`` (``stage/<scheme key>/<path>``), ready to commit."""
+    """A wheel laid out for its target, ready to commit (``kea.install.transaction``).
+
+    Where a file is (``staged_path``): the dist-info under ``stage/<dist-info>/``; an entry of
+    ``direct`` (``(key, top-level name)``) already in place under its scheme root; anything else
+    under ``stage/new/<key>/``.
+    """
 
     name: str  # canonical
     display_name: str
     version: str
-    stage: Path
+    stage: Path  # the package's staging directory
     dist_info: str  # directory name, e.g. foo-1.0.dist-info
     root_key: str  # "purelib" or "platlib": where the dist-info goes
-    files: dict[tuple[str, str], RecordEntry] = field(default_factory=dict)  # (key, rel) -> rec
+    roots: dict[str, str] = field(default_factory=dict)  # scheme key -> target directory
+    direct: frozenset[tuple[str, str]] = frozenset()
+    # RECORD rows kea writes: (key, rel) -> entry (data-scheme files, rewritten or generated ones)
+    files: dict[tuple[str, str], RecordEntry] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)  # root-key paths whose archive row is kept
+    kept_rows: list[str] = field(default_factory=list)  # those rows, as the archive has them
 
     def staged_path(self, key: str, rel: str) -> Path:
-        return self.stage / key / rel
+        return Path(_locate(self, key, rel))
+
+    def paths(self) -> list[tuple[str, str]]:
+        """(key, rel) of every file of the package."""
+        return [(self.root_key, p) for p in self.kept] + list(self.files)
+
+
+def _locate(staged: StagedWheel, key: str, rel: str) -> str:
+    top = rel.partition("/")[0]
+    if key == staged.root_key and top == staged.dist_info:
+        return f"{staged.stage}/{rel}"
+    if (key, top) in staged.direct:
+        return f"{staged.roots[key]}/{rel}"
+    return f"{staged.stage}/new/{key}/{rel}"
 
 
 def find_dist_info(archive: Path) -> Path:
@@ -85,105 +149,156 @@ def _entry_points(text: str, source: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def stage_wheel(
-    archive: Path,
-    stage: Path,
-    *,
-    scheme: Scheme,
-    executable: str,
-    linker: Linker,
-    direct_url: str | None = None,
-    requested: bool = True,
-) -> StagedWheel:
-    """Lay out ``archive`` under ``stage`` (which must not exist) for ``scheme``."""
+def read_wheel(archive: Path, executable: str) -> WheelLayout:
+    """Read ``archive``'s dist-info and check every path, before anything is created."""
     dist_info = find_dist_info(archive)
     di = dist_info.name
     label = archive.name
     try:
         wheel_text = (dist_info / "WHEEL").read_text("utf-8")
         meta = parse_metadata((dist_info / "METADATA").read_bytes(), source=f"{label}: METADATA")
-        record = parse_record((dist_info / "RECORD").read_text("utf-8"), source=f"{label}: RECORD")
+        record_text = (dist_info / "RECORD").read_text("utf-8")
     except OSError as e:
         raise KeaError(f"invalid wheel {label}: cannot read {e.filename}: {e.strerror}") from None
+    record = parse_record(record_text, source=f"{label}: RECORD")
     wheel_info = dict(parse_headers(wheel_text))
     purelib = wheel_info.get("root-is-purelib", "true").strip().lower() == "true"
     root_key = "purelib" if purelib else "platlib"
     data_prefix = di[: -len(".dist-info")] + ".data/"
+    di_prefix = di + "/"
 
-    # 1. Where every RECORD path goes, checked before anything is created.
-    plan: list[tuple[str, str, RecordEntry]] = []  # (scheme key, rel under key, archive entry)
-    for entry in record:
-        check_safe(entry.path, source=f"{label}: RECORD")
-        if entry.path.startswith(di + "/") and entry.path[len(di) + 1 :] in _SKIP_IN_DIST_INFO:
+    # Where every RECORD path goes. Whether each file is really in the archive is checked when
+    # it is linked (a missing one fails the install, which is then rolled back).
+    rows = _rows(record_text, record)
+    files: list[tuple[str, str, RecordEntry, str | None]] = []
+    for entry, row in zip(record, rows, strict=True):
+        path = entry.path
+        check_safe(path, source=f"{label}: RECORD")
+        if path.startswith(di_prefix) and path[len(di_prefix) :] in _SKIP_IN_DIST_INFO:
             continue
-        if entry.path.startswith(data_prefix):
-            key, _, rel = entry.path[len(data_prefix) :].partition("/")
+        if path.startswith(data_prefix):
+            key, _, rel = path[len(data_prefix) :].partition("/")
             if key not in SCHEME_KEYS or not rel:
-                raise KeaError(f"{label}: unknown .data scheme in {entry.path!r}")
+                raise KeaError(f"{label}: unknown .data scheme in {path!r}")
             check_safe(rel, source=f"{label}: RECORD")
             if key == "headers":
                 rel = f"{meta.name}/{rel}"
                 check_safe(rel, source=f"{label}: METADATA Name")
-            plan.append((key, rel, entry))
+            files.append((key, rel, entry, None))
         else:
-            plan.append((root_key, entry.path, entry))
-        if not os.path.isfile(archive / entry.path):
-            raise KeaError(f"invalid wheel {label}: {entry.path} is in RECORD but not in the wheel")
+            files.append((root_key, path, entry, row))
 
-    staged = StagedWheel(
-        name=meta.canonical_name,
-        display_name=meta.name,
-        version=meta.version,
-        stage=stage,
-        dist_info=di,
-        root_key=root_key,
-    )
-
-    # 2. One mkdir per directory, parents first.
-    dirs: set[str] = {key for key in SCHEME_KEYS}
-    for key, rel, _ in plan:
-        parent = os.path.dirname(rel)
-        while parent and f"{key}/{parent}" not in dirs:
-            dirs.add(f"{key}/{parent}")
-            parent = os.path.dirname(parent)
-    dirs.add(f"{root_key}/{di}")
-    try:
-        stage.mkdir(parents=True)
-        for d in sorted(dirs, key=lambda s: (s.count("/"), s)):
-            os.mkdir(stage / d)
-    except OSError as e:
-        raise KeaError(f"cannot create staging directory {stage}: {e.strerror}") from None
-
-    # 3. Files: link from the archive; scripts with #!python are rewritten copies.
-    shebang = _shebang(executable)
-    for key, rel, entry in plan:
-        src = str(archive / entry.path)
-        dst = str(stage / key / rel)
-        if key == "scripts":
-            with open(src, "rb") as f:
-                data = f.read()
-            if data.startswith(b"#!python"):
-                data = shebang + data.split(b"\n", 1)[1] if b"\n" in data else shebang
-                staged.files[(key, rel)] = RecordEntry("", hash_bytes(data), len(data))
-            else:
-                staged.files[(key, rel)] = entry
-            _write(dst, data, 0o755)
-            continue
-        linker.link(src, dst)
-        staged.files[(key, rel)] = entry
-
-    # 4. Launchers for console and GUI entry points.
+    launchers: list[tuple[str, bytes]] = []
     ep_path = dist_info / "entry_points.txt"
     if ep_path.is_file():
         from installer.scripts import Script
 
         for kind, name, module, attr in _entry_points(ep_path.read_text("utf-8"), label):
             script = Script(name, module, attr, section=kind)  # type: ignore[arg-type]
-            fname, data = script.generate(executable, "posix")
-            _write(str(stage / "scripts" / fname), data, 0o755)
-            staged.files[("scripts", fname)] = RecordEntry("", hash_bytes(data), len(data))
+            launchers.append(script.generate(executable, "posix"))
+    return WheelLayout(
+        archive=archive,
+        name=meta.canonical_name,
+        display_name=meta.name,
+        version=meta.version,
+        dist_info=di,
+        root_key=root_key,
+        files=files,
+        launchers=launchers,
+    )
 
-    # 5. Files kea writes into the dist-info.
+
+def stage_wheel(
+    layout: WheelLayout,
+    stage: Path,
+    *,
+    scheme: Scheme,
+    executable: str,
+    linker: Linker,
+    direct: frozenset[tuple[str, str]] = frozenset(),
+    direct_url: str | None = None,
+    requested: bool = True,
+) -> StagedWheel:
+    """Lay ``layout`` out: its dist-info and non-``direct`` entries under ``stage`` (an existing,
+    empty directory), its ``direct`` top-level entries in place (they must not exist yet)."""
+    di = layout.dist_info
+    root_key = layout.root_key
+    staged = StagedWheel(
+        name=layout.name,
+        display_name=layout.display_name,
+        version=layout.version,
+        stage=stage,
+        dist_info=di,
+        root_key=root_key,
+        roots={k: str(getattr(scheme, k)) for k in SCHEME_KEYS},
+        direct=direct,
+    )
+
+    # 1. Directories: one mkdir each, parents first; stage/new/<key> only where needed.
+    dirs: set[tuple[str, str]] = {(root_key, di)}
+    staged_keys: set[str] = set()
+    for key, rel, _, _ in layout.files:
+        top, sep, _ = rel.partition("/")
+        if (key, top) not in direct and not (key == root_key and top == di):
+            staged_keys.add(key)
+        if sep:
+            parent = os.path.dirname(rel)
+            while parent and (key, parent) not in dirs:
+                dirs.add((key, parent))
+                parent = os.path.dirname(parent)
+    if any(("scripts", fname) not in direct for fname, _ in layout.launchers):
+        staged_keys.add("scripts")
+    todo = [f"{stage}/new"] if staged_keys else []
+    todo += [f"{stage}/new/{key}" for key in sorted(staged_keys)]
+    todo += [_locate(staged, k, r) for k, r in sorted(dirs, key=lambda d: (d[1].count("/"), d))]
+    try:
+        for d in todo:
+            os.mkdir(d)
+    except OSError as e:
+        raise KeaError(f"cannot create directory {e.filename}: {e.strerror}") from None
+
+    # 2. Files: link from the archive; scripts with #!python are rewritten copies.
+    shebang = _shebang(executable)
+    arch = str(layout.archive)
+    locate = _locate
+    link = linker.link
+    files = staged.files
+    kept = staged.kept
+    kept_rows = staged.kept_rows
+    for key, rel, entry, row in layout.files:
+        src = f"{arch}/{entry.path}"
+        dst = locate(staged, key, rel)
+        if key == "scripts":
+            try:
+                with open(src, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                raise _missing(layout, entry.path) from None
+            if data.startswith(b"#!python"):
+                data = shebang + data.split(b"\n", 1)[1] if b"\n" in data else shebang
+                files[(key, rel)] = RecordEntry("", hash_bytes(data), len(data))
+            else:
+                files[(key, rel)] = entry
+            _write(dst, data, 0o755)
+            continue
+        try:
+            link(src, dst)
+        except KeaError:
+            if not os.path.isfile(src):
+                raise _missing(layout, entry.path) from None
+            raise
+        if row is not None:
+            kept.append(rel)
+            kept_rows.append(row)
+        else:
+            files[(key, rel)] = entry
+
+    # 3. Launchers for console and GUI entry points.
+    for fname, data in layout.launchers:
+        _write(locate(staged, "scripts", fname), data, 0o755)
+        files[("scripts", fname)] = RecordEntry("", hash_bytes(data), len(data))
+
+    # 4. Files kea writes into the dist-info.
     extra = {"INSTALLER": b"kea\n"}
     if requested:
         extra["REQUESTED"] = b""
@@ -191,9 +306,27 @@ def stage_wheel(
         extra["direct_url.json"] = direct_url.encode()
     for fname, data in extra.items():
         rel = f"{di}/{fname}"
-        _write(str(stage / root_key / rel), data, 0o644)
-        staged.files[(root_key, rel)] = RecordEntry("", hash_bytes(data), len(data))
+        _write(f"{stage}/{rel}", data, 0o644)
+        files[(root_key, rel)] = RecordEntry("", hash_bytes(data), len(data))
     return staged
+
+
+def _rows(text: str, record: list[RecordEntry]) -> list[str | None]:
+    """The archive's RECORD line of each entry, to be kept as it is; None where the line cannot
+    be matched to its entry without a CSV parser (quoting, odd line breaks)."""
+    if '"' not in text:
+        lines = [ln for ln in text.split("\n") if ln.partition(",")[0]]
+        if len(lines) == len(record):
+            lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+            if all(ln.partition(",")[0] == e.path for ln, e in zip(lines, record, strict=True)):
+                return list(lines)
+    return [None] * len(record)
+
+
+def _missing(layout: WheelLayout, path: str) -> KeaError:
+    return KeaError(
+        f"invalid wheel {layout.archive.name}: {path} is in RECORD but not in the wheel"
+    )
 
 
 def _write(path: str, data: bytes, mode: int) -> None:
@@ -205,9 +338,10 @@ def _write(path: str, data: bytes, mode: int) -> None:
     os.chmod(path, mode)
 
 
-def write_staged_record(staged: StagedWheel, scheme: Scheme) -> None:
-    """Write the dist-info's RECORD with the *installed* paths (relative to its root)."""
-    roots = {k: str(getattr(scheme, k)) for k in SCHEME_KEYS}
+def write_staged_record(staged: StagedWheel) -> None:
+    """Write the dist-info's RECORD with the *installed* paths (relative to its root): the
+    archive's own rows for files installed where the archive has them, then the other rows."""
+    roots = staged.roots
     base = roots[staged.root_key]
     rows: list[RecordEntry] = []
     for (key, rel), entry in sorted(staged.files.items()):
@@ -217,5 +351,6 @@ def write_staged_record(staged: StagedWheel, scheme: Scheme) -> None:
             path = os.path.relpath(os.path.join(roots[key], rel), base).replace(os.sep, "/")
         rows.append(RecordEntry(path, entry.hash, entry.size))
     rows.append(RecordEntry(f"{staged.dist_info}/RECORD", "", None))
-    data = write_record(rows).encode()
-    _write(str(staged.stage / staged.root_key / staged.dist_info / "RECORD"), data, 0o644)
+    kept = "\n".join(staged.kept_rows)
+    data = (kept + "\n" if kept else "") + write_record(rows)
+    _write(f"{staged.stage}/{staged.dist_info}/RECORD", data.encode(), 0o644)
