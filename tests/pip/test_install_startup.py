@@ -3,9 +3,9 @@
 A no-op install (everything already installed) answers from the installed metadata: no event
 loop, no network stack, no resolver bridge, no cache. A resolve whose index pages and metadata
 are all fresh in the HTTP cache (``Cache-Control: max-age``) answers from the cache without
-importing aiohttp or building a TLS context, as ``--offline`` does. Each check runs kea in a
-fresh interpreter and reads its ``sys.modules`` afterwards; a control case (stale pages) shows
-the check does see aiohttp when the network is really used.
+importing kea.http or aiohttp, or building a TLS context, as ``--offline`` does. Each check runs
+kea in a fresh interpreter and reads its ``sys.modules`` afterwards; a control case (stale
+pages) shows the check does see aiohttp when the network is really used.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ NOOP_FORBIDDEN = (
     "kea.resolver.provider", "kea.index.client",
 )  # fmt: skip
 # Modules a resolve answered from a fresh cache must not import.
-FRESH_FORBIDDEN = ("aiohttp", "yarl", "multidict", "truststore", "rich", "urllib.request")
+FRESH_FORBIDDEN = (
+    "aiohttp", "yarl", "multidict", "truststore", "rich", "urllib.request", "email", "kea.http",
+)  # fmt: skip
 
 _RUNNER = """
 import json, sys
@@ -132,6 +134,6 @@ def test_stale_cache_resolve_does_use_the_network(
     assert code == 0, stderr
     assert "Would install 3 packages" in stderr, stderr
     assert len(universe.requests) > before
-    assert "aiohttp" in modules
+    assert "aiohttp" in modules and "kea.http.client" in modules
     # plain http: no TLS context was built, so truststore was never needed
     assert "truststore" not in modules

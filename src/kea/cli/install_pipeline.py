@@ -234,13 +234,23 @@ def _expected_hashes(file: Any, allowed: frozenset[str] | None) -> dict[str, str
 
 @contextlib.asynccontextmanager
 async def _open_index(settings: Settings, cache: Any) -> AsyncIterator[Any]:
-    """The run's IndexClient; with ``--offline`` no HTTP client is even created."""
+    """The run's IndexClient. Its HTTP client is made on the first request that needs the
+    network (never with ``--offline``): a resolve answered from a fresh cache imports neither
+    kea.http nor aiohttp."""
     from kea.index.client import IndexClient
 
-    if settings.offline:
-        yield IndexClient(settings, None, cache)
-        return
-    from kea.http.client import HttpClient
+    opened: list[Any] = []
 
-    async with HttpClient(settings) as http:
-        yield IndexClient(settings, http, cache)
+    async def connect() -> Any:
+        from kea.http.client import HttpClient
+
+        http = HttpClient(settings)
+        await http.open()
+        opened.append(http)
+        return http
+
+    try:
+        yield IndexClient(settings, None, cache, connect=connect)
+    finally:
+        for http in opened:
+            await http.close()

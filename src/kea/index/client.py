@@ -78,7 +78,9 @@ class IndexClient:
     for the installer.
 
     ``http`` may be None for a run that must not touch the network (``--offline``); then only
-    the cache and local sources are used.
+    the cache and local sources are used. Or ``connect`` makes the HTTP client on the first
+    request that needs one (once, shared by all tasks): a run answered wholly from a fresh cache
+    then never imports kea.http, aiohttp or ssl contexts. The caller closes what it made.
     """
 
     def __init__(
@@ -89,11 +91,13 @@ class IndexClient:
         *,
         refresh: bool = False,
         refresh_packages: Iterable[str] = (),
+        connect: Callable[[], Awaitable[HttpClient]] | None = None,
     ) -> None:
         self.settings = settings
         self.http = http
         self.cache = cache
-        self.offline = settings.offline or http is None
+        self._connect = None if settings.offline else connect
+        self.offline = settings.offline or (http is None and self._connect is None)
         self.strategy = settings.index_strategy
         self.indexes = [i for i in settings.indexes if not i.explicit]
         self.refresh = refresh
@@ -179,13 +183,14 @@ class IndexClient:
         if entry is not None and (self.offline or (entry.is_fresh() and not forced)):
             log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
             return None if entry.missing else entry.page
-        if self.offline or self.http is None:
+        http = await self._http()
+        if http is None:
             return None
         url = index_url.rstrip("/") + "/" + name + "/"
         headers = {"Accept": ACCEPT}
         if entry is not None:
             headers.update(entry.validators())
-        resp = await self.http.get(url, headers=headers, purpose="page")
+        resp = await http.get(url, headers=headers, purpose="page")
         if resp.status == 304 and entry is not None:
             touch_page(self.cache, index_url, entry, resp.headers)
             log.debug("%s: not modified (%s)", name, redact_url(resp.url))
@@ -228,10 +233,11 @@ class IndexClient:
     async def _scan_find_links(self, location: str) -> dict[str, ProjectPage]:
         if is_local(location):
             return await asyncio.to_thread(scan_local_find_links, location)
-        if self.offline or self.http is None:
+        http = await self._http()
+        if http is None:
             log.warning("skipping find-links page %s (--offline)", redact_url(location))
             return {}
-        resp = await self.http.get(location, headers={"Accept": "text/html"}, purpose="page")
+        resp = await http.get(location, headers={"Accept": "text/html"}, purpose="page")
         resp.raise_for_status()
         _, charset = split_content_type(header(resp.headers, "Content-Type"))
         return parse_find_links_page(resp.body, resp.url, charset)
@@ -269,7 +275,7 @@ class IndexClient:
         archive = self.cache.find_archive(file.filename, url=file.url, hashes=file.hashes)
         if archive is not None:
             return metadata_from_archive(archive, file.filename)
-        http = self._need_http(f"metadata of {file.filename}")
+        http = await self._need_http(f"metadata of {file.filename}")
         if file.has_metadata_file:
             resp = await http.get(file.metadata_url, purpose="metadata")
             if resp.status == 200:
@@ -316,20 +322,29 @@ class IndexClient:
         archive = self.cache.find_archive(file.filename, url=file.url, hashes=file.hashes)
         if archive is not None:
             return archive
-        http = self._need_http(file.filename)
+        http = await self._need_http(file.filename)
         async with http.stream(file.url, purpose="file") as stream:
             stream.raise_for_status()
             return await self.cache.store_wheel(
                 stream.iter_chunks(), file.filename, file.hashes, url=file.url
             )
 
-    def _need_http(self, what: str) -> HttpClient:
-        if self.offline or self.http is None:
+    async def _http(self) -> HttpClient | None:
+        """The run's HTTP client (made now if it is made on demand); None when offline."""
+        if self.offline:
+            return None
+        if self.http is None and self._connect is not None:
+            self.http = await self._once("http", "", self._connect)
+        return self.http
+
+    async def _need_http(self, what: str) -> HttpClient:
+        http = await self._http()
+        if http is None:
             raise OfflineMiss(
                 f"{what} is not in the cache, and network access is disabled (--offline)",
                 hint="run once without --offline to fill the cache",
             )
-        return self.http
+        return http
 
 
 def _auth_errors() -> tuple[type[BaseException], ...]:
