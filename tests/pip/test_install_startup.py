@@ -25,7 +25,7 @@ from tests.pip.wheelmaker import build_wheel
 NOOP_FORBIDDEN = (
     "asyncio", "ssl", "socket", "aiohttp", "truststore", "rich", "email", "urllib.request",
     "shutil", "bz2", "lzma", "zipfile", "tempfile", "kea.http", "kea.cache",
-    "kea.resolver.provider", "kea.index.client",
+    "kea.resolver.provider", "kea.index.client", "kea.cli.install_pipeline",
 )  # fmt: skip
 # Modules a resolve answered from a fresh cache must not import.
 FRESH_FORBIDDEN = (

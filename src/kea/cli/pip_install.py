@@ -71,7 +71,6 @@ def install(**params: Any) -> None:
 def run_install(params: dict[str, Any]) -> None:
     """The whole of ``kea pip install`` after click parsed the options."""
     from kea.cli.install_output import elapsed, packages, say
-    from kea.cli.install_pipeline import resolve_and_install
     from kea.cli.install_request import (
         InstallOptions,
         audit_installed,
@@ -93,4 +92,6 @@ def run_install(params: dict[str, Any]) -> None:
     if audited is not None:
         say(f"Audited {packages(audited)} in {elapsed(time.perf_counter() - started)}")
         return
+    from kea.cli.install_pipeline import resolve_and_install  # not needed by a no-op
+
     resolve_and_install(request, options, settings, target, installed, started)
