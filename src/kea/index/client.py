@@ -38,6 +38,7 @@ from kea.index.findlinks import (
 from kea.index.models import DistFile, ProjectPage, normalize_name
 from kea.index.page import ACCEPT, header, parse_project_page, split_content_type
 from kea.index.pagecache import (
+    CachedPage,
     load_metadata,
     load_page,
     max_age,
@@ -121,6 +122,14 @@ class IndexClient:
         result: T = await asyncio.shield(fut)
         return result
 
+    def _remember(self, kind: str, key: str, value: T) -> T:
+        """Record an answer found without any waiting (a cache hit) as the shared result of
+        (kind, key): no task is made, nothing is scheduled on the loop."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.set_result(value)
+        self._tasks[(kind, key)] = fut
+        return value
+
     # -- project pages -----------------------------------------------------------------------
     async def project_pages(self, name: str) -> list[ProjectPage]:
         """The pages listing ``name``: find-links first, then indexes per the strategy.
@@ -173,16 +182,24 @@ class IndexClient:
     async def index_page(self, index_url: str, name: str) -> ProjectPage | None:
         """The page of ``name`` on one index; None when the index does not have it (404)."""
         name = normalize_name(name)
-        return await self._once("page", f"{index_url}\0{name}", lambda: self._page(index_url, name))
-
-    async def _page(self, index_url: str, name: str) -> ProjectPage | None:
-        if is_local(index_url):
-            return await asyncio.to_thread(file_index_page, index_url, name)
+        key = f"{index_url}\0{name}"
+        if ("page", key) in self._tasks or is_local(index_url):
+            return await self._once("page", key, lambda: self._page(index_url, name, None))
+        # A page fresh in the cache is answered right here (no task: a warm resolve asks for
+        # about a hundred); anything else goes to one shared task, with the entry already read.
         entry = load_page(self.cache, index_url, name)
         forced = self.refresh or name in self.refresh_packages
         if entry is not None and (self.offline or (entry.is_fresh() and not forced)):
             log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
-            return None if entry.missing else entry.page
+            return self._remember("page", key, None if entry.missing else entry.page)
+        return await self._once("page", key, lambda: self._page(index_url, name, entry))
+
+    async def _page(
+        self, index_url: str, name: str, entry: CachedPage | None
+    ) -> ProjectPage | None:
+        """Fetch (or revalidate ``entry``, the page as cached, which is not fresh) one page."""
+        if is_local(index_url):
+            return await asyncio.to_thread(file_index_page, index_url, name)
         http = await self._http()
         if http is None:
             return None
@@ -245,14 +262,16 @@ class IndexClient:
     # -- metadata ----------------------------------------------------------------------------
     async def metadata(self, name: str, file: DistFile) -> CoreMetadata:
         """Core metadata of one distribution file (see the module docstring for the order)."""
+        if ("metadata", file.url) not in self._tasks:
+            cached = load_metadata(self.cache, file)
+            if cached is not None:
+                return self._remember("metadata", file.url, cached)
         return await self._once("metadata", file.url, lambda: self._metadata(name, file))
 
     async def _metadata(self, name: str, file: DistFile) -> CoreMetadata:
+        """Metadata not in the cache: fetched, checked, parsed and stored."""
         from kea.dist.metadata import parse_metadata
 
-        cached = load_metadata(self.cache, file)
-        if cached is not None:
-            return cached
         data = await self.metadata_bytes(file)
         meta = parse_metadata(data, source=file.filename)
         if normalize_name(meta.name) != normalize_name(name):
