@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +170,8 @@ def user_config_path(env: Mapping[str, str]) -> Path:
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only when a config file exists: most runs (and every benchmark) have none
+
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

@@ -24,7 +24,7 @@ from tests.pip.wheelmaker import build_wheel
 # Modules the no-op path must not import (each costs milliseconds at start-up).
 NOOP_FORBIDDEN = (
     "asyncio", "ssl", "socket", "aiohttp", "truststore", "rich", "email", "urllib.request",
-    "shutil", "bz2", "lzma", "zipfile", "tempfile", "kea.http", "kea.cache",
+    "shutil", "bz2", "lzma", "zipfile", "tempfile", "tomllib", "kea.http", "kea.cache",
     "kea.resolver.provider", "kea.index.client", "kea.cli.install_pipeline",
 )  # fmt: skip
 # Modules a resolve answered from a fresh cache must not import.
