@@ -46,6 +46,8 @@ def is_safe_relpath(path: str) -> bool:
         return False
     if len(path) > 1 and path[1] == ":":
         return False
+    if ".." not in path:
+        return True  # no part can be ".." (and a parsed path never has an empty part)
     parts = PurePosixPath(path).parts
     return ".." not in parts and "" not in parts
 

@@ -396,12 +396,9 @@ class EnvTransaction:
             if staged is not None:
                 di_rel = staged.dist_info
                 for key in SCHEME_KEYS:
-                    src_root = str(staged.stage / "new" / key)
-                    try:
-                        if not os.listdir(src_root):
-                            continue
-                    except FileNotFoundError:
+                    if key not in staged.staged_keys:
                         continue
+                    src_root = str(staged.stage / "new" / key)
                     dst_root = str(self._roots[key])
                     self._makedirs(journal, dst_root)
                     self._place(journal, src_root, dst_root, displace)

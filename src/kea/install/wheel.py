@@ -90,6 +90,7 @@ class StagedWheel:
     files: dict[tuple[str, str], RecordEntry] = field(default_factory=dict)
     kept: list[str] = field(default_factory=list)  # root-key paths whose archive row is kept
     kept_rows: list[str] = field(default_factory=list)  # those rows, as the archive has them
+    staged_keys: frozenset[str] = frozenset()  # keys with entries under stage/new/<key>/
 
     def staged_path(self, key: str, rel: str) -> Path:
         return Path(_locate(self, key, rel))
@@ -248,6 +249,7 @@ def stage_wheel(
                 parent = os.path.dirname(parent)
     if any(("scripts", fname) not in direct for fname, _ in layout.launchers):
         staged_keys.add("scripts")
+    staged.staged_keys = frozenset(staged_keys)
     todo = [f"{stage}/new"] if staged_keys else []
     todo += [f"{stage}/new/{key}" for key in sorted(staged_keys)]
     todo += [_locate(staged, k, r) for k, r in sorted(dirs, key=lambda d: (d[1].count("/"), d))]
