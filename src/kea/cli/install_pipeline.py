@@ -65,6 +65,7 @@ async def _pipeline(
         only_binary=options.only_binary,
         no_binary=options.no_binary,
         index_strategy=settings.index_strategy,
+        fetch_early=not request.dry_run,  # pinned wheels start downloading while resolving
     )
     async with _open_index(settings, cache) as index:
         chosen = await resolve_request(spec, index, target.interpreter)
