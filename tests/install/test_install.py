@@ -173,3 +173,24 @@ def test_target_dir_install(tmp_path: Path, venv: Path) -> None:
     assert (dest / "demo_pkg" / "__init__.py").is_file()
     assert (dest / "bin" / "demo-cli").is_file()
     assert (dest / "demo_pkg-1.0.dist-info" / "RECORD").is_file()
+
+
+def test_failed_staging_removes_entries_created_in_place(tmp_path: Path, venv: Path) -> None:
+    # "fine" and "gone" are laid out in place (nothing there yet); "gone" lacks a file its RECORD
+    # lists, which is found while linking: the whole run is undone, "fine" included.
+    target = target_of(venv, tmp_path / "cache")
+    fine = archive(tmp_path, "fine", "1.0", console_scripts={"fine-cli": "fine:main"})
+    gone = archive(
+        tmp_path,
+        "gone",
+        "1.0",
+        files={"gone/__init__.py": "", "gone/sub/there.py": "", "gone/sub/zz_missing.py": ""},
+    )
+    (gone / "gone" / "sub" / "zz_missing.py").unlink()
+    with pytest.raises(KeaError, match=r"zz_missing\.py is in RECORD but not in the wheel"):
+        install(target, WantedDist("fine", "1.0", fine), WantedDist("gone", "1.0", gone))
+    assert list(site_packages(venv).iterdir()) == []
+    assert not (venv / "bin" / "fine-cli").exists()
+    assert installed_dists(target) == {}
+    install(target, WantedDist("fine", "1.0", fine))
+    assert py(venv, "import fine; print(fine.VERSION)") == "1.0"

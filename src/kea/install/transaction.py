@@ -167,6 +167,9 @@ class EnvTransaction:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        for journal in self._journals.values():  # packages staged but never committed
+            journal.close()
+        self._journals.clear()
         try:
             # Uncommitted packages of this run (an error or Ctrl-C mid-way) are rolled back.
             self.recover()
