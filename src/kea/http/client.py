@@ -22,6 +22,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -62,6 +64,49 @@ POOL_LIMIT = 100
 POOL_LIMIT_PER_HOST = 16
 # Headers that belong to one origin and are dropped when a redirect leaves it.
 ORIGIN_BOUND_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization")
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def _trusting_nothing(*args: object, **kwargs: object) -> ssl.SSLContext:
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, but trusts no CA: fails closed
+
+
+def _no_default_paths(self: ssl.SSLContext) -> None:
+    return None
+
+
+def import_aiohttp() -> None:
+    """Import aiohttp without the two default SSL contexts its connector module builds at
+    import time (each loads the system CA store: ``set_default_verify_paths``, tens of ms).
+
+    kea never lets aiohttp use them: every request that makes a TLS handshake passes kea's own
+    context (``HttpClient._ssl_for``), or False for an allowed insecure host, which takes
+    aiohttp's unverified context (it verifies nothing, so it needs no CA). While aiohttp is
+    imported, ``ssl.create_default_context`` gives a context that trusts no CA and
+    ``SSLContext.set_default_verify_paths`` does nothing; both are restored right after. Should
+    anything ever use aiohttp's verified default after all, verification fails (closed), it is
+    never skipped. A no-op when aiohttp is already imported (``kea serve``, tests).
+    """
+    if "aiohttp.connector" in sys.modules:
+        return
+    with _IMPORT_LOCK:
+        if "aiohttp.connector" in sys.modules:
+            return
+        create = ssl.create_default_context
+        own = "set_default_verify_paths" in vars(ssl.SSLContext)
+        paths = vars(ssl.SSLContext).get("set_default_verify_paths")
+        setattr(ssl, "create_default_context", _trusting_nothing)  # noqa: B010
+        setattr(ssl.SSLContext, "set_default_verify_paths", _no_default_paths)  # noqa: B010
+        try:
+            import aiohttp  # noqa: F401
+        finally:
+            setattr(ssl, "create_default_context", create)  # noqa: B010
+            if own:
+                setattr(ssl.SSLContext, "set_default_verify_paths", paths)  # noqa: B010
+            else:
+                delattr(ssl.SSLContext, "set_default_verify_paths")
 
 
 def _user_agent() -> str:
@@ -118,6 +163,7 @@ class HttpClient:
         if self._state != "open":
             raise RuntimeError("HttpClient used outside `async with`")
         if self._session is None:
+            import_aiohttp()
             import aiohttp
 
             # Every TLS connection gets its context per request (see _ssl_for); the
@@ -176,11 +222,11 @@ class HttpClient:
     ) -> Response:
         """GET ``url`` following redirects; the body is read. Non-2xx statuses are returned
         (call ``raise_for_status``); network, TLS and redirect failures raise HttpError."""
-        import aiohttp
-
         attempt = 0
         while True:
             outcome = await self._chain(url, headers, purpose)
+            import aiohttp  # imported (lean) by the first request's session
+
             try:
                 body = await outcome.raw.read()
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as e:
@@ -374,9 +420,9 @@ class HttpClient:
     ) -> tuple[aiohttp.ClientResponse, int, float]:
         """Send one GET (retrying connect errors and 5xx/429); return (response, attempts,
         seconds). The response body is not read."""
+        session = self._session_now()
         import aiohttp
 
-        session = self._session_now()
         req_headers = dict(headers)
         if decision.credentials is not None:
             req_headers["Authorization"] = decision.credentials.basic_header()
