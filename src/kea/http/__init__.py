@@ -8,5 +8,5 @@
 - ``kea.http.proxy`` / ``kea.http.tls`` / ``kea.http.retry``: proxies from the environment,
   the TLS context, backoff and ``Retry-After``.
 
-Import ``kea.http.client`` freely: aiohttp itself is imported only when a client opens.
+Import ``kea.http.client`` freely: aiohttp itself is imported only for a first request.
 """

@@ -13,7 +13,8 @@ kea follows redirects itself (aiohttp's following is off) and decides, hop by ho
 credentials go on each request (``kea.auth.store``): same origin keeps them, another origin gets a
 fresh lookup and never the previous origin's secrets, an https → http hop gets nothing, a 401 on a
 request without credentials is retried once, to the URL that answered it, with what a full lookup
-finds. aiohttp is imported only when a client is opened.
+finds. aiohttp is imported (see ``import_aiohttp``) and the TLS context built only for the
+first request, so opening a client that never sends one costs nothing.
 """
 
 from __future__ import annotations
