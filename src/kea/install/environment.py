@@ -112,13 +112,30 @@ def default_cache_dir() -> Path:
 
 
 def _identity(executable: str) -> list[int]:
+    """What the facts of ``executable`` depend on, besides its path: the interpreter binary
+    itself (symlinks followed) and the content of the ``pyvenv.cfg`` next to it, if any.
+
+    Not the venv's symlink: a venv made again at the same path for the same interpreter (as
+    benchmarks and CI do before every run) has the same facts, and must not cost a probe of
+    the interpreter each time. Another base interpreter, an upgraded one, or other venv
+    options (``pyvenv.cfg``: ``home``, ``include-system-site-packages``) ask again.
+    """
     st = os.stat(executable)
-    try:
-        lst = os.lstat(executable)
-        link_mtime = lst.st_mtime_ns
-    except OSError:
-        link_mtime = 0
-    return [st.st_mtime_ns, st.st_size, st.st_ino, link_mtime]
+    return [st.st_mtime_ns, st.st_size, st.st_ino, _venv_cfg_digest(executable)]
+
+
+def _venv_cfg_digest(executable: str) -> int:
+    """64 bits of the sha256 of the ``pyvenv.cfg`` Python would read for ``executable`` (in
+    its directory or the parent), or 0 when there is none."""
+    bindir = os.path.dirname(executable)
+    for directory in (bindir, os.path.dirname(bindir)):
+        try:
+            with open(os.path.join(directory, "pyvenv.cfg"), "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
+    return 0
 
 
 def _packaging_dir() -> str:

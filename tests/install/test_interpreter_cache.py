@@ -1,0 +1,55 @@
+"""Interpreter facts survive a venv made again at the same path (benchmarks and CI do that before
+every run), and are asked again when the venv's options or its interpreter differ."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from kea.install.environment import query_interpreter
+from tests.install.conftest import run_kea
+
+
+def _tamper(cache: Path) -> None:
+    """Mark the one cached entry, so a later answer shows whether it came from the cache."""
+    (entry,) = list(cache.iterdir())
+    data = json.loads(entry.read_text())
+    data["info"]["python_full_version"] = "3.99.0"
+    entry.write_text(json.dumps(data))
+
+
+def test_facts_are_reused_for_a_venv_made_again_at_the_same_path(
+    tmp_path: Path, make_venv: Callable[[str], Path], kea_env: dict[str, str]
+) -> None:
+    cache = tmp_path / "facts"
+    venv = make_venv("venv")
+    python = venv / "bin" / "python"
+    first = query_interpreter(python, cache)
+    assert first.is_venv and Path(first.prefix) == venv
+    _tamper(cache)
+
+    shutil.rmtree(venv)
+    make_venv("venv")  # a new symlink, a new pyvenv.cfg with the same content
+    again = query_interpreter(python, cache)
+    assert again.python_full_version == "3.99.0"  # from the cache: no probe
+    assert again.paths == first.paths and again.sys_path == first.sys_path
+
+    # other options of the venv: asked again (and the answer reflects them)
+    shutil.rmtree(venv)
+    run_kea("venv", "--system-site-packages", str(venv), env=kea_env)
+    other = query_interpreter(python, cache)
+    assert other.python_full_version == first.python_full_version
+    assert len(other.sys_path) > len(first.sys_path)  # the base's site-packages are visible
+
+
+def test_facts_are_asked_again_when_pyvenv_cfg_changes(tmp_path: Path, venv: Path) -> None:
+    cache = tmp_path / "facts"
+    python = venv / "bin" / "python"
+    first = query_interpreter(python, cache)
+    _tamper(cache)
+    assert query_interpreter(python, cache).python_full_version == "3.99.0"
+    cfg = venv / "pyvenv.cfg"
+    cfg.write_text(cfg.read_text() + "prompt = changed\n")
+    assert query_interpreter(python, cache).python_full_version == first.python_full_version
