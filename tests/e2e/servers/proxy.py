@@ -53,14 +53,7 @@ class ForwardProxy:
                     name, _, value = line.partition(":")
                     headers.append((name.strip(), value.strip()))
             lower = {k.lower(): v for k, v in headers}
-            seen = Seen(
-                server=self.label,
-                method=method,
-                path=target,
-                authorization=lower.get("authorization"),
-                proxy_authorization=lower.get("proxy-authorization"),
-                cookie=lower.get("cookie"),
-            )
+            seen = Seen.of(self.label, method, target, lower)
             self.seen_all.append(seen)
             user, password = decode_basic(seen.proxy_authorization)
             length = int(lower.get("content-length", "0") or 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -33,6 +34,19 @@ class Seen:
     proxy_authorization: str | None = None
     cookie: str | None = None
     status: int | None = None  # what the server answered
+
+    @classmethod
+    def of(cls, server: str, method: str, path: str, headers: Mapping[str, str]) -> Seen:
+        """The request as seen, with its credential headers (names matched in any case)."""
+        lower = {k.lower(): v for k, v in headers.items()}
+        return cls(
+            server=server,
+            method=method,
+            path=path,
+            authorization=lower.get("authorization"),
+            proxy_authorization=lower.get("proxy-authorization"),
+            cookie=lower.get("cookie"),
+        )
 
     @property
     def user(self) -> str | None:

@@ -156,14 +156,7 @@ class ScriptHost:
         return int(runner.addresses[0][1])
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        seen = Seen(
-            server=self.label,
-            method=request.method,
-            path=request.raw_path,
-            authorization=request.headers.get("Authorization"),
-            proxy_authorization=request.headers.get("Proxy-Authorization"),
-            cookie=request.headers.get("Cookie"),
-        )
+        seen = Seen.of(self.label, request.method, request.raw_path, request.headers)
         self.seen_all.append(seen)
         await request.read()
         path = request.raw_path.split("?", 1)[0]
