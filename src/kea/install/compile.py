@@ -17,10 +17,23 @@ from kea.errors import KeaError
 from kea.install.environment import Scheme
 from kea.install.wheel import StagedWheel
 
+# The child must not outlive kea: a kea killed mid-compile (SIGKILL, OOM) is rolled back by the
+# next kea command, and a compiler still running would write __pycache__ directories back into
+# what was just removed. On Linux the kernel kills it with its parent (PR_SET_PDEATHSIG); the
+# parent-pid check before every file covers the start-up race and other systems.
 _SCRIPT = r"""
-import json, py_compile, sys, importlib.util
+import json, os, py_compile, sys, importlib.util
+parent = int(sys.argv[1])
+if sys.platform.startswith("linux"):
+    try:
+        import ctypes, signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 out = []
 for src, final in json.load(sys.stdin):
+    if os.getppid() != parent:
+        sys.exit(3)  # kea is gone: write nothing more
     cfile = importlib.util.cache_from_source(src)
     try:
         py_compile.compile(src, cfile=cfile, dfile=final, doraise=True,
@@ -53,7 +66,7 @@ def compile_staged(
 
     def run(chunk: list[tuple[str, str]]) -> list[str]:
         proc = subprocess.run(
-            [python, "-I", "-c", _SCRIPT],
+            [python, "-I", "-c", _SCRIPT, str(os.getpid())],
             input=json.dumps(chunk).encode(),
             capture_output=True,
         )
