@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +44,8 @@ _TOP_KEYS = frozenset(
         "http-timeout",
         "http-retries",
         "offline",
+        "refresh",
+        "refresh-package",
         "native-tls",
         "link-mode",
         "compile-bytecode",
@@ -93,6 +95,8 @@ class Settings:
     cache_dir: Path | None = None
     no_cache: bool = False
     offline: bool = False
+    refresh: bool = False  # revalidate every cached index page this run (ignored offline)
+    refresh_packages: list[str] = field(default_factory=list)  # ... only these projects' pages
     native_tls: bool = True
     verbosity: int = 0
     quiet: int = 0
@@ -246,7 +250,8 @@ def load_settings(
     ``cli`` keys (all optional): ``index`` (list of str), ``default_index``, ``index_url``,
     ``extra_index_url`` (list), ``find_links`` (list), ``no_index``, ``keyring_provider``,
     ``index_strategy``, ``allow_insecure_host`` (list), ``cache_dir``, ``no_cache``, ``offline``,
-    ``no_config``, ``verbosity``, ``quiet``, ``color``, ``no_progress``, ``config_file``.
+    ``no_config``, ``verbosity``, ``quiet``, ``color``, ``no_progress``, ``config_file``,
+    ``refresh`` (True, False for ``--no-refresh``, None), ``refresh_package`` (list).
     """
     cli = dict(cli or {})
     env = dict(os.environ if env is None else env)
@@ -415,11 +420,56 @@ def load_settings(
     s.offline = (
         bool(cli.get("offline")) or _truthy(env.get("KEA_OFFLINE")) or bool(from_files("offline"))
     )
+    _refresh(s, cli, env, from_files)
     for key in ("link-mode", "compile-bytecode", "prerelease", "resolution", "exclude-newer"):
         value = from_files(key)
         if value is not None:
             s.extra[key] = value
     return s
+
+
+_PROJECT_NAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+def _refresh(
+    s: Settings, cli: Mapping[str, Any], env: Mapping[str, str], from_files: Callable[[str], Any]
+) -> None:
+    """``--refresh`` / ``--refresh-package``, ``KEA_REFRESH`` / ``KEA_REFRESH_PACKAGE``,
+    ``refresh`` / ``refresh-package`` in a file. As uv: ``--refresh`` and ``--offline`` both on
+    the command line contradict each other (a usage error); an offline run that gets a refresh
+    any other way ignores it (the index client says so)."""
+    flag = cli.get("refresh")
+    if flag is not None:
+        s.refresh = bool(flag)
+    elif env.get("KEA_REFRESH"):
+        s.refresh = _truthy(env["KEA_REFRESH"])
+    else:
+        value = from_files("refresh")
+        if value is not None and not isinstance(value, bool):
+            raise UsageError(f"refresh = {value!r}: expected true or false")
+        s.refresh = bool(value)
+    if s.refresh and flag and cli.get("offline"):
+        raise UsageError(
+            "--refresh and --offline contradict each other",
+            hint="--refresh asks the index again for every page; --offline never asks: drop one",
+        )
+    names, source = list(cli.get("refresh_package") or ()), "--refresh-package"
+    if not names:
+        names, source = _split_env_list(env.get("KEA_REFRESH_PACKAGE")), "KEA_REFRESH_PACKAGE"
+    if not names:
+        value, source = from_files("refresh-package") or [], "refresh-package"
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"refresh-package = {value!r}: expected a list of project names")
+        names = value
+    for name in names:
+        if not _PROJECT_NAME_RE.fullmatch(name):
+            raise UsageError(
+                f"{source}: {name!r} is not a project name",
+                hint="a project name as on the index, e.g. requests or typing-extensions",
+            )
+    s.refresh_packages = names
 
 
 def _number(value: Any, default: float) -> float:

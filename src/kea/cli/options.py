@@ -31,6 +31,8 @@ SETTINGS_KEYS = (
     "quiet",
     "color",
     "no_progress",
+    "refresh",
+    "refresh_package",
 )
 
 
@@ -69,6 +71,25 @@ def index_options(f: F) -> F:
         click.option("--keyring-provider", type=click.Choice(KEYRING_VALUES), default=None),
         click.option("--allow-insecure-host", multiple=True, help="Skip TLS checks for a host."),
     ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def refresh_options(f: F) -> F:
+    """``--refresh`` / ``--refresh-package`` (uv's): revalidate cached index pages this run."""
+    decorators = [
+        click.option(
+            "--refresh/--no-refresh", default=None,
+            help="Revalidate every cached index page with the index (ETag / Last-Modified) "
+            "instead of trusting its max-age. An error with --offline (they contradict); "
+            "KEA_REFRESH or a config file's refresh = true is ignored when offline.",
+        ),
+        click.option(
+            "--refresh-package", multiple=True, metavar="NAME",
+            help="Like --refresh, for this project's pages only (repeatable; ignored offline).",
+        ),
+    ]  # fmt: skip
     for d in reversed(decorators):
         f = d(f)
     return f

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from kea.cli.options import global_options, index_options
+from kea.cli.options import global_options, index_options, refresh_options
 from kea.cli.target_options import target_options
 
 PRERELEASE = ("disallow", "allow", "if-necessary", "explicit", "if-necessary-or-explicit")
@@ -63,6 +63,7 @@ LINK_MODES = ("clone", "hardlink", "copy", "symlink")
 )  # fmt: skip
 @target_options
 @index_options
+@refresh_options
 @global_options
 def install(**params: Any) -> None:
     run_install(params)

@@ -101,8 +101,15 @@ class IndexClient:
         self.offline = settings.offline or (http is None and self._connect is None)
         self.strategy = settings.index_strategy
         self.indexes = [i for i in settings.indexes if not i.explicit]
-        self.refresh = refresh
-        self.refresh_packages = {normalize_name(n) for n in refresh_packages}
+        # --refresh / --refresh-package (or the settings' env/file forms): a cached page of these
+        # is revalidated even while fresh. Offline nothing can be asked: the cache answers.
+        self.refresh = refresh or settings.refresh
+        self.refresh_packages = {
+            normalize_name(n) for n in (*refresh_packages, *settings.refresh_packages)
+        }
+        if settings.offline and (self.refresh or self.refresh_packages):
+            what = "--refresh" if self.refresh else "--refresh-package"
+            log.warning("%s is ignored: network access is disabled (--offline)", what)
         # name -> errors (401/403) met on some index while others answered; for hints.
         self.auth_failures: dict[str, list[KeaError]] = {}
         self._tasks: dict[tuple[str, str], asyncio.Future[Any]] = {}
