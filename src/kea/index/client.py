@@ -195,11 +195,23 @@ class IndexClient:
         # A page fresh in the cache is answered right here (no task: a warm resolve asks for
         # about a hundred); anything else goes to one shared task, with the entry already read.
         entry = load_page(self.cache, index_url, name)
-        forced = self.refresh or name in self.refresh_packages
-        if entry is not None and (self.offline or (entry.is_fresh() and not forced)):
+        if entry is not None and (self.offline or (entry.is_fresh() and not self.refreshed(name))):
             log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
             return self._remember("page", key, None if entry.missing else entry.page)
         return await self._once("page", key, lambda: self._page(index_url, name, entry))
+
+    def refreshed(self, name: str) -> bool:
+        """Whether ``--refresh`` / ``--refresh-package`` covers the project ``name`` (normalised)
+        in this run: nothing cached about it is trusted without asking the index."""
+        return not self.offline and (self.refresh or name in self.refresh_packages)
+
+    def _url_keyed_stale(self, file: DistFile) -> bool:
+        """A file the page lists without a sha256 is known to the cache only by its URL, and the
+        index may serve other bytes there now: under a refresh its cached metadata and archive
+        are not used (a file with a sha256 is immutable, refresh or not)."""
+        if file.hashes.get("sha256") or is_local(file.url):
+            return False
+        return self.refreshed(normalize_name(file.filename.split("-", 1)[0]))
 
     async def _page(
         self, index_url: str, name: str, entry: CachedPage | None
@@ -269,7 +281,7 @@ class IndexClient:
     # -- metadata ----------------------------------------------------------------------------
     async def metadata(self, name: str, file: DistFile) -> CoreMetadata:
         """Core metadata of one distribution file (see the module docstring for the order)."""
-        if ("metadata", file.url) not in self._tasks:
+        if ("metadata", file.url) not in self._tasks and not self._url_keyed_stale(file):
             cached = load_metadata(self.cache, file)
             if cached is not None:
                 return self._remember("metadata", file.url, cached)
@@ -298,7 +310,9 @@ class IndexClient:
             )
         if is_local(file.url):
             return await asyncio.to_thread(metadata_from_zip, local_path(file.url), file.filename)
-        archive = self.cache.find_archive(file.filename, url=file.url, hashes=file.hashes)
+        archive = None
+        if not self._url_keyed_stale(file):
+            archive = self.cache.find_archive(file.filename, url=file.url, hashes=file.hashes)
         if archive is not None:
             return metadata_from_archive(archive, file.filename)
         http = await self._need_http(f"metadata of {file.filename}")
@@ -345,7 +359,9 @@ class IndexClient:
             return await asyncio.to_thread(
                 self.cache.unpack_local_wheel, local_path(file.url), file.hashes
             )
-        archive = self.cache.find_archive(file.filename, url=file.url, hashes=file.hashes)
+        archive = None
+        if not self._url_keyed_stale(file):
+            archive = self.cache.find_archive(file.filename, url=file.url, hashes=file.hashes)
         if archive is not None:
             return archive
         http = await self._need_http(file.filename)
