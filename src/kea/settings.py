@@ -428,7 +428,7 @@ def load_settings(
     return s
 
 
-_PROJECT_NAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+_PROJECT_NAME = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"  # compiled only when names are given
 
 
 def _refresh(
@@ -464,7 +464,7 @@ def _refresh(
             raise UsageError(f"refresh-package = {value!r}: expected a list of project names")
         names = value
     for name in names:
-        if not _PROJECT_NAME_RE.fullmatch(name):
+        if not re.fullmatch(_PROJECT_NAME, name):
             raise UsageError(
                 f"{source}: {name!r} is not a project name",
                 hint="a project name as on the index, e.g. requests or typing-extensions",
