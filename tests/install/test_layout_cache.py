@@ -1,0 +1,59 @@
+"""The layout of an archive is computed once and kept inside the archive directory."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from kea.install.plan import WantedDist
+from kea.install.wheel import LAYOUT_FILE, read_wheel
+from tests.install.helpers import archive, install, py, site_packages, target_of
+from tests.install.test_install import DEMO
+
+
+def test_layout_is_cached_and_gives_the_same_install(tmp_path: Path, venv: Path) -> None:
+    arch = archive(tmp_path, "demo-pkg", "1.0", **DEMO)
+    exe = str(venv / "bin" / "python")
+    first = read_wheel(arch, exe)
+    assert (arch / LAYOUT_FILE).is_file()
+    # The RECORD is not read again: a second read gives the same layout without it.
+    record = next(arch.glob("*.dist-info")) / "RECORD"
+    saved = record.read_bytes()
+    record.write_text("garbage\n")
+    try:
+        second = read_wheel(arch, exe)
+    finally:
+        record.write_bytes(saved)
+    assert second.files == first.files
+    assert second.launchers == first.launchers and first.launchers
+    assert (second.name, second.version, second.dist_info) == ("demo-pkg", "1.0", first.dist_info)
+
+    target = target_of(venv, tmp_path / "cache")
+    install(target, WantedDist("demo-pkg", "1.0", arch))
+    assert py(venv, "import demo_pkg; print(demo_pkg.VALUE)") == "41"
+    out = subprocess.run([str(venv / "bin" / "demo-cli")], capture_output=True, text=True)
+    assert out.stdout.strip() == "demo says hi"
+    # The cached layout is kea's, not the wheel's: it is not installed.
+    assert not (site_packages(venv) / LAYOUT_FILE).exists()
+
+
+def test_launchers_follow_the_interpreter_not_the_cache(tmp_path: Path) -> None:
+    arch = archive(tmp_path, "demo-pkg", "1.0", **DEMO)
+    one = dict(read_wheel(arch, "/opt/one/bin/python").launchers)
+    two = dict(read_wheel(arch, "/opt/two/bin/python").launchers)
+    assert one["demo-cli"].startswith(b"#!/opt/one/bin/python\n")
+    assert two["demo-cli"].startswith(b"#!/opt/two/bin/python\n")
+
+
+def test_corrupt_or_foreign_layout_is_recomputed(tmp_path: Path) -> None:
+    arch = archive(tmp_path, "demo-pkg", "1.0", **DEMO)
+    good = read_wheel(arch, "/usr/bin/python3")
+    for junk in (b"", b"\x00\x01not marshal", b"\xe9\x03\x00\x00\x00"):
+        (arch / LAYOUT_FILE).write_bytes(junk)
+        again = read_wheel(arch, "/usr/bin/python3")
+        assert again.files == good.files
+    import marshal
+
+    (arch / LAYOUT_FILE).write_bytes(marshal.dumps(("kea-layout-0", "x")))
+    assert read_wheel(arch, "/usr/bin/python3").files == good.files
+
