@@ -56,4 +56,3 @@ def test_corrupt_or_foreign_layout_is_recomputed(tmp_path: Path) -> None:
 
     (arch / LAYOUT_FILE).write_bytes(marshal.dumps(("kea-layout-0", "x")))
     assert read_wheel(arch, "/usr/bin/python3").files == good.files
-
