@@ -52,6 +52,9 @@ def gather_request(params: dict[str, Any]) -> Request:
     overrides = RequirementsSet()
     for path in params.pop("overrides", ()) or ():
         overrides.extend(parse_requirements(path))
+    # what was read, for the no-op stamp (kea.cli.fastpath_stamp)
+    files.digests += [d for d in overrides.digests if d not in files.digests]
+    files.env_names += [n for n in overrides.env_names if n not in files.env_names]
     editables = list(params.pop("editables", ()) or ())
     if editables or files.editables:
         raw = editables[0] if editables else files.editables[0].raw

@@ -49,10 +49,28 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from time import perf_counter
+
+    started = perf_counter()
     args = sys.argv[1:] if argv is None else argv
     if args in (["--version"], ["-V"]):
         sys.stdout.write(f"kea {_version()}\n")
         sys.exit(0)
+    if args[:2] == ["pip", "install"]:
+        from kea.cli import fastpath  # stdlib only: a no-op answered from its stamp
+
+        if fastpath.try_noop(args, started):
+            sys.exit(0)
+        fastpath.ARGV = list(args)  # the full path may write the stamp for these exact args
+        try:
+            _run(args)
+        finally:
+            fastpath.ARGV = None
+        return
+    _run(args)
+
+
+def _run(args: list[str]) -> None:
     from kea.cli.output import run_cli
 
     run_cli(_build_group(), args)

@@ -71,6 +71,7 @@ def install(**params: Any) -> None:
 
 def run_install(params: dict[str, Any]) -> None:
     """The whole of ``kea pip install`` after click parsed the options."""
+    from kea.cli.fastpath_stamp import Recorder
     from kea.cli.install_output import elapsed, packages, say
     from kea.cli.install_request import (
         InstallOptions,
@@ -83,16 +84,26 @@ def run_install(params: dict[str, Any]) -> None:
     from kea.dist.installed import find_installed
 
     started = time.perf_counter()
-    request = gather_request(params)
-    merge_file_indexes(params, request.files)
-    settings = settings_from(params)
-    options = InstallOptions.from_params(params, settings)
-    target = target_from(params, settings)
-    installed = find_installed(target.roots())
-    audited = audit_installed(request, installed, target.interpreter.markers)
-    if audited is not None:
-        say(f"Audited {packages(audited)} in {elapsed(time.perf_counter() - started)}")
-        return
+    recorder = Recorder.start(params)  # None unless this run may write a no-op stamp
+    try:
+        request = gather_request(params)
+        merge_file_indexes(params, request.files)
+        settings = settings_from(params)
+        options = InstallOptions.from_params(params, settings)
+        target = target_from(params, settings)
+        if recorder is not None:
+            recorder.watch_target(target)  # before anything installed is read
+        installed = find_installed(target.roots())
+        audited = audit_installed(request, installed, target.interpreter.markers)
+        if audited is not None:
+            head, took = f"Audited {packages(audited)} in ", elapsed(time.perf_counter() - started)
+            say(head + took)
+            if recorder is not None:
+                recorder.finish(request, settings, head, took)
+            return
+    finally:
+        if recorder is not None:
+            recorder.stop()
     from kea.cli.install_pipeline import resolve_and_install  # not needed by a no-op
 
     resolve_and_install(request, options, settings, target, installed, started)

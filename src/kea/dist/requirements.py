@@ -14,6 +14,7 @@ This module reads files only; it never touches the network.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -95,6 +96,10 @@ class RequirementsSet:
     no_binary: list[str] = field(default_factory=list)
     trusted_hosts: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    # What was actually parsed, for the no-op fast path (kea.cli.fastpath): (path as opened,
+    # resolved path, sha256 of the bytes read) of each file, and each ``${VAR}`` name expanded.
+    digests: list[tuple[str, str, str]] = field(default_factory=list)
+    env_names: list[str] = field(default_factory=list)
 
     def extend(self, other: RequirementsSet) -> None:
         """Merge ``other`` into this set (later index-url wins, lists are appended)."""
@@ -114,6 +119,8 @@ class RequirementsSet:
         self.no_binary += other.no_binary
         self.trusted_hosts += other.trusted_hosts
         self.files += [f for f in other.files if f not in self.files]
+        self.digests += [d for d in other.digests if d not in self.digests]
+        self.env_names += [n for n in other.env_names if n not in self.env_names]
 
 
 # -- requirement strings ---------------------------------------------------------------------
@@ -376,7 +383,9 @@ def parse_requirements(
     where_from = f" (from {_stack[-1]})" if _stack else ""
     try:
         resolved = file_path.resolve()
-        text = resolved.read_text(encoding="utf-8-sig")
+        data = resolved.read_bytes()
+        # as read_text would: universal newlines
+        text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise RequirementsError(
             f"{kind} file not found: {file_path}{where_from}",
@@ -392,7 +401,7 @@ def parse_requirements(
         ) from None
     if resolved in _stack:
         raise RequirementsError(f"{kind} file {file_path} includes itself (through {_stack[-1]})")
-    return parse_requirements_text(
+    out = parse_requirements_text(
         text,
         filename=str(file_path),
         base=resolved.parent,
@@ -400,6 +409,9 @@ def parse_requirements(
         env=env,
         _stack=(*_stack, resolved),
     )
+    digest = (str(file_path), str(resolved), hashlib.sha256(data).hexdigest())
+    out.digests.insert(0, digest)
+    return out
 
 
 def parse_requirements_text(
@@ -418,6 +430,9 @@ def parse_requirements_text(
     if _stack:
         out.files.append(_stack[-1])
     for number, line in _logical_lines(text):
+        for name in _ENV_RE.findall(line):
+            if name not in out.env_names:
+                out.env_names.append(name)
         expanded = _expand(line, env)
         if not expanded.strip():
             continue

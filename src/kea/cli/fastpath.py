@@ -1,0 +1,222 @@
+"""The no-op fast path of ``kea pip install``: answer from a stamp, before click is imported.
+
+When a full ``kea pip install`` finds everything already installed (the no-op audit), it writes a
+*stamp* (``kea.cli.fastpath_stamp``): what must still be true for the answer to hold, and the text
+it printed. The next identical command checks the stamp here and, when every condition still
+holds, prints the same text (with its own elapsed time) and exits 0, in a few milliseconds: no
+click, packaging, msgspec, logging or asyncio is imported. Like git's index, any doubt (a stamp
+missing, unreadable, of another format, any condition failing, any error) means the normal path
+runs, unchanged.
+
+The stamp's name is a hash of everything the answer can depend on that is not a file: kea's
+version and location, the interpreter running kea, the exact arguments after ``kea``, the working
+directory, the environment variables in ``KEY_ENV`` / ``KEY_ENV_PREFIXES`` and whether stderr is
+a terminal. Its content lists the files: stat identities (mtime, size, inode, or absent) of the
+config files and venv markers kea looks for, the target interpreter, the site-packages
+directories and every ``*.dist-info`` and ``METADATA`` in them; the sha256 of every requirements
+file read (nested ones included) and of every ``${VAR}`` those files expand.
+
+Stamps live in ``<cache dir>/fastpath-v1/``; the cache dir is found as settings would
+(``--cache-dir``, ``KEA_CACHE_DIR``, the platform default on Linux and macOS), and the full path
+writes a stamp only when its real cache dir is that same directory. ``KEA_NO_FASTPATH=1`` turns
+the fast path off.
+
+Only stdlib modules that CPython has already loaded at start-up (``os``, ``sys``), ``marshal`` and
+a sha256 are imported here: this module is the whole cost of a hit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # typing is not imported on the fast path
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+FORMAT = 1
+BUCKET = "fastpath-v1"
+
+# Environment variables that can change what ``kea pip install`` does or prints, beyond KEA_*:
+# - which environment is targeted: VIRTUAL_ENV, CONDA_PREFIX (target discovery), PATH and
+#   PYENV_ROOT (interpreter search), HOME (``~`` in paths, the user config, the default cache);
+# - where files are read: XDG_CONFIG_HOME (user config), XDG_CACHE_HOME (default cache), NETRC;
+# - what is printed: NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE, TERM (colour), and the locale and
+#   encoding of stderr (LANG, LC_*, PYTHONIOENCODING, PYTHONUTF8 via the PYTHON prefix);
+# - which code runs: PYTHONPATH, PYTHONHOME and the other PYTHON* variables.
+# Proxy, TLS and credential variables (HTTP_PROXY, SSL_CERT_FILE, KEA_INDEX_*_PASSWORD...) are
+# only used when the network is; KEA_* is hashed anyway (never stored).
+KEY_ENV = (
+    "VIRTUAL_ENV", "CONDA_PREFIX", "PATH", "PYENV_ROOT", "HOME", "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME", "NETRC", "NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "TERM", "LANG",
+)  # fmt: skip
+KEY_ENV_PREFIXES = ("KEA_", "PYTHON", "LC_")
+
+# What main() was called with, for the stamp writer: the key is of these exact strings.
+ARGV: list[str] | None = None
+
+
+def _sha256_type() -> Any:
+    try:  # the builtin module is cheaper to import than hashlib (which loads OpenSSL)
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+        except ImportError:
+            from hashlib import sha256
+    return sha256
+
+
+_sha256: Any = None
+
+
+def sha256_hex(data: bytes) -> str:
+    global _sha256
+    if _sha256 is None:
+        _sha256 = _sha256_type()
+    return str(_sha256(data).hexdigest())
+
+
+def cache_dir(args: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """The absolute cache directory a run with these arguments uses, as settings would find it
+    without a config file, or None when it cannot be told cheaply (then no fast path)."""
+    value: str | None = None
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            break
+        if arg == "--cache-dir" and i + 1 < len(args):
+            value = args[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--cache-dir="):
+            value = arg[len("--cache-dir=") :]
+        i += 1
+    if value is None:
+        value = env.get("KEA_CACHE_DIR") or None
+    if value is not None:
+        return os.path.abspath(os.path.expanduser(value)) if value else None
+    home = env.get("HOME", "")
+    if sys.platform.startswith("linux"):
+        xdg = env.get("XDG_CACHE_HOME", "")
+        if xdg:
+            return os.path.join(xdg, "kea") if xdg.startswith("/") else None
+        return os.path.join(home, ".cache", "kea") if home.startswith("/") else None
+    if sys.platform == "darwin" and not env.get("XDG_CACHE_HOME"):
+        return os.path.join(home, "Library", "Caches", "kea") if home.startswith("/") else None
+    return None
+
+
+def stamp_key(args: Sequence[str], env: Mapping[str, str]) -> str:
+    """The stamp's name: a sha256 of everything besides files that the answer depends on."""
+    from kea import __version__
+
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    picked = sorted(
+        (k, v) for k, v in env.items() if k in KEY_ENV or k.startswith(KEY_ENV_PREFIXES)
+    )
+    parts = (
+        FORMAT,
+        __version__,
+        os.path.dirname(os.path.abspath(__file__)),
+        sys.executable,
+        sys.version,
+        os.getcwd(),
+        tty,
+        tuple(args),
+        tuple(picked),
+    )
+    return sha256_hex(repr(parts).encode("utf-8", "surrogateescape"))
+
+
+def stamp_path(args: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """Where the stamp of a run with these arguments lives, or None (no fast path)."""
+    directory = cache_dir(args, env)
+    if directory is None:
+        return None
+    return os.path.join(directory, BUCKET, stamp_key(args, env))
+
+
+def identity(path: str) -> tuple[int, int, int] | None:
+    """(mtime_ns, size, inode) of ``path`` (symlinks followed), or None when it is absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def elapsed(seconds: float) -> str:
+    """uv's durations, as ``kea.cli.install_output.elapsed`` prints them."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    return f"{seconds:.2f}s"
+
+
+def check(stamp: Any, key: str) -> tuple[str, str] | None:
+    """The (before, after) text around the elapsed time when every condition of ``stamp`` holds."""
+    if type(stamp) is not dict or stamp.get("format") != FORMAT or stamp.get("key") != key:
+        return None
+    paths, idents = stamp["paths"], stamp["identities"]
+    if len(paths) != len(idents):
+        return None
+    for path, ident in zip(paths, idents, strict=True):
+        try:
+            st = os.stat(path)
+        except OSError:
+            if ident is None:
+                continue
+            return None
+        if ident != (st.st_mtime_ns, st.st_size, st.st_ino):
+            return None
+    for path, resolved, digest in stamp["files"]:
+        if os.path.realpath(path) != resolved:
+            return None
+        with open(resolved, "rb") as f:
+            if sha256_hex(f.read()) != digest:
+                return None
+    environ = os.environ
+    for name, digest in stamp["env"]:
+        value = environ.get(name)
+        seen = None if value is None else sha256_hex(value.encode("utf-8", "surrogateescape"))
+        if seen != digest:
+            return None
+    before, after = stamp["output"]
+    if type(before) is not str or type(after) is not str:
+        return None
+    return before, after
+
+
+def try_noop(args: list[str], started: float) -> bool:
+    """Answer ``kea pip install ARGS`` from its stamp: True when the answer was printed."""
+    environ = os.environ
+    if environ.get("KEA_NO_FASTPATH", "") not in ("", "0"):
+        return False
+    try:
+        import marshal
+
+        path = stamp_path(args, environ)
+        if path is None:
+            return False
+        with open(path, "rb") as f:
+            stamp = marshal.loads(f.read())
+        text = check(stamp, os.path.basename(path))
+    except Exception:  # any doubt: the full path answers
+        return False
+    if text is None:
+        return False
+    import time
+
+    before, after = text
+    if before or after:
+        try:
+            sys.stderr.write(before + elapsed(time.perf_counter() - started) + after)
+            sys.stderr.flush()
+        except BrokenPipeError:  # as the full path (kea.cli.output.run_cli) ends
+            sys.exit(1)
+    return True

@@ -1,0 +1,243 @@
+"""Writing the stamp of the no-op fast path (``kea.cli.fastpath``) after a full no-op audit.
+
+``Recorder.start(params)`` is called when ``kea pip install`` starts; it answers None unless this
+run may write a stamp at all (no ``-v``, ``--dry-run``, ``-U``/``-P``, ``--reinstall*``,
+``--no-cache``, editables, ``--system``/``--target``/``--prefix``, or a ``--python`` that is not a
+path; only when ``kea.cli.main`` saw the exact arguments). The recorder then
+
+- stats the files kea may read before it reads them: the config files and ``.venv`` markers of
+  the working directory and its parents, the user config file, ``--config-file``; after the
+  target is known (``watch_target``) and before the installed distributions are read: the target
+  interpreter, its ``pyvenv.cfg``, the site-packages directories and every ``*.dist-info`` and
+  ``METADATA`` in them;
+- captures what the run writes on stdout and stderr (still passing it through), so that a run
+  that printed anything besides its summary line (a warning, say) writes no stamp.
+
+``finish`` writes the stamp only when the run printed exactly the summary line, every
+requirement was a plain registry one, the cache directory is the one the fast path computes, and
+no recorded mtime is "racy": within 2 seconds of the run's start or later (as git does with its
+index), since a file changed in the same tick as the run may have been read before the change.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+from kea.cli import fastpath
+
+if TYPE_CHECKING:
+    from kea.cli.install_request import Request
+    from kea.install.environment import Target
+    from kea.settings import Settings
+
+RACY_NS = 2_000_000_000
+
+# A non-empty value of any of these params means the run may not write a stamp.
+_REFUSING_PARAMS = (
+    "verbosity", "dry_run", "upgrade", "upgrade_package", "reinstall", "reinstall_package",
+    "no_cache", "editables", "system", "target", "prefix",
+)  # fmt: skip
+
+
+class _Capture:
+    """A text stream that passes everything to ``stream`` and, while recording, keeps a copy."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self.parts: list[str] = []
+        self.recording = True
+        self.bypassed = False  # someone took the binary buffer: what they wrote is unknown
+
+    def write(self, text: str) -> int:
+        if self.recording:
+            self.parts.append(text)
+        return self._stream.write(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "buffer" and self.recording:
+            self.bypassed = True
+        return getattr(self._stream, name)
+
+
+class Recorder:
+    """What one full ``kea pip install`` run needs to write its no-op stamp."""
+
+    def __init__(self, argv: list[str], path: str) -> None:
+        self.argv = argv
+        self.path = path
+        self.started_ns = time.time_ns()
+        self.paths: list[str] = []
+        self.identities: list[tuple[int, int, int] | None] = []
+        self._out = _Capture(sys.stdout)
+        self._err = _Capture(sys.stderr)
+        sys.stdout = self._out
+        sys.stderr = self._err
+
+    @classmethod
+    def start(cls, params: dict[str, Any]) -> Recorder | None:
+        argv, fastpath.ARGV = fastpath.ARGV, None
+        if argv is None or argv[:2] != ["pip", "install"]:
+            return None
+        environ = os.environ
+        if environ.get("KEA_NO_FASTPATH", "") not in ("", "0"):
+            return None
+        if any(params.get(name) for name in _REFUSING_PARAMS):
+            return None
+        python = params.get("python")
+        if python is not None and "/" not in python and os.sep not in python:
+            return None  # a version or a name: found on PATH, which may change
+        path = fastpath.stamp_path(argv, environ)
+        if path is None:
+            return None
+        recorder = cls(argv, path)
+        recorder._watch_config(params.get("config_file"))
+        return recorder
+
+    def _watch(self, path: str) -> None:
+        if path not in self.paths:
+            self.paths.append(path)
+            self.identities.append(fastpath.identity(path))
+
+    def _watch_config(self, config_file: str | None) -> None:
+        """Every file settings and target discovery look for, present or not."""
+        from kea.settings import user_config_path
+
+        directory = os.getcwd()
+        while True:
+            for name in ("kea.toml", "pyproject.toml", os.path.join(".venv", "pyvenv.cfg")):
+                self._watch(os.path.join(directory, name))
+            parent = os.path.dirname(directory)
+            if parent == directory:
+                break
+            directory = parent
+        self._watch(str(user_config_path(os.environ)))
+        if config_file:
+            self._watch(os.path.abspath(config_file))
+
+    def watch_target(self, target: Target) -> None:
+        """The interpreter and the installed distributions, before they are read."""
+        exe = target.interpreter.executable
+        self._watch(exe)
+        bindir = os.path.dirname(exe)
+        self._watch(os.path.join(bindir, "pyvenv.cfg"))
+        self._watch(os.path.join(os.path.dirname(bindir), "pyvenv.cfg"))
+        for root in target.roots():
+            self._watch(str(root))
+            try:
+                names = sorted(os.listdir(root))
+            except OSError:
+                continue
+            for name in names:
+                if name.endswith(".dist-info") and not name.startswith("."):
+                    dist_info = os.path.join(root, name)
+                    self._watch(dist_info)
+                    self._watch(os.path.join(dist_info, "METADATA"))
+
+    def stop(self) -> None:
+        """Stop capturing; the streams kea holds keep passing text through."""
+        for capture, name in ((self._out, "stdout"), (self._err, "stderr")):
+            capture.recording = False
+            if getattr(sys, name) is capture:
+                setattr(sys, name, capture._stream)
+
+    def finish(self, request: Request, settings: Settings, head: str, took: str) -> None:
+        """The run printed ``head + took`` as its answer: write the stamp if it may be trusted."""
+        self.stop()
+        stamp = self._stamp(request, settings, head, took)
+        if stamp is None:
+            return
+        import marshal
+
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(marshal.dumps(stamp))
+            os.replace(tmp, self.path)
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+    def _stamp(
+        self, request: Request, settings: Settings, head: str, took: str
+    ) -> dict[str, Any] | None:
+        if settings.verbosity or settings.no_cache or not self._plain(request):
+            return None
+        if not self._same_cache_dir(settings):
+            return None
+        output = self._output(settings, head, took)
+        if output is None:
+            return None
+        for path in settings.config_files:
+            self._watch(os.path.abspath(path))
+        cutoff = self.started_ns - RACY_NS
+        if any(i is not None and i[0] >= cutoff for i in self.identities):
+            return None
+        files = request.files
+        digests = list(files.digests) if files is not None else []
+        env_names = list(files.env_names) if files is not None else []
+        env = []
+        for name in env_names:
+            value = os.environ.get(name)
+            encoded = None if value is None else value.encode("utf-8", "surrogateescape")
+            env.append((name, None if encoded is None else fastpath.sha256_hex(encoded)))
+        return {
+            "format": fastpath.FORMAT,
+            "key": os.path.basename(self.path),
+            "paths": list(self.paths),
+            "identities": list(self.identities),
+            "files": digests,
+            "env": env,
+            "output": output,
+        }
+
+    @staticmethod
+    def _plain(request: Request) -> bool:
+        """Only registry requirements (no URL, path or editable) and nothing asked beyond them."""
+        if request.dry_run or request.upgrade or request.upgrade_packages or request.hash_mode:
+            return False
+        if request.reinstall or request.reinstall_packages:
+            return False
+        if request.files is not None and request.files.editables:
+            return False
+        entries = (*request.requirements, *request.constraints, *request.overrides)
+        return not any(e.editable or e.requirement.url for e in entries)
+
+    def _same_cache_dir(self, settings: Settings) -> bool:
+        if settings.cache_dir is not None:
+            real = settings.cache_dir
+        else:
+            from kea.cache.store import default_cache_dir
+
+            real = default_cache_dir()
+        return os.path.abspath(real) == os.path.dirname(os.path.dirname(self.path))
+
+    def _output(self, settings: Settings, head: str, took: str) -> tuple[str, str] | None:
+        """(before, after) the elapsed time, if the run printed exactly its summary line."""
+        from kea.auth.redact import redact_text
+        from kea.cli.output import _colorize, use_color
+
+        if self._out.parts or self._out.bypassed or self._err.bypassed:
+            return None
+        printed = "".join(self._err.parts)
+        if settings.quiet:
+            return ("", "") if printed == "" else None
+
+        def render(message: str) -> str:
+            text = redact_text(message)
+            return (_colorize(text, "info") if use_color() else text) + "\n"
+
+        marker = "\x00"
+        before, sep, after = render(head + marker).partition(marker)
+        if not sep or printed != before + took + after or render(head + took) != printed:
+            return None
+        return before, after

@@ -1,0 +1,438 @@
+"""The no-op fast path of ``kea pip install`` (kea.cli.fastpath): hits, and everything that
+must make it miss.
+
+Each test installs real wheels from a loopback index into a real venv, then runs the same no-op
+command in fresh interpreters. A *hit* is proven by what the interpreter imported: the fast path
+answers before click (or packaging, msgspec, logging, asyncio) is imported; the full path cannot.
+Files the tests made are backdated by ``settle`` (as if the user paused): the full path refuses
+to write a stamp while any file it depends on changed within 2 seconds of the run ("racy").
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kea.cli import fastpath
+from tests.pip.conftest import Kea
+from tests.pip.server import SimpleIndex
+from tests.pip.wheelmaker import build_wheel
+
+pytestmark = pytest.mark.e2e
+
+# Never imported by a hit; always by the full path (click, at least).
+HIT_FORBIDDEN = ("click", "packaging", "msgspec", "logging", "asyncio", "platformdirs", "rich")
+AUDITED = re.compile(r"^Audited (\d+) packages? in \d+ms\n$")
+
+_RUNNER = """
+import json, sys
+from kea.cli.main import main
+code = 0
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+@dataclass
+class Run:
+    code: int
+    modules: set[str]
+    stderr: str
+
+    @property
+    def hit(self) -> bool:
+        return not any(m.split(".")[0] in HIT_FORBIDDEN for m in self.modules)
+
+
+@dataclass
+class Setup:
+    kea: Kea
+    index: SimpleIndex
+    tmp: Path
+    venv: Path
+    reqs: Path
+    args: list[str]
+    env: dict[str, str]
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Run:
+        """``kea ARGS`` (default: the no-op install) in a fresh interpreter."""
+        proc = subprocess.run(
+            [sys.executable, "-c", _RUNNER, *(args or self.args)],
+            cwd=self.kea.cwd,
+            env=env if env is not None else self.env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        return Run(out["code"], set(out["modules"]), proc.stderr)
+
+    def stamps(self) -> list[Path]:
+        d = self.tmp / "cache" / fastpath.BUCKET
+        return sorted(p for p in d.iterdir() if not p.name.endswith(".tmp")) if d.is_dir() else []
+
+    def settle(self) -> None:
+        settle(self.tmp)
+
+    def primed(self) -> None:
+        """Settle, then one full no-op run writes the stamp and the next one hits."""
+        self.settle()
+        first = self.run()
+        assert first.code == 0 and AUDITED.match(first.stderr), first.stderr
+        assert not first.hit
+        second = self.run()
+        assert second.code == 0 and AUDITED.match(second.stderr), second.stderr
+        assert second.hit, "the second identical no-op should be answered by the fast path"
+
+
+def settle(root: Path) -> None:
+    """Backdate every file and directory under ``root`` (not following symlinks) by 10 s."""
+    then = time.time_ns() - 10_000_000_000
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.utime(os.path.join(directory, name), ns=(then, then), follow_symlinks=False)
+    os.utime(root, ns=(then, then))
+
+
+@pytest.fixture
+def universe(small_index: SimpleIndex) -> SimpleIndex:
+    w = small_index.directory
+    build_wheel(w, "app", "1.0", requires=["lib>=1"], extras={"fast": ["speedup"]})
+    build_wheel(w, "lib", "2.0", requires=["leaf"])
+    build_wheel(w, "leaf", "1.0")
+    build_wheel(w, "speedup", "1.0")
+    small_index.scan()
+    return small_index
+
+
+@pytest.fixture
+def setup(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> Iterator[Setup]:
+    venv = kea.venv(tmp_path / "venv")
+    reqs = tmp_path / "requirements.txt"
+    (tmp_path / "nested.txt").write_text("leaf\n")
+    reqs.write_text("app[fast]==1.0\nlib>=1\n-r nested.txt\n")
+    args = ["pip", "install", "-i", universe.url, "-r", str(reqs)]
+    r = kea(*args, venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert "Installed 4 packages" in r.stderr
+    env = dict(kea.env, VIRTUAL_ENV=str(venv))
+    yield Setup(kea, universe, tmp_path, venv, reqs, args, env)
+
+
+def site_packages(venv: Path) -> Path:
+    return next((venv / "lib").glob("python3*/site-packages"))
+
+
+def test_second_run_hits_with_the_same_output(setup: Setup) -> None:
+    setup.settle()
+    full = setup.run()
+    assert full.code == 0 and not full.hit
+    assert AUDITED.match(full.stderr).group(1) == "4"  # type: ignore[union-attr]
+    assert len(setup.stamps()) == 1
+    requests = len(setup.index.requests)
+
+    hit = setup.run()
+    assert hit.code == 0
+    assert hit.hit, sorted(m for m in hit.modules if m.split(".")[0] in HIT_FORBIDDEN)
+    assert AUDITED.match(hit.stderr).group(1) == "4"  # type: ignore[union-attr]
+    assert "kea.cli.fastpath" in hit.modules and "kea.dist.installed" not in hit.modules
+    assert len(setup.index.requests) == requests  # nothing asked of the index
+    # the real command (python -m kea) gets the same answer
+    r = setup.kea(*setup.args, venv=setup.venv)
+    assert r.returncode == 0 and AUDITED.match(r.stderr) and r.stdout == ""
+
+
+def _edit_requirements(s: Setup) -> Callable[[Run], None]:
+    s.reqs.write_text("lib>=1\n")
+
+    def check(r: Run) -> None:
+        assert AUDITED.match(r.stderr).group(1) == "2"  # type: ignore[union-attr]
+
+    return check
+
+
+def _edit_nested(s: Setup) -> Callable[[Run], None]:
+    (s.tmp / "nested.txt").write_text("leaf\nspeedup==9\n")
+
+    def check(r: Run) -> None:
+        assert r.code != 0 and "speedup" in r.stderr
+
+    return check
+
+
+def _uninstall_by_kea(s: Setup) -> Callable[[Run], None]:
+    r = s.kea("pip", "uninstall", "leaf", venv=s.venv)
+    assert r.returncode == 0, r.stderr
+
+    def check(r: Run) -> None:
+        assert " + leaf==1.0" in r.stderr.splitlines()
+
+    return check
+
+
+def _remove_dist_info(s: Setup) -> Callable[[Run], None]:
+    import shutil
+
+    shutil.rmtree(site_packages(s.venv) / "leaf-1.0.dist-info")
+
+    def check(r: Run) -> None:
+        assert " + leaf==1.0" in r.stderr.splitlines()
+
+    return check
+
+
+def _edit_metadata(s: Setup) -> Callable[[Run], None]:
+    meta = site_packages(s.venv) / "lib-2.0.dist-info" / "METADATA"
+    text = meta.read_text()
+    with meta.open("w") as f:  # in place: same inode
+        f.write(text.replace("Requires-Dist: leaf", "Requires-Dist: leaf\nRequires-Dist: nothere"))
+
+    def check(r: Run) -> None:  # the audit saw the new dependency: the resolver ran
+        assert r.code == 0 and r.stderr.startswith("Resolved 4 packages"), r.stderr
+
+    return check
+
+
+def _kea_toml_in_cwd(s: Setup) -> Callable[[Run], None]:
+    s.env.pop("KEA_NO_CONFIG")  # config files are read: a stamp for that command first
+    s.primed()
+    (s.kea.cwd / "kea.toml").write_text("bogus-key = 1\n")
+
+    def check(r: Run) -> None:
+        assert r.code != 0 and "bogus-key" in r.stderr
+
+    return check
+
+
+def _pyproject_in_parent(s: Setup) -> Callable[[Run], None]:
+    s.env.pop("KEA_NO_CONFIG")
+    s.primed()
+    (s.tmp / "pyproject.toml").write_text("[tool.kea]\nbogus-key = 1\n")
+
+    def check(r: Run) -> None:
+        assert r.code != 0 and "bogus-key" in r.stderr
+
+    return check
+
+
+def _other_python(s: Setup) -> Callable[[Run], None]:
+    other = s.kea.venv(s.tmp / "other")
+    s.args = [*s.args, "--python", str(other)]
+
+    def check(r: Run) -> None:
+        assert "Installed 4 packages" in r.stderr
+
+    return check
+
+
+def _force_color(s: Setup) -> Callable[[Run], None]:
+    s.env.pop("NO_COLOR")
+    s.env["FORCE_COLOR"] = "1"
+
+    def check(r: Run) -> None:
+        assert "\x1b[" in r.stderr and "Audited" in r.stderr
+
+    return check
+
+
+def _verbose(s: Setup) -> Callable[[Run], None]:
+    s.args = [*s.args, "-v"]
+
+    def check(r: Run) -> None:
+        assert "Audited 4 packages" in r.stderr
+
+    return check
+
+
+def _env_var_in_requirements(s: Setup) -> Callable[[Run], None]:
+    # needs its own stamp first: a file that expands ${LEAF_SPEC}
+    s.reqs.write_text("app[fast]==1.0\n${LEAF_SPEC}\n")
+    s.env["LEAF_SPEC"] = "leaf==1.0"
+    s.primed()
+    s.env["LEAF_SPEC"] = "leaf==7"
+
+    def check(r: Run) -> None:
+        assert r.code != 0 and "leaf" in r.stderr
+
+    return check
+
+
+CHANGES = {
+    "requirements file edited": _edit_requirements,
+    "nested -r file edited": _edit_nested,
+    "package uninstalled by kea": _uninstall_by_kea,
+    "dist-info removed behind kea's back": _remove_dist_info,
+    "METADATA edited in place": _edit_metadata,
+    "kea.toml created in cwd": _kea_toml_in_cwd,
+    "pyproject.toml created in a parent": _pyproject_in_parent,
+    "another --python": _other_python,
+    "another env var (colour)": _force_color,
+    "-v": _verbose,
+    "${VAR} of a requirements file changed": _env_var_in_requirements,
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
+def test_each_input_invalidates(setup: Setup, change: str) -> None:
+    setup.primed()
+    check = CHANGES[change](setup)
+    r = setup.run()
+    assert not r.hit, f"{change}: answered from a stale stamp"
+    assert "Traceback" not in r.stderr
+    check(r)
+
+
+def test_colour_is_replayed(setup: Setup) -> None:
+    setup.env.pop("NO_COLOR")
+    setup.env["FORCE_COLOR"] = "1"
+    setup.settle()
+    full = setup.run()
+    hit = setup.run()
+    assert hit.hit
+    times = re.compile(r"\d+ms")
+    assert "\x1b[" in full.stderr
+    assert times.sub("T", hit.stderr) == times.sub("T", full.stderr)
+
+
+def test_quiet_hit_prints_nothing(setup: Setup) -> None:
+    setup.args = [*setup.args, "-q"]
+    setup.settle()
+    full = setup.run()
+    hit = setup.run()
+    assert (full.code, full.stderr, full.hit) == (0, "", False)
+    assert (hit.code, hit.stderr, hit.hit) == (0, "", True)
+
+
+def test_verbose_runs_write_no_stamp(setup: Setup) -> None:
+    setup.settle()
+    for _ in range(2):
+        r = setup.run(*setup.args, "-v")
+        assert r.code == 0 and not r.hit and "Audited 4 packages" in r.stderr
+    assert setup.stamps() == []
+
+
+def test_venv_created_in_cwd_changes_the_target(setup: Setup) -> None:
+    # the target is found as .venv in a parent of cwd, not through VIRTUAL_ENV
+    setup.venv.rename(setup.tmp / ".venv")
+    del setup.env["VIRTUAL_ENV"]
+    setup.primed()
+    setup.kea.venv(setup.kea.cwd / ".venv")
+    r = setup.run()
+    assert not r.hit
+    assert "Installed 4 packages" in r.stderr
+    assert (site_packages(setup.kea.cwd / ".venv") / "lib-2.0.dist-info").is_dir()
+
+
+def test_racy_stamp_is_not_written(setup: Setup) -> None:
+    setup.settle()
+    meta = site_packages(setup.venv) / "leaf-1.0.dist-info" / "METADATA"
+    # changed "now" (from every run's point of view: its mtime is ahead of the clock), so a
+    # change in the same tick as a run's read could go unseen: no stamp may rely on it
+    ahead = time.time_ns() + 60_000_000_000
+    os.utime(meta, ns=(ahead, ahead))
+    for _ in range(2):
+        r = setup.run()
+        assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit
+    assert setup.stamps() == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"garbage\x00\xff", marshal.dumps([1, 2, 3]), marshal.dumps({"format": 1})],
+    ids=["empty", "garbage", "wrong-type", "missing-fields"],
+)
+def test_corrupt_stamp_runs_the_full_path(setup: Setup, content: bytes) -> None:
+    setup.primed()
+    (stamp,) = setup.stamps()
+    stamp.write_bytes(content)
+    r = setup.run()
+    assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit
+    assert "Traceback" not in r.stderr
+    assert setup.run().hit  # the full run wrote a good stamp again
+
+
+def test_stamp_of_another_key_is_refused(setup: Setup) -> None:
+    setup.primed()
+    (stamp,) = setup.stamps()
+    data = marshal.loads(stamp.read_bytes())
+    data["key"] = "0" * 64
+    stamp.write_bytes(marshal.dumps(data))
+    assert not setup.run().hit
+
+
+def test_cache_clean_removes_stamps(setup: Setup) -> None:
+    setup.primed()
+    r = setup.kea("cache", "clean")
+    assert r.returncode == 0, r.stderr
+    assert setup.stamps() == []
+    assert not setup.run().hit
+
+
+def test_kea_no_fastpath(setup: Setup) -> None:
+    setup.primed()
+    before = setup.stamps()
+    env = dict(setup.env, KEA_NO_FASTPATH="1")
+    for _ in range(2):
+        r = setup.run(env=env)
+        assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit
+    assert setup.stamps() == before  # and it writes none
+
+
+def test_direct_references_write_no_stamp(setup: Setup) -> None:
+    wheel = next(setup.index.directory.glob("leaf-*.whl"))
+    setup.args = [*setup.args, f"leaf @ {wheel.as_uri()}"]
+    setup.settle()
+    for _ in range(2):
+        assert not setup.run().hit
+    assert setup.stamps() == []
+
+
+# -- the cache directory, computed without platformdirs --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HOME": "/home/u"},
+        {"HOME": "/home/u", "XDG_CACHE_HOME": "/var/xdg"},
+        {"HOME": "/home/u", "XDG_CACHE_HOME": ""},
+    ],
+)
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux's default cache directory")
+def test_default_cache_dir_is_platformdirs_answer(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import platformdirs
+
+    for k in ("HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert fastpath.cache_dir(["pip", "install", "x"], env) == platformdirs.user_cache_dir("kea")
+
+
+def test_cache_dir_from_arguments_and_env(tmp_path: Path) -> None:
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    env = {"HOME": "/home/u", "KEA_CACHE_DIR": b}
+    assert fastpath.cache_dir(["pip", "install", "--cache-dir", a, "x"], env) == a
+    assert fastpath.cache_dir(["pip", "install", f"--cache-dir={a}", "x"], env) == a
+    assert fastpath.cache_dir(["pip", "install", "x"], env) == b
+    assert fastpath.cache_dir(["pip", "install", "--", "--cache-dir", a], env) == b
+    # relative HOME or XDG_CACHE_HOME: not told cheaply, so no fast path
+    assert fastpath.cache_dir(["pip", "install", "x"], {"HOME": "rel"}) is None
+    assert (
+        fastpath.cache_dir(["pip", "install", "x"], {"HOME": "/h", "XDG_CACHE_HOME": "r"}) is None
+    )
