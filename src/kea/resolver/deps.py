@@ -7,7 +7,7 @@ Packages are plain canonical names (``requests``) or virtual extra packages (``r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from packaging.markers import Marker, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
@@ -43,6 +43,42 @@ def parse_requirement(req: Requirement | str) -> Requirement:
         raise KeaError(f"invalid requirement {req!r}: {e}") from None
 
 
+class Requirements(list[Requirement]):
+    """The requirements of one distribution, for a provider that parses them lazily.
+
+    The list itself holds the lines that may apply without an extra; lines that certainly need
+    one extra (an ``extra == "x"`` conjunction: they never hold without it) are kept as text and
+    parsed only when ``x`` is asked for (``for_extra``), most never. ``lines`` is every line in
+    metadata order with the extra it needs (or None); ``parse`` turns one into a requirement or
+    None (invalid: skipped).
+    """
+
+    def __init__(
+        self,
+        lines: Sequence[tuple[str | None, str]],
+        parse: Callable[[str], Requirement | None],
+    ) -> None:
+        self._lines = lines
+        self._parse = parse
+        self._extras: dict[str, list[Requirement]] = {}
+        super().__init__(r for x, line in lines if x is None and (r := parse(line)) is not None)
+
+    def for_extra(self, extra: str) -> list[Requirement]:
+        """Every requirement that may hold with ``extra`` (canonical), in metadata order."""
+        hit = self._extras.get(extra)
+        if hit is None:
+            if not any(x == extra for x, _ in self._lines):
+                hit = list(self)
+            else:
+                hit = [
+                    r
+                    for x, line in self._lines
+                    if (x is None or x == extra) and (r := self._parse(line)) is not None
+                ]
+            self._extras[extra] = hit
+        return hit
+
+
 class Environment:
     """Marker evaluation against the target environment, cached per (marker, extra)."""
 
@@ -51,22 +87,25 @@ class Environment:
         if values:
             base.update(values)
         self.values = base
-        self._cache: dict[tuple[str, str], bool] = {}
+        # (id of the marker, extra) -> (the marker, kept alive so that its id is not reused;
+        # whether it holds): keyed by identity, as ``str(marker)`` re-formats it on every call.
+        self._cache: dict[tuple[int, str], tuple[Marker, bool]] = {}
 
     def holds(self, marker: Marker | None, extra: str = "") -> bool:
         if marker is None:
             return True
-        key = (str(marker), extra)
+        key = (id(marker), extra)
         hit = self._cache.get(key)
-        if hit is None:
-            env = dict(self.values)
-            env["extra"] = extra
-            try:
-                hit = marker.evaluate(env)
-            except Exception as e:  # UndefinedComparison, UndefinedEnvironmentName...
-                raise KeaError(f"cannot evaluate marker `{marker}`: {e}") from None
-            self._cache[key] = hit
-        return hit
+        if hit is not None and hit[0] is marker:
+            return hit[1]
+        env = dict(self.values)
+        env["extra"] = extra
+        try:
+            holds = bool(marker.evaluate(env))
+        except Exception as e:  # UndefinedComparison, UndefinedEnvironmentName...
+            raise KeaError(f"cannot evaluate marker `{marker}`: {e}") from None
+        self._cache[key] = (marker, holds)
+        return holds
 
 
 class EdgeBuilder:
@@ -122,6 +161,8 @@ class EdgeBuilder:
             active = [r for r in reqs if self.env.holds(r.marker, "")]
         else:
             edges.append((name, VersionSet.exact(version)))
+            if isinstance(reqs, Requirements):
+                reqs = reqs.for_extra(extra)
             active = [
                 r
                 for r in reqs

@@ -34,6 +34,7 @@ from kea.dist.metadata import CoreMetadata
 from kea.dist.tags import TagRanker
 from kea.errors import KeaError
 from kea.index.models import DistFile, ProjectPage
+from kea.resolver.deps import Requirements
 from kea.resolver.provider_hints import other_index_hints
 from kea.resolver.provider_select import (
     Candidate,
@@ -42,6 +43,7 @@ from kea.resolver.provider_select import (
     _marker_holds,
     _parse_req,
     dependencies_of,
+    needed_extra,
     select_candidates,
 )
 
@@ -294,12 +296,16 @@ class IndexProvider:
             return Unavailable(f"has metadata for another package ({meta.name})")
         if not self.pre.policy.python_ok(meta.requires_python):
             return Unavailable(f"requires Python {meta.requires_python}")
-        reqs: list[Requirement] = []
-        for line in meta.requires_dist:
+
+        def parse(line: str) -> Requirement | None:
             try:
-                reqs.append(_parse_req(line))
+                return _parse_req(line)
             except InvalidRequirement:
                 log.debug("%s %s: ignoring invalid Requires-Dist %r", name, version, line)
+                return None
+
+        lines = [(needed_extra(line), line) for line in meta.requires_dist]
+        reqs = Requirements(lines, parse)
         base = [canonicalize_name(r.name) for r in reqs if r.marker is None]
         if base:
             self.pre.prefetch(base)
