@@ -13,8 +13,9 @@ version and location, the interpreter running kea, the exact arguments after ``k
 directory, the environment variables in ``KEY_ENV`` / ``KEY_ENV_PREFIXES`` and whether stderr is
 a terminal. Its content lists the files: stat identities (mtime, size, inode, or absent) of the
 config files and venv markers kea looks for, the target interpreter, the site-packages
-directories and every ``*.dist-info`` and ``METADATA`` in them; the sha256 of every requirements
-file read (nested ones included) and of every ``${VAR}`` those files expand.
+directories and every ``*.dist-info/METADATA`` in them, the source files of the code that
+answered; the sha256 of every requirements file read (nested ones included) and of every
+``${VAR}`` those files expand.
 
 Stamps live in ``<cache dir>/fastpath-v1/``; the cache dir is found as settings would
 (``--cache-dir``, ``KEA_CACHE_DIR``, the platform default on Linux and macOS), and the full path

@@ -8,8 +8,10 @@ path; only when ``kea.cli.main`` saw the exact arguments). The recorder then
 - stats the files kea may read before it reads them: the config files and ``.venv`` markers of
   the working directory and its parents, the user config file, ``--config-file``; after the
   target is known (``watch_target``) and before the installed distributions are read: the target
-  interpreter, its ``pyvenv.cfg``, the site-packages directories and every ``*.dist-info`` and
-  ``METADATA`` in them;
+  interpreter, its ``pyvenv.cfg``, the site-packages directories and the ``METADATA`` of every
+  ``*.dist-info`` in them;
+- at the end, stats the source files of kea, packaging and msgspec modules the run loaded (so
+  an upgrade or an edit of the code that answered makes the stamp miss);
 - captures what the run writes on stdout and stderr (still passing it through), so that a run
   that printed anything besides its summary line (a warning, say) writes no stamp.
 
@@ -40,6 +42,19 @@ _REFUSING_PARAMS = (
     "verbosity", "dry_run", "upgrade", "upgrade_package", "reinstall", "reinstall_package",
     "no_cache", "editables", "system", "target", "prefix",
 )  # fmt: skip
+
+
+def _code_files() -> list[str]:
+    """The source of the code that gave the answer: kea's modules and the libraries the audit
+    uses, as loaded by this run. An upgraded (or, in a checkout, edited) module makes the stamps
+    it wrote miss, even when kea's version number did not change."""
+    out = []
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] in ("kea", "packaging", "msgspec"):
+            path = getattr(module, "__file__", None)
+            if isinstance(path, str):
+                out.append(os.path.abspath(path))
+    return sorted(out)
 
 
 class _Capture:
@@ -134,11 +149,11 @@ class Recorder:
                 names = sorted(os.listdir(root))
             except OSError:
                 continue
+            # the root's mtime covers a dist-info added, removed or renamed; METADATA's own
+            # identity covers it edited or replaced (the audit reads nothing else there)
             for name in names:
                 if name.endswith(".dist-info") and not name.startswith("."):
-                    dist_info = os.path.join(root, name)
-                    self._watch(dist_info)
-                    self._watch(os.path.join(dist_info, "METADATA"))
+                    self._watch(os.path.join(root, name, "METADATA"))
 
     def stop(self) -> None:
         """Stop capturing; the streams kea holds keep passing text through."""
@@ -177,8 +192,10 @@ class Recorder:
         output = self._output(settings, head, took)
         if output is None:
             return None
-        for path in settings.config_files:
-            self._watch(os.path.abspath(path))
+        for config in settings.config_files:
+            self._watch(os.path.abspath(config))
+        for code in _code_files():
+            self._watch(code)
         cutoff = self.started_ns - RACY_NS
         if any(i is not None and i[0] >= cutoff for i in self.identities):
             return None

@@ -59,8 +59,12 @@ def main(argv: list[str] | None = None) -> None:
     if args[:2] == ["pip", "install"]:
         from kea.cli import fastpath  # stdlib only: a no-op answered from its stamp
 
-        if fastpath.try_noop(args, started):
-            sys.exit(0)
+        try:
+            if fastpath.try_noop(args, started):
+                sys.exit(0)
+        except KeyboardInterrupt:  # as kea.cli.output.run_cli answers it
+            sys.stderr.write("error: interrupted\n")
+            sys.exit(130)
         fastpath.ARGV = list(args)  # the full path may write the stamp for these exact args
         try:
             _run(args)
