@@ -442,3 +442,18 @@ def test_cache_dir_from_arguments_and_env(tmp_path: Path) -> None:
     assert (
         fastpath.cache_dir(["pip", "install", "x"], {"HOME": "/h", "XDG_CACHE_HOME": "r"}) is None
     )
+
+
+def test_stamps_are_trimmed(setup: Setup) -> None:
+    from kea.cli.fastpath_stamp import MAX_STAMPS
+
+    bucket = setup.tmp / "cache" / fastpath.BUCKET
+    bucket.mkdir(parents=True)
+    for i in range(MAX_STAMPS + 10):
+        (bucket / f"{i:064x}").write_bytes(b"old")
+    settle(setup.tmp)
+    r = setup.run()
+    assert r.code == 0 and not r.hit
+    left = list(bucket.iterdir())
+    assert len(left) == MAX_STAMPS // 2
+    assert setup.run().hit  # the newest, just written, was kept

@@ -36,12 +36,36 @@ if TYPE_CHECKING:
     from kea.settings import Settings
 
 RACY_NS = 2_000_000_000
+MAX_STAMPS = 256
 
 # A non-empty value of any of these params means the run may not write a stamp.
 _REFUSING_PARAMS = (
     "verbosity", "dry_run", "upgrade", "upgrade_package", "reinstall", "reinstall_package",
     "no_cache", "editables", "system", "target", "prefix",
 )  # fmt: skip
+
+
+def _trim(bucket: str, keep: int = MAX_STAMPS // 2) -> None:
+    """Past ``MAX_STAMPS`` files (one per distinct command, environment and directory, and
+    leftovers of killed writers), remove the least recently written down to ``keep``."""
+    try:
+        names = os.listdir(bucket)
+        if len(names) <= MAX_STAMPS:
+            return
+        aged = []
+        for name in names:
+            path = os.path.join(bucket, name)
+            try:
+                aged.append((os.stat(path).st_mtime_ns, path))
+            except OSError:
+                continue
+        for _, path in sorted(aged)[: max(0, len(aged) - keep)]:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    except OSError:
+        pass
 
 
 def _code_files() -> list[str]:
@@ -181,6 +205,8 @@ class Recorder:
                 os.unlink(tmp)
             except OSError:
                 pass
+            return
+        _trim(os.path.dirname(self.path))
 
     def _stamp(
         self, request: Request, settings: Settings, head: str, took: str
