@@ -17,7 +17,7 @@ from kea.errors import KeaError
 from kea.install.environment import Target
 from kea.install.link import Linker
 from kea.install.plan import Plan
-from kea.install.transaction import EnvTransaction
+from kea.install.transaction import Cleanup, EnvTransaction
 from kea.install.wheel import (
     StagedWheel,
     WheelLayout,
@@ -65,7 +65,7 @@ def apply_plan(
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 layouts = list(pool.map(lambda w: read_wheel(w.archive, python), wants))
                 _check_unique(layouts)
-                claims = txn.prepare(
+                candidates = txn.prepare(
                     [
                         (lay.name, lay.top_levels(compile_bytecode=compile_bytecode))
                         for lay in layouts
@@ -73,13 +73,14 @@ def apply_plan(
                 )
 
                 def stage(i: int) -> StagedWheel:
+                    claims = txn.open_package(layouts[i].name, candidates[i])
                     s = stage_wheel(
                         layouts[i],
                         txn.package_dir(layouts[i].name),
                         scheme=target.scheme,
                         executable=python,
                         linker=linker,
-                        direct=claims[i],
+                        direct=claims,
                         direct_url=wants[i].direct_url,
                         requested=wants[i].requested,
                     )
@@ -96,12 +97,21 @@ def apply_plan(
                 write_staged_record(s)
 
         new_names = {s.name for s in staged}
-        for s in staged:
+        cleanups: list[Cleanup] = []
+        for s in staged:  # one package after another: each rename is journaled
             old = current.get(s.name)
-            txn.commit(s, old)
+            cleanup = txn.commit(s, old, defer_cleanup=True)
+            if cleanup is not None:
+                cleanups.append(cleanup)
             if old is not None:
                 report.removed.append((old.name, old.version))
             report.installed.append((s.display_name, s.version))
+        if len(cleanups) > 1:  # every package is new now; their staging dirs go in parallel
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(Cleanup.run, cleanups))
+        else:
+            for cleanup in cleanups:
+                cleanup.run()
         for dist in plan.to_remove:
             if dist.name in new_names:
                 continue

@@ -10,9 +10,10 @@ the run ends) holding its ``journal`` (a write-ahead log, one JSON list per line
 ``.dist-info``, ``new/<scheme key>/`` (staged entries that must be merged or swapped, see
 ``kea.install.wheel``) and ``trash/``.
 
-Before staging, ``prepare`` *claims* the package's top-level entries that do not exist yet and
-that no other package of the run names (``["new", path]`` in its journal, written before the
-path is created); those are created in place while staging, which saves a rename for them and a
+Before staging, ``prepare`` picks the top-level entries no other package of the run names, and
+``open_package`` (one call per package, in the staging workers) *claims* those of them that do not
+exist yet (``["new", path]`` in its journal, written before the path is created); those are
+created in place while staging, which saves a rename for them and a
 directory tree to create and remove. Everything else is staged inside the package directory.
 Until the package's ``.dist-info`` moves into place no installed package changes, so an
 interrupt during staging (the long part: linking, launchers, bytecode) is undone by removing
@@ -255,17 +256,16 @@ class EnvTransaction:
 
     def prepare(
         self, packages: list[tuple[str, list[tuple[str, str]]]]
-    ) -> list[frozenset[tuple[str, str]]]:
-        """Make each package's staging directory and journal; claim top-level entries to create
-        in place.
+    ) -> list[list[tuple[str, str]]]:
+        """Decide which top-level entries each package may claim (create in place).
 
         ``packages``: (canonical name, [(scheme key, top-level name), ...]) per package to
-        stage. An entry is claimed (returned in that package's set) when nothing exists at its
-        path, its scheme root exists, no other package of the run names the same path or one
-        inside or around it (compared case-insensitively), and no scheme root lies inside it.
-        The claims go to the package's journal before anything is created, so rolling the
-        package back removes them; a claimed path belongs to that package alone, which makes
-        removing it safe.
+        stage. An entry is a candidate (returned in that package's list) when its scheme root
+        exists, no other package of the run names the same path or one inside or around it
+        (compared case-insensitively), and no scheme root lies inside it. Whether something is
+        already at the path is checked by ``open_package``, which claims what is free; a
+        candidate belongs to one package of this run alone, so that check cannot race with the
+        staging of another package.
         """
         self.staging.mkdir(exist_ok=True)
         real = {k: os.path.realpath(v) for k, v in self._roots.items()}
@@ -291,25 +291,32 @@ class EnvTransaction:
                 up = os.path.dirname(up)
             if any(b.startswith(path + os.sep) or b == path for b in folded_bases):
                 shared.add(path)
-        out: list[frozenset[tuple[str, str]]] = []
-        for (name, _), mine in zip(packages, wanted, strict=True):
-            pkg = self.package_dir(name)
-            pkg.mkdir()
-            journal = _Journal(pkg / "journal")
-            self._journals[name] = journal
-            claims: list[tuple[str, str]] = []
-            ops: list[list[str]] = []
-            for key, top, folded in mine:
-                if folded in shared or not roots_ok[key]:
-                    continue
-                path = os.path.join(str(self._roots[key]), top)
-                if os.path.lexists(path):
-                    continue
-                claims.append((key, top))
-                ops.append(["new", path])
-            journal.add_many(ops)
-            out.append(frozenset(claims))
-        return out
+        return [
+            [(key, top) for key, top, folded in mine if folded not in shared and roots_ok[key]]
+            for mine in wanted
+        ]
+
+    def open_package(
+        self, name: str, candidates: list[tuple[str, str]]
+    ) -> frozenset[tuple[str, str]]:
+        """Make ``name``'s staging directory and journal, and claim the ``candidates`` (from
+        ``prepare``) that do not exist yet: the claims go to the journal before anything is
+        created, so rolling the package back removes them. Safe to call from worker threads,
+        one call per package."""
+        pkg = self.package_dir(name)
+        pkg.mkdir()
+        journal = _Journal(pkg / "journal")
+        self._journals[name] = journal
+        claims: list[tuple[str, str]] = []
+        ops: list[list[str]] = []
+        for key, top in candidates:
+            path = os.path.join(str(self._roots[key]), top)
+            if os.path.lexists(path):
+                continue
+            claims.append((key, top))
+            ops.append(["new", path])
+        journal.add_many(ops)
+        return frozenset(claims)
 
     # -- commit -------------------------------------------------------------------------------
 
@@ -369,11 +376,23 @@ class EnvTransaction:
                             out.append(pyc)
         return out
 
-    def commit(self, staged: StagedWheel | None, old: InstalledDist | None) -> None:
-        """Replace ``old`` (may be None) with ``staged`` (None: just remove ``old``)."""
+    def commit(
+        self,
+        staged: StagedWheel | None,
+        old: InstalledDist | None,
+        *,
+        defer_cleanup: bool = False,
+    ) -> Cleanup | None:
+        """Replace ``old`` (may be None) with ``staged`` (None: just remove ``old``).
+
+        The package is new once this returns. Its cleanup (the staging directory, the old
+        version's files, directories left empty) follows at once, or with ``defer_cleanup`` is
+        returned for the caller to run later (``Cleanup.run``, safe in worker threads; a kea
+        killed before that leaves it to recovery, which finishes committed packages).
+        """
         name = staged.name if staged is not None else old.name if old is not None else None
         if name is None:
-            return
+            return None
         pkg = self.package_dir(name)
         journal = self._journals.pop(name, None)
         if journal is None:
@@ -417,7 +436,11 @@ class EnvTransaction:
             shutil.rmtree(pkg, ignore_errors=True)
             raise
         journal.close()
-        self._finish(pkg, journal.ops)
+        cleanup = Cleanup(self, pkg, journal.ops)
+        if defer_cleanup:
+            return cleanup
+        cleanup.run()
+        return None
 
     def _place(
         self,
@@ -443,6 +466,17 @@ class EnvTransaction:
                 self._mv(journal, entry.path, dst)
 
 
+class Cleanup:
+    """What is left to do for a committed package: its staging directory and trash go, and
+    directories its old version left empty are removed."""
+
+    def __init__(self, txn: EnvTransaction, pkg: Path, ops: list[list[str]]) -> None:
+        self._txn, self._pkg, self._ops = txn, pkg, ops
+
+    def run(self) -> None:
+        self._txn._finish(self._pkg, self._ops)
+
+
 def recover(target: Target) -> int:
     """Finish or roll back what an interrupted kea left in ``target`` (no-op if nothing)."""
     if not (target.scheme.purelib / STAGING_DIR).exists():
@@ -451,4 +485,4 @@ def recover(target: Target) -> int:
         return txn.recover()
 
 
-__all__ = ["EnvTransaction", "recover"]
+__all__ = ["Cleanup", "EnvTransaction", "recover"]
