@@ -182,7 +182,16 @@ class Prefetcher:
 
     # -- from the worker thread --------------------------------------------------------------
 
-    def _wait(self, make: Callable[[], asyncio.Future[T]]) -> T:
+    # Every hop to the loop (a self-pipe write, then the GIL handed back and forth) costs far
+    # more than the answer when it is already known: a warm resolve's loop runs ahead of the
+    # resolver (speculation), so most asks find a done future and need no hop. Reading the
+    # dicts and a done future from this thread is safe: entries are only ever added, and a
+    # future's result never changes once set.
+
+    def _wait(self, ready: asyncio.Future[T] | None, make: Callable[[], asyncio.Future[T]]) -> T:
+        if ready is not None and ready.done() and not ready.cancelled():
+            return ready.result()
+
         async def get() -> T:
             return await asyncio.shield(make())
 
@@ -190,16 +199,24 @@ class Prefetcher:
 
     def versions(self, name: str) -> Selection:
         """Blocking: the candidates of ``name``."""
-        return self._wait(lambda: self.page_future(name))
+        ready = self._pages.get(canonicalize_name(name))
+        return self._wait(ready, lambda: self.page_future(name))
 
     def metadata(self, cand: Candidate) -> CoreMetadata:
         """Blocking: the metadata of one candidate."""
-        return self._wait(lambda: self.metadata_future(cand))
+        ready = self._meta.get((cand.name, cand.version))
+        return self._wait(ready, lambda: self.metadata_future(cand))
 
     def prefetch(self, names: Iterable[str]) -> None:
-        """Non-blocking: start fetching these pages."""
-        names = list(names)
-        self.loop.call_soon_threadsafe(self.prefetch_pages, names)
+        """Non-blocking: start fetching these pages (no hop when all are asked for already)."""
+        names = [n for n in names if canonicalize_name(n) not in self._pages]
+        if names:
+            self.loop.call_soon_threadsafe(self.prefetch_pages, names)
+
+    def want_metadata(self, cand: Candidate) -> None:
+        """Non-blocking: start fetching the metadata of ``cand`` (no hop when asked already)."""
+        if (cand.name, cand.version) not in self._meta:
+            self.loop.call_soon_threadsafe(self.metadata_future, cand)
 
 
 async def run_in_worker(fn: Callable[[], T]) -> T:
@@ -317,7 +334,7 @@ class IndexProvider:
     def on_decision(self, name: str, version: Version) -> None:
         cand = self.candidate(name, version)
         if cand is not None:
-            self.pre.loop.call_soon_threadsafe(self.pre.metadata_future, cand)
+            self.pre.want_metadata(cand)
 
     def metadata_of(self, name: str, version: Version) -> CoreMetadata | None:
         return self._metadata.get((name, version))
