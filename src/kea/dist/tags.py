@@ -7,21 +7,33 @@ it, see ``kea.install.environment``), most specific first.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from packaging.tags import Tag, parse_tag
+if TYPE_CHECKING:
+    from packaging.tags import Tag
 
 
 class TagRanker:
-    """Ranks wheels by how well their tags fit an interpreter (lower rank = better)."""
+    """Ranks wheels by how well their tags fit an interpreter (lower rank = better).
+
+    Keyed by the tag's text (``cp311-cp311-manylinux_2_17_x86_64``, lower case as ``Tag``
+    prints it): an interpreter supports ~900 tags and building a ``Tag`` of each, every run,
+    cost more than the few hundred wheels ranked against them.
+    """
 
     __slots__ = ("_rank",)
 
     def __init__(self, supported: Iterable[str | Tag]) -> None:
-        rank: dict[Tag, int] = {}
+        rank: dict[str, int] = {}
         for i, tag in enumerate(supported):
-            tags = parse_tag(tag) if isinstance(tag, str) else (tag,)
-            for t in tags:
-                rank.setdefault(t, i)
+            text = str(tag).lower()
+            if "." in text:  # a compressed tag set (py2.py3-none-any): each of its tags
+                from packaging.tags import parse_tag
+
+                for t in parse_tag(text):
+                    rank.setdefault(str(t), i)
+            else:
+                rank.setdefault(text, i)
         self._rank = rank
 
     def __len__(self) -> int:
@@ -31,7 +43,7 @@ class TagRanker:
         """The best (lowest) rank among ``tags``, or None when none is supported."""
         best: int | None = None
         for tag in tags:
-            r = self._rank.get(tag)
+            r = self._rank.get(str(tag))
             if r is not None and (best is None or r < best):
                 best = r
         return best
