@@ -114,10 +114,9 @@ class Recorder:
         self.started_ns = time.time_ns()
         self.paths: list[str] = []
         self.identities: list[tuple[int, int, int] | None] = []
+        self.failed = False
         self._out = _Capture(sys.stdout)
         self._err = _Capture(sys.stderr)
-        sys.stdout = self._out
-        sys.stderr = self._err
 
     @classmethod
     def start(cls, params: dict[str, Any]) -> Recorder | None:
@@ -132,11 +131,16 @@ class Recorder:
         python = params.get("python")
         if python is not None and "/" not in python and os.sep not in python:
             return None  # a version or a name: found on PATH, which may change
-        path = fastpath.stamp_path(argv, environ)
-        if path is None:
+        try:
+            path = fastpath.stamp_path(argv, environ)
+            if path is None:
+                return None
+            recorder = cls(argv, path)
+            recorder._watch_config(params.get("config_file"))
+        except OSError:  # e.g. the working directory is gone: the full path says so
             return None
-        recorder = cls(argv, path)
-        recorder._watch_config(params.get("config_file"))
+        sys.stdout = recorder._out
+        sys.stderr = recorder._err
         return recorder
 
     def _watch(self, path: str) -> None:
@@ -162,6 +166,12 @@ class Recorder:
 
     def watch_target(self, target: Target) -> None:
         """The interpreter and the installed distributions, before they are read."""
+        try:
+            self._watch_target(target)
+        except Exception:  # a stamp is only ever an optimisation: never fail the install
+            self.failed = True
+
+    def _watch_target(self, target: Target) -> None:
         exe = target.interpreter.executable
         self._watch(exe)
         bindir = os.path.dirname(exe)
@@ -189,7 +199,12 @@ class Recorder:
     def finish(self, request: Request, settings: Settings, head: str, took: str) -> None:
         """The run printed ``head + took`` as its answer: write the stamp if it may be trusted."""
         self.stop()
-        stamp = self._stamp(request, settings, head, took)
+        if self.failed:
+            return
+        try:
+            stamp = self._stamp(request, settings, head, took)
+        except Exception:  # as in watch_target
+            return
         if stamp is None:
             return
         import marshal
