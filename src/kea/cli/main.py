@@ -67,17 +67,19 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(130)
         fastpath.ARGV = list(args)  # the full path may write the stamp for these exact args
         try:
-            _run(args)
+            _run(args, quick_exit=argv is None)
         finally:
             fastpath.ARGV = None
         return
-    _run(args)
+    _run(args, quick_exit=argv is None)
 
 
-def _run(args: list[str]) -> None:
+def _run(args: list[str], *, quick_exit: bool) -> None:
     from kea.cli.output import run_cli
 
-    run_cli(_build_group(), args)
+    # The console script (argv from sys.argv) ends without the interpreter's teardown; a caller
+    # of main(argv) gets the usual SystemExit.
+    run_cli(_build_group(), args, quick_exit=quick_exit)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,72 @@
+"""``python -m kea`` / the console script end without the interpreter's teardown
+(kea.cli.output._quick_exit); what has to happen at exit must still happen."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.pip.conftest import Kea
+from tests.pip.server import SimpleIndex
+from tests.pip.wheelmaker import build_wheel
+
+
+def _temp_caches(tmp: Path) -> list[Path]:
+    return sorted(tmp.glob("kea-cache-*"))
+
+
+def test_no_cache_temp_dir_is_removed_on_success_and_on_error(
+    kea: Kea, small_index: SimpleIndex, tmp_path: Path
+) -> None:
+    build_wheel(small_index.directory, "lib", "1.0")
+    small_index.scan()
+    venv = kea.venv(tmp_path / "venv")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    kea.env["TMPDIR"] = str(tmp)
+
+    ok = kea("pip", "install", "--no-cache", "-i", small_index.url, "lib", venv=venv)
+    assert ok.returncode == 0, ok.stderr
+    assert " + lib==1.0" in ok.stderr
+    assert _temp_caches(tmp) == []  # the atexit handler ran
+
+    bad = kea("pip", "install", "--no-cache", "-i", small_index.url, "nothere", venv=venv)
+    assert bad.returncode == 1, bad.stderr
+    assert bad.stderr.startswith("error: "), bad.stderr
+    assert _temp_caches(tmp) == []
+
+
+def test_all_output_reaches_a_pipe(kea: Kea, small_index: SimpleIndex, tmp_path: Path) -> None:
+    names = [f"pkg{i:03d}" for i in range(120)]
+    for name in names:
+        build_wheel(small_index.directory, name, "1.0")
+    small_index.scan()
+    venv = kea.venv(tmp_path / "venv")
+    r = kea("pip", "install", "-i", small_index.url, *names, venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert sum(line.startswith(" + pkg") for line in r.stderr.splitlines()) == 120
+
+    # stdout through a pipe that is read slowly: nothing of `pip freeze` may be lost
+    proc = subprocess.run(
+        [sys.executable, "-m", "kea", "pip", "freeze", "--python", str(venv / "bin" / "python")],
+        env=kea.env,
+        cwd=kea.cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"{n}==1.0" for n in names]
+
+
+def test_in_process_callers_still_get_system_exit() -> None:
+    code = (
+        "from kea.cli.main import main\n"
+        "try:\n"
+        "    main(['cache', 'dir', '--cache-dir', '/nonexistent-kea-test'])\n"
+        "except SystemExit as e:\n"
+        "    print('exit', e.code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().splitlines()[-1] == "exit 0", proc.stderr
