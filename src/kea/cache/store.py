@@ -19,8 +19,6 @@ import asyncio
 import atexit
 import hashlib
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterable, Mapping
@@ -30,7 +28,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from kea.cache.archive import CHUNK, WheelError, hashers_for, unpack_wheel, verify_hashes
 from kea.errors import KeaError
 
 if TYPE_CHECKING:
@@ -117,6 +114,8 @@ class Cache:
 
     @classmethod
     def temporary_cache(cls) -> Cache:
+        import tempfile
+
         cache = cls(Path(tempfile.mkdtemp(prefix="kea-cache-")), temporary=True)
         atexit.register(cache.close)
         return cache
@@ -125,6 +124,8 @@ class Cache:
         """Remove a temporary cache (a no-op for a persistent one)."""
         if self.temporary and not self._closed:
             self._closed = True
+            import shutil
+
             shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> Cache:
@@ -231,6 +232,7 @@ class Cache:
         """
         tmp_dir = self.bucket(WHEELS)
         tmp = tmp_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}.whl"
+        from kea.cache.archive import hashers_for, verify_hashes
         from kea.cache.spool import WriteFailed, spool
 
         try:
@@ -249,6 +251,8 @@ class Cache:
         self, path: Path, expected_hashes: Mapping[str, str] | None = None
     ) -> Path:
         """Unpack a wheel from the local filesystem once (keyed by path, size and mtime)."""
+        from kea.cache.archive import CHUNK, hashers_for, verify_hashes
+
         path = Path(path).resolve()
         filename = path.name
         try:
@@ -288,6 +292,10 @@ class Cache:
         size: int,
         mtime_ns: int | None,
     ) -> Path:
+        import shutil
+
+        from kea.cache.archive import WheelError, unpack_wheel
+
         sha = digests["sha256"]
         archive_root = self.bucket(ARCHIVE)
         final = archive_root / sha

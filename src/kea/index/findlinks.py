@@ -14,8 +14,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from kea.errors import KeaError
-from kea.index.html import is_dist_filename, links_in_html, parse_project_html
 from kea.index.models import DistFile, ProjectPage, normalize_name
+
+# kea.index.html (html.parser, html.entities) is imported by the functions that read local
+# sources: IndexClient imports this module for is_local/local_path on every run.
 
 
 def is_local(location: str) -> bool:
@@ -53,6 +55,8 @@ def project_of(filename: str) -> str | None:
 
 
 def _dir_files(directory: Path) -> list[DistFile]:
+    from kea.index.html import is_dist_filename
+
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as e:
@@ -94,6 +98,8 @@ def parse_find_links_page(
     body: bytes, url: str, charset: str | None = None
 ) -> dict[str, ProjectPage]:
     """Projects of a find-links HTML page: every link to a distribution file, grouped by name."""
+    from kea.index.html import is_dist_filename, links_in_html, parse_project_html
+
     files: list[DistFile] = []
     page = parse_project_html(body, url, charset=charset, strict=False)
     files = list(page.files)
@@ -120,6 +126,8 @@ def file_index_page(index_url: str, name: str) -> ProjectPage | None:
         page_file = directory / "index.html"
         base = directory.resolve().as_uri() + "/"
         if page_file.is_file():
+            from kea.index.html import parse_project_html
+
             return parse_project_html(page_file.read_bytes(), base, name=project)
         files = [f for f in _dir_files(directory) if project_of(f.filename) == project]
         return ProjectPage(name=project, url=base, files=files)

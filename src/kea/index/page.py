@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from kea.index.html import not_an_index, parse_project_html, parse_root_html
-from kea.index.models import ProjectList, ProjectPage
-from kea.index.simple_json import parse_project_json, parse_root_json
+if TYPE_CHECKING:
+    from kea.index.models import ProjectList, ProjectPage
+
+# The parsers (html.parser, html.entities, ...) are imported by the functions that parse: a
+# resolve answered from the cache reads parsed pages and never needs them.
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -42,6 +45,8 @@ def _kind(body: bytes, content_type: str | None, url: str) -> tuple[str, str | N
     if media in _HTML_TYPES or simple:
         return "html", charset
     # Missing or generic content type: sniff.
+    from kea.index.html import not_an_index
+
     head = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"{"):
         return "json", charset
@@ -60,14 +65,22 @@ def parse_project_page(
     """Parse a project page by its ``Content-Type`` (sniffing the body when it is missing)."""
     kind, charset = _kind(body, content_type, url)
     if kind == "json":
+        from kea.index.simple_json import parse_project_json
+
         return parse_project_json(body, url, name=name)
+    from kea.index.html import parse_project_html
+
     return parse_project_html(body, url, name=name, charset=charset)
 
 
 def parse_root_page(body: bytes, url: str, content_type: str | None) -> ProjectList:
     kind, charset = _kind(body, content_type, url)
     if kind == "json":
+        from kea.index.simple_json import parse_root_json
+
         return parse_root_json(body, url)
+    from kea.index.html import parse_root_html
+
     return parse_root_html(body, url, charset=charset)
 
 

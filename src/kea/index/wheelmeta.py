@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import struct
-import zipfile
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -61,6 +60,8 @@ def _pick(filename: str, names: list[str]) -> str:
 
 def metadata_from_zip(path: Path | str | IO[bytes], filename: str | None = None) -> bytes:
     """METADATA of a wheel file on disk (or in a file object)."""
+    import zipfile  # with bz2 and lzma: only for a whole wheel, never on a warm resolve
+
     filename = filename or (Path(path).name if isinstance(path, str | Path) else "wheel")
     try:
         with zipfile.ZipFile(path) as zf:
