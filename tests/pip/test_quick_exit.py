@@ -70,3 +70,19 @@ def test_in_process_callers_still_get_system_exit() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip().splitlines()[-1] == "exit 0", proc.stderr
+
+
+def test_a_profiler_still_gets_its_output(tmp_path: Path) -> None:
+    out = tmp_path / "kea.prof"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "kea", "cache", "dir"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KEA_NO_CONFIG": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    import pstats
+
+    stats = pstats.Stats(str(out))
+    assert any(fn[2] == "run_cli" for fn in stats.stats)  # type: ignore[attr-defined]

@@ -236,11 +236,12 @@ def _quick_exit(code: int) -> None:
     must happen at exit still happens: atexit handlers (a ``--no-cache`` temporary cache is
     removed there, logging is flushed), then stdout and stderr are flushed. If any other
     thread is still alive the normal exit runs instead (every pool is joined before a command
-    returns, so this is a safety net).
+    returns, so this is a safety net), and so it does under a profiler or a tracer
+    (``python -m cProfile -m kea``, coverage), which write their results at the very end.
     """
     import threading
 
-    if threading.active_count() > 1:
+    if threading.active_count() > 1 or sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)
     import atexit
 
