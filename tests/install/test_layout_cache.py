@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 from kea.install.plan import WantedDist
@@ -56,3 +57,27 @@ def test_corrupt_or_foreign_layout_is_recomputed(tmp_path: Path) -> None:
 
     (arch / LAYOUT_FILE).write_bytes(marshal.dumps(("kea-layout-0", "x")))
     assert read_wheel(arch, "/usr/bin/python3").files == good.files
+
+
+def test_launchers_are_installers_and_a_cached_layout_does_not_import_it(tmp_path: Path) -> None:
+    from installer.scripts import Script
+
+    arch = archive(tmp_path, "demo-pkg", "1.0", **DEMO)
+    exe = "/opt/venv/bin/python"
+    ours = dict(read_wheel(arch, exe).launchers)
+    name, theirs = Script("demo-cli", "demo_pkg.sub.cli", "main", section="console").generate(
+        exe, "posix"
+    )
+    assert ours[name] == theirs
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from kea.install.wheel import read_wheel\n"
+        f"layout = read_wheel(Path({str(arch)!r}), {exe!r})\n"
+        "print(sorted(n for n, _ in layout.launchers), 'installer' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "['demo-cli'] False"
