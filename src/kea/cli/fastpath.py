@@ -23,10 +23,9 @@ writes a stamp only when its real cache dir is that same directory. ``KEA_NO_FAS
 the fast path off.
 
 Only stdlib modules that CPython has already loaded at start-up (``os``, ``sys``), ``marshal`` and
-a sha256 are imported here: this module is the whole cost of a hit.
+a sha256 are imported here (not even ``__future__``: annotations that name types are strings):
+this module is the whole cost of a hit.
 """
-
-from __future__ import annotations
 
 import os
 import sys
@@ -58,18 +57,20 @@ KEY_ENV_PREFIXES = ("KEA_", "PYTHON", "LC_")
 ARGV: list[str] | None = None
 
 
-def _sha256_type() -> Any:
-    try:  # the builtin module is cheaper to import than hashlib (which loads OpenSSL)
-        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12+
-    except ImportError:
-        try:
+def _sha256_type() -> "Any":
+    # the builtin module is cheaper to import than hashlib (which loads OpenSSL); importing a
+    # module that is not there costs a search of sys.path, so ask for the right one
+    try:
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]
+        else:
             from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
-        except ImportError:
-            from hashlib import sha256
+    except ImportError:
+        from hashlib import sha256
     return sha256
 
 
-_sha256: Any = None
+_sha256: "Any" = None
 
 
 def sha256_hex(data: bytes) -> str:
@@ -79,7 +80,7 @@ def sha256_hex(data: bytes) -> str:
     return str(_sha256(data).hexdigest())
 
 
-def cache_dir(args: Sequence[str], env: Mapping[str, str]) -> str | None:
+def cache_dir(args: "Sequence[str]", env: "Mapping[str, str]") -> str | None:
     """The absolute cache directory a run with these arguments uses, as settings would find it
     without a config file, or None when it cannot be told cheaply (then no fast path)."""
     value: str | None = None
@@ -110,7 +111,7 @@ def cache_dir(args: Sequence[str], env: Mapping[str, str]) -> str | None:
     return None
 
 
-def stamp_key(args: Sequence[str], env: Mapping[str, str]) -> str:
+def stamp_key(args: "Sequence[str]", env: "Mapping[str, str]") -> str:
     """The stamp's name: a sha256 of everything besides files that the answer depends on."""
     from kea import __version__
 
@@ -135,7 +136,7 @@ def stamp_key(args: Sequence[str], env: Mapping[str, str]) -> str:
     return sha256_hex(repr(parts).encode("utf-8", "surrogateescape"))
 
 
-def stamp_path(args: Sequence[str], env: Mapping[str, str]) -> str | None:
+def stamp_path(args: "Sequence[str]", env: "Mapping[str, str]") -> str | None:
     """Where the stamp of a run with these arguments lives, or None (no fast path)."""
     directory = cache_dir(args, env)
     if directory is None:
@@ -159,7 +160,7 @@ def elapsed(seconds: float) -> str:
     return f"{seconds:.2f}s"
 
 
-def check(stamp: Any, key: str) -> tuple[str, str] | None:
+def check(stamp: "Any", key: str) -> tuple[str, str] | None:
     """The (before, after) text around the elapsed time when every condition of ``stamp`` holds."""
     if type(stamp) is not dict or stamp.get("format") != FORMAT or stamp.get("key") != key:
         return None

@@ -4,8 +4,6 @@
 lazily, each from its own module, so a command imports only what it uses.
 """
 
-from __future__ import annotations
-
 import sys
 
 TYPE_CHECKING = False  # typing itself is not imported: ``kea --version`` must not pay for it
@@ -22,7 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _build_group() -> Any:
+def _build_group() -> "Any":
     import click
 
     from kea.cli.lazy import LazyGroup
