@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import msgspec
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -153,15 +153,17 @@ def _is_network_error(e: KeaError) -> bool:
     return isinstance(e, HttpError)
 
 
-@dataclass
-class ResolveInput:
-    """What ``kea pip install`` asks the resolver for (parsed requirements and policies)."""
+class ResolveInput(msgspec.Struct):
+    """What ``kea pip install`` asks the resolver for (parsed requirements and policies).
+
+    Records here are msgspec Structs: a dataclass generates and compiles its methods at import.
+    """
 
     requirements: list[Requirement]
-    constraints: list[Requirement] = field(default_factory=list)
-    overrides: list[Requirement] = field(default_factory=list)
-    hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    installed: Mapping[str, str] = field(default_factory=dict)  # name -> version
+    constraints: list[Requirement] = msgspec.field(default_factory=list)
+    overrides: list[Requirement] = msgspec.field(default_factory=list)
+    hashes: Mapping[str, frozenset[str]] = msgspec.field(default_factory=dict)
+    installed: Mapping[str, str] = msgspec.field(default_factory=dict)  # name -> version
     upgrade: bool = False
     upgrade_packages: frozenset[str] = frozenset()
     no_deps: bool = False
@@ -176,8 +178,7 @@ class ResolveInput:
     fetch_early: bool = False
 
 
-@dataclass(frozen=True)
-class Chosen:
+class Chosen(msgspec.Struct, frozen=True):
     """One package of the solution, with the file to install."""
 
     name: str

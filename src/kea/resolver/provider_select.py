@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -34,8 +34,10 @@ NONE = ":none:"
 # -- candidates ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+# Records are msgspec Structs, not dataclasses: made in C at import instead of generated code.
+
+
+class Candidate(msgspec.Struct, frozen=True):
     """One installable version of a package: the best wheel of that version for the target."""
 
     name: str  # canonical
@@ -52,14 +54,13 @@ class Candidate:
         return f"{self.name}=={self.version}"
 
 
-@dataclass
-class Selection:
+class Selection(msgspec.Struct):
     """The candidates of one package (newest first) and why other files were left out."""
 
     name: str
-    candidates: list[Candidate] = field(default_factory=list)
-    rejected: dict[str, list[str]] = field(default_factory=dict)  # reason -> filenames
-    pages: list[ProjectPage] = field(default_factory=list)
+    candidates: list[Candidate] = msgspec.field(default_factory=list)
+    rejected: dict[str, list[str]] = msgspec.field(default_factory=dict)  # reason -> filenames
+    pages: list[ProjectPage] = msgspec.field(default_factory=list)
 
     def by_version(self) -> dict[Version, Candidate]:
         return {c.version: c for c in self.candidates}
@@ -172,18 +173,17 @@ def _binary_rule(values: Iterable[str]) -> tuple[bool, frozenset[str]]:
     return everything, frozenset(names)
 
 
-@dataclass
-class CandidatePolicy:
+class CandidatePolicy(msgspec.Struct, dict=True):
     """What the target interpreter accepts and what the user allows."""
 
     tags: TagRanker
     python_version: Version  # full version of the target, for Requires-Python
-    markers: Mapping[str, str] = field(default_factory=dict)  # target marker environment
+    markers: Mapping[str, str] = msgspec.field(default_factory=dict)  # target environment
     only_binary: Sequence[str] = ()
     no_binary: Sequence[str] = ()
     exclude_newer: datetime | None = None
-    pinned: Mapping[str, frozenset[Version]] = field(default_factory=dict)  # == pins, yanked ok
-    allowed_hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)  # "sha256:hex"
+    pinned: Mapping[str, frozenset[Version]] = msgspec.field(default_factory=dict)  # == pins
+    allowed_hashes: Mapping[str, frozenset[str]] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._only_all, self._only = _binary_rule(self.only_binary)
