@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
 
         try:
             if fastpath.try_noop(args, started):
+                if argv is None:
+                    fastpath.quick_exit()
                 sys.exit(0)
         except KeyboardInterrupt:  # as kea.cli.output.run_cli answers it
             sys.stderr.write("error: interrupted\n")
