@@ -92,6 +92,9 @@ def test_prune_removes_orphans_old_buckets_and_stale_temp(tmp_path: Path) -> Non
     orphan = cache.unpack_local_wheel(wheel)
     for p in (cache.root / WHEELS / "orphan").iterdir():
         p.unlink()
+    stamps = cache.root / "fastpath-v1"  # kea.cli.fastpath's no-op stamps are kept
+    stamps.mkdir()
+    (stamps / ("0" * 64)).write_bytes(b"stamp")
     (cache.root / "simple-v0").mkdir()
     (cache.root / "simple-v0" / "old.json").write_text("{}")
     stale = cache.root / WHEELS / ".tmp-deadbeef.whl"
@@ -103,6 +106,7 @@ def test_prune_removes_orphans_old_buckets_and_stale_temp(tmp_path: Path) -> Non
     assert removal.files >= 3
     assert not orphan.exists() and not (cache.root / "simple-v0").exists()
     assert not stale.exists()
+    assert (stamps / ("0" * 64)).read_bytes() == b"stamp"
     assert archives["alpha"].is_dir() and archives["beta"].is_dir()
     # Through the CLI: a young temp file (maybe a running kea's) is left alone.
     fresh_tmp.touch()

@@ -25,7 +25,8 @@ from kea.cache.store import (
 )
 from kea.errors import KeaError
 
-KEEP_AT_ROOT = frozenset({"CACHEDIR.TAG", ".gitignore", ".lock"})
+# fastpath-v1: the no-op stamps of kea.cli.fastpath (that writer bounds their number itself).
+KEEP_AT_ROOT = frozenset({"CACHEDIR.TAG", ".gitignore", ".lock", "fastpath-v1"})
 TMP_MAX_AGE = 3600.0  # temp entries younger than this may belong to a running kea
 
 
