@@ -39,8 +39,11 @@ _LIBS = ("purelib", "platlib")
 class WheelLayout:
     """An archive read and checked, with every file's place; nothing is staged yet.
 
-    Computed once per archive and kept beside it (``LAYOUT_FILE``, see ``read_wheel``): the
-    archive never changes, and reading its RECORD again costs about 1 ms per wheel.
+    Computed once per archive and kept inside it (``LAYOUT_FILE``, see ``read_wheel``): the
+    archive never changes, and reading its RECORD again costs about 1 ms per wheel. The shape is
+    made for loading and linking fast: most files are root-key files whose archive RECORD line is
+    kept as it is, and for those the line alone is stored (its first field is the path, the same
+    in the archive and under the root).
     """
 
     archive: Path
@@ -49,9 +52,12 @@ class WheelLayout:
     version: str
     dist_info: str  # directory name, e.g. foo-1.0.dist-info
     root_key: str  # "purelib" or "platlib": where the dist-info goes
-    # (scheme key, rel under key, archive path, hash, size, the archive's RECORD line if it can
-    # be kept as it is)
-    files: list[tuple[str, str, str, str, int | None, str | None]]
+    kept_rows: list[str]  # RECORD lines of root-key files kept as they are (no quoting in them)
+    others: list[tuple[str, str, str, str, int | None]]  # (key, rel, archive path, hash, size)
+    dirs: list[
+        tuple[str, str]
+    ]  # (key, directory) of every file, the dist-info's too; parents first
+    tops: list[tuple[str, str, bool]]  # (key, top-level name, is a file) except the dist-info
     # (console|gui, name, the launcher's code below its #! line: the ``installer`` library's)
     entry_points: list[tuple[str, str, bytes]]
     launchers: list[tuple[str, bytes]] = field(default_factory=list)  # (file name, content)
@@ -63,19 +69,11 @@ class WheelLayout:
         decides). With ``compile_bytecode`` a top-level ``.py`` file of purelib/platlib is left
         out: its ``.pyc`` would go to a shared ``__pycache__``, outside the entry.
         """
-        tops: dict[tuple[str, str], None] = {}
-        di = self.dist_info
-        root_key = self.root_key
-        for key, rel, *_ in self.files:
-            top, sep, _ = rel.partition("/")
-            if key == root_key and top == di:
-                continue
-            if not sep and compile_bytecode and key in _LIBS and top.endswith(".py"):
-                continue
-            tops[(key, top)] = None
-        for fname, _ in self.launchers:
-            tops[("scripts", fname)] = None
-        return list(tops)
+        return [
+            (key, top)
+            for key, top, is_file in self.tops
+            if not (is_file and compile_bytecode and key in _LIBS and top.endswith(".py"))
+        ]
 
 
 @dataclass
@@ -185,7 +183,7 @@ def read_wheel(archive: Path, executable: str) -> WheelLayout:
 # starts with a dot and is not in RECORD; nothing reads the archive by listing it except
 # ``find_dist_info``, which only looks at ``*.dist-info``).
 LAYOUT_FILE = ".kea-layout"
-_LAYOUT_FORMAT = "kea-layout-2"
+_LAYOUT_FORMAT = "kea-layout-3"
 
 
 def _load_layout(archive: Path) -> WheelLayout | None:
@@ -194,11 +192,14 @@ def _load_layout(archive: Path) -> WheelLayout | None:
     try:
         with open(f"{archive}/{LAYOUT_FILE}", "rb") as f:
             data = marshal.load(f)
-        fmt, name, display, version, di, root_key, files, eps = data
-        if fmt != _LAYOUT_FORMAT or not isinstance(files, list) or not isinstance(eps, list):
+        fmt, name, display, version, di, root_key, rows, others, dirs, tops, eps = data
+        if fmt != _LAYOUT_FORMAT or not all(isinstance(x, list) for x in (others, dirs, tops, eps)):
             return None
-        return WheelLayout(archive, name, display, version, di, root_key, files, eps)
-    except (OSError, EOFError, ValueError, TypeError):
+        kept_rows = rows.split("\n") if rows else []
+        return WheelLayout(
+            archive, name, display, version, di, root_key, kept_rows, others, dirs, tops, eps
+        )
+    except (OSError, EOFError, ValueError, TypeError, AttributeError):
         return None
 
 
@@ -213,7 +214,10 @@ def _save_layout(layout: WheelLayout) -> None:
         layout.version,
         layout.dist_info,
         layout.root_key,
-        layout.files,
+        "\n".join(layout.kept_rows),  # one string loads much faster than 12,000
+        layout.others,
+        layout.dirs,
+        layout.tops,
         layout.entry_points,
     )
     tmp = f"{layout.archive}/{LAYOUT_FILE}.{uuid.uuid4().hex}"
@@ -249,7 +253,10 @@ def _compute_layout(archive: Path) -> WheelLayout:
     # Where every RECORD path goes. Whether each file is really in the archive is checked when
     # it is linked (a missing one fails the install, which is then rolled back).
     rows = _rows(record_text, record)
-    files: list[tuple[str, str, str, str, int | None, str | None]] = []
+    kept_rows: list[str] = []
+    others: list[tuple[str, str, str, str, int | None]] = []
+    dirs: dict[tuple[str, str], None] = {(root_key, di): None}
+    tops: dict[tuple[str, str], bool] = {}
     for entry, row in zip(record, rows, strict=True):
         path = entry.path
         check_safe(path, source=f"{label}: RECORD")
@@ -263,9 +270,20 @@ def _compute_layout(archive: Path) -> WheelLayout:
             if key == "headers":
                 rel = f"{meta.name}/{rel}"
                 check_safe(rel, source=f"{label}: METADATA Name")
-            files.append((key, rel, path, entry.hash, entry.size, None))
+            others.append((key, rel, path, entry.hash, entry.size))
         else:
-            files.append((root_key, path, path, entry.hash, entry.size, row))
+            key, rel = root_key, path
+            if row is not None and row.partition(",")[0] == path:
+                kept_rows.append(row)
+            else:
+                others.append((key, rel, path, entry.hash, entry.size))
+        top, sep, _ = rel.partition("/")
+        if not (key == root_key and top == di):
+            tops[(key, top)] = tops.get((key, top), False) or not sep
+        parent = os.path.dirname(rel)
+        while parent and (key, parent) not in dirs:
+            dirs[(key, parent)] = None
+            parent = os.path.dirname(parent)
 
     entry_points: list[tuple[str, str, bytes]] = []
     ep_path = dist_info / "entry_points.txt"
@@ -277,6 +295,7 @@ def _compute_layout(archive: Path) -> WheelLayout:
             # The launcher's code after its #! line; the line itself is the interpreter's.
             _, data = script.generate("/python", "posix")
             entry_points.append((kind, name, data.split(b"\n", 1)[1]))
+            tops[("scripts", name)] = True
     return WheelLayout(
         archive=archive,
         name=meta.canonical_name,
@@ -284,7 +303,10 @@ def _compute_layout(archive: Path) -> WheelLayout:
         version=meta.version,
         dist_info=di,
         root_key=root_key,
-        files=files,
+        kept_rows=kept_rows,
+        others=others,
+        dirs=sorted(dirs, key=lambda d: (d[1].count("/"), d)),
+        tops=[(key, top, is_file) for (key, top), is_file in tops.items()],
         entry_points=entry_points,
     )
 
@@ -316,23 +338,11 @@ def stage_wheel(
     )
 
     # 1. Directories: one mkdir each, parents first; stage/new/<key> only where needed.
-    dirs: set[tuple[str, str]] = {(root_key, di)}
-    staged_keys: set[str] = set()
-    for key, rel, *_ in layout.files:
-        top, sep, _ = rel.partition("/")
-        if (key, top) not in direct and not (key == root_key and top == di):
-            staged_keys.add(key)
-        if sep:
-            parent = os.path.dirname(rel)
-            while parent and (key, parent) not in dirs:
-                dirs.add((key, parent))
-                parent = os.path.dirname(parent)
-    if any(("scripts", fname) not in direct for fname, _ in layout.launchers):
-        staged_keys.add("scripts")
+    staged_keys = {key for key, top, _ in layout.tops if (key, top) not in direct}
     staged.staged_keys = frozenset(staged_keys)
     todo = [f"{stage}/new"] if staged_keys else []
     todo += [f"{stage}/new/{key}" for key in sorted(staged_keys)]
-    todo += [_locate(staged, k, r) for k, r in sorted(dirs, key=lambda d: (d[1].count("/"), d))]
+    todo += [_locate(staged, k, r) for k, r in layout.dirs]
     try:
         for d in todo:
             os.mkdir(d)
@@ -340,16 +350,33 @@ def stage_wheel(
         raise KeaError(f"cannot create directory {e.filename}: {e.strerror}") from None
 
     # 2. Files: link from the archive; scripts with #!python are rewritten copies.
-    shebang = _shebang(executable)
     arch = str(layout.archive)
-    locate = _locate
     link = linker.link
     files = staged.files
     kept = staged.kept
-    kept_rows = staged.kept_rows
-    for key, rel, path, digest, size, row in layout.files:
+    roots = staged.roots
+    # Root-key files whose RECORD line is kept: where each goes depends on its top-level entry.
+    here, staged_root = f"{roots[root_key]}/", f"{stage}/new/{root_key}/"
+    base = {
+        top: here if (key, top) in direct else staged_root
+        for key, top, _ in layout.tops
+        if key == root_key
+    }
+    base[di] = f"{stage}/"
+    for row in layout.kept_rows:
+        rel = row.partition(",")[0]
+        try:
+            link(f"{arch}/{rel}", base[rel.partition("/")[0]] + rel)
+        except KeaError:
+            if not os.path.isfile(f"{arch}/{rel}"):
+                raise _missing(layout, rel) from None
+            raise
+        kept.append(rel)
+    staged.kept_rows = layout.kept_rows
+    shebang = _shebang(executable)
+    for key, rel, path, digest, size in layout.others:
         src = f"{arch}/{path}"
-        dst = locate(staged, key, rel)
+        dst = _locate(staged, key, rel)
         if key == "scripts":
             try:
                 with open(src, "rb") as f:
@@ -369,15 +396,11 @@ def stage_wheel(
             if not os.path.isfile(src):
                 raise _missing(layout, path) from None
             raise
-        if row is not None:
-            kept.append(rel)
-            kept_rows.append(row)
-        else:
-            files[(key, rel)] = RecordEntry(path, digest, size)
+        files[(key, rel)] = RecordEntry(path, digest, size)
 
     # 3. Launchers for console and GUI entry points.
     for fname, data in layout.launchers:
-        _write(locate(staged, "scripts", fname), data, 0o755)
+        _write(_locate(staged, "scripts", fname), data, 0o755)
         files[("scripts", fname)] = RecordEntry("", hash_bytes(data), len(data))
 
     # 4. Files kea writes into the dist-info.
