@@ -1,4 +1,4 @@
-"""``drop_other_extras``: the no-op audit's cheap pre-filter of ``Requires-Dist`` lines.
+"""``drop_other_extras`` (kea.resolver.provider_select): a cheap filter of ``Requires-Dist``.
 
 It must never change what ``dependencies_of`` answers: checked on hand-picked lines and on
 generated markers (and/or/parentheses, both quotes, extras first or last, odd spacing).
@@ -10,9 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.markers import default_environment
 
-from kea.cli.install_request import drop_other_extras
 from kea.dist.metadata import CoreMetadata
-from kea.resolver.provider_select import dependencies_of
+from kea.resolver.provider_select import dependencies_of, drop_other_extras
 
 MARKERS = {k: str(v) for k, v in default_environment().items()}
 

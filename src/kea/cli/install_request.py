@@ -3,7 +3,6 @@ no-op audit that answers from the installed metadata when everything is already 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -123,7 +122,6 @@ def audit_installed(
     None as soon as anything is missing, at a wrong version, asked to be upgraded or
     reinstalled, or a direct URL: then the resolver must run. Reads installed metadata only.
     """
-    import msgspec
     from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion, Version
 
@@ -169,45 +167,8 @@ def audit_installed(
             meta = dist.metadata()
         except KeaError:
             return None
-        kept = drop_other_extras(meta.requires_dist, req.extras)
-        if len(kept) != len(meta.requires_dist):
-            meta = msgspec.structs.replace(meta, requires_dist=kept)
         todo += [(dep, False) for dep in dependencies_of(meta, req.extras, markers)]
     return len(needed)
-
-
-# ``extra == "name"`` alone, or as the first or last term of a marker (PEP 508 quoting).
-_EXTRA_ONLY = re.compile(r"""^\s*extra\s*==\s*(['"])([^'"]+)\1\s*$""")
-_EXTRA_LAST = re.compile(r"""\band\s+extra\s*==\s*(['"])([^'"]+)\1\s*$""")
-_EXTRA_FIRST = re.compile(r"""^\s*extra\s*==\s*(['"])([^'"]+)\1\s+and\b""")
-_OR = re.compile(r"\bor\b")
-
-
-def drop_other_extras(lines: Iterable[str], extras: Iterable[str]) -> tuple[str, ...]:
-    """``Requires-Dist`` lines without those that certainly need an extra not in ``extras``.
-
-    Parsing a requirement costs ~50 µs and most lines of real metadata belong to extras
-    (``test``, ``docs``): jupyter's 97 packages have 721 lines, 530 of them such. A line is
-    dropped only when its marker is a conjunction (no ``or`` anywhere after the ``;``) with a
-    term ``extra == "X"`` for an X that was not asked for; anything else is kept for the real
-    parser and marker evaluation, so the result of ``dependencies_of`` is the same.
-    """
-    from packaging.utils import canonicalize_name
-
-    wanted = {canonicalize_name(e) for e in extras}
-    kept: list[str] = []
-    for line in lines:
-        _, sep, marker = line.partition(";")
-        if sep and "extra" in marker and not _OR.search(marker):
-            m = (
-                _EXTRA_ONLY.match(marker)
-                or _EXTRA_LAST.search(marker)
-                or _EXTRA_FIRST.match(marker)
-            )
-            if m and canonicalize_name(m.group(2)) not in wanted:
-                continue
-        kept.append(line)
-    return tuple(kept)
 
 
 def _override_names(request: Request) -> frozenset[str]:
