@@ -137,3 +137,28 @@ def test_stale_cache_resolve_does_use_the_network(
     assert "aiohttp" in modules and "kea.http.client" in modules
     # plain http: no TLS context was built, so truststore was never needed
     assert "truststore" not in modules
+
+
+def test_warm_offline_install_never_imports_the_network_stack(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    """Issue 4: a warm offline install (pages without max-age, so stale) links from the cache
+    without importing kea.http or aiohttp; the packages are really installed and importable."""
+    first_venv = kea.venv(tmp_path / "first")
+    first = kea("pip", "install", "-i", universe.url, "app[fast]", venv=first_venv)
+    assert first.returncode == 0, first.stderr
+    before = len(universe.requests)
+
+    venv = kea.venv(tmp_path / "venv")
+    code, modules, stderr = run_in_process(
+        kea, venv, "pip", "install", "--offline", "-i", universe.url, "app[fast]"
+    )
+    assert code == 0, stderr
+    assert "Installed 4 packages" in stderr, stderr
+    assert len(universe.requests) == before
+    assert imported(modules, FRESH_FORBIDDEN) == []
+    assert "kea.install.installer" in modules  # the real install ran in this process
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    assert sorted(p.name for p in site.glob("*.dist-info")) == [
+        "app-1.0.dist-info", "leaf-1.0.dist-info", "lib-2.0.dist-info", "speedup-1.0.dist-info",
+    ]  # fmt: skip
