@@ -14,8 +14,8 @@ directory, the environment variables in ``KEY_ENV`` / ``KEY_ENV_PREFIXES`` and w
 a terminal. Its content lists the files: stat identities (mtime, size, inode, or absent) of the
 config files and venv markers kea looks for, the target interpreter, the site-packages
 directories and every ``*.dist-info/METADATA`` in them, the source files of the code that
-answered; the sha256 of every requirements file read (nested ones included) and of every
-``${VAR}`` those files expand.
+answered; the sha256 of every requirements file read (nested ones included) and a salted one
+of every ``${VAR}`` those files expand. A stamp is readable by its owner only.
 
 Stamps live in ``<cache dir>/fastpath-v1/``; the cache dir is found as settings would
 (``--cache-dir``, ``KEA_CACHE_DIR``, the platform default on Linux and macOS), and the full path
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 2: identities with the change time, salted env digests
 BUCKET = "fastpath-v1"
 
 # Environment variables that can change what ``kea pip install`` does or prints, beyond KEA_*:
@@ -144,13 +144,27 @@ def stamp_path(args: "Sequence[str]", env: "Mapping[str, str]") -> str | None:
     return os.path.join(directory, BUCKET, stamp_key(args, env))
 
 
-def identity(path: str) -> tuple[int, int, int] | None:
-    """(mtime_ns, size, inode) of ``path`` (symlinks followed), or None when it is absent."""
+def identity(path: str) -> tuple[int, int, int, int] | None:
+    """(mtime_ns, size, inode, ctime_ns) of ``path`` (symlinks followed), or None when absent.
+
+    The change time is there because nobody can set it: ``cp -p``, ``rsync -a --inplace`` or a
+    tar restore can rewrite a file in place (same inode, same size) and put its mtime back.
+    """
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
+def env_digest(key: str, name: str, value: str | None) -> str | None:
+    """What a stamp keeps of the environment variable ``name`` (None: unset): a sha256 salted
+    with the stamp's key and the name, so that no stamp holds a plain digest of a value that
+    a dictionary could find (``${TOKEN}`` in a requirements file is a credential)."""
+    if value is None:
+        return None
+    text = f"{key}\0{name}\0{value}"
+    return sha256_hex(text.encode("utf-8", "surrogateescape"))
 
 
 def elapsed(seconds: float) -> str:
@@ -174,7 +188,7 @@ def check(stamp: "Any", key: str) -> tuple[str, str] | None:
             if ident is None:
                 continue
             return None
-        if ident != (st.st_mtime_ns, st.st_size, st.st_ino):
+        if ident != (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns):
             return None
     for path, resolved, digest in stamp["files"]:
         if os.path.realpath(path) != resolved:
@@ -184,9 +198,7 @@ def check(stamp: "Any", key: str) -> tuple[str, str] | None:
                 return None
     environ = os.environ
     for name, digest in stamp["env"]:
-        value = environ.get(name)
-        seen = None if value is None else sha256_hex(value.encode("utf-8", "surrogateescape"))
-        if seen != digest:
+        if env_digest(key, name, environ.get(name)) != digest:
             return None
     before, after = stamp["output"]
     if type(before) is not str or type(after) is not str:

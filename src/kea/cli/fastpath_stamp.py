@@ -113,7 +113,7 @@ class Recorder:
         self.path = path
         self.started_ns = time.time_ns()
         self.paths: list[str] = []
-        self.identities: list[tuple[int, int, int] | None] = []
+        self.identities: list[tuple[int, int, int, int] | None] = []
         self.failed = False
         self._out = _Capture(sys.stdout)
         self._err = _Capture(sys.stderr)
@@ -210,9 +210,18 @@ class Recorder:
         import marshal
 
         tmp = f"{self.path}.{os.getpid()}.tmp"
+        bucket = os.path.dirname(self.path)
         try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with open(tmp, "wb") as f:
+            os.makedirs(bucket, mode=0o700, exist_ok=True)
+            mode = os.stat(bucket).st_mode
+            if mode & 0o077:  # made by an older kea, or under another umask
+                os.chmod(bucket, mode & 0o700)
+            # owner only: the name is a hash of the arguments and the environment (credentials
+            # included), the content names the user's files
+            if os.path.lexists(tmp):  # a leftover of a killed writer of the same pid
+                os.unlink(tmp)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(fd, "wb") as f:
                 f.write(marshal.dumps(stamp))
             os.replace(tmp, self.path)
         except OSError:
@@ -243,14 +252,11 @@ class Recorder:
         files = request.files
         digests = list(files.digests) if files is not None else []
         env_names = list(files.env_names) if files is not None else []
-        env = []
-        for name in env_names:
-            value = os.environ.get(name)
-            encoded = None if value is None else value.encode("utf-8", "surrogateescape")
-            env.append((name, None if encoded is None else fastpath.sha256_hex(encoded)))
+        key = os.path.basename(self.path)
+        env = [(name, fastpath.env_digest(key, name, os.environ.get(name))) for name in env_names]
         return {
             "format": fastpath.FORMAT,
-            "key": os.path.basename(self.path),
+            "key": key,
             "paths": list(self.paths),
             "identities": list(self.identities),
             "files": digests,

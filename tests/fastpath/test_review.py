@@ -1,0 +1,227 @@
+"""Adversarial cases for the no-op fast path: what a user of pip/uv may do between two identical
+``kea pip install`` runs, and what the stamp may keep. Each test either proves a change makes the
+stamp miss (the full path answers, with its own answer) or that a hit is right.
+
+Same machinery as test_fastpath: real venvs, real wheels, a loopback index, fresh interpreters.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from kea.cli import fastpath
+from tests.fastpath.test_fastpath import AUDITED, Setup, settle, setup, site_packages, universe
+from tests.pip.wheelmaker import build_wheel
+
+pytestmark = pytest.mark.e2e
+
+__all__ = ["setup", "universe"]  # fixtures, imported for pytest
+
+
+def _stamp(s: Setup) -> dict[str, Any]:
+    (path,) = s.stamps()
+    data = marshal.loads(path.read_bytes())
+    assert isinstance(data, dict)
+    return data
+
+
+# -- files changed behind kea's back ---------------------------------------------------------------
+
+
+def test_metadata_rewritten_in_place_with_its_mtime_restored(setup: Setup) -> None:
+    """``cp -p``, ``rsync -a --inplace``, a tar restore: same inode, same size, same mtime, other
+    content. Only the inode's change time (which no one can set) tells."""
+    setup.primed()
+    meta = site_packages(setup.venv) / "lib-2.0.dist-info" / "METADATA"
+    before = meta.stat()
+    text = meta.read_text()
+    new = text.replace("Requires-Dist: leaf", "Requires-Dist: leaX")
+    assert len(new) == len(text) and new != text
+    with meta.open("r+") as f:  # in place: same inode, same size
+        f.write(new)
+    os.utime(meta, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = meta.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    r = setup.run()
+    assert not r.hit, "answered from a stamp about METADATA that is no longer there"
+    # the full path's audit saw the new dependency (leax, not installed): the resolver ran
+    assert r.code == 0 and r.stderr.startswith("Resolved 4 packages"), r.stderr
+
+
+def test_other_installer_replaces_a_version(setup: Setup) -> None:
+    """pip (not kea) installs another version of a dependency: the dist-info is renamed."""
+    pytest.importorskip("pip")
+    w = setup.index.directory
+    wheel = build_wheel(w, "leaf", "0.5")
+    setup.primed()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(setup.venv / "bin" / "python"), "install",
+         "--no-deps", "--no-index", "--disable-pip-version-check", "-q", str(wheel)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (site_packages(setup.venv) / "leaf-0.5.dist-info").is_dir()
+    r = setup.run()
+    assert not r.hit
+    # nested.txt says just "leaf": 0.5 satisfies it, the full path audits 4 again
+    assert r.code == 0 and AUDITED.match(r.stderr), r.stderr
+    # and then the new state is stamped
+    setup.settle()
+    assert not setup.run().hit
+    assert setup.run().hit
+
+
+def test_egg_info_added_misses_and_changes_nothing(setup: Setup) -> None:
+    setup.primed()
+    egg = site_packages(setup.venv) / "other-1.0.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: other\nVersion: 1.0\n")
+    r = setup.run()
+    assert not r.hit and r.code == 0 and AUDITED.match(r.stderr)
+
+
+def test_requirements_symlink_repointed(setup: Setup) -> None:
+    other = setup.tmp / "other.txt"
+    other.write_text("app[fast]==1.0\nlib>=1\nspeedup==9\n")
+    link = setup.tmp / "link.txt"
+    link.symlink_to(setup.reqs)
+    setup.args = ["pip", "install", "-i", setup.index.url, "-r", str(link)]
+    setup.primed()
+    link.unlink()
+    link.symlink_to(other)
+    settle(setup.tmp)  # even with every mtime as old as before
+    r = setup.run()
+    assert not r.hit and r.code != 0 and "speedup" in r.stderr, r.stderr
+
+
+def test_constraints_file_edited(setup: Setup) -> None:
+    cons = setup.tmp / "constraints.txt"
+    cons.write_text("leaf<2\n")
+    setup.args = [*setup.args, "-c", str(cons)]
+    setup.primed()
+    cons.write_text("leaf>=3\n")
+    r = setup.run()
+    assert not r.hit and r.code != 0 and "leaf" in r.stderr, r.stderr
+
+
+def test_venv_through_a_symlink_repointed(setup: Setup) -> None:
+    """VIRTUAL_ENV (or --python DIR) names a symlink that later points to another venv."""
+    other = setup.kea.venv(setup.tmp / "empty-venv")
+    link = setup.tmp / "current"
+    link.symlink_to(setup.venv)
+    for how in ("VIRTUAL_ENV", "--python"):
+        if how == "VIRTUAL_ENV":
+            setup.env["VIRTUAL_ENV"] = str(link)
+        else:
+            setup.args = [*setup.args, "--python", str(link)]
+        link.unlink()
+        link.symlink_to(setup.venv)
+        setup.primed()
+        link.unlink()
+        link.symlink_to(other)
+        r = setup.run(*setup.args, "--dry-run")
+        assert "Would install 4 packages" in r.stderr, (how, r.stderr)  # the full answer
+        r = setup.run()
+        assert not r.hit, how
+        assert "Installed 4 packages" in r.stderr, (how, r.stderr)
+        shutil.rmtree(other)
+        other = setup.kea.venv(setup.tmp / f"empty-{how}")
+
+
+def test_venv_recreated_at_the_same_path(setup: Setup) -> None:
+    setup.primed()
+    shutil.rmtree(setup.venv)
+    setup.kea.venv(setup.venv)
+    r = setup.run()
+    assert not r.hit and "Installed 4 packages" in r.stderr, r.stderr
+
+
+# -- the cache directory ---------------------------------------------------------------------------
+
+
+def test_relative_cache_dir_is_per_working_directory(setup: Setup) -> None:
+    del setup.env["KEA_CACHE_DIR"]
+    setup.env["KEA_CACHE_DIR"] = "rel-cache"
+    setup.primed()
+    assert (setup.kea.cwd / "rel-cache" / fastpath.BUCKET).is_dir()
+    # another working directory: another cache (and another key): the full path answers
+    elsewhere = setup.tmp / "elsewhere"
+    elsewhere.mkdir()
+    setup.kea.cwd = elsewhere
+    r = setup.run()
+    assert not r.hit and r.code == 0 and AUDITED.match(r.stderr)
+    assert (elsewhere / "rel-cache" / fastpath.BUCKET).is_dir()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only modes")
+def test_read_only_cache(setup: Setup) -> None:
+    setup.primed()
+    cache = setup.tmp / "cache"
+    bucket = cache / fastpath.BUCKET
+    for p in (bucket, cache):
+        p.chmod(0o555)
+    try:
+        assert setup.run().hit
+        setup.env["NO_COLOR"] = "2"  # another key: no stamp, and none can be written
+        for _ in range(2):
+            r = setup.run()
+            assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit, r.stderr
+    finally:
+        for p in (cache, bucket):
+            p.chmod(0o755)
+
+
+# -- what is printed, and what the stamp keeps -----------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", [["-qq"], ["--color", "always"], ["--color", "never"]])
+def test_output_flags_replayed_exactly(setup: Setup, flags: list[str]) -> None:
+    import re
+
+    setup.args = [*setup.args, *flags]
+    setup.settle()
+    full = setup.run()
+    hit = setup.run()
+    assert not full.hit and hit.hit
+    times = re.compile(r"\d+ms")
+    assert (hit.code, times.sub("T", hit.stderr)) == (full.code, times.sub("T", full.stderr))
+    if flags == ["--color", "always"]:
+        assert "\x1b[" in hit.stderr
+    if flags == ["-qq"]:
+        assert hit.stderr == ""
+
+
+def test_secrets_stay_out_of_the_stamp(setup: Setup) -> None:
+    password, token = "s3cr3t-pw", "t0k3n-value"
+    index = setup.index.url.replace("http://", f"http://user:{password}@")
+    setup.reqs.write_text("app[fast]==1.0\n--extra-index-url https://u:${TOKEN}@example.invalid/\n")
+    setup.env["TOKEN"] = token
+    setup.args = ["pip", "install", "-i", index, "-r", str(setup.reqs)]
+    setup.primed()
+    (path,) = setup.stamps()
+    raw = path.read_bytes()
+    for secret in (password, token):
+        assert secret.encode() not in raw
+        # nor an unsalted digest of it, which a dictionary finds
+        assert fastpath.sha256_hex(secret.encode()).encode() not in raw
+    # private to the user, as the credentials it was keyed with
+    assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
+    assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0
+    r = setup.run()
+    assert r.hit and password not in r.stderr and token not in r.stderr
+    # the check still follows the variable
+    setup.env["TOKEN"] = "other"
+    assert not setup.run().hit
+    assert _stamp(setup)["key"] == path.name
