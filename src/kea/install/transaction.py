@@ -3,8 +3,9 @@
 Design
 ------
 All work for a command happens under one lock (``.kea.lock`` at the environment's root: the venv
-directory, the ``--prefix`` or ``--target`` directory, or the interpreter's prefix; a ``filelock``
-released by the OS if the process dies; see ``lock_path``), so site-packages holds no kea file.
+directory, the ``--prefix`` or ``--target`` directory, or the interpreter's prefix; an exclusive
+``flock`` (``kea.install.envlock``) released by the OS if the process dies; see
+``lock_path``), so site-packages holds no kea file.
 Every package gets a directory ``<site-packages>/.kea-staging/<txn>-<name>/`` (removed when
 the run ends) holding its ``journal`` (a write-ahead log, one JSON list per line), its staged
 ``.dist-info``, ``new/<scheme key>/`` (staged entries that must be merged or swapped, see
@@ -142,7 +143,7 @@ class EnvTransaction:
     # -- lock + recovery ----------------------------------------------------------------------
 
     def __enter__(self) -> EnvTransaction:
-        import filelock
+        from kea.install.envlock import EnvLock, LockTimeout
 
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -152,10 +153,10 @@ class EnvTransaction:
         if not os.access(path.parent, os.W_OK):
             # e.g. a system interpreter whose prefix is read-only but whose site-packages is not
             path = self.root / LOCK_FILE
-        self._lock = filelock.FileLock(str(path))
+        self._lock = EnvLock(str(path))
         try:
             self._lock.acquire(timeout=self.timeout)
-        except filelock.Timeout:
+        except LockTimeout:
             raise KeaError(f"another kea process holds the environment lock {path}") from None
         except OSError as e:
             raise KeaError(f"cannot lock {path.parent}: {e.strerror}") from None
