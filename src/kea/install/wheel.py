@@ -19,7 +19,6 @@ keeps the archive's own rows for files installed under the same path and writes 
 
 from __future__ import annotations
 
-import configparser
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +136,8 @@ def _shebang(executable: str) -> bytes:
 
 def _entry_points(text: str, source: str) -> list[tuple[str, str, str, str]]:
     """(section, name, module, attr) for console_scripts and gui_scripts."""
+    import configparser  # only when an archive's layout is first computed
+
     parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
