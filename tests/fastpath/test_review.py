@@ -225,3 +225,80 @@ def test_secrets_stay_out_of_the_stamp(setup: Setup) -> None:
     setup.env["TOKEN"] = "other"
     assert not setup.run().hit
     assert _stamp(setup)["key"] == path.name
+
+
+def _on_a_terminal(s: Setup) -> tuple[int, str]:
+    """The no-op command with stderr on a pseudo-terminal: (exit code, what the terminal got)."""
+    import pty
+
+    main, sub = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "kea", *s.args],
+            cwd=s.kea.cwd, env=s.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=sub, timeout=240,
+        )  # fmt: skip
+        os.close(sub)
+        sub = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the other side is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(main)
+        if sub >= 0:
+            os.close(sub)
+    assert proc.stdout == b""
+    return proc.returncode, b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_terminal_colour_is_keyed_and_replayed(setup: Setup) -> None:
+    import re
+
+    del setup.env["NO_COLOR"]
+    setup.env["TERM"] = "xterm-256color"
+    setup.settle()
+    times = re.compile(r"\d+ms")
+    code, full = _on_a_terminal(setup)
+    assert code == 0 and "\x1b[" in full and "Audited" in full, full
+    (stamp,) = setup.stamps()
+    assert _stamp(setup)["output"][0].startswith("\x1b[")
+    before = stamp.stat().st_mtime_ns
+    code, hit = _on_a_terminal(setup)
+    assert code == 0 and times.sub("T", hit) == times.sub("T", full)
+    assert stamp.stat().st_mtime_ns == before  # answered from it, not rewritten
+    # the same command on a pipe: another key, plain text
+    r = setup.run()
+    assert not r.hit and AUDITED.match(r.stderr), r.stderr
+    # TERM=dumb on the terminal: no colour, another key
+    setup.env["TERM"] = "dumb"
+    code, plain = _on_a_terminal(setup)
+    assert code == 0 and "\x1b[" not in plain and AUDITED.match(plain), plain
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stderr"])
+def test_a_closed_stream_ends_as_the_full_path_does(setup: Setup, closed: str) -> None:
+    """``kea pip install ... >&-`` (or ``2>&-``): Python starts with that stream None. A no-op
+    writes nothing on stdout: the answer stands, exit 0, no traceback, hit or not."""
+    fd = 1 if closed == "stdout" else 2
+    cmd = ["sh", "-c", f'exec "$@" {fd}>&-', "sh", sys.executable, "-m", "kea", *setup.args]
+    setup.settle()
+    results = []
+    for _ in range(3):  # the full path (writes the stamp), then two hits
+        proc = subprocess.run(
+            cmd, cwd=setup.kea.cwd, env=setup.env, capture_output=True, text=True, timeout=240
+        )
+        results.append((proc.returncode, proc.stdout, proc.stderr))
+    if closed == "stdout":
+        for code, _out, err in results:
+            assert code == 0 and AUDITED.match(err), err
+    else:  # nowhere to say it: the same ending, hit or not
+        assert len({r[0] for r in results}) == 1 and all(r[1:] == ("", "") for r in results)
+    assert len(setup.stamps()) == (1 if closed == "stdout" else 0)
+    if closed == "stdout":
+        assert setup.run().hit  # the stamp is the one a normal run uses

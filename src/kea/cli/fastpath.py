@@ -228,6 +228,8 @@ def try_noop(args: list[str], started: float) -> bool:
 
     before, after = text
     if before or after:
+        if sys.stderr is None:  # started closed (``2>&-``): the full path tells what happens
+            return False
         try:
             sys.stderr.write(before + elapsed(time.perf_counter() - started) + after)
             sys.stderr.flush()
@@ -250,8 +252,9 @@ def quick_exit() -> None:
 
     atexit._run_exitfuncs()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: started closed (``>&-``), nothing was written there
+                stream.flush()
     except (OSError, ValueError):
         os._exit(1)
     os._exit(0)

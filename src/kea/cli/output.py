@@ -247,8 +247,9 @@ def _quick_exit(code: int) -> None:
 
     atexit._run_exitfuncs()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: started closed (``>&-``), nothing was written there
+                stream.flush()
     except (OSError, ValueError):
         code = code or 1  # e.g. a closed pipe: the output was not all written
     os._exit(code)
