@@ -6,9 +6,6 @@ A RECORD row is ``path,hash,size``; paths are relative to the directory that hol
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +23,8 @@ class RecordEntry:
 
 def parse_record(text: str, *, source: str = "RECORD") -> list[RecordEntry]:
     out: list[RecordEntry] = []
+    import csv  # csv, hashlib and base64 only where used: a resolve never needs them
+
     for row in csv.reader(io.StringIO(text)):
         if not row or not row[0]:
             continue
@@ -61,11 +60,16 @@ def check_safe(path: str, *, source: str) -> None:
 
 
 def hash_bytes(data: bytes) -> str:
+    import base64
+    import hashlib
+
     digest = hashlib.sha256(data).digest()
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def write_record(entries: Iterable[RecordEntry]) -> str:
+    import csv
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for e in entries:
