@@ -302,3 +302,20 @@ def test_a_closed_stream_ends_as_the_full_path_does(setup: Setup, closed: str) -
     assert len(setup.stamps()) == (1 if closed == "stdout" else 0)
     if closed == "stdout":
         assert setup.run().hit  # the stamp is the one a normal run uses
+
+
+def test_an_interpreter_launcher_writes_no_stamp(setup: Setup) -> None:
+    """``--python`` names a launcher (a pyenv shim, a wrapper script) that picks the real
+    interpreter when it runs, from things no stamp can watch (PYENV_VERSION, .python-version,
+    here PICK_VENV): nothing about it may be stamped."""
+    launcher = setup.tmp / "launcher" / "python3"
+    launcher.parent.mkdir()
+    launcher.write_text('#!/bin/sh\nexec "$PICK_VENV/bin/python" "$@"\n')
+    launcher.chmod(0o755)
+    setup.env["PICK_VENV"] = str(setup.venv)
+    setup.args = [*setup.args, "--python", str(launcher)]
+    setup.settle()
+    for _ in range(2):
+        r = setup.run()
+        assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit, r.stderr
+    assert setup.stamps() == []

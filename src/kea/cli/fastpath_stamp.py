@@ -9,7 +9,8 @@ path; only when ``kea.cli.main`` saw the exact arguments). The recorder then
   the working directory and its parents, the user config file, ``--config-file``; after the
   target is known (``watch_target``) and before the installed distributions are read: the target
   interpreter, its ``pyvenv.cfg``, the site-packages directories and the ``METADATA`` of every
-  ``*.dist-info`` in them;
+  ``*.dist-info`` in them (no stamp when the interpreter is a launcher: a path that is not the
+  ``sys.executable`` it reports, such as a pyenv shim, picks the real one when it runs);
 - at the end, stats the source files of kea, packaging and msgspec modules the run loaded (so
   an upgrade or an edit of the code that answered makes the stamp miss);
 - captures what the run writes on stdout and stderr (still passing it through), so that a run
@@ -173,6 +174,12 @@ class Recorder:
 
     def _watch_target(self, target: Target) -> None:
         exe = target.interpreter.executable
+        real = target.interpreter.sys_executable
+        if os.path.realpath(real) != os.path.realpath(exe):
+            # a launcher (a pyenv shim, a wrapper script) picks the interpreter each time it
+            # runs, from what no stamp watches (PYENV_VERSION, .python-version...)
+            self.failed = True
+            return
         self._watch(exe)
         bindir = os.path.dirname(exe)
         self._watch(os.path.join(bindir, "pyvenv.cfg"))
