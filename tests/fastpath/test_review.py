@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -319,3 +320,33 @@ def test_an_interpreter_launcher_writes_no_stamp(setup: Setup) -> None:
         r = setup.run()
         assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit, r.stderr
     assert setup.stamps() == []
+
+
+def test_user_config_created(setup: Setup) -> None:
+    del setup.env["KEA_NO_CONFIG"]
+    setup.primed()
+    config = Path(setup.env["XDG_CONFIG_HOME"]) / "kea" / "kea.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("bogus-key = 1\n")
+    r = setup.run()
+    assert not r.hit and r.code != 0 and "bogus-key" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("how", ["KEA_NO_CACHE", "config cache-dir"])
+def test_no_stamp_where_the_run_does_not_use_that_cache(setup: Setup, how: str) -> None:
+    """KEA_NO_CACHE=1, or a cache-dir from a config file (the fast path does not read config
+    files): the full path answers every time and no stamp is written anywhere."""
+    elsewhere = setup.tmp / "configured-cache"
+    if how == "KEA_NO_CACHE":
+        setup.env["KEA_NO_CACHE"] = "1"
+    else:
+        del setup.env["KEA_NO_CONFIG"], setup.env["KEA_CACHE_DIR"]
+        setup.env["XDG_CACHE_HOME"] = str(setup.tmp / "xdg-cache")
+        (setup.kea.cwd / "kea.toml").write_text(f'cache-dir = "{elsewhere}"\n')
+    setup.settle()
+    for _ in range(2):
+        r = setup.run()
+        assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit, r.stderr
+    assert setup.stamps() == []
+    assert not (elsewhere / fastpath.BUCKET).exists()
+    assert not (setup.tmp / "xdg-cache" / "kea" / fastpath.BUCKET).exists()
