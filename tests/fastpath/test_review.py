@@ -210,6 +210,9 @@ def test_secrets_stay_out_of_the_stamp(setup: Setup) -> None:
     setup.reqs.write_text("app[fast]==1.0\n--extra-index-url https://u:${TOKEN}@example.invalid/\n")
     setup.env["TOKEN"] = token
     setup.args = ["pip", "install", "-i", index, "-r", str(setup.reqs)]
+    bucket = setup.tmp / "cache" / fastpath.BUCKET
+    bucket.mkdir(parents=True)
+    bucket.chmod(0o755)  # as an older kea made it
     setup.primed()
     (path,) = setup.stamps()
     raw = path.read_bytes()

@@ -222,7 +222,10 @@ class Recorder:
             os.makedirs(bucket, mode=0o700, exist_ok=True)
             mode = os.stat(bucket).st_mode
             if mode & 0o077:  # made by an older kea, or under another umask
-                os.chmod(bucket, mode & 0o700)
+                try:
+                    os.chmod(bucket, mode & 0o700)
+                except OSError:  # not the owner, or modes are fixed there (vfat): still write
+                    pass
             # owner only: the name is a hash of the arguments and the environment (credentials
             # included), the content names the user's files
             if os.path.lexists(tmp):  # a leftover of a killed writer of the same pid
