@@ -353,3 +353,19 @@ def test_no_stamp_where_the_run_does_not_use_that_cache(setup: Setup, how: str) 
     assert setup.stamps() == []
     assert not (elsewhere / fastpath.BUCKET).exists()
     assert not (setup.tmp / "xdg-cache" / "kea" / fastpath.BUCKET).exists()
+
+
+def test_hit_times_are_printed_as_the_full_path_prints_them() -> None:
+    from kea.cli.install_output import elapsed
+
+    for seconds in (0, 0.0004, 0.0005, 0.0126, 0.9994, 0.9996, 1, 1.234, 75.5, -0.001):
+        assert fastpath.elapsed(seconds) == elapsed(seconds), seconds
+
+
+def test_env_digests_are_salted_per_stamp_and_name() -> None:
+    a = fastpath.env_digest("k1", "TOKEN", "v")
+    assert a is not None and a != fastpath.sha256_hex(b"v")
+    assert a != fastpath.env_digest("k2", "TOKEN", "v")
+    assert a != fastpath.env_digest("k1", "OTHER", "v")
+    assert fastpath.env_digest("k1", "TOKEN", None) is None
+    assert fastpath.env_digest("k1", "TOKEN", "") not in (None, a)
