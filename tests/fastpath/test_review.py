@@ -369,3 +369,47 @@ def test_env_digests_are_salted_per_stamp_and_name() -> None:
     assert a != fastpath.env_digest("k1", "OTHER", "v")
     assert fastpath.env_digest("k1", "TOKEN", None) is None
     assert fastpath.env_digest("k1", "TOKEN", "") not in (None, a)
+
+
+def _another_python() -> Path | None:
+    """A CPython 3.11+ of another minor version than the one running the tests, if any."""
+    import glob
+
+    mine = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    pattern = os.path.expanduser("~/.pyenv/versions/3.1*/bin/python3.1*")
+    for path in [*sorted(glob.glob(pattern)), *sorted(glob.glob("/usr/bin/python3.1*"))]:
+        name = os.path.basename(path)
+        if name.endswith("-config") or name[len("python") :] == mine:
+            continue
+        if name[len("python") :] in ("3.11", "3.12", "3.13", "3.14") and os.access(path, os.X_OK):
+            return Path(path)
+    return None
+
+
+def test_venv_interpreter_upgraded_in_place(setup: Setup) -> None:
+    """Same venv path, a new Python behind its ``bin/python`` (the base upgraded to another minor
+    version, its pyvenv.cfg edited in place with its mtime put back): the full path answers,
+    and installs into the new version's site-packages."""
+    other = _another_python()
+    if other is None:
+        pytest.skip("no CPython of another minor version on this machine")
+    version = other.name[len("python") :]
+    setup.primed()
+    bindir = setup.venv / "bin"
+    for name in ("python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
+        (bindir / name).unlink(missing_ok=True)
+    (bindir / "python3").symlink_to(other)
+    cfg = setup.venv / "pyvenv.cfg"
+    st = cfg.stat()
+    lines = [
+        f"home = {other.parent}" if line.startswith("home") else line
+        for line in cfg.read_text().splitlines()
+        if not line.startswith(("version", "executable", "command"))
+    ]
+    cfg.write_text("\n".join(lines) + "\n")
+    os.utime(cfg, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r = setup.run()
+    assert not r.hit
+    assert r.code == 0 and "Installed 4 packages" in r.stderr, r.stderr
+    new_site = setup.venv / "lib" / f"python{version}" / "site-packages"
+    assert (new_site / "lib-2.0.dist-info").is_dir()
