@@ -413,3 +413,22 @@ def test_venv_interpreter_upgraded_in_place(setup: Setup) -> None:
     assert r.code == 0 and "Installed 4 packages" in r.stderr, r.stderr
     new_site = setup.venv / "lib" / f"python{version}" / "site-packages"
     assert (new_site / "lib-2.0.dist-info").is_dir()
+
+
+def test_a_stamp_that_cannot_be_written_or_read(setup: Setup) -> None:
+    """Its path taken by a directory (a read-only cache as root would be, in effect): every run
+    is the full path, exit 0, one line, no traceback, and nothing is left behind."""
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import os, sys\nfrom kea.cli import fastpath\n"
+         "print(fastpath.stamp_path(sys.argv[1:], os.environ))", *setup.args],
+        cwd=setup.kea.cwd, env=setup.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    taken = Path(proc.stdout.strip())
+    taken.mkdir(parents=True)
+    setup.settle()
+    for _ in range(2):
+        r = setup.run()
+        assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit, r.stderr
+    assert taken.is_dir() and list(taken.parent.iterdir()) == [taken]  # no .tmp left
