@@ -236,25 +236,3 @@ def try_noop(args: list[str], started: float) -> bool:
         except BrokenPipeError:  # as the full path (kea.cli.output.run_cli) ends
             sys.exit(1)
     return True
-
-
-def quick_exit() -> None:
-    """End the process after a hit without the interpreter's teardown (~2 ms of CPU, as much
-    as the check itself), as ``kea.cli.output._quick_exit`` ends the full path: atexit
-    handlers run and the output is flushed; under a profiler or a tracer, or with another
-    thread alive, it returns and the caller exits normally."""
-    if sys.getprofile() is not None or sys.gettrace() is not None:
-        return
-    threading = sys.modules.get("threading")
-    if threading is not None and threading.active_count() > 1:
-        return
-    import atexit
-
-    atexit._run_exitfuncs()
-    try:
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:  # None: started closed (``>&-``), nothing was written there
-                stream.flush()
-    except (OSError, ValueError):
-        os._exit(1)
-    os._exit(0)

@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         try:
             if fastpath.try_noop(args, started):
                 if argv is None:
-                    fastpath.quick_exit()
+                    from kea.cli.exit import quick_exit
+
+                    quick_exit(0)
                 sys.exit(0)
         except KeyboardInterrupt:  # as kea.cli.output.run_cli answers it
             sys.stderr.write("error: interrupted\n")

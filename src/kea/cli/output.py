@@ -228,28 +228,7 @@ def run_cli(group: Any, args: list[str], *, quick_exit: bool = False) -> None:
 
 
 def _quick_exit(code: int) -> None:
-    """End the process once the command is done, without the interpreter's teardown.
+    from kea.cli.exit import quick_exit
 
-    The teardown of a process that has imported the resolver and the installer was measured
-    at 40-140 ms (the last output line to the exit of jupyter's install, on the benchmark
-    machine under load) against 6-8 ms without it: as long as installing a small package. What
-    must happen at exit still happens: atexit handlers (a ``--no-cache`` temporary cache is
-    removed there, logging is flushed), then stdout and stderr are flushed. If any other
-    thread is still alive the normal exit runs instead (every pool is joined before a command
-    returns, so this is a safety net), and so it does under a profiler or a tracer
-    (``python -m cProfile -m kea``, coverage), which write their results at the very end.
-    """
-    import threading
-
-    if threading.active_count() > 1 or sys.getprofile() is not None or sys.gettrace() is not None:
-        sys.exit(code)
-    import atexit
-
-    atexit._run_exitfuncs()
-    try:
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:  # None: started closed (``>&-``), nothing was written there
-                stream.flush()
-    except (OSError, ValueError):
-        code = code or 1  # e.g. a closed pipe: the output was not all written
-    os._exit(code)
+    quick_exit(code)  # returns under a profiler or tracer, or with another thread alive
+    sys.exit(code)
