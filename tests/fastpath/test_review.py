@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -432,3 +433,41 @@ def test_a_stamp_that_cannot_be_written_or_read(setup: Setup) -> None:
         r = setup.run()
         assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit, r.stderr
     assert taken.is_dir() and list(taken.parent.iterdir()) == [taken]  # no .tmp left
+
+
+def test_uninstall_racing_a_stamp_writer(setup: Setup) -> None:
+    """Another installer removes a package while a full no-op run is writing its stamp: whatever
+    the interleaving (the run saw the package or not, stamped or not), the next run must not
+    answer from a stamp that still has it installed."""
+    runner = [sys.executable, "-c", "from kea.cli.main import main; main()", *setup.args]
+    uninstall = [sys.executable, "-m", "kea", "pip", "uninstall", "leaf"]
+    stale_risk = 0
+    # the last one (None) removes it only once the run is over: it surely stamped
+    for delay in (0.0, 0.15, 0.3, 0.45, None):
+        setup.settle()
+        noop = subprocess.Popen(
+            runner, cwd=setup.kea.cwd, env=setup.env, stderr=subprocess.PIPE, text=True
+        )
+        if delay is None:
+            noop.wait(timeout=240)
+            assert len(setup.stamps()) == 1
+        else:
+            time.sleep(delay)
+        gone = subprocess.run(
+            uninstall, cwd=setup.kea.cwd, env=setup.env, capture_output=True, text=True,
+            timeout=240,
+        )  # fmt: skip
+        noop.wait(timeout=240)
+        assert gone.returncode == 0, gone.stderr
+        assert noop.returncode == 0
+        saw = noop.stderr.read() if noop.stderr else ""
+        present = (site_packages(setup.venv) / "leaf-1.0.dist-info").is_dir()
+        r = setup.run()
+        if present:  # the no-op run came second and put it back: the truth is "Audited"
+            assert r.code == 0 and AUDITED.match(r.stderr), (delay, saw, r.stderr)
+            continue
+        # the run audited before the removal (it may have stamped): that stamp must miss
+        stale_risk += saw.startswith("Audited")
+        assert not r.hit, f"delay {delay}: answered from a stamp of a package now gone"
+        assert " + leaf==1.0" in r.stderr.splitlines(), r.stderr  # and leaf is back
+    assert stale_risk, "no interleaving where the run audited before the removal"
