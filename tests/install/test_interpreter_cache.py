@@ -53,3 +53,26 @@ def test_facts_are_asked_again_when_pyvenv_cfg_changes(tmp_path: Path, venv: Pat
     cfg = venv / "pyvenv.cfg"
     cfg.write_text(cfg.read_text() + "prompt = changed\n")
     assert query_interpreter(python, cache).python_full_version == first.python_full_version
+
+
+def test_a_launcher_is_never_cached(tmp_path: Path, venv: Path) -> None:
+    """A wrapper script (as a pyenv shim) picks its interpreter anew on every run: its facts
+    must follow the interpreter it runs now, not the one it ran when first asked."""
+    cache = tmp_path / "facts"
+    real = (venv / "bin" / "python").resolve()
+    choice = tmp_path / "which"
+    choice.write_text(str(venv / "bin" / "python"))
+    launcher = tmp_path / "python-launcher"
+    launcher.write_text(f'#!/bin/sh\nexec "$(cat {choice})" "$@"\n')
+    launcher.chmod(0o755)
+
+    first = query_interpreter(launcher, cache)
+    assert first.is_venv and Path(first.prefix) == venv
+    assert not cache.exists() or list(cache.iterdir()) == []  # nothing cached for a launcher
+
+    choice.write_text(str(real))  # the launcher now runs the base interpreter
+    second = query_interpreter(launcher, cache)
+    assert not second.is_venv and Path(second.prefix) != venv
+    # a real interpreter is still cached as before
+    query_interpreter(venv / "bin" / "python", cache)
+    assert len(list(cache.iterdir())) == 1

@@ -163,6 +163,10 @@ def query_interpreter(executable: str | Path, cache_dir: Path | None = None) -> 
     except (OSError, msgspec.DecodeError, msgspec.ValidationError):
         pass
     info = _run_probe(exe)
+    if not _is_the_interpreter(exe, info.sys_executable):
+        # A launcher (a pyenv shim, a wrapper script) picks its interpreter anew on every run,
+        # from things its file does not show (PYENV_VERSION, .python-version): never cached.
+        return info
     try:
         bucket.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
@@ -171,6 +175,14 @@ def query_interpreter(executable: str | Path, cache_dir: Path | None = None) -> 
     except OSError:
         pass  # a read-only cache only costs speed
     return info
+
+
+def _is_the_interpreter(exe: str, reported: str) -> bool:
+    """Whether running ``exe`` runs itself: the interpreter reports ``exe`` (a venv's
+    ``bin/python`` reports that path) or the same file behind symlinks."""
+    if not reported:
+        return False
+    return reported == exe or os.path.realpath(reported) == os.path.realpath(exe)
 
 
 def _run_probe(exe: str) -> Interpreter:
