@@ -167,24 +167,6 @@ def test_relative_cache_dir_is_per_working_directory(setup: Setup) -> None:
     assert (elsewhere / "rel-cache" / fastpath.BUCKET).is_dir()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only modes")
-def test_read_only_cache(setup: Setup) -> None:
-    setup.primed()
-    cache = setup.tmp / "cache"
-    bucket = cache / fastpath.BUCKET
-    for p in (bucket, cache):
-        p.chmod(0o555)
-    try:
-        assert setup.run().hit
-        setup.env["NO_COLOR"] = "2"  # another key: no stamp, and none can be written
-        for _ in range(2):
-            r = setup.run()
-            assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit, r.stderr
-    finally:
-        for p in (cache, bucket):
-            p.chmod(0o755)
-
-
 # -- what is printed, and what the stamp keeps -----------------------------------------------------
 
 
