@@ -26,6 +26,7 @@ import pytest
 from kea.cli import fastpath
 from tests.pip.conftest import Kea
 from tests.pip.server import SimpleIndex
+from tests.pip.test_install_startup import IN_PROCESS
 from tests.pip.wheelmaker import build_wheel
 
 pytestmark = pytest.mark.e2e
@@ -33,17 +34,6 @@ pytestmark = pytest.mark.e2e
 # Never imported by a hit; always by the full path (click, at least).
 HIT_FORBIDDEN = ("click", "packaging", "msgspec", "logging", "asyncio", "platformdirs", "rich")
 AUDITED = re.compile(r"^Audited (\d+) packages? in \d+ms\n$")
-
-_RUNNER = """
-import json, sys
-from kea.cli.main import main
-code = 0
-try:
-    main(sys.argv[1:])
-except SystemExit as e:
-    code = e.code
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
-"""
 
 
 @dataclass
@@ -70,7 +60,7 @@ class Setup:
     def run(self, *args: str, env: dict[str, str] | None = None) -> Run:
         """``kea ARGS`` (default: the no-op install) in a fresh interpreter."""
         proc = subprocess.run(
-            [sys.executable, "-c", _RUNNER, *(args or self.args)],
+            [sys.executable, "-c", IN_PROCESS, *(args or self.args)],
             cwd=self.kea.cwd,
             env=env if env is not None else self.env,
             capture_output=True,

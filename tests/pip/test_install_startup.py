@@ -32,7 +32,8 @@ FRESH_FORBIDDEN = (
     "aiohttp", "yarl", "multidict", "truststore", "rich", "urllib.request", "email", "kea.http",
 )  # fmt: skip
 
-_RUNNER = """
+# Runs kea.cli.main.main(argv) in a fresh interpreter and prints its exit code and sys.modules.
+IN_PROCESS = """
 import json, sys
 from kea.cli.main import main
 code = 0
@@ -48,7 +49,7 @@ def run_in_process(kea: Kea, venv: Path, *args: str) -> tuple[int, set[str], str
     """Run ``kea ARGS`` inside a fresh interpreter; (exit code, modules imported, stderr)."""
     env = dict(kea.env, VIRTUAL_ENV=str(venv))
     proc = subprocess.run(
-        [sys.executable, "-c", _RUNNER, *args],
+        [sys.executable, "-c", IN_PROCESS, *args],
         cwd=kea.cwd,
         env=env,
         capture_output=True,
