@@ -379,9 +379,11 @@ def test_venv_interpreter_upgraded_in_place(setup: Setup) -> None:
     version = other.name[len("python") :]
     setup.primed()
     bindir = setup.venv / "bin"
-    for name in ("python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
+    # every name of the old interpreter goes, whichever of them the venv's layout chains through
+    for name in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
         (bindir / name).unlink(missing_ok=True)
     (bindir / "python3").symlink_to(other)
+    (bindir / "python").symlink_to("python3")
     cfg = setup.venv / "pyvenv.cfg"
     st = cfg.stat()
     lines = [
