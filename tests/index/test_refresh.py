@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,18 @@ async def demo_requires(settings: Settings, cache: Cache) -> tuple[tuple[str, ..
         meta = await client.metadata("demo", file)
         archive = await client.fetch_wheel(file)
     return meta.requires_dist, archive
+
+
+@asynccontextmanager
+async def warmed(tmp_path: Path, wheel: Path) -> AsyncIterator[tuple[IndexServer, Cache, str]]:
+    """An index serving ``wheel`` (pages fresh for 600 s), a cache that one plain run filled,
+    and the index URL; the server's record of requests starts empty."""
+    async with IndexServer([wheel], cache_control="max-age=600") as srv:
+        cache = Cache(tmp_path / "cache")
+        url = srv.url + "/simple"
+        await demo_requires(settings_for(tmp_path, url), cache)
+        srv.seen.clear()
+        yield srv, cache, url
 
 
 def test_files_without_sha256_are_fetched_again_when_refreshed(tmp_path: Path) -> None:
@@ -80,11 +94,7 @@ def test_files_with_sha256_are_not_fetched_again(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path / "w", "demo", "1.0", requires=("dep>=1",))
 
     async def main() -> None:
-        async with IndexServer([wheel], cache_control="max-age=600") as srv:
-            cache = Cache(tmp_path / "cache")
-            url = srv.url + "/simple"
-            await demo_requires(settings_for(tmp_path, url), cache)
-            srv.seen.clear()
+        async with warmed(tmp_path, wheel) as (srv, cache, url):
             requires, _ = await demo_requires(settings_for(tmp_path, url, refresh=True), cache)
             assert requires == ("dep>=1",)
             # Only the page is revalidated (304): metadata and wheel are immutable per sha256.
@@ -97,11 +107,7 @@ def test_offline_ignores_a_refresh_from_the_settings(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path / "w", "demo", "1.0")
 
     async def main() -> None:
-        async with IndexServer([wheel], cache_control="max-age=600") as srv:
-            cache = Cache(tmp_path / "cache")
-            url = srv.url + "/simple"
-            await demo_requires(settings_for(tmp_path, url), cache)
-            srv.seen.clear()
+        async with warmed(tmp_path, wheel) as (srv, cache, url):
             env = {"HOME": str(tmp_path / "home"), "KEA_REFRESH": "1", "KEA_OFFLINE": "1"}
             offline = load_settings(cli={"no_config": True, "default_index": url}, env=env)
             assert offline.refresh and offline.offline
