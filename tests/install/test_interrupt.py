@@ -74,6 +74,20 @@ def _assert_consistent(venv: Path, names: list[str]) -> dict[str, str]:
     return versions
 
 
+def _kill_midway_then_recover(
+    venv: Path, tmp: Path, wanted: list[WantedDist], delay: float, kea_env: dict[str, str]
+) -> None:
+    """Start installing ``wanted``, SIGKILL the installer ``delay`` s after it started, then let
+    a later kea command (``pip list``) run recovery on the environment."""
+    proc = _spawn(venv, tmp, wanted, {})
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "start"
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    run_kea("pip", "list", "--python", str(venv), env=kea_env)
+
+
 def _spawn(
     venv: Path, tmp: Path, wanted: list[WantedDist], env: dict[str, str]
 ) -> subprocess.Popen[str]:
@@ -120,13 +134,7 @@ def test_sigkill_at_random_moments(tmp_path: Path, venv: Path, kea_env: dict[str
     seen: set[str] = set()
     for attempt, delay in enumerate([0.15, 0.3, 0.45, 0.6, 0.8]):
         wanted = v2 if attempt % 2 == 0 else v1
-        proc = _spawn(venv, tmp_path, wanted, {})
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "start"
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-        run_kea("pip", "list", "--python", str(venv), env=kea_env)
+        _kill_midway_then_recover(venv, tmp_path, wanted, delay, kea_env)
         versions = _assert_consistent(venv, names)
         seen.add("mixed" if len(set(versions.values())) > 1 else "uniform")
     install(target, *v2)
@@ -179,13 +187,7 @@ def test_fresh_install_sigkill_at_random_moments(
     names = [w.name for w in new]
     outcomes: set[int] = set()
     for delay in [0.1, 0.25, 0.4, 0.6, 0.9]:
-        proc = _spawn(venv, tmp_path, new, {})
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "start"
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-        run_kea("pip", "list", "--python", str(venv), env=kea_env)
+        _kill_midway_then_recover(venv, tmp_path, new, delay, kea_env)
         outcomes.add(len(_assert_all_or_nothing(venv, names)))
         run_kea("pip", "uninstall", "--python", str(venv), *names, env=kea_env)
         assert _assert_all_or_nothing(venv, names) == set()
