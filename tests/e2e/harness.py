@@ -49,6 +49,34 @@ class User:
         return "Basic " + base64.b64encode(f"{self.name}:{self.password}".encode()).decode()
 
 
+def start_seed_pair(
+    root: Path,
+    *,
+    tls: Tls,
+    users: Mapping[str, str],
+    packages: Path,
+    loop: ServerLoop,
+    local_project: str,
+    local_dir: Path,
+    stoppers: list[Any],
+) -> tuple[PypiServer, SimpleIndexRouter]:
+    """The seed's two servers: pypiserver (htpasswd ``users``, TLS) on 127.0.0.2 and the
+    simpleindex router on 127.0.0.1 that redirects to it and serves ``local_project`` itself.
+    Each one's ``stop`` is appended to ``stoppers`` as soon as it runs."""
+    pypi = PypiServer(root / "pypiserver", "127.0.0.2", tls=tls, users=users, packages=packages)
+    stoppers.append(pypi.stop)
+    router = SimpleIndexRouter(
+        root / "simpleindex",
+        "127.0.0.1",
+        loop=loop,
+        upstream=pypi.url,
+        local_project=local_project,
+        local_dir=local_dir,
+    )
+    stoppers.append(router.stop)
+    return pypi, router
+
+
 class Servers:
     """Everything started once: TLS, wheels, pypiserver, simpleindex, our hosts, the proxy."""
 
@@ -72,23 +100,16 @@ class Servers:
         self.loop = ServerLoop()
         self._stoppers: list[Any] = []
         try:
-            self.pypi = PypiServer(
-                root / "pypiserver",
-                "127.0.0.2",
+            self.pypi, self.router = start_seed_pair(
+                root,
                 tls=self.tls,
                 users={u.name: u.password for u in (self.alice, self.frank, self.grace)},
                 packages=upstream_dir,
-            )
-            self._stoppers.append(self.pypi.stop)
-            self.router = SimpleIndexRouter(
-                root / "simpleindex",
-                "127.0.0.1",
                 loop=self.loop,
-                upstream=self.pypi.url,
                 local_project=self.LOCAL_PROJECT,
                 local_dir=local_dir,
+                stoppers=self._stoppers,
             )
-            self._stoppers.append(self.router.stop)
             ctx = self.tls.server_context
             self.files = ScriptHost(self.loop, "127.0.0.3", tls=ctx, label="files")
             self.other = ScriptHost(self.loop, "127.0.0.4", tls=ctx, label="other")

@@ -17,9 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.harness import Run, Servers, World
-from tests.e2e.servers.pypi import PypiServer
-from tests.e2e.servers.router import SimpleIndexRouter
+from tests.e2e.harness import Run, Servers, World, start_seed_pair
 from tests.e2e.wheels import build_wheel
 
 PRIVATE = "acme-private"
@@ -44,23 +42,16 @@ class SeedServers:
         self.public_wheel = build_wheel(local_dir, PUBLIC, "2.0", module_text=PUBLIC_MODULE)
         self._stoppers: list[Any] = []
         try:
-            self.pypi = PypiServer(
-                root / "pypiserver",
-                "127.0.0.2",
+            self.pypi, self.router = start_seed_pair(
+                root,
                 tls=servers.tls,
                 users={servers.alice.name: servers.alice.password},
                 packages=upstream_dir,
-            )
-            self._stoppers.append(self.pypi.stop)
-            self.router = SimpleIndexRouter(
-                root / "simpleindex",
-                "127.0.0.1",
                 loop=servers.loop,
-                upstream=self.pypi.url,
                 local_project=PUBLIC,
                 local_dir=local_dir,
+                stoppers=self._stoppers,
             )
-            self._stoppers.append(self.router.stop)
         except BaseException:
             self.stop()
             raise
