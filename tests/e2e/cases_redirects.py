@@ -7,6 +7,8 @@ carried which user.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from tests.e2e.checks import (
     failed_cleanly,
     no_authorization,
@@ -118,7 +120,15 @@ def case02_router_path_and_http_routes_in_one_run(w: World) -> None:
 # -- 3 ----------------------------------------------------------------------------------------
 
 
-def _presigned_setup(w: World, case: str) -> tuple[str, str, bytes]:
+class Presigned(NamedTuple):
+    index_url: str  # the index URL, with bob's userinfo
+    page: str  # blob-pkg's page (no userinfo)
+    wheel: bytes
+    user: str  # bob's name
+    signature: str  # the X-Amz-Signature of the file's URL
+
+
+def presigned_setup(w: World, case: str) -> Presigned:
     """An index page (bob) on 'other' linking to a signed URL on the pre-signed file host."""
     s = w.servers
     bob = w.new_user("bob")
@@ -138,12 +148,13 @@ def _presigned_setup(w: World, case: str) -> tuple[str, str, bytes]:
         protected({bob.name: bob.password}, links_page([file_url])),
     )
     index = w.url(s.other, f"/{case}/simple/", userinfo=f"{bob.name}:{bob.password}")
-    return index, w.url(s.other, f"/{case}/simple/blob-pkg/"), wheel
+    page = w.url(s.other, f"/{case}/simple/blob-pkg/")
+    return Presigned(index, page, wheel, bob.name, signature)
 
 
 def case03_index_userinfo_links_to_presigned_host(w: World) -> None:
     s = w.servers
-    index, page, wheel = _presigned_setup(w, "c3")
+    index, page, wheel, _, _ = presigned_setup(w, "c3")
     fetched = w.fetch([{"url": page, "follow": True}], cli={"index_url": index})
     ok_run(fetched)
     results = results_of(fetched)
@@ -162,7 +173,7 @@ def case03b_presigned_url_gets_no_ambient_netrc(w: World) -> None:
     s = w.servers
     intruder = w.new_user("nosy")
     w.netrc(f"machine {s.files.ip} login {intruder.name} password {intruder.password}")
-    index, page, _wheel = _presigned_setup(w, "c3b")
+    index, page, _, _, _ = presigned_setup(w, "c3b")
     fetched = w.fetch([{"url": page, "follow": True}], cli={"index_url": index})
     ok_run(fetched)
     blob = w.seen(s.files, "/c3b/")

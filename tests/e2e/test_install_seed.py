@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.cases_redirects import presigned_setup
 from tests.e2e.checks import failed_cleanly, no_authorization, ok_run
 from tests.e2e.harness import Servers, World, users_of
 from tests.e2e.install_harness import PRIVATE, PUBLIC, InstallWorld, SeedServers
 from tests.e2e.servers.record import Seen, describe
-from tests.e2e.servers.web import links_page, presigned, protected
 
 pytestmark = pytest.mark.e2e
 
@@ -119,22 +119,7 @@ def test_install_index_userinfo_links_to_presigned_file_host(
 ) -> None:
     w = make_iworld(1)
     s = w.servers
-    bob = w.new_user("bob")
-    signature = "sig" + bob.password[-16:] + "beef"
-    credential = "AKIA" + bob.password[-8:].upper() + "/20240101/us-east-1/s3/aws4_request"
-    w.secret(signature, credential)
-    file_url = w.route(s.files, f"/c3i/{s.file_wheel.name}", presigned(s.file_wheel.read_bytes()))
-    file_url += (
-        "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
-        f"&X-Amz-Credential={credential}&X-Amz-Date=20240101T000000Z"
-        f"&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature={signature}"
-    )
-    w.route(
-        s.other,
-        "/c3i/simple/blob-pkg/",
-        protected({bob.name: bob.password}, links_page([file_url])),
-    )
-    index = w.url(s.other, "/c3i/simple/", userinfo=f"{bob.name}:{bob.password}")
+    index, _, _, bob, signature = presigned_setup(w, "c3i")
 
     run = w.install("blob-pkg", "--index-url", index)
     ok_run(run)
@@ -143,7 +128,7 @@ def test_install_index_userinfo_links_to_presigned_file_host(
     assert imported.returncode == 0 and imported.stdout == "3.0\n", imported.stderr
 
     idx = w.seen(s.other, "/c3i/")
-    assert idx and users_of(idx) == [bob.name] * len(idx), describe(idx)
+    assert idx and users_of(idx) == [bob] * len(idx), describe(idx)
     assert idx[0].status == 200, "the index's first request carries bob:\n" + describe(idx)
     blob = w.seen(s.files, "/c3i/")
     assert blob, "the file host was never asked for the wheel\n" + str(run)
