@@ -29,6 +29,14 @@ from tests.serve.upstream import FakeUpstream
 JSON = "application/vnd.pypi.simple.v1+json"
 
 
+async def _serve(app: web.Application, ip: str) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``ip`` at an ephemeral port: (its runner, for cleanup; the port)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, ip, 0).start()
+    return runner, int(runner.addresses[0][1])
+
+
 @dataclass
 class Audit:
     serve: KeaServe
@@ -332,11 +340,8 @@ class Hop:
             return web.Response(body=body)
 
         app.router.add_get("/blob/{name}", handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.14", 0)
-        await site.start()
-        return int(self._runner.addresses[0][1])
+        self._runner, port = await _serve(app, "127.0.0.14")
+        return port
 
     def stop(self) -> None:
         self.loop.call(self._runner.cleanup())
@@ -377,11 +382,7 @@ def test_upstream_redirects_never_reach_the_client_nor_carry_credentials(
         app.router.add_get("/simple/hop-pkg/", page)
         app.router.add_get("/simple/bad-pkg/", broken)
         app.router.add_get("/packages/{name}", file)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.13", 0)
-        await site.start()
-        return runner, int(runner.addresses[0][1])
+        return await _serve(app, "127.0.0.13")
 
     runner, port = loop.call(start())
     config = f"""
@@ -483,10 +484,7 @@ def test_proxy_passes_through_yanked_requires_python_and_pep700(
             )
 
         app.router.add_get("/simple/meta-pkg/", page)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.16", 0).start()
-        return runner, int(runner.addresses[0][1])
+        return await _serve(app, "127.0.0.16")
 
     runner, port = loop.call(start())
     config = f"""
@@ -537,10 +535,7 @@ def test_an_upstream_refusing_credentials_tells_the_client_nothing_about_them(
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="x"'})
 
         app.router.add_get("/simple/{name}/", page)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.18", 0).start()
-        return runner, int(runner.addresses[0][1])
+        return await _serve(app, "127.0.0.18")
 
     runner, port = loop.call(start())
     secret = token("nrc-")
