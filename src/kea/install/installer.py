@@ -1,4 +1,5 @@
-"""Carry out a plan: stage every wheel (in parallel), then commit package by package.
+"""Carry out a plan: stage every wheel (the work of all split across threads), then commit
+package by package.
 
 ``apply_plan`` is what ``kea pip install`` calls after resolving and preparing archives;
 ``uninstall`` is what ``kea pip uninstall`` calls.
@@ -17,12 +18,14 @@ from kea.errors import KeaError
 from kea.install.environment import Target
 from kea.install.link import Linker
 from kea.install.plan import Plan
+from kea.install.stage import run_stages
 from kea.install.transaction import Cleanup, EnvTransaction
 from kea.install.wheel import (
     StagedWheel,
+    StagePlan,
     WheelLayout,
+    plan_stage,
     read_wheel,
-    stage_wheel,
     write_staged_record,
 )
 
@@ -72,23 +75,23 @@ def apply_plan(
                     ]
                 )
 
-                def stage(i: int) -> StagedWheel:
+                def plan_one(i: int) -> StagePlan:
                     claims = txn.open_package(layouts[i].name, candidates[i])
-                    s = stage_wheel(
+                    return plan_stage(
                         layouts[i],
                         txn.package_dir(layouts[i].name),
                         scheme=target.scheme,
                         executable=python,
-                        linker=linker,
                         direct=claims,
                         direct_url=wants[i].direct_url,
                         requested=wants[i].requested,
                     )
-                    if not compile_bytecode:
-                        write_staged_record(s)
-                    return s
 
-                staged = list(pool.map(stage, range(len(wants))))
+                plans = list(pool.map(plan_one, range(len(wants))))
+                run_stages(plans, linker, pool, workers)
+                staged = [p.staged for p in plans]
+                if not compile_bytecode:
+                    list(pool.map(write_staged_record, staged))
         if compile_bytecode and staged:
             from kea.install.compile import compile_staged
 

@@ -4,8 +4,9 @@ Two steps. ``read_wheel`` reads the archive's dist-info and decides where every 
 key ``purelib``, ``platlib``, ``scripts``, ``data`` or ``headers``, and a path under it):
 ``.data/`` parts go to their schemes, console/GUI launchers are generated (the ``installer``
 library's script maker); a path that escapes its root (``..``, absolute) is refused before
-anything is created. ``stage_wheel`` then lays it out: files linked from the archive,
-``#!python`` scripts rewritten, ``INSTALLER``, ``REQUESTED`` and ``direct_url.json`` written.
+anything is created. ``plan_stage`` then works out how to lay it out: files linked from the
+archive, ``#!python`` scripts rewritten, ``INSTALLER``, ``REQUESTED`` and ``direct_url.json``
+written; ``kea.install.stage`` carries the plans out.
 
 Where: the dist-info always goes to the package's staging directory (it moves into place last,
 the commit point); top-level entries the transaction has claimed (``direct``: nothing was there,
@@ -27,7 +28,6 @@ from kea.dist.metadata import parse_headers, parse_metadata
 from kea.dist.record import RecordEntry, check_safe, hash_bytes, parse_record, write_record
 from kea.errors import KeaError
 from kea.install.environment import Scheme
-from kea.install.link import Linker
 
 SCHEME_KEYS = ("purelib", "platlib", "scripts", "data", "headers")
 _SKIP_IN_DIST_INFO = {"RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER", "REQUESTED"}
@@ -312,19 +312,32 @@ def _compute_layout(archive: Path) -> WheelLayout:
     )
 
 
-def stage_wheel(
+@dataclass
+class StagePlan:
+    """What laying one wheel out takes, worked out before anything is created: its directories
+    (parents first), the files to link from the archive and the files kea writes. ``run_stages``
+    (``kea.install.stage``) carries out the plans of a whole install together."""
+
+    layout: WheelLayout
+    staged: StagedWheel
+    dirs: list[str]
+    links: list[tuple[str, str, str]]  # (source in the archive, destination, archive path)
+    writes: list[tuple[str, bytes, int]]  # (destination, content, mode)
+
+
+def plan_stage(
     layout: WheelLayout,
     stage: Path,
     *,
     scheme: Scheme,
     executable: str,
-    linker: Linker,
     direct: frozenset[tuple[str, str]] = frozenset(),
     direct_url: str | None = None,
     requested: bool = True,
-) -> StagedWheel:
-    """Lay ``layout`` out: its dist-info and non-``direct`` entries under ``stage`` (an existing,
-    empty directory), its ``direct`` top-level entries in place (they must not exist yet)."""
+) -> StagePlan:
+    """Plan to lay ``layout`` out: its dist-info and non-``direct`` entries under ``stage`` (an
+    existing, empty directory), its ``direct`` top-level entries in place (they must not exist
+    yet). Reads the ``#!python`` scripts it rewrites; creates nothing."""
     di = layout.dist_info
     root_key = layout.root_key
     staged = StagedWheel(
@@ -341,20 +354,15 @@ def stage_wheel(
     # 1. Directories: one mkdir each, parents first; stage/new/<key> only where needed.
     staged_keys = {key for key, top, _ in layout.tops if (key, top) not in direct}
     staged.staged_keys = frozenset(staged_keys)
-    todo = [f"{stage}/new"] if staged_keys else []
-    todo += [f"{stage}/new/{key}" for key in sorted(staged_keys)]
-    todo += [_locate(staged, k, r) for k, r in layout.dirs]
-    try:
-        for d in todo:
-            os.mkdir(d)
-    except OSError as e:
-        raise KeaError(f"cannot create directory {e.filename}: {e.strerror}") from None
+    dirs = [f"{stage}/new"] if staged_keys else []
+    dirs += [f"{stage}/new/{key}" for key in sorted(staged_keys)]
+    dirs += [_locate(staged, k, r) for k, r in layout.dirs]
 
-    # 2. Files: link from the archive; scripts with #!python are rewritten copies.
+    # 2. Files: linked from the archive; scripts with #!python are rewritten copies.
     arch = str(layout.archive)
-    link = linker.link
+    links: list[tuple[str, str, str]] = []
+    writes: list[tuple[str, bytes, int]] = []
     files = staged.files
-    kept = staged.kept
     roots = staged.roots
     # Root-key files whose RECORD line is kept: where each goes depends on its top-level entry.
     here, staged_root = f"{roots[root_key]}/", f"{stage}/new/{root_key}/"
@@ -364,14 +372,10 @@ def stage_wheel(
         if key == root_key
     }
     base[di] = f"{stage}/"
+    kept = staged.kept
     for row in layout.kept_rows:
         rel = row.partition(",")[0]
-        try:
-            link(f"{arch}/{rel}", base[rel.partition("/")[0]] + rel)
-        except KeaError:
-            if not os.path.isfile(f"{arch}/{rel}"):
-                raise _missing(layout, rel) from None
-            raise
+        links.append((f"{arch}/{rel}", base[rel.partition("/")[0]] + rel, rel))
         kept.append(rel)
     staged.kept_rows = layout.kept_rows
     shebang = _shebang(executable)
@@ -383,25 +387,20 @@ def stage_wheel(
                 with open(src, "rb") as f:
                     data = f.read()
             except FileNotFoundError:
-                raise _missing(layout, path) from None
+                raise missing_file(layout, path) from None
             if data.startswith(b"#!python"):
                 data = shebang + data.split(b"\n", 1)[1] if b"\n" in data else shebang
                 files[(key, rel)] = RecordEntry("", hash_bytes(data), len(data))
             else:
                 files[(key, rel)] = RecordEntry(path, digest, size)
-            _write(dst, data, 0o755)
+            writes.append((dst, data, 0o755))
             continue
-        try:
-            link(src, dst)
-        except KeaError:
-            if not os.path.isfile(src):
-                raise _missing(layout, path) from None
-            raise
+        links.append((src, dst, path))
         files[(key, rel)] = RecordEntry(path, digest, size)
 
     # 3. Launchers for console and GUI entry points.
     for fname, data in layout.launchers:
-        _write(_locate(staged, "scripts", fname), data, 0o755)
+        writes.append((_locate(staged, "scripts", fname), data, 0o755))
         files[("scripts", fname)] = RecordEntry("", hash_bytes(data), len(data))
 
     # 4. Files kea writes into the dist-info.
@@ -412,9 +411,9 @@ def stage_wheel(
         extra["direct_url.json"] = direct_url.encode()
     for fname, data in extra.items():
         rel = f"{di}/{fname}"
-        _write(f"{stage}/{rel}", data, 0o644)
+        writes.append((f"{stage}/{rel}", data, 0o644))
         files[(root_key, rel)] = RecordEntry("", hash_bytes(data), len(data))
-    return staged
+    return StagePlan(layout, staged, dirs, links, writes)
 
 
 def _rows(text: str, record: list[RecordEntry]) -> list[str | None]:
@@ -429,13 +428,13 @@ def _rows(text: str, record: list[RecordEntry]) -> list[str | None]:
     return [None] * len(record)
 
 
-def _missing(layout: WheelLayout, path: str) -> KeaError:
+def missing_file(layout: WheelLayout, path: str) -> KeaError:
     return KeaError(
         f"invalid wheel {layout.archive.name}: {path} is in RECORD but not in the wheel"
     )
 
 
-def _write(path: str, data: bytes, mode: int) -> None:
+def write_new(path: str, data: bytes, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.write(fd, data)
@@ -459,4 +458,4 @@ def write_staged_record(staged: StagedWheel) -> None:
     rows.append(RecordEntry(f"{staged.dist_info}/RECORD", "", None))
     kept = "\n".join(staged.kept_rows)
     data = (kept + "\n" if kept else "") + write_record(rows)
-    _write(f"{staged.stage}/{staged.dist_info}/RECORD", data.encode(), 0o644)
+    write_new(f"{staged.stage}/{staged.dist_info}/RECORD", data.encode(), 0o644)

@@ -1,0 +1,99 @@
+"""Staging split across threads (``kea.install.stage``): a large wheel's directories and files
+are created in chunks by several threads, parents before children, and a failure in any chunk
+undoes the whole install."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kea.dist.record import parse_record
+from kea.errors import KeaError
+from kea.install.environment import resolve_target
+from kea.install.installer import installed_dists
+from kea.install.link import Linker
+from kea.install.plan import WantedDist
+from kea.install.stage import run_stages
+from kea.install.wheel import plan_stage, read_wheel
+from tests.install.helpers import archive, install, py, site_packages, target_of
+
+# 16 x 12 nested directories with 2 modules each: 192 leaf directories at one depth and about
+# 600 files, enough for the directories and the links each to be split into several chunks.
+BIG = {
+    f"big/p{i}/q{j}/{m}.py": f"WHERE = ({i}, {j}, {m!r})\n"
+    for i in range(16)
+    for j in range(12)
+    for m in ("a", "b")
+}
+BIG |= {f"big/p{i}/__init__.py": "" for i in range(16)}
+BIG |= {f"big/p{i}/q{j}/__init__.py": "" for i in range(16) for j in range(12)}
+BIG["big/__init__.py"] = ""
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A real thread pool that remembers which threads ran its tasks."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(max_workers=workers)
+        self.threads: set[int] = set()
+        self.tasks = 0
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def run() -> Any:
+            with self._lock:
+                self.threads.add(threading.get_ident())
+                self.tasks += 1
+            return fn(*args, **kwargs)
+
+        return super().submit(run)
+
+
+def test_large_wheel_is_staged_in_chunks_by_several_threads(tmp_path: Path, venv: Path) -> None:
+    target = resolve_target(python=str(venv), cache_dir=tmp_path / "cache" / "interpreters-v1")
+    arch = archive(tmp_path, "big", "1.0", files=BIG, console_scripts={"big-cli": "big:main"})
+    layout = read_wheel(arch, target.interpreter.executable)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    plan = plan_stage(layout, stage, scheme=target.scheme, executable="/usr/bin/python3")
+    assert len(plan.links) > 500 and len(plan.dirs) > 200
+    with CountingPool(4) as pool:
+        run_stages([plan], Linker(), pool, 4)
+    assert pool.tasks > 8  # directories at two depths, the links and the writes: split
+    assert len(pool.threads) > 1
+    staged = stage / "new" / "purelib"
+    for rel in BIG:
+        assert (staged / rel).read_text() == BIG[rel], rel
+    assert (stage / "new" / "scripts" / "big-cli").is_file()
+    assert (stage / "big-1.0.dist-info" / "INSTALLER").read_text() == "kea\n"
+
+
+def test_large_wheel_installs_whole(tmp_path: Path, venv: Path) -> None:
+    target = target_of(venv, tmp_path / "cache")
+    big = archive(tmp_path, "big", "1.0", files=BIG)
+    small = archive(tmp_path, "small", "1.0", console_scripts={"small-cli": "small:main"})
+    install(target, WantedDist("big", "1.0", big), WantedDist("small", "1.0", small))
+    assert py(venv, "import big.p15.q11.b as m; print(m.WHERE)") == "(15, 11, 'b')"
+    sp = site_packages(venv)
+    record = parse_record((sp / "big-1.0.dist-info" / "RECORD").read_text())
+    assert {e.path for e in record} >= set(BIG)
+    for e in record:
+        assert (sp / e.path).is_file(), e.path
+    assert (venv / "bin" / "small-cli").is_file()
+    assert not any(p.name.startswith(".kea-staging") and any(p.iterdir()) for p in sp.iterdir())
+
+
+def test_missing_file_in_one_chunk_undoes_every_package(tmp_path: Path, venv: Path) -> None:
+    target = target_of(venv, tmp_path / "cache")
+    small = archive(tmp_path, "small", "1.0", console_scripts={"small-cli": "small:main"})
+    big = archive(tmp_path, "big", "1.0", files=BIG)
+    (big / "big" / "p6" / "q3" / "b.py").unlink()  # in the middle: not the first chunk
+    with pytest.raises(KeaError, match=r"big/p6/q3/b\.py is in RECORD but not in the wheel"):
+        install(target, WantedDist("small", "1.0", small), WantedDist("big", "1.0", big))
+    assert list(site_packages(venv).iterdir()) == []
+    assert not (venv / "bin" / "small-cli").exists()
+    assert installed_dists(target) == {}
