@@ -15,12 +15,10 @@ one cache safely. A wheel that fails any check leaves nothing behind.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import hashlib
 import os
 import time
-import uuid
 from collections.abc import AsyncIterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -231,7 +229,7 @@ class Cache:
         A hash mismatch or an unsafe/corrupt wheel raises ``KeaError`` and leaves nothing cached.
         """
         tmp_dir = self.bucket(WHEELS)
-        tmp = tmp_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}.whl"
+        tmp = tmp_dir / f"{TMP_PREFIX}{os.urandom(16).hex()}.whl"
         from kea.cache.archive import hashers_for, verify_hashes
         from kea.cache.spool import WriteFailed, spool
 
@@ -241,6 +239,8 @@ class Cache:
             except WriteFailed as e:
                 raise KeaError(f"cannot write {filename} into the cache: {e}") from None
             verify_hashes(filename, expected_hashes or {}, digests)
+            import asyncio
+
             return await asyncio.to_thread(
                 self._archive_from_file, tmp, filename, digests, url or "", size, None
             )
@@ -301,7 +301,7 @@ class Cache:
         final = archive_root / sha
         with self.lock(ARCHIVE, sha):
             if not final.is_dir():
-                tmp = archive_root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+                tmp = archive_root / f"{TMP_PREFIX}{os.urandom(16).hex()}"
                 tmp.mkdir()
                 try:
                     unpack_wheel(wheel, tmp, filename)
@@ -338,7 +338,7 @@ def _pointer_rel(filename: str, source: str) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.urandom(4).hex()}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
