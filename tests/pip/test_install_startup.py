@@ -2,15 +2,17 @@
 
 A no-op install (everything already installed) answers from the installed metadata: no event
 loop, no network stack, no resolver bridge, no cache. A resolve whose index pages and metadata
-are all fresh in the HTTP cache (``Cache-Control: max-age``) answers from the cache without
-importing kea.http or aiohttp, or building a TLS context, as ``--offline`` does. Each check runs
-kea in a fresh interpreter and reads its ``sys.modules`` afterwards; a control case (stale
-pages) shows the check does see aiohttp when the network is really used.
+are all fresh in the HTTP cache (``Cache-Control: max-age``), and an install whose archives are
+cached too, run from the cache in the calling thread: no event loop (asyncio, ssl, socket),
+kea.http or aiohttp, as ``--offline`` does. Each check runs kea in a fresh interpreter and
+reads its ``sys.modules`` afterwards; control cases (stale pages, a missing archive) show the
+check does see asyncio and aiohttp when the network is really used.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +32,7 @@ NOOP_FORBIDDEN = (
 # Modules a resolve answered from a fresh cache must not import.
 FRESH_FORBIDDEN = (
     "aiohttp", "yarl", "multidict", "truststore", "rich", "urllib.request", "email", "kea.http",
+    "asyncio", "ssl", "socket", "kea.index.client", "kea.resolver.prefetch",
 )  # fmt: skip
 
 # Runs kea.cli.main.main(argv) in a fresh interpreter and prints its exit code and sys.modules.
@@ -58,6 +61,10 @@ def run_in_process(kea: Kea, venv: Path, *args: str) -> tuple[int, set[str], str
     )
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return out["code"], set(out["modules"]), proc.stderr
+
+
+def py_ok(venv: Path, code: str) -> bool:
+    return subprocess.run([str(venv / "bin" / "python"), "-c", code], timeout=60).returncode == 0
 
 
 def imported(modules: set[str], names: tuple[str, ...]) -> list[str]:
@@ -135,7 +142,7 @@ def test_stale_cache_resolve_does_use_the_network(
     assert code == 0, stderr
     assert "Would install 3 packages" in stderr, stderr
     assert len(universe.requests) > before
-    assert "aiohttp" in modules and "kea.http.client" in modules
+    assert "aiohttp" in modules and "kea.http.client" in modules and "asyncio" in modules
     # plain http: no TLS context was built, so truststore was never needed
     assert "truststore" not in modules
 
@@ -163,3 +170,50 @@ def test_warm_offline_install_never_imports_the_network_stack(
     assert sorted(p.name for p in site.glob("*.dist-info")) == [
         "app-1.0.dist-info", "leaf-1.0.dist-info", "lib-2.0.dist-info", "speedup-1.0.dist-info",
     ]  # fmt: skip
+
+
+def test_fresh_cache_install_runs_without_an_event_loop(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    """A warm install into a fresh venv (pages fresh, archives cached): no request, no event
+    loop; the packages are installed and the output is that of any install."""
+    universe.page_headers = {"Cache-Control": "max-age=600"}
+    first = kea("pip", "install", "-i", universe.url, "app[fast]", venv=kea.venv(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    before = len(universe.requests)
+
+    venv = kea.venv(tmp_path / "venv")
+    code, modules, stderr = run_in_process(kea, venv, "pip", "install", "-i", universe.url,
+                                           "app[fast]")  # fmt: skip
+    assert code == 0, stderr
+    assert len(universe.requests) == before
+    assert imported(modules, FRESH_FORBIDDEN) == []
+    lines = stderr.splitlines()
+    assert [ln.split(" in ")[0] for ln in lines if not ln.startswith(" + ")] == [
+        "Resolved 4 packages", "Prepared 4 packages", "Installed 4 packages",
+    ]  # fmt: skip
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    assert len(list(site.glob("*.dist-info"))) == 4
+
+
+def test_missing_archive_sends_the_run_through_the_network(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    """Pages and metadata are fresh but one archive is gone from the cache: the cache-only
+    attempt stops before printing anything, and the run downloads that one wheel."""
+    universe.page_headers = {"Cache-Control": "max-age=600"}
+    first = kea("pip", "install", "-i", universe.url, "app", venv=kea.venv(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    archives = Path(kea.env["KEA_CACHE_DIR"]) / "archive-v1"
+    (gone,) = [p for p in archives.iterdir() if (p / "lib-2.0.dist-info").is_dir()]
+    shutil.rmtree(gone)
+    before = len(universe.requests)
+
+    venv = kea.venv(tmp_path / "venv")
+    code, modules, stderr = run_in_process(kea, venv, "pip", "install", "-i", universe.url, "app")
+    assert code == 0, stderr
+    assert [r for r in universe.requests[before:]] == ["/files/lib-2.0-py3-none-any.whl"]
+    assert "asyncio" in modules and "aiohttp" in modules
+    assert sum(line.startswith("Resolved 3 packages") for line in stderr.splitlines()) == 1
+    assert py_ok(venv, "import lib")
+    assert gone.is_dir()  # stored again

@@ -14,13 +14,8 @@ from packaging.version import Version
 from kea.dist.metadata import CoreMetadata, parse_metadata
 from kea.dist.tags import TagRanker
 from kea.index.models import DistFile, ProjectPage
-from kea.resolver.provider import (
-    CandidatePolicy,
-    Prefetcher,
-    dependencies_of,
-    run_in_worker,
-    select_candidates,
-)
+from kea.resolver.prefetch import Prefetcher, run_in_worker
+from kea.resolver.provider import CandidatePolicy, dependencies_of, select_candidates
 from tests.pip.wheelmaker import build_wheel
 
 TAGS = [

@@ -20,7 +20,8 @@ from packaging.version import Version
 from kea.dist.metadata import CoreMetadata
 from kea.dist.tags import TagRanker
 from kea.index.models import DistFile, ProjectPage
-from kea.resolver.provider import Candidate, CandidatePolicy, Prefetcher
+from kea.resolver.prefetch import Prefetcher
+from kea.resolver.provider import Candidate, CandidatePolicy
 
 T = TypeVar("T")
 

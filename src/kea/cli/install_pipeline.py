@@ -1,9 +1,13 @@
 """The pipeline of ``kea pip install`` once the request is known: resolve, then prepare every
-archive (download/unpack, concurrently), then install — or report, with ``--dry-run``."""
+archive (download/unpack, concurrently), then install — or report, with ``--dry-run``.
+
+Two ways through it, with the same output: from the cache alone, in the calling thread (a warm
+run: no event loop, no asyncio import), or on an event loop with the network on demand."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
@@ -15,8 +19,12 @@ from kea.errors import KeaError
 if TYPE_CHECKING:
     from kea.cli.install_request import InstallOptions, Request
     from kea.dist.installed import InstalledDist
+    from kea.index.cached import CachedIndex
     from kea.install.environment import Target
+    from kea.resolver.provider import Chosen, ResolveInput
     from kea.settings import Settings
+
+log = logging.getLogger("kea.cli")
 
 
 def resolve_and_install(
@@ -27,30 +35,39 @@ def resolve_and_install(
     installed: Mapping[str, InstalledDist],
     started: float,
 ) -> None:
-    """Resolve, then prepare and install (or report, with ``--dry-run``)."""
-    import asyncio
+    """Resolve, then prepare and install (or report, with ``--dry-run``).
 
+    A run whose every page, metadata and archive is usable in the cache is carried out in this
+    thread with no event loop (``_from_cache``); any other run, or one where that attempt stops
+    before printing anything, goes through ``_pipeline`` (asyncio, the network on demand).
+    """
     from kea.cache import Cache
+    from kea.index.cached import CachedIndex
 
     cache = Cache.from_settings(settings)
     try:
-        asyncio.run(_pipeline(request, options, settings, target, installed, cache, started))
+        lookup = CachedIndex(settings, cache, offline=settings.offline)
+        spec = _resolve_input(request, options, settings, installed)
+        if _from_cache(spec, lookup, request, options, target, installed, cache, started):
+            return
+        import asyncio
+
+        asyncio.run(
+            _pipeline(spec, lookup, request, options, settings, target, installed, cache, started)
+        )
     finally:
         cache.close()
 
 
-async def _pipeline(
+def _resolve_input(
     request: Request,
     options: InstallOptions,
     settings: Settings,
-    target: Target,
     installed: Mapping[str, InstalledDist],
-    cache: Any,
-    started: float,
-) -> None:
-    from kea.resolver.provider import ResolveInput, resolve_request
+) -> ResolveInput:
+    from kea.resolver.provider import ResolveInput
 
-    spec = ResolveInput(
+    return ResolveInput(
         requirements=[e.requirement for e in request.requirements],
         constraints=[e.requirement for e in request.constraints],
         overrides=[e.requirement for e in request.overrides],
@@ -67,28 +84,101 @@ async def _pipeline(
         index_strategy=settings.index_strategy,
         fetch_early=not request.dry_run,  # pinned wheels start downloading while resolving
     )
-    async with _open_index(settings, cache) as index:
+
+
+def _from_cache(
+    spec: ResolveInput,
+    lookup: CachedIndex,
+    request: Request,
+    options: InstallOptions,
+    target: Target,
+    installed: Mapping[str, InstalledDist],
+    cache: Any,
+    started: float,
+) -> bool:
+    """The whole run from the cache (see ``resolve_and_install``). False, with nothing printed
+    or changed, when the cache cannot answer something the run needs."""
+    from kea.resolver.provider import resolve_from_cache
+
+    chosen = resolve_from_cache(spec, lookup, target.interpreter)
+    if chosen is None:
+        return False
+    resolved = time.perf_counter()
+    todo = _todo(chosen, installed, request)
+    archives: dict[str, Path] = {}
+    if not request.dry_run:
+        for c in todo:
+            archive = _cached_archive(c, lookup, spec.hashes.get(c.name))
+            if archive is None:
+                log.debug("not installed from the cache alone: no usable archive of %s", c.name)
+                return False
+            archives[c.name] = archive
+    if not _report_resolution(chosen, todo, spec, request, installed, cache, resolved - started):
+        return True
+    say(f"Prepared {packages(len(todo))} in {elapsed(time.perf_counter() - resolved)}")
+    _install(todo, archives, installed, target, options, request)
+    return True
+
+
+async def _pipeline(
+    spec: ResolveInput,
+    lookup: CachedIndex,
+    request: Request,
+    options: InstallOptions,
+    settings: Settings,
+    target: Target,
+    installed: Mapping[str, InstalledDist],
+    cache: Any,
+    started: float,
+) -> None:
+    from kea.resolver.provider import resolve_request
+
+    async with _open_index(settings, cache, lookup) as index:
         chosen = await resolve_request(spec, index, target.interpreter)
-        now = time.perf_counter()
-        say(f"Resolved {packages(len(chosen))} in {elapsed(now - started)}")
-        if request.hash_mode:
-            _check_hash_coverage(chosen, spec.hashes)
-        reinstall: bool | frozenset[str] = request.reinstall or request.reinstall_packages
-        todo = [
-            c for c in chosen if _needs_install(c.name, c.version, installed, request.reinstall,
-                                                 request.reinstall_packages)
-        ]  # fmt: skip
-        replaced = [installed[c.name] for c in todo if c.name in installed]
-        if not todo:
-            say(f"Audited {packages(len(chosen))} in {elapsed(time.perf_counter() - now)}")
-            return
-        if request.dry_run:
-            dry_run_report(todo, replaced, cache)
+        todo = _todo(chosen, installed, request)
+        if not _report_resolution(
+            chosen, todo, spec, request, installed, cache, time.perf_counter() - started
+        ):
             return
         prep_start = time.perf_counter()
         archives = await _prepare(todo, index, cache, spec.hashes, options)
         say(f"Prepared {packages(len(todo))} in {elapsed(time.perf_counter() - prep_start)}")
-    _install(todo, archives, replaced, installed, target, options, request, reinstall)
+    _install(todo, archives, installed, target, options, request)
+
+
+def _todo(
+    chosen: list[Chosen], installed: Mapping[str, InstalledDist], request: Request
+) -> list[Chosen]:
+    """The chosen packages that are not installed as they are (or are to be reinstalled)."""
+    return [
+        c for c in chosen if _needs_install(c.name, c.version, installed, request.reinstall,
+                                             request.reinstall_packages)
+    ]  # fmt: skip
+
+
+def _report_resolution(
+    chosen: list[Chosen],
+    todo: list[Chosen],
+    spec: ResolveInput,
+    request: Request,
+    installed: Mapping[str, InstalledDist],
+    cache: Any,
+    took: float,
+) -> bool:
+    """Print what the resolution found; False when the run ends here (nothing to install, or
+    ``--dry-run``)."""
+    now = time.perf_counter()
+    say(f"Resolved {packages(len(chosen))} in {elapsed(took)}")
+    if request.hash_mode:
+        _check_hash_coverage(chosen, spec.hashes)
+    if not todo:
+        say(f"Audited {packages(len(chosen))} in {elapsed(time.perf_counter() - now)}")
+        return False
+    if request.dry_run:
+        replaced = [installed[c.name] for c in todo if c.name in installed]
+        dry_run_report(todo, replaced, cache)
+        return False
+    return True
 
 
 def _needs_install(
@@ -122,12 +212,10 @@ def _check_hash_coverage(chosen: Iterable[Any], hashes: Mapping[str, frozenset[s
 def _install(
     todo: list[Any],
     archives: Mapping[str, Path],
-    replaced: list[InstalledDist],
     installed: Mapping[str, InstalledDist],
     target: Target,
     options: InstallOptions,
     request: Request,
-    reinstall: bool | frozenset[str],
 ) -> None:
     from kea.install.installer import apply_plan
     from kea.install.plan import WantedDist, make_plan
@@ -143,6 +231,7 @@ def _install(
         )
         for c in todo
     ]
+    reinstall = request.reinstall or request.reinstall_packages
     plan = make_plan(wanted, installed, reinstall=reinstall or [c.name for c in todo])
     report = apply_plan(
         target, plan, link_mode=options.link_mode, compile_bytecode=options.compile_bytecode
@@ -218,6 +307,24 @@ async def _archive_for(c: Any, index: Any, cache: Any, allowed: frozenset[str] |
     return Path(archive)
 
 
+def _cached_archive(c: Chosen, lookup: CachedIndex, allowed: frozenset[str] | None) -> Path | None:
+    """``_archive_for`` answered from the cache alone: None where it would download, unpack a
+    local file, or raise (it will, on the run that goes through ``_pipeline``)."""
+    file = c.file
+    try:
+        expected = _expected_hashes(file, allowed)
+    except KeaError:
+        return None
+    if expected and expected != file.hashes:
+        import msgspec
+
+        file = msgspec.structs.replace(file, hashes=expected)
+    archive = lookup.answer_archive(file)
+    if archive is None or (allowed and f"sha256:{archive.name}" not in allowed):
+        return None
+    return archive
+
+
 def _expected_hashes(file: Any, allowed: frozenset[str] | None) -> dict[str, str]:
     if not allowed:
         return {}
@@ -234,7 +341,7 @@ def _expected_hashes(file: Any, allowed: frozenset[str] | None) -> dict[str, str
 
 
 @contextlib.asynccontextmanager
-async def _open_index(settings: Settings, cache: Any) -> AsyncIterator[Any]:
+async def _open_index(settings: Settings, cache: Any, lookup: CachedIndex) -> AsyncIterator[Any]:
     """The run's IndexClient. Its HTTP client is made on the first request that needs the
     network (never with ``--offline``): a resolve answered from a fresh cache imports neither
     kea.http nor aiohttp."""
@@ -251,7 +358,7 @@ async def _open_index(settings: Settings, cache: Any) -> AsyncIterator[Any]:
         return http
 
     try:
-        yield IndexClient(settings, None, cache, connect=connect)
+        yield IndexClient(settings, None, cache, connect=connect, cached=lookup)
     finally:
         for http in opened:
             await http.close()

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from kea.auth.redact import redact_url
 from kea.cache import SIMPLE, Cache
 from kea.errors import KeaError
+from kea.index.cached import CachedIndex
 from kea.index.findlinks import (
     file_index_page,
     is_local,
@@ -93,23 +94,21 @@ class IndexClient:
         refresh: bool = False,
         refresh_packages: Iterable[str] = (),
         connect: Callable[[], Awaitable[HttpClient]] | None = None,
+        cached: CachedIndex | None = None,
     ) -> None:
         self.settings = settings
         self.http = http
         self.cache = cache
         self._connect = None if settings.offline else connect
         self.offline = settings.offline or (http is None and self._connect is None)
+        # When a cached page, metadata or archive may be used (freshness, --refresh, --offline):
+        # the run's CachedIndex, which may already have answered a resolve without this client.
+        self.cached = cached or CachedIndex(
+            settings, cache, offline=self.offline, refresh=refresh,
+            refresh_packages=refresh_packages,
+        )  # fmt: skip
         self.strategy = settings.index_strategy
-        self.indexes = [i for i in settings.indexes if not i.explicit]
-        # --refresh / --refresh-package (or the settings' env/file forms): a cached page of these
-        # is revalidated even while fresh. Offline nothing can be asked: the cache answers.
-        self.refresh = refresh or settings.refresh
-        self.refresh_packages = {
-            normalize_name(n) for n in (*refresh_packages, *settings.refresh_packages)
-        }
-        if settings.offline and (self.refresh or self.refresh_packages):
-            what = "--refresh" if self.refresh else "--refresh-package"
-            log.warning("%s is ignored: network access is disabled (--offline)", what)
+        self.indexes = self.cached.indexes
         # name -> errors (401/403) met on some index while others answered; for hints.
         self.auth_failures: dict[str, list[KeaError]] = {}
         self._tasks: dict[tuple[str, str], asyncio.Future[Any]] = {}
@@ -195,23 +194,17 @@ class IndexClient:
         # A page fresh in the cache is answered right here (no task: a warm resolve asks for
         # about a hundred); anything else goes to one shared task, with the entry already read.
         entry = load_page(self.cache, index_url, name)
-        if entry is not None and (self.offline or (entry.is_fresh() and not self.refreshed(name))):
+        if entry is not None and self.cached.usable(entry, name):
             log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
             return self._remember("page", key, None if entry.missing else entry.page)
         return await self._once("page", key, lambda: self._page(index_url, name, entry))
 
     def refreshed(self, name: str) -> bool:
-        """Whether ``--refresh`` / ``--refresh-package`` covers the project ``name`` (normalised)
-        in this run: nothing cached about it is trusted without asking the index."""
-        return not self.offline and (self.refresh or name in self.refresh_packages)
+        """Whether a refresh covers the project ``name`` in this run (``CachedIndex``)."""
+        return self.cached.refreshed(name)
 
     def _url_keyed_stale(self, file: DistFile) -> bool:
-        """A file the page lists without a sha256 is known to the cache only by its URL, and the
-        index may serve other bytes there now: under a refresh its cached metadata and archive
-        are not used (a file with a sha256 is immutable, refresh or not)."""
-        if file.hashes.get("sha256") or is_local(file.url):
-            return False
-        return self.refreshed(normalize_name(file.filename.split("-", 1)[0]))
+        return self.cached.url_keyed_stale(file)
 
     async def _page(
         self, index_url: str, name: str, entry: CachedPage | None

@@ -9,18 +9,20 @@ Three layers, each usable on its own:
   blocking calls; the event loop (in the calling thread) does the I/O, ~50 requests in flight.
   When metadata arrives, the pages of its dependencies are requested at once, and for each page
   the metadata of its best candidate (speculatively).
-- ``IndexProvider``: the resolver's Provider protocol on top of a ``Prefetcher``.
+- ``IndexProvider``: the resolver's Provider protocol on top of a ``Prefetcher``, or of a
+  ``CacheOnly`` (``kea.resolver.provider_cached``) when ``resolve_from_cache`` tries to answer
+  the whole resolve from the cache in the calling thread, with no event loop.
 
-The resolver core never imports this module; this module never imports ``kea.http``.
+The resolver core never imports this module; this module never imports ``kea.http``, and
+imports asyncio only for ``resolve_request``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from packaging.requirements import InvalidRequirement, Requirement
@@ -32,7 +34,6 @@ from kea.dist.tags import TagRanker
 from kea.errors import KeaError
 from kea.index.models import DistFile
 from kea.resolver.deps import Requirements
-from kea.resolver.prefetch import IndexSource, Prefetcher, run_in_worker
 from kea.resolver.provider_hints import other_index_hints
 from kea.resolver.provider_select import (
     Candidate,
@@ -45,14 +46,33 @@ from kea.resolver.provider_select import (
     select_candidates,
 )
 
+if TYPE_CHECKING:
+    from kea.resolver.prefetch import IndexSource
+    from kea.resolver.provider_cached import CacheLookup
+
 log = logging.getLogger("kea.resolver.provider")
 
 
 # -- the resolver's Provider ------------------------------------------------------------------
 
 
+class Bridge(Protocol):
+    """What ``IndexProvider`` asks its pages and metadata of: a ``Prefetcher`` (blocking calls
+    from the resolver's worker thread) or a ``CacheOnly``."""
+
+    policy: CandidatePolicy
+
+    def versions(self, name: str) -> Selection: ...
+
+    def metadata(self, cand: Candidate) -> CoreMetadata: ...
+
+    def prefetch(self, names: Iterable[str]) -> None: ...
+
+    def want_metadata(self, cand: Candidate) -> None: ...
+
+
 class IndexProvider:
-    """``kea.resolver.protocol.Provider`` over a ``Prefetcher`` (called from the worker thread).
+    """``kea.resolver.protocol.Provider`` over a ``Bridge`` (called from the resolver's thread).
 
     ``direct`` maps names given as ``name @ URL`` to their one candidate: no index is asked about
     them. Requires-Python is checked again against the metadata (an index page may not list it).
@@ -60,7 +80,7 @@ class IndexProvider:
 
     def __init__(
         self,
-        prefetcher: Prefetcher,
+        prefetcher: Bridge,
         direct: Mapping[str, Candidate] | None = None,
         *,
         index_strategy: str = "first-index",
@@ -245,20 +265,17 @@ def _direct_url_json(cand: Candidate) -> str:
     return json.dumps({"url": strip_credentials(cand.file.url), "archive_info": archive})
 
 
-async def resolve_request(
-    spec: ResolveInput,
-    source: IndexSource,
-    interpreter: InterpreterFacts,
-    *,
-    concurrency: int = 50,
-) -> list[Chosen]:
-    """Resolve ``spec`` for ``interpreter`` with pages and metadata from ``source``.
+class _Setup(msgspec.Struct):
+    """What a resolve of ``spec`` starts from, with either bridge."""
 
-    The PubGrub core runs in a worker thread; this coroutine's loop serves its I/O. Raises
-    ``ResolutionError`` (with hints) when there is no solution.
-    """
-    from kea.resolver.protocol import Options, ResolutionError
-    from kea.resolver.solver import resolve
+    requirements: list[Requirement]  # ``name @ URL`` ones pinned to their wheel's version
+    direct: dict[str, Candidate]
+    policy: CandidatePolicy
+    options: Any  # kea.resolver.protocol.Options
+
+
+def _setup(spec: ResolveInput, interpreter: InterpreterFacts) -> _Setup:
+    from kea.resolver.protocol import Options
 
     direct: dict[str, Candidate] = {}
     requirements: list[Requirement] = []
@@ -300,6 +317,56 @@ async def resolve_request(
         overrides=spec.overrides,
         preferences=preferences,
     )
+    return _Setup(requirements, direct, policy, options)
+
+
+def _solve(setup: _Setup, provider: IndexProvider, spec: ResolveInput) -> dict[str, Version]:
+    from kea.resolver.solver import resolve
+
+    if spec.no_deps:
+        return _no_deps(setup.requirements, provider, setup.options)
+    return dict(resolve(setup.requirements, provider, setup.options).packages)
+
+
+def resolve_from_cache(
+    spec: ResolveInput, lookup: CacheLookup, interpreter: InterpreterFacts
+) -> list[Chosen] | None:
+    """``resolve_request`` answered from the cache alone, in this thread, with no event loop:
+    None when something is not in the cache (``NotCached``), or when there is no solution (an
+    error that ``resolve_request`` explains better, with hints that may need the network)."""
+    from kea.resolver.provider_cached import CacheOnly, NotCached
+
+    setup = _setup(spec, interpreter)
+    provider = IndexProvider(
+        CacheOnly(lookup, setup.policy), setup.direct, index_strategy=spec.index_strategy
+    )
+    try:
+        solution = _solve(setup, provider, spec)
+    except (NotCached, KeaError) as e:  # ResolutionError is a KeaError
+        log.debug("not answered from the cache alone: %s", e)
+        return None
+    return _chosen(solution, provider, setup.direct)
+
+
+async def resolve_request(
+    spec: ResolveInput,
+    source: IndexSource,
+    interpreter: InterpreterFacts,
+    *,
+    concurrency: int = 50,
+) -> list[Chosen]:
+    """Resolve ``spec`` for ``interpreter`` with pages and metadata from ``source``.
+
+    The PubGrub core runs in a worker thread; this coroutine's loop serves its I/O. Raises
+    ``ResolutionError`` (with hints) when there is no solution.
+    """
+    import asyncio
+
+    from kea.resolver.prefetch import Prefetcher, run_in_worker
+    from kea.resolver.protocol import ResolutionError
+
+    setup = _setup(spec, interpreter)
+    requirements, direct, policy = setup.requirements, setup.direct, setup.policy
     loop = asyncio.get_running_loop()
     pre = Prefetcher(source, policy, loop, concurrency=concurrency)
     provider = IndexProvider(pre, direct, index_strategy=spec.index_strategy)
@@ -309,11 +376,7 @@ async def resolve_request(
         for name in early.pins:
             early.watch(name, pre.page_future(name))
     try:
-        if spec.no_deps:
-            solution = await run_in_worker(lambda: _no_deps(requirements, provider, options))
-        else:
-            resolution = await run_in_worker(lambda: resolve(requirements, provider, options))
-            solution = dict(resolution.packages)
+        solution = await run_in_worker(lambda: _solve(setup, provider, spec))
     except ResolutionError as e:
         for sel in provider.selections.values():
             hint = sel.hint()
@@ -330,6 +393,12 @@ async def resolve_request(
         await pre.aclose()
         if early is not None:
             await early.aclose()
+    return _chosen(solution, provider, direct)
+
+
+def _chosen(
+    solution: Mapping[str, Version], provider: IndexProvider, direct: Mapping[str, Candidate]
+) -> list[Chosen]:
     out: list[Chosen] = []
     for name, version in sorted(solution.items()):
         chosen = provider.candidate(name, version)
@@ -414,13 +483,11 @@ __all__ = [
     "CandidatePolicy",
     "Chosen",
     "IndexProvider",
-    "IndexSource",
-    "Prefetcher",
     "ResolveInput",
     "Selection",
     "dependencies_of",
     "direct_candidate",
+    "resolve_from_cache",
     "resolve_request",
-    "run_in_worker",
     "select_candidates",
 ]

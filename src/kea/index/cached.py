@@ -1,0 +1,109 @@
+"""What the cache alone can tell a run: project pages, core metadata and unpacked wheels.
+
+``CachedIndex`` holds the rules for trusting the cache: a page is used while it is fresh (its
+max-age) and not refreshed (``--refresh``, ``--refresh-package``), or always with ``--offline``; a
+file listed without a sha256 is known only by its URL, so under a refresh its cached metadata and
+archive are not used. ``IndexClient`` asks it before going to the network, and a run whose every
+answer is here resolves and installs without an event loop (``kea.cli.install_pipeline``): each
+``answer_*`` method returns None where only the network, a local source or find-links could
+answer. This module imports neither asyncio nor kea.http.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kea.auth.redact import redact_url
+from kea.index.findlinks import is_local
+from kea.index.models import DistFile, ProjectPage, normalize_name
+from kea.index.pagecache import CachedPage, load_metadata, load_page
+
+if TYPE_CHECKING:
+    from kea.cache import Cache
+    from kea.dist.metadata import CoreMetadata
+    from kea.settings import Settings
+
+log = logging.getLogger("kea.index")
+
+
+class CachedIndex:
+    """The run's view of its cache (see the module docstring). ``offline``: nothing may be asked
+    of the network, so whatever is cached is used, fresh or not."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        cache: Cache,
+        *,
+        offline: bool,
+        refresh: bool = False,
+        refresh_packages: Iterable[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.offline = offline
+        self.strategy = settings.index_strategy
+        self.indexes = [i for i in settings.indexes if not i.explicit]
+        self.refresh = refresh or settings.refresh
+        self.refresh_packages = {
+            normalize_name(n) for n in (*refresh_packages, *settings.refresh_packages)
+        }
+        if settings.offline and (self.refresh or self.refresh_packages):
+            what = "--refresh" if self.refresh else "--refresh-package"
+            log.warning("%s is ignored: network access is disabled (--offline)", what)
+
+    def refreshed(self, name: str) -> bool:
+        """Whether ``--refresh`` / ``--refresh-package`` covers the project ``name`` (normalised)
+        in this run: nothing cached about it is trusted without asking the index."""
+        return not self.offline and (self.refresh or name in self.refresh_packages)
+
+    def url_keyed_stale(self, file: DistFile) -> bool:
+        """A file the page lists without a sha256 is known to the cache only by its URL, and the
+        index may serve other bytes there now: under a refresh its cached metadata and archive
+        are not used (a file with a sha256 is immutable, refresh or not)."""
+        if file.hashes.get("sha256") or is_local(file.url):
+            return False
+        return self.refreshed(normalize_name(file.filename.split("-", 1)[0]))
+
+    def usable(self, entry: CachedPage | None, name: str) -> bool:
+        """Whether a cached page (of project ``name``) answers without asking its index."""
+        return entry is not None and (
+            self.offline or (entry.is_fresh() and not self.refreshed(name))
+        )
+
+    def answer_pages(self, name: str) -> list[ProjectPage] | None:
+        """The pages listing ``name`` as ``IndexClient.project_pages`` would give them, when
+        every index it would ask answers from the cache; else None."""
+        if self.settings.find_links or not self.indexes:
+            return None
+        name = normalize_name(name)
+        pages: list[ProjectPage] = []
+        for index in self.indexes:
+            if is_local(index.url):
+                return None
+            entry = load_page(self.cache, index.url, name)
+            if entry is None or not self.usable(entry, name):
+                return None
+            log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
+            if entry.missing:
+                continue
+            pages.append(entry.page)
+            if self.strategy == "first-index":
+                break
+        return pages
+
+    def answer_metadata(self, file: DistFile) -> CoreMetadata | None:
+        """The cached core metadata of ``file``, if it may be used."""
+        if self.url_keyed_stale(file):
+            return None
+        return load_metadata(self.cache, file)
+
+    def answer_archive(self, file: DistFile) -> Path | None:
+        """The cached unpacked archive of the wheel ``file`` (an index file, not a local one),
+        if it may be used."""
+        if not file.is_wheel or is_local(file.url) or self.url_keyed_stale(file):
+            return None
+        return self.cache.find_archive(file.filename, url=file.url, hashes=file.hashes)
