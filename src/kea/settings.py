@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import msgspec
 
 from kea.errors import UsageError
 
@@ -56,8 +57,7 @@ _TOP_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Index:
+class Index(msgspec.Struct, frozen=True):
     """A package index as the user configured it.
 
     ``url`` may carry userinfo; never print it without ``kea.auth.redact.redact_url``.
@@ -78,16 +78,16 @@ class Index:
         return "KEA_INDEX_" + re.sub(r"[^A-Za-z0-9]", "_", self.name).upper() + "_"
 
 
-@dataclass
-class Settings:
+class Settings(msgspec.Struct):
     """Everything a command needs to know about the run, resolved once."""
 
-    indexes: list[Index] = field(default_factory=list)  # in search order; default index last
-    find_links: list[str] = field(default_factory=list)
+    # in search order; default index last
+    indexes: list[Index] = msgspec.field(default_factory=list)
+    find_links: list[str] = msgspec.field(default_factory=list)
     no_index: bool = False
     index_strategy: IndexStrategy = "first-index"
     keyring_provider: KeyringProvider = "disabled"
-    allow_insecure_hosts: list[str] = field(default_factory=list)
+    allow_insecure_hosts: list[str] = msgspec.field(default_factory=list)
     netrc_path: Path | None = None
     http_timeout: float = 30.0
     http_connect_timeout: float = 10.0
@@ -96,15 +96,17 @@ class Settings:
     no_cache: bool = False
     offline: bool = False
     refresh: bool = False  # revalidate every cached index page this run (ignored offline)
-    refresh_packages: list[str] = field(default_factory=list)  # ... only these projects' pages
+    # ... only these projects' pages
+    refresh_packages: list[str] = msgspec.field(default_factory=list)
     native_tls: bool = True
     verbosity: int = 0
     quiet: int = 0
     color: str = "auto"
     no_progress: bool = False
-    config_files: list[Path] = field(default_factory=list)
-    env: Mapping[str, str] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # other file keys, for later commands
+    config_files: list[Path] = msgspec.field(default_factory=list)
+    env: Mapping[str, str] = msgspec.field(default_factory=dict)
+    # other file keys, for later commands
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def default_index(self) -> Index | None:

@@ -4,8 +4,9 @@ no-op audit that answers from the installed metadata when everything is already 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from kea.errors import KeaError, UsageError
 
@@ -15,13 +16,12 @@ if TYPE_CHECKING:
     from kea.settings import Settings
 
 
-@dataclass
-class Request:
+class Request(msgspec.Struct):
     """Everything the user asked for, from the command line and the files."""
 
-    requirements: list[Entry] = field(default_factory=list)
-    constraints: list[Entry] = field(default_factory=list)
-    overrides: list[Entry] = field(default_factory=list)
+    requirements: list[Entry] = msgspec.field(default_factory=list)
+    constraints: list[Entry] = msgspec.field(default_factory=list)
+    overrides: list[Entry] = msgspec.field(default_factory=list)
     files: RequirementsSet | None = None
     hash_mode: bool = False
     upgrade: bool = False
@@ -186,8 +186,7 @@ def _marker_ok(marker: Any, env: dict[str, str]) -> bool:
 # -- options -------------------------------------------------------------------------------------
 
 
-@dataclass
-class InstallOptions:
+class InstallOptions(msgspec.Struct):
     prerelease: str = "if-necessary-or-explicit"
     resolution: str = "highest"
     exclude_newer: Any = None  # datetime | None

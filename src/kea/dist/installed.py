@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from packaging.utils import canonicalize_name
 
@@ -14,8 +15,7 @@ from kea.dist.record import RecordEntry, parse_record
 from kea.errors import KeaError
 
 
-@dataclass(frozen=True, slots=True)
-class InstalledDist:
+class InstalledDist(msgspec.Struct, frozen=True):
     """One installed distribution: ``root`` holds ``dist_info`` (e.g. site-packages)."""
 
     name: str  # canonical name

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import PurePosixPath
+
+import msgspec
 
 from kea.errors import KeaError
 
 
-@dataclass(frozen=True, slots=True)
-class RecordEntry:
+class RecordEntry(msgspec.Struct, frozen=True):
     path: str
     hash: str = ""  # "sha256=<urlsafe-b64-nopad>" or ""
     size: int | None = None

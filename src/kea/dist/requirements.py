@@ -18,9 +18,10 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+import msgspec
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -51,8 +52,7 @@ class RequirementsError(KeaError):
     """A requirements file or requirement string that cannot be read (exit 1)."""
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True):
     """One requirement: the parsed requirement, where it came from, and its allowed hashes.
 
     ``hashes`` holds ``"algo:hexdigest"`` strings (lower-case). ``source`` is ``file:line`` or
@@ -79,27 +79,26 @@ class Entry:
         )
 
 
-@dataclass
-class RequirementsSet:
+class RequirementsSet(msgspec.Struct):
     """What one or more requirements files (and the command line) ask for."""
 
-    requirements: list[Entry] = field(default_factory=list)
-    constraints: list[Entry] = field(default_factory=list)
-    editables: list[Entry] = field(default_factory=list)
+    requirements: list[Entry] = msgspec.field(default_factory=list)
+    constraints: list[Entry] = msgspec.field(default_factory=list)
+    editables: list[Entry] = msgspec.field(default_factory=list)
     index_url: str | None = None
-    extra_index_urls: list[str] = field(default_factory=list)
-    find_links: list[str] = field(default_factory=list)
+    extra_index_urls: list[str] = msgspec.field(default_factory=list)
+    find_links: list[str] = msgspec.field(default_factory=list)
     no_index: bool = False
     require_hashes: bool = False
     pre: bool = False
-    only_binary: list[str] = field(default_factory=list)
-    no_binary: list[str] = field(default_factory=list)
-    trusted_hosts: list[str] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
+    only_binary: list[str] = msgspec.field(default_factory=list)
+    no_binary: list[str] = msgspec.field(default_factory=list)
+    trusted_hosts: list[str] = msgspec.field(default_factory=list)
+    files: list[Path] = msgspec.field(default_factory=list)
     # What was actually parsed, for the no-op fast path (kea.cli.fastpath): (path as opened,
     # resolved path, sha256 of the bytes read) of each file, and each ``${VAR}`` name expanded.
-    digests: list[tuple[str, str, str]] = field(default_factory=list)
-    env_names: list[str] = field(default_factory=list)
+    digests: list[tuple[str, str, str]] = msgspec.field(default_factory=list)
+    env_names: list[str] = msgspec.field(default_factory=list)
 
     def extend(self, other: RequirementsSet) -> None:
         """Merge ``other`` into this set (later index-url wins, lists are appended)."""

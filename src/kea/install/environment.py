@@ -16,7 +16,6 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -63,8 +62,7 @@ class _CacheEntry(msgspec.Struct):
     info: Interpreter
 
 
-@dataclass(frozen=True)
-class Scheme:
+class Scheme(msgspec.Struct, frozen=True):
     """Where each part of a wheel goes (headers: the directory that gets ``<dist name>/``)."""
 
     purelib: Path
@@ -81,14 +79,13 @@ class Scheme:
         return out
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(msgspec.Struct, frozen=True):
     """The environment a command installs into or inspects."""
 
     interpreter: Interpreter
     scheme: Scheme
     kind: TargetKind
-    extra_roots: list[Path] = field(default_factory=list)  # read-only: other sys.path dirs
+    extra_roots: list[Path] = msgspec.field(default_factory=list)  # read-only: other sys.path dirs
 
     @property
     def python(self) -> Path:

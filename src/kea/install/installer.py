@@ -11,7 +11,8 @@ import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+
+import msgspec
 
 from kea.dist.installed import InstalledDist, find_installed
 from kea.errors import KeaError
@@ -30,12 +31,11 @@ from kea.install.wheel import (
 )
 
 
-@dataclass
-class InstallReport:
-    installed: list[tuple[str, str]] = field(default_factory=list)  # (display name, version)
-    removed: list[tuple[str, str]] = field(default_factory=list)  # (name, version)
+class InstallReport(msgspec.Struct):
+    installed: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (display, version)
+    removed: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (name, version)
     seconds: float = 0.0
-    link_methods: set[str] = field(default_factory=set)
+    link_methods: set[str] = msgspec.field(default_factory=set)
 
 
 def installed_dists(target: Target) -> dict[str, InstalledDist]:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from kea.dist.installed import InstalledDist
 
 
-@dataclass(frozen=True)
-class WantedDist:
+class WantedDist(msgspec.Struct, frozen=True):
     """A distribution the resolver chose, with its unpacked wheel (the cache's archive)."""
 
     name: str
@@ -27,11 +26,10 @@ class WantedDist:
         return canonicalize_name(self.name)
 
 
-@dataclass
-class Plan:
-    to_install: list[WantedDist] = field(default_factory=list)
-    to_remove: list[InstalledDist] = field(default_factory=list)  # replaced or removed
-    unchanged: list[InstalledDist] = field(default_factory=list)
+class Plan(msgspec.Struct):
+    to_install: list[WantedDist] = msgspec.field(default_factory=list)
+    to_remove: list[InstalledDist] = msgspec.field(default_factory=list)  # replaced or removed
+    unchanged: list[InstalledDist] = msgspec.field(default_factory=list)
 
     def replaced(self, name: str) -> InstalledDist | None:
         for dist in self.to_remove:

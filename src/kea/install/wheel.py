@@ -21,8 +21,9 @@ keeps the archive's own rows for files installed under the same path and writes 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from kea.dist.metadata import parse_headers, parse_metadata
 from kea.dist.record import RecordEntry, check_safe, hash_bytes, parse_record, write_record
@@ -34,8 +35,7 @@ _SKIP_IN_DIST_INFO = {"RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER", "REQUES
 _LIBS = ("purelib", "platlib")
 
 
-@dataclass
-class WheelLayout:
+class WheelLayout(msgspec.Struct):
     """An archive read and checked, with every file's place; nothing is staged yet.
 
     Computed once per archive and kept inside it (``LAYOUT_FILE``, see ``read_wheel``): the
@@ -59,7 +59,7 @@ class WheelLayout:
     tops: list[tuple[str, str, bool]]  # (key, top-level name, is a file) except the dist-info
     # (console|gui, name, the launcher's code below its #! line: the ``installer`` library's)
     entry_points: list[tuple[str, str, bytes]]
-    launchers: list[tuple[str, bytes]] = field(default_factory=list)  # (file name, content)
+    launchers: list[tuple[str, bytes]] = msgspec.field(default_factory=list)  # (file name, content)
 
     def top_levels(self, *, compile_bytecode: bool = False) -> list[tuple[str, str]]:
         """(key, top-level name) of what this wheel puts in each scheme, except its dist-info.
@@ -75,8 +75,7 @@ class WheelLayout:
         ]
 
 
-@dataclass
-class StagedWheel:
+class StagedWheel(msgspec.Struct):
     """A wheel laid out for its target, ready to commit (``kea.install.transaction``).
 
     Where a file is (``staged_path``): the dist-info under ``stage/<dist-info>/``; an entry of
@@ -90,12 +89,14 @@ class StagedWheel:
     stage: Path  # the package's staging directory
     dist_info: str  # directory name, e.g. foo-1.0.dist-info
     root_key: str  # "purelib" or "platlib": where the dist-info goes
-    roots: dict[str, str] = field(default_factory=dict)  # scheme key -> target directory
+    roots: dict[str, str] = msgspec.field(default_factory=dict)  # scheme key -> target directory
     direct: frozenset[tuple[str, str]] = frozenset()
     # RECORD rows kea writes: (key, rel) -> entry (data-scheme files, rewritten or generated ones)
-    files: dict[tuple[str, str], RecordEntry] = field(default_factory=dict)
-    kept: list[str] = field(default_factory=list)  # root-key paths whose archive row is kept
-    kept_rows: list[str] = field(default_factory=list)  # those rows, as the archive has them
+    files: dict[tuple[str, str], RecordEntry] = msgspec.field(default_factory=dict)
+    # root-key paths whose archive row is kept
+    kept: list[str] = msgspec.field(default_factory=list)
+    # those rows, as the archive has them
+    kept_rows: list[str] = msgspec.field(default_factory=list)
     staged_keys: frozenset[str] = frozenset()  # keys with entries under stage/new/<key>/
 
     def staged_path(self, key: str, rel: str) -> Path:
@@ -312,8 +313,7 @@ def _compute_layout(archive: Path) -> WheelLayout:
     )
 
 
-@dataclass
-class StagePlan:
+class StagePlan(msgspec.Struct):
     """What laying one wheel out takes, worked out before anything is created: its directories
     (parents first), the files to link from the archive and the files kea writes. ``run_stages``
     (``kea.install.stage``) carries out the plans of a whole install together."""
