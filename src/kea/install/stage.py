@@ -22,7 +22,10 @@ from kea.install.wheel import StagePlan, WheelLayout, missing_file, write_new
 
 T = TypeVar("T")
 
-_MIN_CHUNK = 64  # below this a step runs in the calling thread: a hand-off costs more
+# Below these sizes a step runs in the calling thread: a hand-off costs more. An mkdir costs far
+# more than a link (it allocates an inode), so directories are split into smaller chunks.
+_MIN_DIRS = 8
+_MIN_FILES = 64
 
 
 def run_stages(plans: Sequence[StagePlan], linker: Linker, pool: Executor, workers: int) -> None:
@@ -33,7 +36,7 @@ def run_stages(plans: Sequence[StagePlan], linker: Linker, pool: Executor, worke
         for d in plan.dirs:
             by_depth.setdefault(d.count("/"), []).append(d)
     for depth in sorted(by_depth):
-        _split(pool, workers, _mkdirs, by_depth[depth])
+        _split(pool, workers, _mkdirs, by_depth[depth], _MIN_DIRS)
     link = linker.link
 
     def links(chunk: list[tuple[str, str, str, WheelLayout]]) -> None:
@@ -45,8 +48,8 @@ def run_stages(plans: Sequence[StagePlan], linker: Linker, pool: Executor, worke
                     raise missing_file(layout, rel) from None
                 raise
 
-    _split(pool, workers, links, [(*t, p.layout) for p in plans for t in p.links])
-    _split(pool, workers, _writes, [w for p in plans for w in p.writes])
+    _split(pool, workers, links, [(*t, p.layout) for p in plans for t in p.links], _MIN_FILES)
+    _split(pool, workers, _writes, [w for p in plans for w in p.writes], _MIN_FILES)
 
 
 def _mkdirs(chunk: list[str]) -> None:
@@ -62,12 +65,14 @@ def _writes(chunk: list[tuple[str, bytes, int]]) -> None:
         write_new(path, data, mode)
 
 
-def _split(pool: Executor, workers: int, fn: Callable[[list[T]], None], items: list[T]) -> None:
+def _split(
+    pool: Executor, workers: int, fn: Callable[[list[T]], None], items: list[T], least: int
+) -> None:
     """``fn`` over ``items`` in contiguous chunks, about four per worker (so a slow chunk does
     not hold the others up), and waits for them all."""
     if not items:
         return
-    n = min(workers * 4, len(items) // _MIN_CHUNK)
+    n = min(workers * 4, len(items) // least)
     if n <= 1:
         fn(items)
         return
