@@ -16,7 +16,6 @@ one cache safely. A wheel that fails any check leaves nothing behind.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
 import time
 from collections.abc import AsyncIterable, Mapping
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from kea.digest import sha256
 from kea.errors import KeaError
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def strip_credentials(url: str) -> str:
 
 def url_key(url: str) -> str:
     """A short stable file name for a URL (credentials and fragment ignored)."""
-    return hashlib.sha256(strip_credentials(url).encode("utf-8")).hexdigest()[:24]
+    return sha256(strip_credentials(url).encode("utf-8")).hexdigest()[:24]
 
 
 def project_of(filename: str) -> str:

@@ -57,27 +57,10 @@ KEY_ENV_PREFIXES = ("KEA_", "PYTHON", "LC_")
 ARGV: list[str] | None = None
 
 
-def _sha256_type() -> "Any":
-    # the builtin module is cheaper to import than hashlib (which loads OpenSSL); importing a
-    # module that is not there costs a search of sys.path, so ask for the right one
-    try:
-        if sys.version_info >= (3, 12):
-            from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]
-        else:
-            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
-    except ImportError:
-        from hashlib import sha256
-    return sha256
-
-
-_sha256: "Any" = None
-
-
 def sha256_hex(data: bytes) -> str:
-    global _sha256
-    if _sha256 is None:
-        _sha256 = _sha256_type()
-    return str(_sha256(data).hexdigest())
+    from kea.digest import sha256
+
+    return str(sha256(data).hexdigest())
 
 
 def cache_dir(args: "Sequence[str]", env: "Mapping[str, str]") -> str | None:

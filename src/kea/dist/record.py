@@ -61,9 +61,10 @@ def check_safe(path: str, *, source: str) -> None:
 
 def hash_bytes(data: bytes) -> str:
     import base64
-    import hashlib
 
-    digest = hashlib.sha256(data).digest()
+    from kea.digest import sha256
+
+    digest = sha256(data).digest()
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 

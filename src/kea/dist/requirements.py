@@ -14,7 +14,6 @@ This module reads files only; it never touches the network.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -26,6 +25,7 @@ import msgspec
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from kea.digest import sha256
 from kea.auth.redact import redact_text, redact_url
 from kea.errors import KeaError
 
@@ -408,7 +408,7 @@ def parse_requirements(
         env=env,
         _stack=(*_stack, resolved),
     )
-    digest = (str(file_path), str(resolved), hashlib.sha256(data).hexdigest())
+    digest = (str(file_path), str(resolved), sha256(data).hexdigest())
     out.digests.insert(0, digest)
     return out
 

@@ -12,7 +12,6 @@ disk, keyed by the interpreter path and its file's identity (mtime, size, inode)
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from typing import Literal
 
 import msgspec
 
+from kea.digest import sha256
 from kea.errors import KeaError
 
 TargetKind = Literal["venv", "system", "target", "prefix"]
@@ -131,7 +131,7 @@ def _venv_cfg_digest(executable: str) -> int:
                 data = f.read()
         except OSError:
             continue
-        return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
+        return int.from_bytes(sha256(data).digest()[:8], "big")
     return 0
 
 
@@ -152,7 +152,7 @@ def query_interpreter(executable: str | Path, cache_dir: Path | None = None) -> 
     except OSError:
         raise KeaError(f"no Python interpreter at {exe}") from None
     bucket = cache_dir if cache_dir is not None else default_cache_dir()
-    cache_file = bucket / (hashlib.sha256(exe.encode()).hexdigest()[:24] + ".json")
+    cache_file = bucket / (sha256(exe.encode()).hexdigest()[:24] + ".json")
     try:
         entry = msgspec.json.decode(cache_file.read_bytes(), type=_CacheEntry)
         if entry.key == key and entry.info.executable == exe:
