@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from itertools import chain
 from typing import TypeVar
 
 from kea.errors import KeaError
@@ -39,17 +40,22 @@ def run_stages(plans: Sequence[StagePlan], linker: Linker, pool: Executor, worke
         _split(pool, workers, _mkdirs, by_depth[depth], _MIN_DIRS)
     link = linker.link
 
-    def links(chunk: list[tuple[str, str, str, WheelLayout]]) -> None:
-        for src, dst, rel, layout in chunk:
+    def links(chunk: list[tuple[str, str, str]]) -> None:
+        for src, dst, rel in chunk:
             try:
                 link(src, dst)
             except KeaError:
                 if not os.path.isfile(src):
-                    raise missing_file(layout, rel) from None
+                    raise missing_file(_layout_of(plans, src), rel) from None
                 raise
 
-    _split(pool, workers, links, [(*t, p.layout) for p in plans for t in p.links], _MIN_FILES)
+    _split(pool, workers, links, list(chain.from_iterable(p.links for p in plans)), _MIN_FILES)
     _split(pool, workers, _writes, [w for p in plans for w in p.writes], _MIN_FILES)
+
+
+def _layout_of(plans: Sequence[StagePlan], src: str) -> WheelLayout:
+    """The layout whose archive ``src`` is in (for an error message)."""
+    return next(p.layout for p in plans if src.startswith(f"{p.layout.archive}/"))
 
 
 def _mkdirs(chunk: list[str]) -> None:
