@@ -26,7 +26,7 @@ from kea.install.wheel import (
     StagePlan,
     WheelLayout,
     plan_stage,
-    read_wheel,
+    read_wheels,
     write_staged_record,
 )
 
@@ -66,7 +66,7 @@ def apply_plan(
         staged: list[StagedWheel] = []
         if wants:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                layouts = list(pool.map(lambda w: read_wheel(w.archive, python), wants))
+                layouts = read_wheels([w.archive for w in wants], python, pool)
                 _check_unique(layouts)
                 candidates = txn.prepare(
                     [
@@ -85,13 +85,12 @@ def apply_plan(
                         direct=claims,
                         direct_url=wants[i].direct_url,
                         requested=wants[i].requested,
+                        record=not compile_bytecode,  # else written once .pyc files exist
                     )
 
                 plans = list(pool.map(plan_one, range(len(wants))))
                 run_stages(plans, linker, pool, workers)
                 staged = [p.staged for p in plans]
-                if not compile_bytecode:
-                    list(pool.map(write_staged_record, staged))
         if compile_bytecode and staged:
             from kea.install.compile import compile_staged
 

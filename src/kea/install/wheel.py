@@ -21,7 +21,9 @@ keeps the archive's own rows for files installed under the same path and writes 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -29,6 +31,9 @@ from kea.dist.metadata import parse_headers, parse_metadata
 from kea.dist.record import RecordEntry, check_safe, hash_bytes, parse_record, write_record
 from kea.errors import KeaError
 from kea.install.environment import Scheme
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 SCHEME_KEYS = ("purelib", "platlib", "scripts", "data", "headers")
 _SKIP_IN_DIST_INFO = {"RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER", "REQUESTED"}
@@ -174,6 +179,25 @@ def read_wheel(archive: Path, executable: str) -> WheelLayout:
     if layout is None:
         layout = _compute_layout(archive)
         _save_layout(layout)
+    return _with_launchers(layout, executable)
+
+
+def read_wheels(archives: Sequence[Path], executable: str, pool: Executor) -> list[WheelLayout]:
+    """``read_wheel`` of each archive. Kept layouts are loaded in this thread: each is a small
+    marshal load, pure Python work that only waits for the GIL behind the pool's threads (97 of
+    them: 7-14 ms here, 13-18 ms in a pool of 4). Layouts to compute (a first install from the
+    archive: RECORD read and checked) go to ``pool``."""
+    found = [_load_layout(a) for a in archives]
+    todo = [i for i, lay in enumerate(found) if lay is None]
+    made = pool.map(lambda i: read_wheel(archives[i], executable), todo)
+    computed = dict(zip(todo, made, strict=True))
+    return [
+        computed[i] if lay is None else _with_launchers(lay, executable)
+        for i, lay in enumerate(found)
+    ]
+
+
+def _with_launchers(layout: WheelLayout, executable: str) -> WheelLayout:
     if layout.entry_points:
         shebang = _shebang(executable)
         layout.launchers = [(name, shebang + body) for _, name, body in layout.entry_points]
@@ -334,10 +358,12 @@ def plan_stage(
     direct: frozenset[tuple[str, str]] = frozenset(),
     direct_url: str | None = None,
     requested: bool = True,
+    record: bool = True,
 ) -> StagePlan:
     """Plan to lay ``layout`` out: its dist-info and non-``direct`` entries under ``stage`` (an
     existing, empty directory), its ``direct`` top-level entries in place (they must not exist
-    yet). Reads the ``#!python`` scripts it rewrites; creates nothing."""
+    yet). Reads the ``#!python`` scripts it rewrites; creates nothing. With ``record`` the
+    RECORD is among the writes (without, the caller writes it: after compiling bytecode)."""
     di = layout.dist_info
     root_key = layout.root_key
     staged = StagedWheel(
@@ -413,6 +439,8 @@ def plan_stage(
         rel = f"{di}/{fname}"
         writes.append((f"{stage}/{rel}", data, 0o644))
         files[(root_key, rel)] = RecordEntry("", hash_bytes(data), len(data))
+    if record:
+        writes.append((record_path(staged), record_bytes(staged), 0o644))
     return StagePlan(layout, staged, dirs, links, writes)
 
 
@@ -444,8 +472,17 @@ def write_new(path: str, data: bytes, mode: int) -> None:
 
 
 def write_staged_record(staged: StagedWheel) -> None:
-    """Write the dist-info's RECORD with the *installed* paths (relative to its root): the
-    archive's own rows for files installed where the archive has them, then the other rows."""
+    """Write the dist-info's RECORD (``record_bytes``) into the staging directory."""
+    write_new(record_path(staged), record_bytes(staged), 0o644)
+
+
+def record_path(staged: StagedWheel) -> str:
+    return f"{staged.stage}/{staged.dist_info}/RECORD"
+
+
+def record_bytes(staged: StagedWheel) -> bytes:
+    """The dist-info's RECORD with the *installed* paths (relative to its root): the archive's
+    own rows for files installed where the archive has them, then the other rows."""
     roots = staged.roots
     base = roots[staged.root_key]
     rows: list[RecordEntry] = []
@@ -457,5 +494,4 @@ def write_staged_record(staged: StagedWheel) -> None:
         rows.append(RecordEntry(path, entry.hash, entry.size))
     rows.append(RecordEntry(f"{staged.dist_info}/RECORD", "", None))
     kept = "\n".join(staged.kept_rows)
-    data = (kept + "\n" if kept else "") + write_record(rows)
-    write_new(f"{staged.stage}/{staged.dist_info}/RECORD", data.encode(), 0o644)
+    return ((kept + "\n" if kept else "") + write_record(rows)).encode()
