@@ -30,3 +30,29 @@ def test_unknown_command_is_usage_error() -> None:
     assert out.returncode == 2
     assert out.stderr.startswith("error: ")
     assert "Traceback" not in out.stderr
+
+
+# Runs the console script's main() (argv from sys.argv) and reports the GC thresholds it left:
+# atexit handlers run before kea's quick exit.
+GC_PROBE = (
+    "import atexit, gc, os, sys\n"
+    "atexit.register(lambda: os.write(1, repr(gc.get_threshold()).encode() + b'\\n'))\n"
+    "from kea.cli.main import main\n"
+    "sys.argv = ['kea', *sys.argv[1:]]\n"
+    "main()\n"
+)
+
+
+def test_short_lived_commands_raise_the_gc_threshold_serve_keeps_it() -> None:
+    from kea.cli.main import GC_THRESHOLD
+
+    out = subprocess.run([sys.executable, "-c", GC_PROBE, "cache", "dir"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == repr(GC_THRESHOLD)
+    serve = subprocess.run([sys.executable, "-c", GC_PROBE, "serve", "--help"],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert serve.returncode == 0, serve.stderr
+    import gc
+
+    assert serve.stdout.splitlines()[-1] == repr(gc.get_threshold())  # this process: the default

@@ -46,6 +46,14 @@ def _version() -> str:
     return __version__
 
 
+# The cyclic GC's first-generation threshold for the console script's short-lived commands:
+# with the default (700) a warm jupyter install ran 83 young and 8 older collections, 11 ms
+# spent walking the same long-lived objects (modules, parsed records) again and again, which
+# reference counting alone would never free. A run this size now never collects; a cold one a
+# few times. ``kea serve``, a long-lived server, keeps the default.
+GC_THRESHOLD = (100_000, 10, 10)
+
+
 def main(argv: list[str] | None = None) -> None:
     from time import perf_counter
 
@@ -54,6 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     if args in (["--version"], ["-V"]):
         sys.stdout.write(f"kea {_version()}\n")
         sys.exit(0)
+    if argv is None and args[:1] != ["serve"]:
+        import gc
+
+        gc.set_threshold(*GC_THRESHOLD)
     if args[:2] == ["pip", "install"]:
         from kea.cli import fastpath  # stdlib only: a no-op answered from its stamp
 
