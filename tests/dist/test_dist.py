@@ -107,3 +107,26 @@ def test_headers_continue_past_whitespace_only_continuation_lines() -> None:
     )
     md = parse_metadata(text)
     assert list(md.requires_dist) == ["y>=1"]
+
+
+def test_write_record_matches_csv_with_and_without_quoting() -> None:
+    import csv
+    import io
+
+    from kea.dist.record import RecordEntry, parse_record, write_record
+
+    def by_csv(entries: list[RecordEntry]) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        for e in entries:
+            w.writerow([e.path, e.hash, "" if e.size is None else str(e.size)])
+        return buf.getvalue()
+
+    plain = [
+        RecordEntry("pkg/__init__.py", "sha256=abc", 12),
+        RecordEntry("pkg-1.0.dist-info/RECORD", "", None),
+    ]
+    odd = [*plain, RecordEntry('pkg/a,b "c".py', "sha256=def", 3)]
+    for entries in (plain, odd, []):
+        assert write_record(entries) == by_csv(entries)
+        assert parse_record(write_record(entries)) == entries

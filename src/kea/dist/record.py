@@ -7,6 +7,7 @@ A RECORD row is ``path,hash,size``; paths are relative to the directory that hol
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
@@ -68,11 +69,17 @@ def hash_bytes(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
 def write_record(entries: Iterable[RecordEntry]) -> str:
+    """RECORD text (CSV, ``\\n`` line ends). Rows without a comma, quote or line break in any
+    field are joined as they are, which is what ``csv`` writes for them, without importing it."""
+    rows = [(e.path, e.hash, "" if e.size is None else str(e.size)) for e in entries]
+    if not any(_NEEDS_QUOTES.search(f"{path}{digest}") for path, digest, _ in rows):
+        return "".join(f"{path},{digest},{size}\n" for path, digest, size in rows)
     import csv
 
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    for e in entries:
-        writer.writerow([e.path, e.hash, "" if e.size is None else str(e.size)])
+    csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()

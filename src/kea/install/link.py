@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import sys
 import threading
 from typing import Literal
@@ -56,6 +55,8 @@ def _clone(src: str, dst: str) -> None:
 
 
 def _copy(src: str, dst: str) -> None:
+    import shutil  # only when a link cannot be made: a warm install never imports it
+
     shutil.copyfile(src, dst)
     shutil.copymode(src, dst)
 

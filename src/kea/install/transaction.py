@@ -47,7 +47,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import uuid
 from pathlib import Path
@@ -84,6 +83,12 @@ class _Journal:
 
     def close(self) -> None:
         self._f.close()
+
+
+def _rmtree(path: str | Path, *, ignore_errors: bool = False) -> None:
+    import shutil  # not on the path of an install that commits: only rollback and cleanup
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 def _read_journal(path: Path) -> list[list[str]]:
@@ -195,7 +200,7 @@ class EnvTransaction:
                 if ops:
                     log.debug("rolling back an interrupted change: %s", pkg.name)
                 self._rollback(ops)
-                shutil.rmtree(pkg, ignore_errors=True)
+                _rmtree(pkg, ignore_errors=True)
             n += 1
         try:
             os.rmdir(self.staging)
@@ -221,7 +226,7 @@ class EnvTransaction:
             elif op[0] == "new" and len(op) == 2 and self._inside(op[1]):
                 path = op[1]
                 if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
+                    _rmtree(path, ignore_errors=True)
                 elif os.path.lexists(path):
                     os.unlink(path)
 
@@ -230,11 +235,14 @@ class EnvTransaction:
         return any(p.startswith(b + os.sep) for b in self._bases)
 
     def _finish(self, pkg: Path, ops: list[list[str]]) -> None:
-        try:  # the usual leftovers: the journal alone (a package with nothing displaced)
+        try:  # the usual leftovers: the journal, and the directories the commit emptied
             os.unlink(pkg / "journal")
-            os.rmdir(pkg)
+            for here, _, files in os.walk(pkg, topdown=False):  # children first
+                if files:
+                    raise OSError(f"{here} is not empty")
+                os.rmdir(here)
         except OSError:
-            shutil.rmtree(pkg, ignore_errors=True)
+            _rmtree(pkg, ignore_errors=True)
         staging = str(pkg) + os.sep
         for op in ops:
             if op[0] == "mv" and not op[1].startswith(staging):
@@ -332,6 +340,8 @@ class EnvTransaction:
         except OSError as e:
             if e.errno != 18:  # EXDEV: scripts on another filesystem
                 raise
+            import shutil
+
             shutil.move(src, dst)
 
     def _makedirs(self, journal: _Journal, path: str) -> None:
@@ -434,7 +444,7 @@ class EnvTransaction:
         except BaseException:
             journal.close()
             self._rollback(journal.ops)
-            shutil.rmtree(pkg, ignore_errors=True)
+            _rmtree(pkg, ignore_errors=True)
             raise
         journal.close()
         cleanup = Cleanup(self, pkg, journal.ops)
