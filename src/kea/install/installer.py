@@ -62,7 +62,10 @@ def apply_plan(
         # Re-read what is installed under the lock: another process may have changed it.
         current = installed_dists(target)
         wants = plan.to_install
-        workers = max(1, min(jobs or min(32, (os.cpu_count() or 1) * 2), len(wants)))
+        # One thread per core: each link or mkdir releases the GIL and takes it back, and more
+        # threads than cores turn that into a futex storm (jupyter: 1,823 futex calls with 1
+        # worker, 4,981 with 2, 84,683 with 4 on 2 cores) for no gain in wall time.
+        workers = max(1, min(jobs or min(32, os.cpu_count() or 1), len(wants)))
         staged: list[StagedWheel] = []
         if wants:
             with ThreadPoolExecutor(max_workers=workers) as pool:
