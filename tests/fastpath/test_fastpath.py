@@ -382,6 +382,18 @@ def test_stamp_of_another_key_is_refused(setup: Setup) -> None:
     assert not setup.run().hit
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_stamp_of_another_user_is_not_read(setup: Setup) -> None:
+    setup.primed()
+    (stamp,) = setup.stamps()
+    os.chown(stamp, 65534, 65534)  # nobody: what another user of a shared cache would leave
+    r = setup.run()
+    assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit
+    (stamp,) = setup.stamps()
+    assert stamp.stat().st_uid == os.getuid()  # the full run wrote its own in its place
+    assert setup.run().hit
+
+
 def test_cache_clean_removes_stamps(setup: Setup) -> None:
     setup.primed()
     r = setup.kea("cache", "clean")

@@ -201,6 +201,10 @@ def try_noop(args: list[str], started: float) -> bool:
         if path is None:
             return False
         with open(path, "rb") as f:
+            # In a cache shared between users, a stamp another user wrote (or planted) could
+            # answer for this one: only one's own stamps are read.
+            if hasattr(os, "getuid") and os.fstat(f.fileno()).st_uid != os.getuid():
+                return False
             stamp = marshal.loads(f.read())
         text = check(stamp, os.path.basename(path))
     except Exception:  # any doubt: the full path answers
