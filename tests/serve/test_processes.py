@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,33 @@ def test_sigterm_right_after_start_stops_every_worker(tmp_path: Path) -> None:
     assert serve.proc.wait(20) == 0
     serve.stop()
     assert not any(Path(f"/proc/{p}").exists() for p in pids if p != serve.proc.pid)
+
+
+def test_stale_temporary_files_of_dead_writers_are_swept_at_start(tmp_path: Path) -> None:
+    """A worker killed mid-write leaves a ``.tmp-*`` file in the cache; the next start removes
+    it once it is an hour old, and leaves younger ones (a live writer of another server)."""
+    cache = tmp_path / "cache"
+    (cache / "files-v1" / "ab").mkdir(parents=True)
+    (cache / "pages-v1" / "local").mkdir(parents=True)
+    stale = [cache / "files-v1" / "ab" / ".tmp-dead1", cache / "pages-v1" / "local" / ".tmp-x"]
+    fresh = cache / "files-v1" / "ab" / ".tmp-writing"
+    body = cache / "files-v1" / "ab" / ("ab" + "0" * 62)
+    two_hours_ago = time.time() - 7200
+    for p in (*stale, fresh, body):
+        p.write_bytes(b"partial")
+    for p in (*stale, body):
+        os.utime(p, (two_hours_ago, two_hours_ago))
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    serve = KeaServe(
+        tmp_path / "serve",
+        f'[server]\ncache-dir = "{cache}"\n\n'
+        f'[[route]]\nname = "local"\nmatch = "*"\ndirectory = "{packages}"\n',
+        ip="127.0.0.12",
+    )
+    try:
+        assert not any(p.exists() for p in stale)
+        assert fresh.exists() and body.exists()
+        assert "removed 2 stale temporary files from the cache" in serve.text()
+    finally:
+        assert serve.stop() == 0

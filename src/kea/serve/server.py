@@ -117,6 +117,13 @@ def run(config: ServeConfig, env: Mapping[str, str] | None = None) -> None:
         min(logging.INFO, logging.getLogger("kea").getEffectiveLevel())
     )
     config.cache_dir.mkdir(parents=True, exist_ok=True)
+    from kea.serve.store import sweep_temp_files
+
+    swept = sweep_temp_files(config.cache_dir)  # once, before the workers: crashed ones' leftovers
+    if swept:
+        log.info(
+            "removed %d stale temporary file%s from the cache", swept, "" if swept == 1 else "s"
+        )
     _skip_tls_stack(config)  # before anything imports asyncio (which imports ssl)
     import asyncio
 

@@ -48,6 +48,33 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+# A temporary file this old belongs to no write in progress (an upload or fetch refreshes its
+# mtime with every chunk): its writer died (a crashed or killed worker) before renaming it.
+STALE_TEMP_SECONDS = 3600
+
+
+def sweep_temp_files(root: Path, *, older_than: float = STALE_TEMP_SECONDS) -> int:
+    """Remove the ``.tmp-*`` files under the cache directory ``root`` left by writers that died
+    (``older_than`` seconds without a change); returns how many. Run once as the server starts,
+    before its workers: a live writer of another server on the same cache keeps its file fresh."""
+    import time
+
+    limit = time.time() - older_than
+    removed = 0
+    for here, _, names in os.walk(root):
+        for name in names:
+            if not name.startswith(".tmp-"):
+                continue
+            path = os.path.join(here, name)
+            try:
+                if os.lstat(path).st_mtime < limit:
+                    os.unlink(path)
+                    removed += 1
+            except OSError:
+                continue
+    return removed
+
+
 def _safe(part: str) -> str:
     # Route, project and file names were validated by the caller; this is the last guard.
     if not part or part in (".", "..") or "/" in part or "\\" in part or "\x00" in part:
