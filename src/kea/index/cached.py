@@ -3,10 +3,11 @@
 ``CachedIndex`` holds the rules for trusting the cache: a page is used while it is fresh (its
 max-age) and not refreshed (``--refresh``, ``--refresh-package``), or always with ``--offline``; a
 file listed without a sha256 is known only by its URL, so under a refresh its cached metadata and
-archive are not used. ``IndexClient`` asks it before going to the network, and a run whose every
-answer is here resolves and installs without an event loop (``kea.cli.install_pipeline``): each
-``answer_*`` method returns None where only the network, a local source or find-links could
-answer. This module imports neither asyncio nor kea.http.
+archive are not used (nor ever the cached metadata of a local file without one). ``IndexClient``
+asks it before going to the network, and a run whose every answer is here resolves and installs
+without an event loop (``kea.cli.install_pipeline``): each ``answer_*`` method returns None where
+only the network, a local source or find-links could answer. This module imports neither asyncio
+nor kea.http.
 """
 
 from __future__ import annotations
@@ -63,9 +64,14 @@ class CachedIndex:
     def url_keyed_stale(self, file: DistFile) -> bool:
         """A file the page lists without a sha256 is known to the cache only by its URL, and the
         index may serve other bytes there now: under a refresh its cached metadata and archive
-        are not used (a file with a sha256 is immutable, refresh or not)."""
-        if file.hashes.get("sha256") or is_local(file.url):
+        are not used (a file with a sha256 is immutable, refresh or not). A local file without
+        a sha256 may be rebuilt in place under the same name at any time: its metadata, keyed by
+        its path alone, is never used (it is read again from the file, a cheap local read; its
+        archive is unpacked again by size and mtime, ``Cache.unpack_local_wheel``)."""
+        if file.hashes.get("sha256"):
             return False
+        if is_local(file.url):
+            return True
         return self.refreshed(normalize_name(file.filename.split("-", 1)[0]))
 
     def usable(self, entry: CachedPage | None, name: str) -> bool:
