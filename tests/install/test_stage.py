@@ -97,3 +97,38 @@ def test_missing_file_in_one_chunk_undoes_every_package(tmp_path: Path, venv: Pa
     assert list(site_packages(venv).iterdir()) == []
     assert not (venv / "bin" / "small-cli").exists()
     assert installed_dists(target) == {}
+
+
+def test_scripts_not_rewritten_are_linked_when_executable(tmp_path: Path, venv: Path) -> None:
+    """Only #!python scripts are rewritten; another script is linked from the archive (a large
+    binary is not read into memory) when it is executable there, else copied as executable."""
+    import os
+    import subprocess
+
+    target = target_of(venv, tmp_path / "cache")
+    arch = archive(
+        tmp_path,
+        "tools",
+        "1.0",
+        files={"tools/__init__.py": ""},
+        data={
+            "scripts/run-sh": "#!/bin/sh\necho linked\n",
+            "scripts/plain-sh": "#!/bin/sh\necho copied\n",
+            "scripts/run-py": "#!python\nprint('rewritten')\n",
+        },
+    )
+    data = arch / "tools-1.0.data" / "scripts"
+    os.chmod(data / "run-sh", 0o755)
+    os.chmod(data / "plain-sh", 0o644)
+    install(target, WantedDist("tools", "1.0", arch))
+    bin_ = venv / "bin"
+    for name, said in (("run-sh", "linked"), ("plain-sh", "copied"), ("run-py", "rewritten")):
+        out = subprocess.run([str(bin_ / name)], capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == said, (name, out.stderr)
+    assert (bin_ / "run-sh").stat().st_ino == (data / "run-sh").stat().st_ino
+    assert (bin_ / "plain-sh").stat().st_ino != (data / "plain-sh").stat().st_ino
+    assert (data / "plain-sh").stat().st_mode & 0o777 == 0o644  # the archive is left as it is
+    record = parse_record((site_packages(venv) / "tools-1.0.dist-info" / "RECORD").read_text())
+    rows = {e.path: e for e in record}
+    for name in ("run-sh", "plain-sh", "run-py"):
+        assert rows[f"../../../bin/{name}"].hash.startswith("sha256=")

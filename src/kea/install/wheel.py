@@ -409,17 +409,28 @@ def plan_stage(
         src = f"{arch}/{path}"
         dst = _locate(staged, key, rel)
         if key == "scripts":
+            # A #!python script gets this interpreter's #! line (a rewritten copy); any other
+            # script (a shell script, a 25 MB binary) is linked like any file when the archive
+            # already has it executable, and copied with the executable bits otherwise.
             try:
                 with open(src, "rb") as f:
-                    data = f.read()
+                    rewrite = f.read(8) == b"#!python"
+                    data = f.read() if rewrite else b""
+                    executable_bits = os.fstat(f.fileno()).st_mode & 0o111 == 0o111
             except FileNotFoundError:
                 raise missing_file(layout, path) from None
-            if data.startswith(b"#!python"):
+            if rewrite:
+                data = b"#!python" + data
                 data = shebang + data.split(b"\n", 1)[1] if b"\n" in data else shebang
                 files[(key, rel)] = RecordEntry("", hash_bytes(data), len(data))
+                writes.append((dst, data, 0o755))
+                continue
+            files[(key, rel)] = RecordEntry(path, digest, size)
+            if executable_bits:
+                links.append((src, dst, path))
             else:
-                files[(key, rel)] = RecordEntry(path, digest, size)
-            writes.append((dst, data, 0o755))
+                with open(src, "rb") as f:
+                    writes.append((dst, f.read(), 0o755))
             continue
         links.append((src, dst, path))
         files[(key, rel)] = RecordEntry(path, digest, size)
