@@ -65,7 +65,8 @@ def apply_plan(
         # One thread per core: each link or mkdir releases the GIL and takes it back, and more
         # threads than cores turn that into a futex storm (jupyter: 1,823 futex calls with 1
         # worker, 4,981 with 2, 84,683 with 4 on 2 cores) for no gain in wall time.
-        workers = max(1, min(jobs or min(32, os.cpu_count() or 1), len(wants)))
+        # Not capped by the number of wheels: one large wheel is split across them too.
+        workers = max(1, jobs or min(32, os.cpu_count() or 1))
         staged: list[StagedWheel] = []
         if wants:
             with ThreadPoolExecutor(max_workers=workers) as pool:

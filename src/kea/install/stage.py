@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from itertools import chain
 from typing import TypeVar
 
 from kea.errors import KeaError
@@ -40,22 +39,52 @@ def run_stages(plans: Sequence[StagePlan], linker: Linker, pool: Executor, worke
         _split(pool, workers, _mkdirs, by_depth[depth], _MIN_DIRS)
     link = linker.link
 
-    def links(chunk: list[tuple[str, str, str]]) -> None:
-        for src, dst, rel in chunk:
+    def kept(task: list[tuple[StagePlan, int, int]]) -> None:
+        for plan, start, stop in task:
+            arch, bases = f"{plan.layout.archive}/", plan.bases
+            for rel in plan.staged.kept[start:stop]:
+                try:
+                    link(arch + rel, bases[rel.partition("/")[0]] + rel)
+                except KeaError:
+                    if not os.path.isfile(arch + rel):
+                        raise missing_file(plan.layout, rel) from None
+                    raise
+
+    def links(chunk: list[tuple[str, str, str, WheelLayout]]) -> None:
+        for src, dst, rel, layout in chunk:
             try:
                 link(src, dst)
             except KeaError:
                 if not os.path.isfile(src):
-                    raise missing_file(_layout_of(plans, src), rel) from None
+                    raise missing_file(layout, rel) from None
                 raise
 
-    _split(pool, workers, links, list(chain.from_iterable(p.links for p in plans)), _MIN_FILES)
+    _run(pool, kept, _kept_tasks(plans, workers))
+    _split(pool, workers, links, [(*t, p.layout) for p in plans for t in p.links], _MIN_FILES)
     _split(pool, workers, _writes, [w for p in plans for w in p.writes], _MIN_FILES)
 
 
-def _layout_of(plans: Sequence[StagePlan], src: str) -> WheelLayout:
-    """The layout whose archive ``src`` is in (for an error message)."""
-    return next(p.layout for p in plans if src.startswith(f"{p.layout.archive}/"))
+def _kept_tasks(plans: Sequence[StagePlan], workers: int) -> list[list[tuple[StagePlan, int, int]]]:
+    """The plans' kept files as (plan, start, stop) ranges, cut into about four tasks per
+    worker of an even number of files each (a range may span plans, a plan several tasks)."""
+    total = sum(len(p.staged.kept) for p in plans)
+    size = max(_MIN_FILES, -(-total // (workers * 4)))
+    tasks: list[list[tuple[StagePlan, int, int]]] = []
+    task: list[tuple[StagePlan, int, int]] = []
+    room = size
+    for plan in plans:
+        start, end = 0, len(plan.staged.kept)
+        while start < end:
+            stop = min(end, start + room)
+            task.append((plan, start, stop))
+            room -= stop - start
+            start = stop
+            if room == 0:
+                tasks.append(task)
+                task, room = [], size
+    if task:
+        tasks.append(task)
+    return tasks
 
 
 def _mkdirs(chunk: list[str]) -> None:
@@ -79,11 +108,18 @@ def _split(
     if not items:
         return
     n = min(workers * 4, len(items) // least)
-    if n <= 1:
-        fn(items)
+    size = -(-len(items) // max(n, 1))
+    _run(pool, fn, [items[i : i + size] for i in range(0, len(items), size)])
+
+
+def _run(pool: Executor, fn: Callable[[T], None], tasks: list[T]) -> None:
+    """``fn`` over each task, in the pool when there are several (else in this thread); waits
+    for them all and raises the first failure."""
+    if len(tasks) <= 1:
+        for task in tasks:
+            fn(task)
         return
-    size = -(-len(items) // n)
-    futures = [pool.submit(fn, items[i : i + size]) for i in range(0, len(items), size)]
+    futures = [pool.submit(fn, task) for task in tasks]
     error: BaseException | None = None
     for f in futures:  # every chunk ends before the caller rolls back
         try:
