@@ -52,6 +52,9 @@ def resolve_and_install(
             return
         import asyncio
 
+        from kea.cli.malloc import limit_arenas
+
+        limit_arenas()  # downloads and unpacking run in many threads: see kea.cli.malloc
         asyncio.run(
             _pipeline(spec, lookup, request, options, settings, target, installed, cache, started)
         )
