@@ -74,11 +74,14 @@ class CachedIndex:
             return True
         return self.refreshed(normalize_name(file.filename.split("-", 1)[0]))
 
-    def usable(self, entry: CachedPage | None, name: str) -> bool:
-        """Whether a cached page (of project ``name``) answers without asking its index."""
-        return entry is not None and (
-            self.offline or (entry.is_fresh() and not self.refreshed(name))
-        )
+    def page(self, index_url: str, name: str) -> tuple[CachedPage | None, bool]:
+        """The cached page of project ``name`` (normalised) on ``index_url``, and whether it
+        answers without asking the index (then logged as such)."""
+        entry = load_page(self.cache, index_url, name)
+        if entry is None or not (self.offline or (entry.is_fresh() and not self.refreshed(name))):
+            return entry, False
+        log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
+        return entry, True
 
     def answer_pages(self, name: str) -> list[ProjectPage] | None:
         """The pages listing ``name`` as ``IndexClient.project_pages`` would give them, when
@@ -90,10 +93,9 @@ class CachedIndex:
         for index in self.indexes:
             if is_local(index.url):
                 return None
-            entry = load_page(self.cache, index.url, name)
-            if entry is None or not self.usable(entry, name):
+            entry, usable = self.page(index.url, name)
+            if entry is None or not usable:
                 return None
-            log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
             if entry.missing:
                 continue
             pages.append(entry.page)

@@ -193,18 +193,14 @@ class IndexClient:
             return await self._once("page", key, lambda: self._page(index_url, name, None))
         # A page fresh in the cache is answered right here (no task: a warm resolve asks for
         # about a hundred); anything else goes to one shared task, with the entry already read.
-        entry = load_page(self.cache, index_url, name)
-        if entry is not None and self.cached.usable(entry, name):
-            log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
+        entry, usable = self.cached.page(index_url, name)
+        if entry is not None and usable:
             return self._remember("page", key, None if entry.missing else entry.page)
         return await self._once("page", key, lambda: self._page(index_url, name, entry))
 
     def refreshed(self, name: str) -> bool:
         """Whether a refresh covers the project ``name`` in this run (``CachedIndex``)."""
         return self.cached.refreshed(name)
-
-    def _url_keyed_stale(self, file: DistFile) -> bool:
-        return self.cached.url_keyed_stale(file)
 
     async def _page(
         self, index_url: str, name: str, entry: CachedPage | None
@@ -274,7 +270,7 @@ class IndexClient:
     # -- metadata ----------------------------------------------------------------------------
     async def metadata(self, name: str, file: DistFile) -> CoreMetadata:
         """Core metadata of one distribution file (see the module docstring for the order)."""
-        if ("metadata", file.url) not in self._tasks and not self._url_keyed_stale(file):
+        if ("metadata", file.url) not in self._tasks and not self.cached.url_keyed_stale(file):
             cached = load_metadata(self.cache, file)
             if cached is not None:
                 return self._remember("metadata", file.url, cached)
@@ -304,7 +300,7 @@ class IndexClient:
         if is_local(file.url):
             return await asyncio.to_thread(metadata_from_zip, local_path(file.url), file.filename)
         archive = None
-        if not self._url_keyed_stale(file):
+        if not self.cached.url_keyed_stale(file):
             archive = self.cache.find_archive(file.filename, url=file.url, hashes=file.hashes)
         if archive is not None:
             return metadata_from_archive(archive, file.filename)
@@ -353,7 +349,7 @@ class IndexClient:
                 self.cache.unpack_local_wheel, local_path(file.url), file.hashes
             )
         archive = None
-        if not self._url_keyed_stale(file):
+        if not self.cached.url_keyed_stale(file):
             archive = self.cache.find_archive(file.filename, url=file.url, hashes=file.hashes)
         if archive is not None:
             return archive
