@@ -414,23 +414,21 @@ def plan_stage(
             # already has it executable, and copied with the executable bits otherwise.
             try:
                 with open(src, "rb") as f:
-                    rewrite = f.read(8) == b"#!python"
-                    data = f.read() if rewrite else b""
-                    executable_bits = os.fstat(f.fileno()).st_mode & 0o111 == 0o111
+                    head = f.read(8)
+                    rewrite = head == b"#!python"
+                    link_it = not rewrite and os.fstat(f.fileno()).st_mode & 0o111 == 0o111
+                    data = b"" if link_it else head + f.read()
             except FileNotFoundError:
                 raise missing_file(layout, path) from None
             if rewrite:
-                data = b"#!python" + data
                 data = shebang + data.split(b"\n", 1)[1] if b"\n" in data else shebang
                 files[(key, rel)] = RecordEntry("", hash_bytes(data), len(data))
-                writes.append((dst, data, 0o755))
-                continue
-            files[(key, rel)] = RecordEntry(path, digest, size)
-            if executable_bits:
+            else:
+                files[(key, rel)] = RecordEntry(path, digest, size)
+            if link_it:
                 links.append((src, dst, path))
             else:
-                with open(src, "rb") as f:
-                    writes.append((dst, f.read(), 0o755))
+                writes.append((dst, data, 0o755))
             continue
         links.append((src, dst, path))
         files[(key, rel)] = RecordEntry(path, digest, size)
