@@ -142,7 +142,10 @@ def test_private_name_is_never_looked_up_or_served_publicly(
             break
         assert got["Location"].startswith("/simple/")
         url = audit.serve.url + got["Location"]
-    assert b"9.0" not in body and b"8.0" not in body
+    # Neither public version, as a file name or as a JSON version (a bare "9.0" would also match
+    # the seconds of an upload-time such as 05:59:19.010572Z).
+    for leak in (b"priv_pkg-9.0", b"priv_pkg-8.0", b'"9.0"', b'"8.0"'):
+        assert leak not in body, (spelling, leak, body)
     if status == 200:
         assert authed and b"priv_pkg-1.0" in body
         assert "/files/corp/priv-pkg/" in body.decode()
