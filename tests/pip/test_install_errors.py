@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.pip.conftest import Kea
+from tests.pip.server import SimpleIndex
+from tests.pip.wheelmaker import build_wheel
 
 
 def assert_one_error(stderr: str) -> list[str]:
@@ -117,3 +119,38 @@ def test_unreachable_index_is_one_line_without_secret(kea: Kea, tmp_path: Path) 
     assert "hunter2" not in r.stderr + r.stdout
     errors = [line for line in r.lines if line.startswith("error: ")]
     assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0]
+
+
+def test_damaged_cached_archive_names_the_package_and_the_repair(
+    kea: Kea, small_index: SimpleIndex, tmp_path: Path
+) -> None:
+    """A file deleted from the unpacked copy of a wheel in the cache: the install stops with
+    one line naming the package and the missing file, and a hint with the exact command that
+    removes the copy; nothing is installed, and following the hint makes the next run work."""
+    build_wheel(small_index.directory, "lib", "1.0", files={"lib/__init__.py": "", "lib/a.py": ""})
+    build_wheel(small_index.directory, "app", "1.0", requires=["lib"])
+    small_index.scan()
+    first = kea("pip", "install", "-i", small_index.url, "app", venv=kea.venv(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    cache = Path(kea.env["KEA_CACHE_DIR"])
+    (gone,) = cache.glob("archive-v*/*/lib/a.py")
+    gone.unlink()
+
+    venv = kea.venv(tmp_path / "b")
+    r = kea("pip", "install", "-i", small_index.url, "app", venv=venv)
+    assert r.returncode == 1
+    lines = assert_one_error(r.stderr)
+    error = next(line for line in lines if line.startswith("error: "))
+    damaged = "the cached copy of lib 1.0 is damaged"
+    assert error == f"error: {damaged}: lib/a.py is missing from {gone.parent.parent}"
+    hint = lines[lines.index(error) + 1]
+    repair = f"kea cache clean lib --cache-dir {cache}"
+    assert hint == f"hint: remove it with `{repair}`, then run the command again"
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    assert not list(site.glob("*.dist-info")) and not (site / "lib").exists()
+
+    cleaned = kea("cache", "clean", "lib", "--cache-dir", str(cache))
+    assert cleaned.returncode == 0, cleaned.stderr
+    again = kea("pip", "install", "-i", small_index.url, "app", venv=venv)
+    assert again.returncode == 0, again.stderr
+    assert (site / "lib" / "a.py").is_file()

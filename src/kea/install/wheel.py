@@ -466,8 +466,16 @@ def _rows(text: str, record: list[RecordEntry]) -> list[str | None]:
 
 
 def missing_file(layout: WheelLayout, path: str) -> KeaError:
+    """A file of the wheel's RECORD missing from its unpacked copy. Unpacking checks that the
+    wheel has every file its RECORD lists, so the copy in the cache was damaged since (a file
+    deleted by hand, a disk cleaner); ``kea cache clean NAME`` removes it, and the next run
+    downloads or unpacks the wheel again."""
+    root = layout.archive.parent.parent  # <cache>/<archive bucket>/<sha256>
     return KeaError(
-        f"invalid wheel {layout.archive.name}: {path} is in RECORD but not in the wheel"
+        f"the cached copy of {layout.display_name} {layout.version} is damaged: "
+        f"{path} is missing from {layout.archive}",
+        hint=f"remove it with `kea cache clean {layout.name} --cache-dir {root}`, then run "
+        "the command again",
     )
 
 
