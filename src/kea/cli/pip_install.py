@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from kea.cli.options import global_options, index_options, refresh_options
+from kea.cli.shortopts import ShortFirstCommand
 from kea.cli.target_options import target_options
 
 PRERELEASE = ("disallow", "allow", "if-necessary", "explicit", "if-necessary-or-explicit")
@@ -26,6 +27,7 @@ LINK_MODES = ("clone", "hardlink", "copy", "symlink")
 
 
 @click.command(
+    cls=ShortFirstCommand,
     help="Install packages into an environment.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
