@@ -265,6 +265,19 @@ def test_require_hashes_semantics() -> None:
         check_hashes(wildcard.requirements, False)
 
 
+def test_hashes_other_than_sha256_alone_are_refused_with_a_hint() -> None:
+    sha512 = hashlib.sha512(b"a").hexdigest()
+    only = parse_requirements_text(f"a==1 --hash=sha512:{sha512}\n", env={})
+    with pytest.raises(RequirementsError) as e:
+        check_hashes(only.requirements, False)
+    want = "kea checks --hash values by sha256, and 'a==1' has only sha512 (<requirements>:1)"
+    assert e.value.message == want
+    assert e.value.hint is not None and "pip hash FILE" in e.value.hint
+    # beside a sha256 value, another algorithm's value is accepted (any one value may match)
+    both = parse_requirements_text(f"a==1 --hash=sha512:{sha512} --hash=sha256:{SHA_A}\n", env={})
+    assert check_hashes(both.requirements, False) is True
+
+
 def test_secrets_in_bad_lines_are_redacted(tmp_path: Path) -> None:
     f = write(tmp_path / "req.txt", "pkg @ https://user:hunter2@h.invalid/x.tar.gz\n")
     with pytest.raises(RequirementsError) as exc:

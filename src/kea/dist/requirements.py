@@ -563,4 +563,15 @@ def check_hashes(entries: Iterable[Entry], require_hashes: bool) -> bool:
                 f"{redact_text(str(e.requirement))!r} ({e.source})",
                 hint="add --hash=sha256:<digest> for each file that may be installed",
             )
+        if not any(h.startswith("sha256:") for h in e.hashes):
+            # Files are checked, and cached, by their sha256: an index lists it, and an
+            # unpacked wheel in the cache is known by it. A sha384/sha512 value alone could not
+            # be checked against either, and would fail later as a misleading mismatch.
+            raise RequirementsError(
+                f"kea checks --hash values by sha256, and {redact_text(str(e.requirement))!r} "
+                f"has only {', '.join(sorted({h.partition(':')[0] for h in e.hashes}))} "
+                f"({e.source})",
+                hint="add its files' sha256 hashes (`pip hash FILE` prints one; "
+                "`pip-compile --generate-hashes` writes them)",
+            )
     return True
