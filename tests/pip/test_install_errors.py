@@ -154,3 +154,23 @@ def test_damaged_cached_archive_names_the_package_and_the_repair(
     again = kea("pip", "install", "-i", small_index.url, "app", venv=venv)
     assert again.returncode == 0, again.stderr
     assert (site / "lib" / "a.py").is_file()
+
+
+def test_a_version_left_out_by_platform_tags_gets_a_hint(kea: Kea, tmp_path: Path) -> None:
+    """mixed 2.0 exists, but only as a macOS wheel; 1.0 is usable. The explanation can only say
+    that no version matches; the hint names the version, why it was left out, and its file."""
+    links = tmp_path / "links"
+    build_wheel(links, "mixed", "1.0")
+    build_wheel(links, "mixed", "2.0", tag="cp311-cp311-macosx_11_0_arm64")
+    venv = kea.venv(tmp_path / "v")
+    for req in ("mixed==2.0", "mixed>=2"):
+        r = kea("pip", "install", "--no-index", "--find-links", str(links), req, venv=venv)
+        assert r.returncode == 1
+        lines = assert_one_error(r.stderr)
+        assert (
+            "hint: mixed==2.0 has no wheel with a matching platform tag "
+            "(mixed-2.0-cp311-cp311-macosx_11_0_arm64.whl)"
+        ) in lines, r.stderr
+    ok = kea("pip", "install", "--no-index", "--find-links", str(links), "mixed", venv=venv)
+    assert ok.returncode == 0, ok.stderr
+    assert " + mixed==1.0" in ok.lines

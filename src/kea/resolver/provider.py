@@ -382,6 +382,16 @@ async def resolve_request(
             hint = sel.hint()
             if hint:
                 e.add_hint(hint)
+        from kea.resolver.incompat import Incompatibility
+
+        if isinstance(e.incompatibility, Incompatibility):
+            from kea.resolver.report import left_out_hints
+
+            sels = provider.selections
+            for hint in left_out_hints(
+                e.incompatibility, lambda n: sels[n].left_out() if n in sels else {}
+            ):
+                e.add_hint(hint)
         auth = getattr(source, "auth_failures", {}) or {}
         for name, errors in auth.items():
             if errors:

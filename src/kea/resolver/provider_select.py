@@ -23,6 +23,7 @@ from packaging.version import Version
 
 from kea.dist.metadata import CoreMetadata
 from kea.dist.tags import TagRanker
+from kea.dist.wheel_name import parse_dist_filename
 from kea.index.models import DistFile, ProjectPage
 
 log = logging.getLogger("kea.resolver.provider")
@@ -128,6 +129,20 @@ class Selection(msgspec.Struct):
             return f"every version of {self.name} is yanked (pin one with == to use it)"
         return f"every version of {self.name} was published after --exclude-newer"
 
+    def left_out(self) -> dict[Version, tuple[str, str]]:
+        """Versions some page lists but none of whose files is usable, while other versions
+        are: version -> (rejection reason, one of its files), for ``left_out_hints``."""
+        if not self.candidates:
+            return {}  # ``hint`` speaks for the whole package
+        usable = {c.version for c in self.candidates}
+        out: dict[Version, tuple[str, str]] = {}
+        for reason in _LEFT_OUT_ORDER:
+            for filename in self.rejected.get(reason, ()):
+                parsed = parse_dist_filename(filename)
+                if parsed is not None and parsed[1] not in usable:
+                    out.setdefault(parsed[1], (reason, filename))
+        return out
+
     def _not_found(self) -> bool:
         """No page lists any file of the package."""
         return not self.pages or not any(p.files for p in self.pages)
@@ -144,6 +159,18 @@ class Selection(msgspec.Struct):
 
 # Which rejection ``Selection.reason``/``hint`` explain when several left files out.
 _REASON_ORDER = ("sdist", "no-binary", "tags", "requires-python", "yanked", "exclude-newer")
+
+# Which reason ``left_out`` names when a version's files were left out for several: a wheel's
+# own reason before "has only a source distribution".
+_LEFT_OUT_ORDER = (
+    "tags",
+    "requires-python",
+    "no-binary",
+    "hash",
+    "yanked",
+    "exclude-newer",
+    "sdist",
+)
 
 _WHEEL_REASONS = {
     "no-binary": "refused by --no-binary",

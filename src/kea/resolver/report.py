@@ -30,7 +30,7 @@ from kea.resolver.ranges import VersionSet
 
 VersionsOf = Callable[[str], "list[Version] | None"]
 
-__all__ = ["explain", "packages_in", "prerelease_hints"]
+__all__ = ["explain", "left_out_hints", "packages_in", "prerelease_hints"]
 
 
 def _walk(root: Incompatibility) -> Iterator[Incompatibility]:
@@ -65,6 +65,43 @@ def prerelease_hints(root: Incompatibility, excluded: Callable[[str], list[Versi
                     f"only pre-releases of {name} match ({name}=={max(matching)}); "
                     "pass --prerelease allow to use them"
                 )
+    return hints
+
+
+# Completes "<name>==<version> ..." for a version whose every file was left out, by reason.
+_LEFT_OUT = {
+    "tags": "has no wheel with a matching platform tag",
+    "requires-python": "requires a different Python version",
+    "no-binary": "has only wheels, and --no-binary forbids them",
+    "hash": "has no file matching the --hash values",
+    "yanked": "is yanked (pin it with == to use it)",
+    "exclude-newer": "was published after --exclude-newer",
+    "sdist": "has only a source distribution (building from source is not supported yet)",
+}
+
+
+def left_out_hints(
+    root: Incompatibility, left_out: Callable[[str], dict[Version, tuple[str, str]]]
+) -> list[str]:
+    """Hints for versions a failed requirement asked for that exist on an index but whose
+    files were all left out (``left_out(name)``: version -> (reason, a file name)), where the
+    explanation can only say there are no such versions. One per package: its highest."""
+    hints = []
+    done: set[str] = set()
+    for inc in _walk(root):
+        if inc.kind != K_NO_VERSIONS:
+            continue
+        for package, term in inc.terms.items():
+            name = split_key(package)[0]
+            if name in done:
+                continue
+            found = left_out(name)
+            matching = [v for v in found if v in term.vset]
+            if matching:
+                done.add(name)
+                version = max(matching)
+                reason, filename = found[version]
+                hints.append(f"{name}=={version} {_LEFT_OUT[reason]} ({filename})")
     return hints
 
 
