@@ -76,3 +76,14 @@ def test_a_launcher_is_never_cached(tmp_path: Path, venv: Path) -> None:
     # a real interpreter is still cached as before
     query_interpreter(venv / "bin" / "python", cache)
     assert len(list(cache.iterdir())) == 1
+
+
+def test_probe_markers_are_packagings_default_environment(tmp_path: Path) -> None:
+    """The probe computes PEP 508's marker environment itself (importing packaging.markers was
+    half its run time): it must be what packaging says for the same interpreter."""
+    import sys
+
+    from packaging.markers import default_environment
+
+    info = query_interpreter(sys.executable, tmp_path / "facts")
+    assert info.markers == default_environment()

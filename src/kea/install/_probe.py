@@ -11,10 +11,32 @@ SYS_PATH = [p for p in sys.path if p and os.path.isabs(p)]
 if len(sys.argv) > 1:
     sys.path.insert(0, sys.argv[1])
 
-from packaging.markers import default_environment  # noqa: E402
 from packaging.tags import sys_tags  # noqa: E402
 
 PLACEHOLDER = "@@KEA_PREFIX@@"
+
+
+def marker_environment():  # type: ignore[no-untyped-def]
+    # The environment markers of PEP 508, each computed as the PEP's table says. (Not
+    # packaging.markers.default_environment: importing packaging.markers was half the probe.)
+    impl = sys.implementation
+    iv = impl.version
+    impl_version = ".".join(str(n) for n in (iv.major, iv.minor, iv.micro))
+    if iv.releaselevel != "final":
+        impl_version += iv.releaselevel[0] + str(iv.serial)
+    return {
+        "implementation_name": impl.name,
+        "implementation_version": impl_version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
 
 
 def prefix_scheme():  # type: ignore[no-untyped-def]
@@ -52,7 +74,7 @@ print(
             "prefix": sys.prefix,
             "base_prefix": getattr(sys, "base_prefix", sys.prefix),
             "is_venv": is_venv,
-            "markers": default_environment(),
+            "markers": marker_environment(),
             "tags": [str(t) for t in sys_tags()],
             "paths": paths,
             "prefix_paths": prefix_scheme(),
