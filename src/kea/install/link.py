@@ -95,6 +95,11 @@ class Linker:
     def chain(self) -> list[str]:
         return list(self._chain)
 
+    def settled_hardlink(self) -> bool:
+        """Whether hard links are what this linker makes now (and one has worked): then a
+        caller may call ``os.link`` itself and come to ``link`` only when that fails."""
+        return self._chain[0] == "hardlink" and "hardlink" in self.used
+
     def link(self, src: str, dst: str) -> None:
         """Make ``dst`` (which must not exist) have ``src``'s content and mode."""
         chain = self._chain
