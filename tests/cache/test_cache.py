@@ -240,3 +240,31 @@ def test_temporary_cache_is_removed_at_exit(tmp_path: Path) -> None:
 def test_sha256_helper_matches_hashlib(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
     assert sha256_of(wheel) == hashlib.sha256(wheel.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("name", "normal"),
+    [
+        ("pkg/mod.py", "pkg/mod.py"),
+        ("pkg//mod.py", "pkg/mod.py"),
+        ("./pkg/mod.py", "pkg/mod.py"),
+        ("pkg/./mod.py", "pkg/mod.py"),
+        ("pkg/", "pkg"),
+        (".hidden", ".hidden"),
+        ("pkg/.data/x", "pkg/.data/x"),
+        ("pkg/b..", "pkg/b.."),
+        ("x..y/z", "x..y/z"),
+    ],
+)
+def test_member_paths_are_normalised(name: str, normal: str) -> None:
+    from kea.cache.archive import check_member_path
+
+    assert check_member_path("w.whl", name) == normal
+
+
+@pytest.mark.parametrize("name", ["../a", "a/../b", "a/..", "..", "/abs", "a\\b", "C:x", ""])
+def test_member_paths_that_escape_are_refused(name: str) -> None:
+    from kea.cache.archive import WheelError, check_member_path
+
+    with pytest.raises(WheelError):
+        check_member_path("w.whl", name)

@@ -38,6 +38,8 @@ def check_member_path(filename: str, name: str) -> str:
             f"{filename}: refusing path {name!r} that escapes the install target",
             hint="the wheel is corrupt or malicious; it was not installed or cached",
         )
+    if "//" not in name and "/." not in name and name[0] != "." and name[-1] != "/":
+        return name  # no empty, "." or ".." part: already normal (most members)
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise WheelError(

@@ -105,7 +105,7 @@ def _extract_one(
     entry: RecordEntry,
     filename: str,
 ) -> None:
-    dest = os.path.join(root, *path.split("/"))
+    dest = f"{root}/{path}"  # path is normal (check_member_path): no empty, "." or ".." part
     try:
         data = _raw_member(fp, info) if info.file_size <= SMALL else None
         if data is not None:
@@ -144,7 +144,7 @@ def extract_members(
     ``target``.
     """
     root = str(target)
-    parents = {os.path.dirname(os.path.join(root, *p.split("/"))) for p, _ in members}
+    parents = {f"{root}/{p.rpartition('/')[0]}" if "/" in p else root for p, _ in members}
     for parent in sorted(parents):
         os.makedirs(parent, exist_ok=True)
     n = min(WORKERS, max(1, len(members) // PARALLEL_MIN))
