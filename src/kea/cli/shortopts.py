@@ -48,6 +48,5 @@ def spell_out(params: list[click.Parameter], args: list[str]) -> Iterator[str]:
             yield arg
             yield from it
             return
-        name = arg.partition("=")[0] if arg.startswith("--") else arg
-        values_due = takes_value.get(name, 0) if "=" not in arg else 0
+        values_due = 0 if "=" in arg else takes_value.get(arg, 0)  # "--opt=x": value attached
         yield long_of.get(arg, arg)
