@@ -452,6 +452,11 @@ def test_cache_dir_from_arguments_and_env(tmp_path: Path) -> None:
     assert fastpath.cache_dir(["pip", "install", f"--cache-dir={a}", "x"], env) == a
     assert fastpath.cache_dir(["pip", "install", "x"], env) == b
     assert fastpath.cache_dir(["pip", "install", "--", "--cache-dir", a], env) == b
+    # the last value wins; a short spelling counts only when asked for; "-p=x" is not "-p x"
+    args = ["--python", "a", "-p", "b", "--python=c", "--", "--python", "d"]
+    assert fastpath.option_value(args, "--python", "-p") == "c"
+    assert fastpath.option_value(["-p", "b"], "--python") is None
+    assert fastpath.option_value(["-p=b"], "--python", "-p") is None
     # relative HOME or XDG_CACHE_HOME: not told cheaply, so no fast path
     assert fastpath.cache_dir(["pip", "install", "x"], {"HOME": "rel"}) is None
     assert (

@@ -87,3 +87,33 @@ def test_probe_markers_are_packagings_default_environment(tmp_path: Path) -> Non
 
     info = query_interpreter(sys.executable, tmp_path / "facts")
     assert info.markers == default_environment()
+
+
+def test_early_probe_is_started_from_the_raw_arguments_and_collected(
+    tmp_path: Path, venv: Path
+) -> None:
+    """``kea pip install --python VENV --cache-dir DIR`` on a cold cache: the probe starts
+    before click is imported, and the query of that interpreter takes its answer (no second
+    probe); with the facts cached, nothing is started."""
+    import os
+
+    from kea.cli import early_probe
+    from kea.install import environment
+
+    python = str(venv / "bin" / "python")
+    cache = tmp_path / "cold-cache"  # not the fixtures' cache, where `kea venv` left the facts
+    args = ["-r", "req.txt", "--python", str(venv), "--cache-dir", str(cache), "--no-progress"]
+    early_probe.start(args, os.environ)
+    started = environment._STARTED.get(python)
+    assert started is not None
+    info = query_interpreter(python, cache / "interpreters-v1")
+    assert python not in environment._STARTED and started.returncode == 0  # collected
+    assert info.is_venv and Path(info.prefix) == venv
+
+    early_probe.start(args, os.environ)  # cached now
+    assert python not in environment._STARTED
+    # --system, --target, --prefix, a version request: nothing is guessed
+    for extra in (["--system"], ["--target", "t"], ["--prefix=p"]):
+        early_probe.start([*args[:-1], *extra], os.environ)
+    early_probe.start(["--python", "3.11", "--cache-dir", str(tmp_path / "other")], os.environ)
+    assert environment._STARTED == {}

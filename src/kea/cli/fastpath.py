@@ -63,22 +63,30 @@ def sha256_hex(data: bytes) -> str:
     return str(sha256(data).hexdigest())
 
 
-def cache_dir(args: "Sequence[str]", env: "Mapping[str, str]") -> str | None:
-    """The absolute cache directory a run with these arguments uses, as settings would find it
-    without a config file, or None when it cannot be told cheaply (then no fast path)."""
+def option_value(args: "Sequence[str]", *names: str) -> str | None:
+    """The last value given to the option spelled ``names`` (``--opt V``, ``--opt=V``, ``-o V``)
+    before any ``--``; None when it is not given."""
     value: str | None = None
     i = 0
     while i < len(args):
         arg = args[i]
         if arg == "--":
             break
-        if arg == "--cache-dir" and i + 1 < len(args):
+        if arg in names and i + 1 < len(args):
             value = args[i + 1]
             i += 2
             continue
-        if arg.startswith("--cache-dir="):
-            value = arg[len("--cache-dir=") :]
+        name, eq, given = arg.partition("=")
+        if eq and name.startswith("--") and name in names:
+            value = given
         i += 1
+    return value
+
+
+def cache_dir(args: "Sequence[str]", env: "Mapping[str, str]") -> str | None:
+    """The absolute cache directory a run with these arguments uses, as settings would find it
+    without a config file, or None when it cannot be told cheaply (then no fast path)."""
+    value = option_value(args, "--cache-dir")
     if value is None:
         value = env.get("KEA_CACHE_DIR") or None
     if value is not None:

@@ -4,6 +4,7 @@
 lazily, each from its own module, so a command imports only what it uses.
 """
 
+import os
 import sys
 
 TYPE_CHECKING = False  # typing itself is not imported: ``kea --version`` must not pay for it
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write("error: interrupted\n")
             sys.exit(130)
         fastpath.ARGV = list(args)  # the full path may write the stamp for these exact args
+        from kea.cli import early_probe
+
+        early_probe.start(args[2:], os.environ)  # a cold cache's probe runs while kea imports
         try:
             _run(args, quick_exit=argv is None)
         finally:

@@ -16,12 +16,15 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
 from kea.digest import sha256
 from kea.errors import KeaError
+
+if TYPE_CHECKING:
+    import subprocess
 
 TargetKind = Literal["venv", "system", "target", "prefix"]
 CACHE_BUCKET = "interpreters-v1"
@@ -141,8 +144,21 @@ def _packaging_dir() -> str:
     return str(Path(packaging.__file__).resolve().parent.parent)
 
 
+def _cache_file(exe: str, bucket: Path) -> Path:
+    return bucket / (sha256(exe.encode()).hexdigest()[:24] + ".json")
+
+
+def _cached(exe: str, key: list[int], cache_file: Path) -> Interpreter | None:
+    try:
+        entry = msgspec.json.decode(cache_file.read_bytes(), type=_CacheEntry)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return entry.info if entry.key == key and entry.info.executable == exe else None
+
+
 def query_interpreter(executable: str | Path, cache_dir: Path | None = None) -> Interpreter:
-    """Facts about ``executable``: from the cache when its file is unchanged, else by running it.
+    """Facts about ``executable``: from the cache when its file is unchanged, else by running it
+    (or from the probe ``probe_in_background`` started).
 
     ``cache_dir`` is the bucket directory itself (default: the user cache's ``interpreters-v1``).
     """
@@ -152,13 +168,10 @@ def query_interpreter(executable: str | Path, cache_dir: Path | None = None) -> 
     except OSError:
         raise KeaError(f"no Python interpreter at {exe}") from None
     bucket = cache_dir if cache_dir is not None else default_cache_dir()
-    cache_file = bucket / (sha256(exe.encode()).hexdigest()[:24] + ".json")
-    try:
-        entry = msgspec.json.decode(cache_file.read_bytes(), type=_CacheEntry)
-        if entry.key == key and entry.info.executable == exe:
-            return entry.info
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-        pass
+    cache_file = _cache_file(exe, bucket)
+    cached = _cached(exe, key, cache_file)
+    if cached is not None:
+        return cached
     info = _run_probe(exe)
     if not _is_the_interpreter(exe, info.sys_executable):
         # A launcher (a pyenv shim, a wrapper script) picks its interpreter anew on every run,
@@ -182,26 +195,60 @@ def _is_the_interpreter(exe: str, reported: str) -> bool:
     return reported == exe or os.path.realpath(reported) == os.path.realpath(exe)
 
 
-def _run_probe(exe: str) -> Interpreter:
+# Probes started ahead of their query (``probe_in_background``), by absolute executable path.
+_STARTED: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def probe_in_background(executable: str | Path, cache_dir: Path) -> None:
+    """Start probing ``executable`` now, in its own process, unless its facts are cached in
+    ``cache_dir``: the ``query_interpreter`` that follows collects the answer.
+
+    For the first run against a new environment (or with an empty cache), where the probe is
+    about 45 ms that kea would otherwise wait for after reading its requirements. A guess that
+    turns out wrong (another interpreter is queried) only costs the background process; any
+    failure to start is left for the query to meet and report.
+    """
+    exe = os.path.abspath(os.fspath(executable))
+    if exe in _STARTED:
+        return
+    try:
+        if _cached(exe, _identity(exe), _cache_file(exe, cache_dir)) is not None:
+            return
+        _STARTED[exe] = _start_probe(exe)
+    except OSError:
+        return
+
+
+def _start_probe(exe: str) -> subprocess.Popen[bytes]:
     import subprocess
 
     probe = Path(__file__).with_name("_probe.py")
+    return subprocess.Popen(
+        [exe, "-I", str(probe), _packaging_dir()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _run_probe(exe: str) -> Interpreter:
+    import subprocess
+
     try:
-        proc = subprocess.run(
-            [exe, "-I", str(probe), _packaging_dir()],
-            capture_output=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
+        proc = _STARTED.pop(exe, None) or _start_probe(exe)
     except OSError as e:
         raise KeaError(f"cannot run Python interpreter {exe}: {e.strerror}") from None
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         raise KeaError(f"Python interpreter {exe} did not answer within 60s") from None
     if proc.returncode != 0:
-        last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        last = (stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
         raise KeaError(f"cannot query Python interpreter {exe}: {last}")
     try:
-        raw = msgspec.json.decode(proc.stdout.strip().splitlines()[-1])
+        raw = msgspec.json.decode(stdout.strip().splitlines()[-1])
         raw["executable"] = exe
         return msgspec.convert(raw, Interpreter)
     except (IndexError, msgspec.DecodeError, msgspec.ValidationError) as e:
@@ -230,7 +277,7 @@ def is_venv_dir(path: Path) -> bool:
     return (path / "pyvenv.cfg").is_file()
 
 
-def _looks_like_path(request: str) -> bool:
+def looks_like_path(request: str) -> bool:
     return os.sep in request or "/" in request or request.startswith(".") or Path(request).exists()
 
 
@@ -243,7 +290,7 @@ def find_python(
     """The interpreter for ``--python`` (a path, a venv directory, ``3.12``, ``python3.12``),
     or with ``request=None`` the first ``python3``/``python`` on PATH."""
     env = os.environ if env is None else env
-    if request and _looks_like_path(request):
+    if request and looks_like_path(request):
         path = Path(request).expanduser()
         if path.is_dir():
             path = venv_python(path)
