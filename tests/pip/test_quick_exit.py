@@ -86,3 +86,29 @@ def test_a_profiler_still_gets_its_output(tmp_path: Path) -> None:
 
     stats = pstats.Stats(str(out))
     assert any(fn[2] == "run_cli" for fn in stats.stats)  # type: ignore[attr-defined]
+
+
+def test_a_ctrl_c_after_the_command_finished_is_not_a_traceback() -> None:
+    """The CI run of 2026-11-26 caught a SIGINT landing while the finished command imported
+    kea.cli.exit: a traceback after the success lines. Once the command is over, SIGINT is
+    ignored, so the atexit handlers run whole, and one landing just before that is swallowed."""
+    code = (
+        "import os, signal, sys\n"
+        "import kea.cli.exit as E\n"
+        "from kea.cli import output\n"
+        "def fake(code):\n"  # a real SIGINT, delivered where the process ends
+        "    print('ignored:', signal.getsignal(signal.SIGINT) == signal.SIG_IGN, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    print('survived', flush=True)\n"
+        "    raise KeyboardInterrupt\n"  # as if it had landed just before SIG_IGN
+        "E.quick_exit = fake\n"
+        "import click\n"
+        "@click.command()\n"
+        "def ok():\n"
+        "    pass\n"
+        "output.run_cli(ok, [], quick_exit=True)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["ignored: True", "survived"]
+    assert "Traceback" not in r.stderr and "interrupted" not in r.stderr, r.stderr
