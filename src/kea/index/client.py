@@ -40,7 +40,6 @@ from kea.index.models import DistFile, ProjectPage, normalize_name
 from kea.index.page import ACCEPT, header, parse_project_page, split_content_type
 from kea.index.pagecache import (
     CachedPage,
-    load_metadata,
     load_page,
     max_age,
     page_rel,
@@ -270,8 +269,8 @@ class IndexClient:
     # -- metadata ----------------------------------------------------------------------------
     async def metadata(self, name: str, file: DistFile) -> CoreMetadata:
         """Core metadata of one distribution file (see the module docstring for the order)."""
-        if ("metadata", file.url) not in self._tasks and not self.cached.url_keyed_stale(file):
-            cached = load_metadata(self.cache, file)
+        if ("metadata", file.url) not in self._tasks:
+            cached = self.cached.answer_metadata(file)
             if cached is not None:
                 return self._remember("metadata", file.url, cached)
         return await self._once("metadata", file.url, lambda: self._metadata(name, file))
@@ -299,9 +298,7 @@ class IndexClient:
             )
         if is_local(file.url):
             return await asyncio.to_thread(metadata_from_zip, local_path(file.url), file.filename)
-        archive = None
-        if not self.cached.url_keyed_stale(file):
-            archive = self.cache.find_archive(file.filename, url=file.url, hashes=file.hashes)
+        archive = self.cached.answer_archive(file)
         if archive is not None:
             return metadata_from_archive(archive, file.filename)
         http = await self._need_http(f"metadata of {file.filename}")
@@ -348,9 +345,7 @@ class IndexClient:
             return await asyncio.to_thread(
                 self.cache.unpack_local_wheel, local_path(file.url), file.hashes
             )
-        archive = None
-        if not self.cached.url_keyed_stale(file):
-            archive = self.cache.find_archive(file.filename, url=file.url, hashes=file.hashes)
+        archive = self.cached.answer_archive(file)
         if archive is not None:
             return archive
         http = await self._need_http(file.filename)
