@@ -201,11 +201,8 @@ def run_cli(group: Any, args: list[str], *, quick_exit: bool = False) -> None:
         group.main(args=args, prog_name="kea", standalone_mode=False)
     except KeaError as e:
         error(e.message, e.hint)
-        try:
-            if quick_exit:
-                _quick_exit(e.exit_code)
-        except KeyboardInterrupt:  # a Ctrl-C while exiting: the error is already reported
-            pass
+        if quick_exit:
+            _quick_exit(e.exit_code)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
@@ -225,21 +222,22 @@ def run_cli(group: Any, args: list[str], *, quick_exit: bool = False) -> None:
             _write("".join(traceback.format_exception(e)))
         error(f"unexpected {type(e).__name__}: {e}", "this is a bug in kea; rerun with -v")
         sys.exit(2)
-    try:
-        if quick_exit:
-            _quick_exit(0)
-    except KeyboardInterrupt:  # a Ctrl-C after the command finished: it is finished
-        pass
+    if quick_exit:
+        _quick_exit(0)
     sys.exit(0)
 
 
 def _quick_exit(code: int) -> None:
-    import signal
+    """End the finished command with ``code``. A Ctrl-C from here on neither prints a traceback
+    nor cuts the atexit handlers short (a --no-cache run's temporary cache is removed there):
+    SIGINT is ignored, and one that lands just before that is swallowed."""
+    try:
+        import signal
 
-    # The command is over: a Ctrl-C from here on must neither print a traceback nor cut the
-    # atexit handlers short (a --no-cache run's temporary cache is removed there).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from kea.cli.exit import quick_exit
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        from kea.cli.exit import quick_exit
 
-    quick_exit(code)  # returns under a profiler or tracer, or with another thread alive
+        quick_exit(code)  # returns under a profiler or tracer, or with another thread alive
+    except KeyboardInterrupt:
+        pass
     sys.exit(code)
