@@ -56,3 +56,27 @@ def test_short_lived_commands_raise_the_gc_threshold_serve_keeps_it() -> None:
     import gc
 
     assert serve.stdout.splitlines()[-1] == repr(gc.get_threshold())  # this process: the default
+
+
+MSGSPEC_PROBE = (
+    "import atexit, os, sys\n"
+    "def report():\n"
+    "    import msgspec\n"
+    "    import msgspec._utils as u\n"
+    "    import typing_extensions\n"  # still importable once msgspec is in
+    "    class S(msgspec.Struct):\n"
+    "        a: 'list[str] | None' = None\n"
+    '    s = msgspec.json.decode(b\'{"a": ["x"]}\', type=S)\n'
+    "    os.write(1, f'{u._get_type_hints.__module__} {s.a}\\n'.encode())\n"
+    "atexit.register(report)\n"
+    "from kea.cli.main import main\n"
+    "sys.argv = ['kea', *sys.argv[1:]]\n"
+    "main()\n"
+)
+
+
+def test_commands_import_msgspec_without_typing_extensions() -> None:
+    out = subprocess.run([sys.executable, "-c", MSGSPEC_PROBE, "cache", "dir"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "typing ['x']"

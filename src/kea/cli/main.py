@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write("error: interrupted\n")
             sys.exit(130)
         fastpath.ARGV = list(args)  # the full path may write the stamp for these exact args
+        _import_msgspec()
         from kea.cli import early_probe
 
         early_probe.start(args[2:], os.environ)  # a cold cache's probe runs while kea imports
@@ -92,8 +93,28 @@ def main(argv: list[str] | None = None) -> None:
     _run(args, quick_exit=argv is None)
 
 
+def _import_msgspec() -> None:
+    """Import msgspec without its optional use of ``typing_extensions``.
+
+    msgspec imports ``typing_extensions`` when it can, only to recognise that module's typing
+    forms in annotations; kea's structs use ``typing`` alone. Where it is installed (aiohttp's
+    dependencies bring it), that import cost a jupyter ``kea pip install --dry-run`` on a warm
+    cache about 4 ms (hyperfine, 60 runs: 103.3 against 99.4 ms). Hidden during msgspec's
+    import only, it stays importable for whoever needs it afterwards.
+    """
+    if "msgspec" in sys.modules or "typing_extensions" in sys.modules:
+        return
+    sys.modules["typing_extensions"] = None  # type: ignore[assignment]  # ImportError on import
+    try:
+        import msgspec  # noqa: F401
+    finally:
+        del sys.modules["typing_extensions"]
+
+
 def _run(args: list[str], *, quick_exit: bool) -> None:
     from kea.cli.output import run_cli
+
+    _import_msgspec()
 
     # The console script (argv from sys.argv) ends without the interpreter's teardown; a caller
     # of main(argv) gets the usual SystemExit.
