@@ -162,6 +162,9 @@ class Solver:
         self._chosen_edges: dict[tuple[str, Version], list[Edge]] = {}
         self._prefetched: set[str] = set()
         self._counts: dict[str, tuple[VersionSet, int]] = {}
+        # Packages that may be undecided with a positive term: every assignment and every undone
+        # one adds its package; _pick_package drops the rest, so it never walks every package.
+        self._open: set[str] = set()
         self.stats = {"decisions": 0, "conflicts": 0, "backjumps": 0}
 
     # -- public -----------------------------------------------------------------------------------
@@ -196,6 +199,7 @@ class Solver:
         self._assignments.append(a)
         st.assignments.append(a)
         st.acc = acc
+        self._open.add(package)
 
     def _backtrack(self, level: int) -> None:
         assignments = self._assignments
@@ -206,6 +210,7 @@ class Solver:
             if a.cause is None:
                 st.decided = None
             st.acc = st.assignments[-1].acc if st.assignments else None
+            self._open.add(a.package)
         self._level = level
 
     def _add(self, incompat: Incompatibility) -> None:
@@ -348,9 +353,13 @@ class Solver:
 
     def _pick_package(self) -> tuple[str, VersionSet] | None:
         best: tuple[tuple[int, int, int, int], str, VersionSet] | None = None
-        for package, st in self._states.items():
+        states = self._states
+        closed: list[str] = []
+        for package in self._open:  # ties are broken by _order, not by this set's order
+            st = states[package]
             acc = st.acc
             if acc is None or not acc.positive or st.decided is not None:
+                closed.append(package)
                 continue
             cached = self._counts.get(package)
             if cached is not None and cached[0] is acc.vset:
@@ -368,6 +377,7 @@ class Solver:
             )
             if best is None or key < best[0]:
                 best = (key, package, acc.vset)
+        self._open.difference_update(closed)
         return None if best is None else (best[1], best[2])
 
     def _choose_version(self, package: str, vset: VersionSet, cands: _Candidates) -> Version | None:
