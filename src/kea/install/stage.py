@@ -42,6 +42,7 @@ def run_stages(plans: Sequence[StagePlan], linker: Linker, pool: Executor, worke
     def kept(task: list[tuple[StagePlan, int, int]]) -> None:
         # Most files of an install go through here: once the linker has settled on hard links,
         # os.link is called directly (jupyter: 12,000 calls), the linker only after a failure.
+        # A task that starts before it has settled asks again after each file it links.
         hardlink = os.link if linker.settled_hardlink() else None
         for plan, start, stop in task:
             arch, bases = f"{plan.layout.archive}/", plan.bases
@@ -59,6 +60,8 @@ def run_stages(plans: Sequence[StagePlan], linker: Linker, pool: Executor, worke
                     if not os.path.isfile(src):
                         raise missing_file(plan.layout, rel) from None
                     raise
+                if hardlink is None and linker.settled_hardlink():
+                    hardlink = os.link
 
     def links(chunk: list[tuple[str, str, str, WheelLayout]]) -> None:
         for src, dst, rel, layout in chunk:

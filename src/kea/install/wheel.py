@@ -502,13 +502,16 @@ def record_bytes(staged: StagedWheel) -> bytes:
     own rows for files installed where the archive has them, then the other rows."""
     roots = staged.roots
     base = roots[staged.root_key]
+    # Each scheme key's root relative to the dist-info's root, worked out once: an entry's ``rel``
+    # is already a normal relative path (unpacking checked it), so joining is enough.
+    prefix = {staged.root_key: ""}
     rows: list[RecordEntry] = []
     for (key, rel), entry in sorted(staged.files.items()):
-        if key == staged.root_key:
-            path = rel
-        else:
-            path = os.path.relpath(os.path.join(roots[key], rel), base).replace(os.sep, "/")
-        rows.append(RecordEntry(path, entry.hash, entry.size))
+        head = prefix.get(key)
+        if head is None:
+            up = os.path.relpath(roots[key], base).replace(os.sep, "/")
+            head = prefix[key] = "" if up == "." else up + "/"
+        rows.append(RecordEntry(head + rel, entry.hash, entry.size))
     rows.append(RecordEntry(f"{staged.dist_info}/RECORD", "", None))
     kept = "\n".join(staged.kept_rows)
     return ((kept + "\n" if kept else "") + write_record(rows)).encode()
