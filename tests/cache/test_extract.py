@@ -106,3 +106,25 @@ def test_declared_size_bounds_inflation(tmp_path: Path) -> None:
     target.mkdir()
     with pytest.raises(WheelError, match=r"cannot extract 'pkg/zeros\.txt'"):
         unpack_wheel(bad, target)
+
+
+@pytest.mark.parametrize(("field", "value"), [(16, 0x1234_5678), (24, 200_001)])
+def test_central_directory_crc_or_overstated_size_is_refused(
+    tmp_path: Path, field: int, value: int
+) -> None:
+    # The inflated bytes are intact; only the central directory's CRC-32 (offset 16) or
+    # uncompressed size (24, one byte more than the stream holds) is wrong.
+    whl = build_wheel(tmp_path, "crcfield", "1.0", files={"pkg/zeros.txt": b"\0" * 200_000})
+    data = bytearray(whl.read_bytes())
+    with zipfile.ZipFile(whl) as zf:
+        info = zf.getinfo("pkg/zeros.txt")
+    pos = data.index(b"pkg/zeros.txt", info.header_offset + 30 + 13) - 46
+    assert data[pos : pos + 4] == b"PK\x01\x02"
+    data[pos + field : pos + field + 4] = value.to_bytes(4, "little")
+    bad = tmp_path / "bad" / whl.name
+    bad.parent.mkdir()
+    bad.write_bytes(bytes(data))
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WheelError, match=r"cannot extract 'pkg/zeros\.txt'.*bad CRC-32 or size"):
+        unpack_wheel(bad, target)
