@@ -298,7 +298,8 @@ class Cache:
     ) -> Path:
         import shutil
 
-        from kea.cache.archive import WheelError, unpack_wheel
+        from kea.cache.archive import WheelError
+        from kea.cache.unpacker import unpack
 
         sha = digests["sha256"]
         archive_root = self.bucket(ARCHIVE)
@@ -308,7 +309,7 @@ class Cache:
                 tmp = archive_root / f"{TMP_PREFIX}{os.urandom(16).hex()}"
                 tmp.mkdir()
                 try:
-                    unpack_wheel(wheel, tmp, filename)
+                    unpack(wheel, tmp, filename)  # in a worker process (kea.cache.unpacker)
                     os.rename(tmp, final)
                 except WheelError:
                     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,131 @@
+"""kea.cache.unpacker: wheels unpacked by worker processes; failures as the caller saw them."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from kea.cache import ARCHIVE, Cache, unpacker
+from kea.cache.archive import WheelError
+from kea.cache.unpacker import Unpacker
+from kea.errors import KeaError
+from tests.cache.wheelmaker import build_wheel
+
+
+def _target(tmp_path: Path, name: str = "out") -> Path:
+    target = tmp_path / name
+    target.mkdir()
+    return target
+
+
+def test_a_worker_process_unpacks_and_ends_at_close(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0", files={"demo/data.txt": b"x" * 5000})
+    u = Unpacker(1)
+    assert u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+    assert (tmp_path / "out" / "demo" / "data.txt").read_bytes() == b"x" * 5000
+    (worker,) = u._idle
+    assert worker.proc.pid != os.getpid() and worker.proc.poll() is None
+    # The same worker takes the next wheel.
+    other = build_wheel(tmp_path, "other", "2.0")
+    assert u.unpack(other, _target(tmp_path, "out2"), other.name) == "other-2.0.dist-info"
+    assert u._idle == [worker]
+    u.close()
+    assert worker.proc.returncode == 0
+
+
+def test_a_refused_wheel_keeps_its_message_hint_and_type(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "evil", "1.0", files={"../evil.py": b"x"})
+    u = Unpacker(1)
+    with pytest.raises(WheelError) as e:
+        u.unpack(wheel, _target(tmp_path), wheel.name)
+    assert "refusing path '../evil.py'" in e.value.message
+    assert e.value.hint == "the wheel is corrupt or malicious; it was not installed or cached"
+    assert not (tmp_path / "evil.py").exists()
+    assert len(u._idle) == 1  # the wheel's fault: the worker stays
+    u.close()
+
+
+def test_a_disk_error_comes_back_as_the_same_oserror(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(1)
+    taken = tmp_path / "taken"
+    taken.write_text("a file where the directory should be\n")
+    with pytest.raises(OSError) as e:
+        u.unpack(wheel, taken, wheel.name)
+    assert not isinstance(e.value, KeaError)
+    assert e.value.errno in (errno.EEXIST, errno.ENOTDIR)
+    assert str(taken) in str(e.value)
+    u.close()
+
+
+def test_a_killed_worker_fails_one_wheel_and_is_replaced(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(1)
+    u.unpack(wheel, _target(tmp_path, "a"), wheel.name)
+    (worker,) = u._idle
+    worker.proc.kill()
+    worker.proc.wait()
+    with pytest.raises(KeaError, match=r"cannot unpack demo-1\.0-py3-none-any\.whl: the unpacking "
+                       r"process ended \(exit status -9\)"):  # fmt: skip
+        u.unpack(wheel, _target(tmp_path, "b"), wheel.name)
+    assert u._idle == [] and u._started == 0
+    assert u.unpack(wheel, _target(tmp_path, "c"), wheel.name) == "demo-1.0.dist-info"
+    u.close()
+
+
+def test_through_the_cache_a_dead_worker_leaves_nothing_behind(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    first = build_wheel(tmp_path, "first", "1.0")
+    cache.unpack_local_wheel(first)
+    assert unpacker._SHARED is not None
+    for worker in list(unpacker._SHARED._idle):
+        worker.proc.kill()
+        worker.proc.wait()
+    second = build_wheel(tmp_path, "second", "1.0")
+    with pytest.raises(KeaError, match="the unpacking process ended"):
+        cache.unpack_local_wheel(second)
+    archives = [p.name for p in (cache.root / ARCHIVE).iterdir() if p.name != ".locks"]
+    assert len(archives) == 1  # the first wheel's; no temporary directory of the second
+    cache.unpack_local_wheel(second)  # a new worker
+    assert len([p for p in (cache.root / ARCHIVE).iterdir() if p.name != ".locks"]) == 2
+
+
+def test_ctrl_c_does_not_stop_a_worker(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(1)
+    u.unpack(wheel, _target(tmp_path, "a"), wheel.name)
+    (worker,) = u._idle
+    os.kill(worker.proc.pid, signal.SIGINT)
+    assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
+    assert worker.proc.poll() is None
+    u.close()
+
+
+def test_the_working_directory_cannot_shadow_a_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = tmp_path / "cwd"
+    here.mkdir()
+    (here / "json.py").write_text("raise SystemExit(7)\n")
+    (here / "zipfile.py").write_text("raise SystemExit(7)\n")
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    monkeypatch.chdir(here)
+    u = Unpacker(1)
+    assert u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+    u.close()
+
+
+def test_without_a_worker_the_calling_thread_unpacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(2)
+    assert u.unpack(wheel, _target(tmp_path, "a"), wheel.name) == "demo-1.0.dist-info"
+    assert u._broken and u._started == 0
+    assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
