@@ -6,6 +6,7 @@ import errno
 import os
 import signal
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,44 @@ def test_without_a_worker_the_calling_thread_unpacks(
     assert u.unpack(wheel, _target(tmp_path, "a"), wheel.name) == "demo-1.0.dist-info"
     assert u._broken and u._started == 0
     assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
+
+
+def test_a_large_wheel_is_split_across_free_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f"pkg/m{i:03}.py": f"V = {i}\n".encode() * (i + 1) for i in range(120)}
+    wheel = build_wheel(tmp_path, "big", "1.0", files=files)
+    assert unpacker.member_count(wheel) == 124  # + __init__, METADATA, WHEEL, RECORD
+    monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
+    u = Unpacker(2)
+    target = _target(tmp_path)
+    assert u.unpack(wheel, target, wheel.name) == "big-1.0.dist-info"
+    assert u._started == 2 and len(u._idle) == 2  # both took a part
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+        assert sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()) == (
+            sorted(names)
+        )
+        for name in names:
+            assert (target / name).read_bytes() == zf.read(name)
+    u.close()
+
+
+def test_a_bad_member_in_one_part_fails_the_wheel_after_every_part_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f"pkg/m{i:03}.py": f"V = {i}\n".encode() for i in range(120)}
+    wheel = build_wheel(tmp_path, "rec", "1.0", files=files, bad_record_hash="pkg/m119.py")
+    monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
+    u = Unpacker(2)
+    with pytest.raises(WheelError, match=r"'pkg/m119.py' does not match its RECORD hash"):
+        u.unpack(wheel, _target(tmp_path), wheel.name)
+    assert len(u._idle) == 2  # the wheel's fault: both workers stay
+    u.close()
+
+
+def test_a_zip_comment_hides_the_count_and_the_wheel_is_not_split(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    with zipfile.ZipFile(wheel, "a") as zf:
+        zf.comment = b"a comment"
+    assert unpacker.member_count(wheel) == 0

@@ -107,10 +107,20 @@ def read_record(filename: str, data: bytes) -> dict[str, tuple[str, str, int | N
     return out
 
 
-def unpack_wheel(wheel: Path, target: Path, filename: str | None = None) -> str:
+def unpack_wheel(
+    wheel: Path,
+    target: Path,
+    filename: str | None = None,
+    *,
+    part: tuple[int, int] = (0, 1),
+    threads: int | None = None,
+) -> str:
     """Unpack ``wheel`` into the (existing, empty) directory ``target``, verifying RECORD.
 
-    Returns the name of the ``.dist-info`` directory.
+    Returns the name of the ``.dist-info`` directory. With ``part=(k, n)``, every check is
+    made but only the k-th of every n members is written: n calls, one per part, write the
+    whole wheel (at the same time, from several processes). ``threads`` caps the threads
+    writing (``kea.cache.extract.WORKERS`` by default).
     """
     filename = filename or wheel.name
     try:
@@ -151,7 +161,9 @@ def unpack_wheel(wheel: Path, target: Path, filename: str | None = None) -> str:
 
         from kea.cache.extract import extract_members
 
-        extract_members(wheel, zf, target, list(paths.items()), record, filename)
+        k, n = part
+        members = list(paths.items())[k::n]
+        extract_members(wheel, zf, target, members, record, filename, threads=threads)
         return dist_info
 
 

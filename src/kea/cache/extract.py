@@ -140,18 +140,22 @@ def extract_members(
     members: Sequence[tuple[str, zipfile.ZipInfo]],
     record: Mapping[str, RecordEntry],
     filename: str,
+    *,
+    threads: int | None = None,
 ) -> None:
-    """Write every (path, info) of ``members`` under ``target``, verifying RECORD hashes.
+    """Write every (path, info) of ``members`` under ``target``, verifying RECORD hashes, on
+    up to ``threads`` threads.
 
     Paths are already checked to stay inside ``target``; files must not exist yet. The first
     failure (a ``WheelError``) stops the other threads and is raised; the caller removes
-    ``target``.
+    ``target``. Other processes may write other members of the same wheel into ``target`` at
+    the same time (``kea.cache.unpacker``): parent directories are made with ``exist_ok``.
     """
     root = str(target)
     parents = {f"{root}/{p.rpartition('/')[0]}" if "/" in p else root for p, _ in members}
     for parent in sorted(parents):
         os.makedirs(parent, exist_ok=True)
-    n = min(WORKERS, max(1, len(members) // PARALLEL_MIN))
+    n = min(WORKERS if threads is None else threads, max(1, len(members) // PARALLEL_MIN))
     groups = [list(members[i::n]) for i in range(n)]
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -171,13 +175,13 @@ def extract_members(
             stop.set()
             errors.append(e)
 
-    threads = [
+    others = [
         threading.Thread(target=work, args=(g,), name="kea-unpack", daemon=True) for g in groups[1:]
     ]
-    for t in threads:
+    for t in others:
         t.start()
     work(groups[0])
-    for t in threads:
+    for t in others:
         t.join()
     if errors:
         raise errors[0]

@@ -1,20 +1,23 @@
-"""Unpack wheels into the cache in worker processes, one wheel per worker at a time.
+"""Unpack wheels into the cache in worker processes.
 
 Unpacking is many small steps per member (read, inflate, hash, create, write, close), each of
-which releases and takes back the GIL. Run in threads of the installing process, they contend
-with each other and with the event loop that downloads: on two cores a cold jupyter install
-spent more time handing the GIL over than inflating. A worker process has a GIL of its own.
-Cold jupyter install from loopback to a journaled ext4, 2 runs each: "Prepared" 1.35-1.63 s
-with threads against 0.69-0.80 s with two workers.
+which releases and takes back the GIL. Run in threads of the installing process, they took
+turns with each other and with the event loop that downloads: a cold jupyter install made
+444,278 futex calls (strace), and on tmpfs one thread unpacked jedi faster (185 ms) than
+three (270-320 ms). A worker process has a GIL of its own. Cold jupyter install from loopback
+to a journaled ext4, 3 runs each: "Prepared" 1.36-1.60 s with threads, 0.66-0.74 s with two
+workers.
 
-``unpack(wheel, target, filename)`` blocks its calling thread until a worker has unpacked the
-wheel (``kea.cache.archive.unpack_wheel``, with every check it makes) into ``target``; its
-``WheelError`` is raised again here, message and hint intact. Workers start on first use, at
-most ``processes()`` of them, and stay for the rest of the run: each reads one request per
-line on its stdin and ends at end of file, which comes when kea exits, however it exits. A
-worker ignores Ctrl-C, so an interrupted run lets the wheel in hand finish (or fail) whole and
-cleans up after it as it always did. Where no worker can be started, the wheel is unpacked in
-the calling thread.
+``unpack(wheel, target, filename)`` blocks its calling thread until the wheel is unpacked
+(``kea.cache.archive.unpack_wheel``, with every check it makes) into ``target``; a
+``WheelError`` is raised again here, message and hint intact, an ``OSError`` as the same
+``OSError``. A worker takes one wheel at a time, on one thread; a wheel of ``SPLIT_MIN``
+members or more is split across the workers free at that moment (jedi's 5,626 members:
+370-395 ms -> 186-242 ms on tmpfs). Workers start on first use, at most ``processes()`` of
+them, and stay for the rest of the run: each reads one request per line on its stdin and
+ends at end of file, which comes when kea exits, however it exits. A worker ignores Ctrl-C,
+so an interrupted run lets the wheel in hand finish (or fail) whole and cleans up after it as
+it always did. Where no worker can be started, the wheel is unpacked in the calling thread.
 """
 
 from __future__ import annotations
@@ -30,6 +33,21 @@ from typing import IO
 from kea.errors import KeaError
 
 _MAX = 4  # beyond this, the downloads rather than the unpacking set the pace
+SPLIT_MIN = 1000  # members: a wheel this large is split across the workers free at the time
+
+
+def member_count(path: Path) -> int:
+    """The number of members a zip's end record announces; 0 when it is not at the very end
+    (a zip comment, zip64), which only means the wheel is not split."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-22, os.SEEK_END)
+            tail = f.read(22)
+    except OSError:
+        return 0
+    if len(tail) != 22 or tail[:4] != b"PK\x05\x06":
+        return 0
+    return int.from_bytes(tail[10:12], "little")
 
 
 def processes() -> int:
@@ -60,21 +78,24 @@ class _Worker:
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = self.proc.stdout
 
-    def unpack(self, wheel: Path, target: Path, filename: str) -> str:
-        request = json.dumps([os.fspath(wheel), os.fspath(target), filename])
+    def send(self, wheel: Path, target: Path, filename: str, part: tuple[int, int]) -> bool:
+        """Hand the worker its request; False when it is gone."""
+        request = json.dumps([os.fspath(wheel), os.fspath(target), filename, *part])
         try:
             self.stdin.write(request.encode("utf-8", "surrogateescape") + b"\n")
             self.stdin.flush()
+        except OSError:
+            return False
+        return True
+
+    def receive(self, filename: str) -> str:
+        """The worker's answer to the request sent: the dist-info name, or what it raised."""
+        try:
             line = self.stdout.readline()
         except OSError:
             line = b""
         if not line:
-            code = self.proc.poll()
-            raise KeaError(
-                f"cannot unpack {filename}: the unpacking process ended"
-                + (f" (exit status {code})" if code is not None else ""),
-                hint="run the command again; if this happens again, report it as a bug in kea",
-            )
+            raise self.ended(filename)
         reply = json.loads(line)
         if reply[0] == "ok":
             return str(reply[1])
@@ -85,6 +106,17 @@ class _Worker:
         if reply[0] == "os":  # as the calling thread would have met it (disk full...)
             raise OSError(reply[1], reply[2], reply[3])
         raise KeaError(f"cannot unpack {filename}: {reply[1]}", hint=reply[2])
+
+    def ended(self, filename: str) -> KeaError:
+        try:
+            code: int | None = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None
+        return KeaError(
+            f"cannot unpack {filename}: the unpacking process ended"
+            + (f" (exit status {code})" if code is not None else ""),
+            hint="run the command again; if this happens again, report it as a bug in kea",
+        )
 
     def close(self) -> None:
         try:
@@ -104,23 +136,41 @@ class Unpacker:
         self._cond = threading.Condition()
 
     def unpack(self, wheel: Path, target: Path, filename: str) -> str:
-        worker = self._acquire()
-        if worker is None:
+        first = self._acquire(wait=True)
+        if first is None:
             from kea.cache.archive import unpack_wheel
 
             return unpack_wheel(wheel, target, filename)
-        healthy = False
-        try:
-            result = worker.unpack(wheel, target, filename)
-            healthy = True
-            return result
-        except (KeaError, OSError):
-            healthy = worker.proc.poll() is None  # the wheel's or the disk's fault
-            raise
-        finally:
-            self._release(worker, healthy)
+        workers = [first]
+        if self.limit > 1 and member_count(wheel) >= SPLIT_MIN:
+            while len(workers) < self.limit:  # only workers that are free now
+                more = self._acquire(wait=False)
+                if more is None:
+                    break
+                workers.append(more)
+        n = len(workers)
+        sent = [w.send(wheel, target, filename, (k, n)) for k, w in enumerate(workers)]
+        results: list[str] = []
+        errors: list[BaseException] = []
+        for worker, ok in zip(workers, sent, strict=True):
+            healthy = False
+            try:  # every part is waited for: none may still be writing when the caller cleans up
+                if not ok:
+                    raise worker.ended(filename)
+                results.append(worker.receive(filename))
+                healthy = True
+            except (KeaError, OSError) as e:
+                errors.append(e)
+                healthy = worker.proc.poll() is None  # the wheel's or the disk's fault
+            finally:
+                self._release(worker, healthy)
+        if errors:
+            raise errors[0]
+        return results[0]
 
-    def _acquire(self) -> _Worker | None:
+    def _acquire(self, *, wait: bool) -> _Worker | None:
+        """An idle worker, else a new one if there is room; else wait for one (``wait``) or
+        None. None also when no worker can be started: the caller unpacks by itself."""
         with self._cond:
             while True:
                 if self._idle:
@@ -130,6 +180,8 @@ class Unpacker:
                 if self._started < self.limit:
                     self._started += 1
                     break
+                if not wait:
+                    return None
                 self._cond.wait()
         try:
             return _Worker()  # started outside the lock: other threads may take idle ones
@@ -194,10 +246,13 @@ def _serve() -> None:
 
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
-        wheel, target, filename = json.loads(line.decode("utf-8", "surrogateescape"))
+        wheel, target, filename, k, n = json.loads(line.decode("utf-8", "surrogateescape"))
         reply: list[object]
         try:
-            reply = ["ok", unpack_wheel(Path(wheel), Path(target), filename)]
+            # One thread: the threads of one process would take turns with the GIL; the other
+            # workers are the parallelism (a large wheel is split across them).
+            dist_info = unpack_wheel(Path(wheel), Path(target), filename, part=(k, n), threads=1)
+            reply = ["ok", dist_info]
         except WheelError as e:
             reply = ["wheel", e.message, e.hint]
         except KeaError as e:
