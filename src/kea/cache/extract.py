@@ -22,7 +22,7 @@ import deflate
 
 from kea.cache.archive import WheelError
 
-SMALL = 1 << 20  # members up to this size are read whole
+SMALL = 8 << 20  # members up to this size are read whole (and inflated by libdeflate)
 CHUNK = 1 << 16
 PARALLEL_MIN = 64  # members before a second thread pays off
 WORKERS = 3
