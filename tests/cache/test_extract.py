@@ -35,11 +35,23 @@ def test_member_above_the_raw_limit_is_streamed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(extract, "SMALL", 100)  # every padded module is "large"
+    monkeypatch.setattr(extract, "SMALL_SHARED", 100)
     whl = build_wheel(tmp_path, "big", "1.0", padding=300_000)
-    target = tmp_path / "out"
-    target.mkdir()
-    unpack_wheel(whl, target)
-    _unpacked_equals_zip(whl, target)
+    streamed: list[str] = []
+    real_open = zipfile.ZipFile.open
+
+    def spy(self: zipfile.ZipFile, name: object, *args: object, **kwargs: object) -> object:
+        streamed.append(getattr(name, "filename", name))  # type: ignore[arg-type]
+        return real_open(self, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    for threads in (None, 1):  # in this process; as a worker process unpacks
+        target = tmp_path / f"out-{threads}"
+        target.mkdir()
+        streamed.clear()
+        unpack_wheel(whl, target, threads=threads)
+        _unpacked_equals_zip(whl, target)
+        assert any(n.startswith("big/") for n in streamed), threads
 
 
 def _flip_byte_in(whl: Path, member: str) -> Path:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import signal
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,36 +66,73 @@ def test_a_disk_error_comes_back_as_the_same_oserror(tmp_path: Path) -> None:
     u.close()
 
 
-def test_a_killed_worker_fails_one_wheel_and_is_replaced(tmp_path: Path) -> None:
+def test_a_worker_that_died_while_idle_is_replaced_without_failing_a_wheel(
+    tmp_path: Path,
+) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
     u = Unpacker(1)
     u.unpack(wheel, _target(tmp_path, "a"), wheel.name)
     (worker,) = u._idle
     worker.proc.kill()
     worker.proc.wait()
-    with pytest.raises(KeaError, match=r"cannot unpack demo-1\.0-py3-none-any\.whl: the unpacking "
-                       r"process ended \(exit status -9\)"):  # fmt: skip
-        u.unpack(wheel, _target(tmp_path, "b"), wheel.name)
-    assert u._idle == [] and u._started == 0
-    assert u.unpack(wheel, _target(tmp_path, "c"), wheel.name) == "demo-1.0.dist-info"
+    assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
+    (again,) = u._idle
+    assert again is not worker and u._started == 1
     u.close()
 
 
-def test_through_the_cache_a_dead_worker_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_a_worker_that_dies_on_a_wheel_fails_it_and_is_replaced(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(1)
+    worker = u._acquire(wait=True)
+    assert worker is not None
+    assert worker.send(wheel, _target(tmp_path, "a"), wheel.name, (0, 1))
+    worker.proc.kill()  # while (or after) it unpacks, before its answer is read
+    with pytest.raises(KeaError, match=r"cannot unpack demo-1\.0-py3-none-any\.whl: the unpacking "
+                       r"process ended$") as e:  # fmt: skip
+        worker.receive(wheel.name)
+    assert e.value.hint and "run the command again" in e.value.hint
+    u._release(worker, healthy=False)
+    assert u._started == 0
+    assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
+    u.close()
+
+
+def test_an_answer_kea_cannot_read_stops_the_worker(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(1)
+    worker = u._acquire(wait=True)
+    assert worker is not None
+    worker.stdout = io.BytesIO(b"Traceback (most recent call last):\n")
+    with pytest.raises(KeaError, match="the unpacking process answered what kea cannot read"):
+        worker.receive(wheel.name)
+    assert worker.proc.returncode is not None  # stopped: it writes nothing more
+    u._release(worker, healthy=False)
+    u.close()
+
+
+def test_through_the_cache_a_worker_dying_midway_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(unpacker, "_SHARED", Unpacker(1))
     cache = Cache(tmp_path / "cache")
-    first = build_wheel(tmp_path, "first", "1.0")
-    cache.unpack_local_wheel(first)
-    assert unpacker._SHARED is not None
-    for worker in list(unpacker._SHARED._idle):
-        worker.proc.kill()
-        worker.proc.wait()
-    second = build_wheel(tmp_path, "second", "1.0")
+    files = {f"pkg/m{i:03}.py": b"x = 1\n" * 200 for i in range(200)}
+    wheel = build_wheel(tmp_path, "midway", "1.0", files=files)
+    real_send = unpacker._Worker.send
+
+    def send_then_die(self: unpacker._Worker, *args: Any) -> bool:
+        sent = real_send(self, *args)
+        self.proc.kill()  # with its request in hand: it may have written some files
+        return sent
+
+    monkeypatch.setattr(unpacker._Worker, "send", send_then_die)
     with pytest.raises(KeaError, match="the unpacking process ended"):
-        cache.unpack_local_wheel(second)
-    archives = [p.name for p in (cache.root / ARCHIVE).iterdir() if p.name != ".locks"]
-    assert len(archives) == 1  # the first wheel's; no temporary directory of the second
-    cache.unpack_local_wheel(second)  # a new worker
-    assert len([p for p in (cache.root / ARCHIVE).iterdir() if p.name != ".locks"]) == 2
+        cache.unpack_local_wheel(wheel)
+    assert [p.name for p in (cache.root / ARCHIVE).iterdir() if p.name != ".locks"] == []
+    monkeypatch.setattr(unpacker._Worker, "send", real_send)
+    cache.unpack_local_wheel(wheel)  # a new worker
+    assert len([p for p in (cache.root / ARCHIVE).iterdir() if p.name != ".locks"]) == 1
+    unpacker._SHARED.close()
 
 
 def test_ctrl_c_does_not_stop_a_worker(tmp_path: Path) -> None:
@@ -101,10 +140,43 @@ def test_ctrl_c_does_not_stop_a_worker(tmp_path: Path) -> None:
     u = Unpacker(1)
     u.unpack(wheel, _target(tmp_path, "a"), wheel.name)
     (worker,) = u._idle
-    os.kill(worker.proc.pid, signal.SIGINT)
+    # A Ctrl-C at the terminal goes to kea's process group, which the worker is not in ...
+    assert os.getpgid(worker.proc.pid) == worker.proc.pid != os.getpgid(0)
+    os.kill(worker.proc.pid, signal.SIGINT)  # ... and one sent to it anyway is ignored.
     assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
     assert worker.proc.poll() is None
     u.close()
+
+
+def _sitecustomize(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(code)
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(site) + (os.pathsep + path if path else ""))
+
+
+def test_output_while_a_worker_starts_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sitecustomize(tmp_path, monkeypatch, "print('noise', end='')\nprint('more noise')\n")
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(1)
+    assert u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+    assert u._started == 1 and not u._broken
+    u.close()
+
+
+def test_a_worker_that_cannot_start_leaves_the_unpacking_to_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sitecustomize(tmp_path, monkeypatch, "import os\nos._exit(3)\n")
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(2)
+    assert u.unpack(wheel, _target(tmp_path, "a"), wheel.name) == "demo-1.0.dist-info"
+    assert u._broken and u._started == 0
+    assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
+    assert (tmp_path / "b" / "demo-1.0.dist-info" / "RECORD").is_file()
 
 
 def test_the_working_directory_cannot_shadow_a_module(
@@ -166,8 +238,25 @@ def test_a_bad_member_in_one_part_fails_the_wheel_after_every_part_ends(
     u.close()
 
 
-def test_a_zip_comment_hides_the_count_and_the_wheel_is_not_split(tmp_path: Path) -> None:
+def test_a_zip_comment_hides_the_count_and_the_wheel_is_not_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
     with zipfile.ZipFile(wheel, "a") as zf:
         zf.comment = b"a comment"
     assert unpacker.member_count(wheel) == 0
+    monkeypatch.setattr(unpacker, "SPLIT_MIN", 1)
+    u = Unpacker(2)
+    assert u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+    assert u._started == 1  # one worker did it all
+    u.close()
+
+
+def test_without_an_interpreter_to_start_the_caller_unpacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", "")
+    monkeypatch.setattr(unpacker, "_SHARED", None)
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    assert unpacker.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+    assert unpacker._SHARED is not None and unpacker._SHARED._broken

@@ -23,6 +23,7 @@ import deflate
 from kea.cache.archive import WheelError
 
 SMALL = 8 << 20  # members up to this size are read whole (and inflated by libdeflate)
+SMALL_SHARED = 1 << 20  # the same where several threads unpack at once: memory stays bounded
 CHUNK = 1 << 16
 PARALLEL_MIN = 64  # members before a second thread pays off
 WORKERS = 3
@@ -108,10 +109,11 @@ def _extract_one(
     info: zipfile.ZipInfo,
     entry: RecordEntry,
     filename: str,
+    small: int = SMALL,
 ) -> None:
     dest = f"{root}/{path}"  # path is normal (check_member_path): no empty, "." or ".." part
     try:
-        data = _raw_member(fp, info) if info.file_size <= SMALL else None
+        data = _raw_member(fp, info) if info.file_size <= small else None
         if data is not None:
             _write_new(dest, data)
             digest = hashlib.new(entry[0], data).digest() if entry else None
@@ -156,6 +158,7 @@ def extract_members(
     for parent in sorted(parents):
         os.makedirs(parent, exist_ok=True)
     n = min(WORKERS if threads is None else threads, max(1, len(members) // PARALLEL_MIN))
+    small = SMALL if n == 1 and threads == 1 else SMALL_SHARED
     groups = [list(members[i::n]) for i in range(n)]
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -170,7 +173,7 @@ def extract_members(
                 for path, info in group:
                     if stop.is_set():
                         return
-                    _extract_one(zf, fp, root, path, info, record.get(path), filename)
+                    _extract_one(zf, fp, root, path, info, record.get(path), filename, small)
         except BaseException as e:
             stop.set()
             errors.append(e)

@@ -14,15 +14,21 @@ workers.
 ``OSError``. A worker takes one wheel at a time, on one thread; a wheel of ``SPLIT_MIN``
 members or more is split across the workers free at that moment (jedi's 5,626 members:
 370-395 ms -> 186-242 ms on tmpfs). Workers start on first use, at most ``processes()`` of
-them, and stay for the rest of the run: each reads one request per line on its stdin and
-ends at end of file, which comes when kea exits, however it exits. A worker ignores Ctrl-C,
-so an interrupted run lets the wheel in hand finish (or fail) whole and cleans up after it as
-it always did. Where no worker can be started, the wheel is unpacked in the calling thread.
+them, and stay for the rest of the run: each says it is ready on its stdout (what the
+interpreter printed before that is skipped), then reads one request per line on its stdin and
+answers on a copy of its stdout (stdout itself then leads nowhere), and ends at end of file,
+which comes when kea exits, however it exits. Workers are in a process group of their own and
+ignore Ctrl-C: an interrupted kea stops the workers still busy for it before it cleans up.
+A worker that ends while idle is replaced; one that ends (or answers nonsense) while it
+unpacks fails that wheel, with a hint. Where no worker can be started, or one ends before it
+is ready (kea importable only from the working directory, say), wheels are unpacked in the
+calling thread.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -31,6 +37,8 @@ from pathlib import Path
 from typing import IO
 
 from kea.errors import KeaError
+
+log = logging.getLogger("kea.cache")
 
 _MAX = 4  # beyond this, the downloads rather than the unpacking set the pace
 SPLIT_MIN = 1000  # members: a wheel this large is split across the workers free at the time
@@ -59,11 +67,15 @@ def processes() -> int:
     return max(1, min(_MAX, cores))
 
 
+_READY = b"kea-unpacker ready\n"
+
+
 class _Worker:
     def __init__(self) -> None:
-        # -P: the working directory must not shadow modules; the interpreter's isolation flags
-        # carry over.
-        flags = ["-P"]
+        # -P: the working directory must not shadow modules. The interpreter's isolation flags
+        # and UTF-8 mode carry over (paths travel as text). process_group=0: a Ctrl-C at the
+        # terminal reaches kea alone; a worker ends when kea closes its input.
+        flags = ["-P", "-X", f"utf8={sys.flags.utf8_mode}"]
         flags += ["-I"] if sys.flags.isolated else []
         flags += ["-E"] if sys.flags.ignore_environment and not sys.flags.isolated else []
         flags += ["-s"] if sys.flags.no_user_site and not sys.flags.isolated else []
@@ -73,13 +85,28 @@ class _Worker:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             close_fds=True,
+            process_group=0,
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = self.proc.stdout
 
+    def wait_ready(self) -> bool:
+        """Skip what the interpreter printed while starting (a ``sitecustomize``, a ``.pth``
+        file) up to the worker's ready line; False when it ended first (kea not importable
+        without the working directory, say)."""
+        while True:
+            try:
+                line = self.stdout.readline()
+            except OSError:
+                return False
+            if not line:
+                return False
+            if line.endswith(_READY):
+                return True
+
     def send(self, wheel: Path, target: Path, filename: str, part: tuple[int, int]) -> bool:
-        """Hand the worker its request; False when it is gone."""
+        """Hand the worker its request; False when it is gone (it read nothing)."""
         request = json.dumps([os.fspath(wheel), os.fspath(target), filename, *part])
         try:
             self.stdin.write(request.encode("utf-8", "surrogateescape") + b"\n")
@@ -95,28 +122,40 @@ class _Worker:
         except OSError:
             line = b""
         if not line:
-            raise self.ended(filename)
-        reply = json.loads(line)
-        if reply[0] == "ok":
-            return str(reply[1])
-        from kea.cache.archive import WheelError
-
-        if reply[0] == "wheel":
-            raise WheelError(reply[1], hint=reply[2])
-        if reply[0] == "os":  # as the calling thread would have met it (disk full...)
-            raise OSError(reply[1], reply[2], reply[3])
-        raise KeaError(f"cannot unpack {filename}: {reply[1]}", hint=reply[2])
-
-    def ended(self, filename: str) -> KeaError:
+            raise self._failed(filename, "ended")
         try:
-            code: int | None = self.proc.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            code = None
+            kind, *rest = json.loads(line)
+            if kind == "ok":
+                return str(rest[0])
+            if kind == "wheel":
+                from kea.cache.archive import WheelError
+
+                error: Exception = WheelError(str(rest[0]), hint=rest[1])
+            elif kind == "os":  # as the calling thread would have met it (disk full...)
+                error = OSError(rest[0], rest[1], rest[2])
+            else:
+                error = KeaError(f"cannot unpack {filename}: {rest[0]}", hint=rest[1])
+        except (ValueError, TypeError, IndexError):
+            raise self._failed(filename, "answered what kea cannot read") from None
+        raise error
+
+    def _failed(self, filename: str, what: str) -> KeaError:
+        """The worker is not to be trusted further: it is stopped (so it writes nothing more)
+        and the wheel fails."""
+        self.kill()
+        code = self.proc.returncode
         return KeaError(
-            f"cannot unpack {filename}: the unpacking process ended"
-            + (f" (exit status {code})" if code is not None else ""),
+            f"cannot unpack {filename}: the unpacking process {what}"
+            + (f" (exit status {code})" if code is not None and code > 0 else ""),
             hint="run the command again; if this happens again, report it as a bug in kea",
         )
+
+    def kill(self) -> None:
+        """Stop the worker and wait for it, so nothing of it is still running."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.close()
 
     def close(self) -> None:
         try:
@@ -126,20 +165,21 @@ class _Worker:
 
 
 class Unpacker:
-    """Up to ``limit`` workers, each lent to one calling thread at a time."""
+    """Up to ``limit`` workers, each lent to one calling thread at a time. ``broken``: no
+    worker is started, every wheel is unpacked in the calling thread."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, broken: bool = False) -> None:
         self.limit = limit
         self._idle: list[_Worker] = []
         self._started = 0
-        self._broken = False  # a worker could not be started: unpack in the calling thread
+        self._broken = broken  # also set once a worker could not start
         self._cond = threading.Condition()
 
     def unpack(self, wheel: Path, target: Path, filename: str) -> str:
+        from kea.cache.archive import unpack_wheel
+
         first = self._acquire(wait=True)
         if first is None:
-            from kea.cache.archive import unpack_wheel
-
             return unpack_wheel(wheel, target, filename)
         workers = [first]
         if self.limit > 1 and member_count(wheel) >= SPLIT_MIN:
@@ -149,21 +189,39 @@ class Unpacker:
                     break
                 workers.append(more)
         n = len(workers)
-        sent = [w.send(wheel, target, filename, (k, n)) for k, w in enumerate(workers)]
+        pending: list[_Worker] = []
+        here: list[int] = []
+        for k, worker in enumerate(workers):
+            if worker.send(wheel, target, filename, (k, n)):
+                pending.append(worker)
+            else:  # it died while idle and read nothing: that part is done here instead
+                worker.kill()
+                self._release(worker, healthy=False)
+                here.append(k)
         results: list[str] = []
         errors: list[BaseException] = []
-        for worker, ok in zip(workers, sent, strict=True):
-            healthy = False
-            try:  # every part is waited for: none may still be writing when the caller cleans up
-                if not ok:
-                    raise worker.ended(filename)
-                results.append(worker.receive(filename))
-                healthy = True
-            except (KeaError, OSError) as e:
-                errors.append(e)
-                healthy = worker.proc.poll() is None  # the wheel's or the disk's fault
-            finally:
-                self._release(worker, healthy)
+        try:
+            for k in here:
+                try:
+                    results.append(unpack_wheel(wheel, target, filename, part=(k, n)))
+                except (KeaError, OSError) as e:
+                    errors.append(e)
+            while pending:  # every part is waited for: none may still be writing afterwards
+                worker = pending.pop(0)
+                healthy = False
+                try:
+                    results.append(worker.receive(filename))
+                    healthy = True
+                except (KeaError, OSError) as e:
+                    errors.append(e)
+                    healthy = worker.proc.poll() is None  # the wheel's or the disk's fault
+                finally:
+                    self._release(worker, healthy)
+        except BaseException:
+            for worker in pending:  # interrupted: the parts still running are stopped
+                worker.kill()
+                self._release(worker, healthy=False)
+            raise
         if errors:
             raise errors[0]
         return results[0]
@@ -173,8 +231,11 @@ class Unpacker:
         None. None also when no worker can be started: the caller unpacks by itself."""
         with self._cond:
             while True:
-                if self._idle:
-                    return self._idle.pop()
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.proc.poll() is None:
+                        return worker
+                    self._started -= 1  # it died while idle
                 if self._broken:
                     return None
                 if self._started < self.limit:
@@ -183,14 +244,21 @@ class Unpacker:
                 if not wait:
                     return None
                 self._cond.wait()
-        try:
-            return _Worker()  # started outside the lock: other threads may take idle ones
+        new: _Worker | None = None
+        try:  # started outside the lock: other threads may take idle ones meanwhile
+            new = _Worker()
+            if new.wait_ready():
+                return new
         except OSError:
-            with self._cond:
-                self._started -= 1
-                self._broken = True
-                self._cond.notify_all()
-            return None
+            pass
+        if new is not None:
+            new.kill()
+        log.debug("no unpacking process could be started: wheels are unpacked in this one")
+        with self._cond:
+            self._started -= 1
+            self._broken = True
+            self._cond.notify_all()
+        return None
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         with self._cond:
@@ -225,13 +293,9 @@ def unpack(wheel: Path, target: Path, filename: str) -> str:
     global _SHARED
     with _SHARED_LOCK:
         if _SHARED is None:
-            if not sys.executable:
-                from kea.cache.archive import unpack_wheel
-
-                return unpack_wheel(wheel, target, filename)
             import atexit
 
-            _SHARED = Unpacker(processes())
+            _SHARED = Unpacker(processes(), broken=not sys.executable)
             atexit.register(_SHARED.close)
         shared = _SHARED
     return shared.unpack(wheel, target, filename)
@@ -244,7 +308,14 @@ def _serve() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the installing process decides about Ctrl-C
     from kea.cache.archive import WheelError, unpack_wheel
 
-    out = sys.stdout.buffer
+    # Replies go to a copy of stdout; stdout itself now leads nowhere, so that nothing printed
+    # from here on can come between them.
+    out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    out.write(_READY)
+    out.flush()
     for line in sys.stdin.buffer:
         wheel, target, filename, k, n = json.loads(line.decode("utf-8", "surrogateescape"))
         reply: list[object]
