@@ -260,3 +260,32 @@ def test_without_an_interpreter_to_start_the_caller_unpacks(
     wheel = build_wheel(tmp_path, "demo", "1.0")
     assert unpacker.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
     assert unpacker._SHARED is not None and unpacker._SHARED._broken
+
+
+def test_an_interruption_stops_every_worker_still_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f"pkg/m{i:03}.py": b"x = 1\n" * 100 for i in range(120)}
+    wheel = build_wheel(tmp_path, "stopped", "1.0", files=files)
+    monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
+    u = Unpacker(2)
+    lent: list[unpacker._Worker] = []
+    real_acquire = u._acquire
+
+    def acquire(*, wait: bool) -> unpacker._Worker | None:
+        worker = real_acquire(wait=wait)
+        if worker is not None:
+            lent.append(worker)
+        return worker
+
+    def interrupted(self: unpacker._Worker, filename: str) -> str:
+        raise KeyboardInterrupt  # as Ctrl-C lands in the thread waiting for the answer
+
+    monkeypatch.setattr(u, "_acquire", acquire)
+    monkeypatch.setattr(unpacker._Worker, "receive", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        u.unpack(wheel, _target(tmp_path), wheel.name)
+    # Both parts' workers are stopped: the one interrupted and the one not yet waited for.
+    assert len(lent) == 2
+    assert all(w.proc.returncode is not None for w in lent)
+    assert u._started == 0 and u._idle == []

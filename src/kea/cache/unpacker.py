@@ -216,6 +216,8 @@ class Unpacker:
                     errors.append(e)
                     healthy = worker.proc.poll() is None  # the wheel's or the disk's fault
                 finally:
+                    if not healthy:  # dead already, or interrupted while it still writes
+                        worker.kill()
                     self._release(worker, healthy)
         except BaseException:
             for worker in pending:  # interrupted: the parts still running are stopped
