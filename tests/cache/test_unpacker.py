@@ -7,6 +7,7 @@ import io
 import os
 import signal
 import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -289,3 +290,21 @@ def test_an_interruption_stops_every_worker_still_writing(
     assert len(lent) == 2
     assert all(w.proc.returncode is not None for w in lent)
     assert u._started == 0 and u._idle == []
+
+
+def test_prestarted_workers_wait_ready_in_the_pool(tmp_path: Path) -> None:
+    u = Unpacker(2)
+    u.prestart()
+    deadline = time.monotonic() + 30
+    while len(u._idle) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(u._idle) == 2 and u._started == 2
+    ready = list(u._idle)
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    assert u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+    assert u._started == 2 and sorted(map(id, u._idle)) == sorted(map(id, ready))
+    u.close()
+    broken = Unpacker(2, broken=True)
+    broken.prestart()
+    time.sleep(0.05)
+    assert broken._started == 0 and broken._idle == []

@@ -236,6 +236,9 @@ class Cache:
         tmp = tmp_dir / f"{TMP_PREFIX}{os.urandom(16).hex()}.whl"
         from kea.cache.archive import hashers_for, verify_hashes
         from kea.cache.spool import WriteFailed, spool
+        from kea.cache.unpacker import prestart
+
+        prestart()  # the unpacking workers start while this wheel downloads
 
         try:
             try:

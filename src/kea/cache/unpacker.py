@@ -246,8 +246,13 @@ class Unpacker:
                 if not wait:
                     return None
                 self._cond.wait()
+        return self._spawn()  # outside the lock: other threads may take idle ones meanwhile
+
+    def _spawn(self) -> _Worker | None:
+        """A new worker, ready, for a slot already counted in ``_started``; None (and the
+        slot given back, the unpacker broken) when none can be started."""
         new: _Worker | None = None
-        try:  # started outside the lock: other threads may take idle ones meanwhile
+        try:
             new = _Worker()
             if new.wait_ready():
                 return new
@@ -261,6 +266,24 @@ class Unpacker:
             self._broken = True
             self._cond.notify_all()
         return None
+
+    def prestart(self) -> None:
+        """Start the workers in the background, each put in the pool once it is ready: the
+        caller knows wheels are coming (a download has begun), and a worker takes about
+        40 ms to start."""
+
+        def start() -> None:
+            while True:
+                with self._cond:
+                    if self._broken or self._started >= self.limit:
+                        return
+                    self._started += 1
+                worker = self._spawn()
+                if worker is None:
+                    return
+                self._release(worker, healthy=True)
+
+        threading.Thread(target=start, name="kea-unpacker-start", daemon=True).start()
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         with self._cond:
@@ -289,9 +312,7 @@ _SHARED: Unpacker | None = None
 _SHARED_LOCK = threading.Lock()
 
 
-def unpack(wheel: Path, target: Path, filename: str) -> str:
-    """Unpack ``wheel`` into the existing, empty ``target`` in a worker process; returns the
-    name of its ``.dist-info`` directory. Raises what ``unpack_wheel`` raises."""
+def _shared() -> Unpacker:
     global _SHARED
     with _SHARED_LOCK:
         if _SHARED is None:
@@ -299,8 +320,24 @@ def unpack(wheel: Path, target: Path, filename: str) -> str:
 
             _SHARED = Unpacker(processes(), broken=not sys.executable)
             atexit.register(_SHARED.close)
-        shared = _SHARED
-    return shared.unpack(wheel, target, filename)
+        return _SHARED
+
+
+_PRESTARTED = False
+
+
+def prestart() -> None:
+    """Have the workers start now (once per run), while a first wheel downloads."""
+    global _PRESTARTED
+    if not _PRESTARTED:
+        _PRESTARTED = True
+        _shared().prestart()
+
+
+def unpack(wheel: Path, target: Path, filename: str) -> str:
+    """Unpack ``wheel`` into the existing, empty ``target`` in a worker process; returns the
+    name of its ``.dist-info`` directory. Raises what ``unpack_wheel`` raises."""
+    return _shared().unpack(wheel, target, filename)
 
 
 def _serve() -> None:
