@@ -32,30 +32,34 @@ def test_unknown_command_is_usage_error() -> None:
     assert "Traceback" not in out.stderr
 
 
-# Runs the console script's main() (argv from sys.argv) and reports the GC thresholds it left:
+# The console script's main() (argv from sys.argv), run after a probe has set up its report:
 # atexit handlers run before kea's quick exit.
+AS_CONSOLE_SCRIPT = "from kea.cli.main import main\nsys.argv = ['kea', *sys.argv[1:]]\nmain()\n"
+
+
+def _last_line_of(probe: str, *args: str) -> str:
+    """The last line a probe printed, once the kea command it ran with ``args`` succeeded."""
+    out = subprocess.run([sys.executable, "-c", probe, *args],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()[-1]
+
+
+# Reports the GC thresholds the command left.
 GC_PROBE = (
     "import atexit, gc, os, sys\n"
     "atexit.register(lambda: os.write(1, repr(gc.get_threshold()).encode() + b'\\n'))\n"
-    "from kea.cli.main import main\n"
-    "sys.argv = ['kea', *sys.argv[1:]]\n"
-    "main()\n"
-)
+) + AS_CONSOLE_SCRIPT
 
 
 def test_short_lived_commands_raise_the_gc_threshold_serve_keeps_it() -> None:
     from kea.cli.main import GC_THRESHOLD
 
-    out = subprocess.run([sys.executable, "-c", GC_PROBE, "cache", "dir"],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[-1] == repr(GC_THRESHOLD)
-    serve = subprocess.run([sys.executable, "-c", GC_PROBE, "serve", "--help"],
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert serve.returncode == 0, serve.stderr
+    assert _last_line_of(GC_PROBE, "cache", "dir") == repr(GC_THRESHOLD)
     import gc
 
-    assert serve.stdout.splitlines()[-1] == repr(gc.get_threshold())  # this process: the default
+    # serve keeps what this process has: the default.
+    assert _last_line_of(GC_PROBE, "serve", "--help") == repr(gc.get_threshold())
 
 
 MSGSPEC_PROBE = (
@@ -69,14 +73,8 @@ MSGSPEC_PROBE = (
     '    s = msgspec.json.decode(b\'{"a": ["x"]}\', type=S)\n'
     "    os.write(1, f'{u._get_type_hints.__module__} {s.a}\\n'.encode())\n"
     "atexit.register(report)\n"
-    "from kea.cli.main import main\n"
-    "sys.argv = ['kea', *sys.argv[1:]]\n"
-    "main()\n"
-)
+) + AS_CONSOLE_SCRIPT
 
 
 def test_commands_import_msgspec_without_typing_extensions() -> None:
-    out = subprocess.run([sys.executable, "-c", MSGSPEC_PROBE, "cache", "dir"],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[-1] == "typing ['x']"
+    assert _last_line_of(MSGSPEC_PROBE, "cache", "dir") == "typing ['x']"

@@ -100,20 +100,28 @@ def test_record_mismatch_found_by_any_thread_stops_the_unpack(tmp_path: Path) ->
         unpack_wheel(whl, target)
 
 
+def _with_central_field(whl: Path, member: str, offset: int, value: int) -> Path:
+    """A copy of ``whl`` (in a ``bad/`` directory beside it) whose central directory header of
+    ``member`` has the 4-byte field at ``offset`` (16: CRC-32, 24: uncompressed size) set to
+    ``value``; the member's data is left as it is."""
+    data = bytearray(whl.read_bytes())
+    with zipfile.ZipFile(whl) as zf:
+        info = zf.getinfo(member)
+    name = member.encode()
+    pos = data.index(name, info.header_offset + 30 + len(name)) - 46
+    assert data[pos : pos + 4] == b"PK\x01\x02"
+    data[pos + offset : pos + offset + 4] = value.to_bytes(4, "little")
+    bad = whl.parent / "bad" / whl.name
+    bad.parent.mkdir()
+    bad.write_bytes(bytes(data))
+    return bad
+
+
 def test_declared_size_bounds_inflation(tmp_path: Path) -> None:
     # A member whose central directory under-states its size: the raw path inflates at most
     # size + 1 bytes and refuses it (no unbounded allocation).
     whl = build_wheel(tmp_path, "bomb", "1.0", files={"pkg/zeros.txt": b"\0" * 200_000})
-    data = bytearray(whl.read_bytes())
-    with zipfile.ZipFile(whl) as zf:
-        info = zf.getinfo("pkg/zeros.txt")
-    # Patch the uncompressed size (offset 24 in the central directory header) of this member.
-    pos = data.index(b"pkg/zeros.txt", info.header_offset + 30 + 13) - 46
-    assert data[pos : pos + 4] == b"PK\x01\x02"
-    data[pos + 24 : pos + 28] = (1000).to_bytes(4, "little")
-    bad = tmp_path / "bad" / whl.name
-    bad.parent.mkdir()
-    bad.write_bytes(bytes(data))
+    bad = _with_central_field(whl, "pkg/zeros.txt", 24, 1000)  # its uncompressed size
     target = tmp_path / "out"
     target.mkdir()
     with pytest.raises(WheelError, match=r"cannot extract 'pkg/zeros\.txt'"):
@@ -127,15 +135,7 @@ def test_central_directory_crc_or_overstated_size_is_refused(
     # The inflated bytes are intact; only the central directory's CRC-32 (offset 16) or
     # uncompressed size (24, one byte more than the stream holds) is wrong.
     whl = build_wheel(tmp_path, "crcfield", "1.0", files={"pkg/zeros.txt": b"\0" * 200_000})
-    data = bytearray(whl.read_bytes())
-    with zipfile.ZipFile(whl) as zf:
-        info = zf.getinfo("pkg/zeros.txt")
-    pos = data.index(b"pkg/zeros.txt", info.header_offset + 30 + 13) - 46
-    assert data[pos : pos + 4] == b"PK\x01\x02"
-    data[pos + field : pos + field + 4] = value.to_bytes(4, "little")
-    bad = tmp_path / "bad" / whl.name
-    bad.parent.mkdir()
-    bad.write_bytes(bytes(data))
+    bad = _with_central_field(whl, "pkg/zeros.txt", field, value)
     target = tmp_path / "out"
     target.mkdir()
     with pytest.raises(WheelError, match=r"cannot extract 'pkg/zeros\.txt'.*bad CRC-32 or size"):

@@ -67,6 +67,14 @@ def test_a_disk_error_comes_back_as_the_same_oserror(tmp_path: Path) -> None:
     u.close()
 
 
+def _lent_worker() -> tuple[Unpacker, unpacker._Worker]:
+    """A one-worker unpacker and its worker, lent to the test as to a calling thread."""
+    u = Unpacker(1)
+    worker = u._acquire(wait=True)
+    assert worker is not None
+    return u, worker
+
+
 def test_a_worker_that_died_while_idle_is_replaced_without_failing_a_wheel(
     tmp_path: Path,
 ) -> None:
@@ -84,9 +92,7 @@ def test_a_worker_that_died_while_idle_is_replaced_without_failing_a_wheel(
 
 def test_a_worker_that_dies_on_a_wheel_fails_it_and_is_replaced(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
-    u = Unpacker(1)
-    worker = u._acquire(wait=True)
-    assert worker is not None
+    u, worker = _lent_worker()
     assert worker.send(wheel, _target(tmp_path, "a"), wheel.name, (0, 1))
     worker.proc.kill()  # while (or after) it unpacks, before its answer is read
     with pytest.raises(KeaError, match=r"cannot unpack demo-1\.0-py3-none-any\.whl: the unpacking "
@@ -101,9 +107,7 @@ def test_a_worker_that_dies_on_a_wheel_fails_it_and_is_replaced(tmp_path: Path) 
 
 def test_an_answer_kea_cannot_read_stops_the_worker(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
-    u = Unpacker(1)
-    worker = u._acquire(wait=True)
-    assert worker is not None
+    u, worker = _lent_worker()
     worker.stdout = io.BytesIO(b"Traceback (most recent call last):\n")
     with pytest.raises(KeaError, match="the unpacking process answered what kea cannot read"):
         worker.receive(wheel.name)
