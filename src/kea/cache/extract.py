@@ -4,8 +4,9 @@
 module does the writing, fast: a small member is read raw from the zip (local header, one
 inflate by libdeflate bounded by its declared size, CRC-32 and size checked) and written with
 one ``os.write``; a large or unusual member (another compression, encryption) is streamed
-through ``zipfile``. Wheels with many members are split across threads: file creation, inflating and
-hashing all release the GIL, so the kernel's share of the work spreads over the cores.
+through ``zipfile``. In the installing process, wheels with many members are split across
+threads: file creation, inflating and hashing all release the GIL. The unpacking workers
+(``kea.cache.unpacker``) write on one thread each and split large wheels between them.
 """
 
 from __future__ import annotations
