@@ -110,7 +110,7 @@ def _extract_one(
     info: zipfile.ZipInfo,
     entry: RecordEntry,
     filename: str,
-    small: int = SMALL,
+    small: int,
 ) -> None:
     dest = f"{root}/{path}"  # path is normal (check_member_path): no empty, "." or ".." part
     try:
@@ -159,7 +159,7 @@ def extract_members(
     for parent in sorted(parents):
         os.makedirs(parent, exist_ok=True)
     n = min(WORKERS if threads is None else threads, max(1, len(members) // PARALLEL_MIN))
-    small = SMALL if n == 1 and threads == 1 else SMALL_SHARED
+    small = SMALL if threads == 1 else SMALL_SHARED  # one thread: a worker's only one
     groups = [list(members[i::n]) for i in range(n)]
     stop = threading.Event()
     errors: list[BaseException] = []
