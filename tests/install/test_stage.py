@@ -17,7 +17,7 @@ from kea.install.environment import resolve_target
 from kea.install.installer import installed_dists
 from kea.install.link import Linker
 from kea.install.plan import WantedDist
-from kea.install.stage import run_stages
+from kea.install.stage import _dir_tasks, run_stages
 from kea.install.wheel import plan_stage, read_wheel
 from tests.install.helpers import archive, install, py, site_packages, target_of
 
@@ -70,6 +70,28 @@ def test_large_wheel_is_staged_in_chunks_by_several_threads(tmp_path: Path, venv
         assert (staged / rel).read_text() == BIG[rel], rel
     assert (stage / "new" / "scripts" / "big-cli").is_file()
     assert (stage / "big-1.0.dist-info" / "INSTALLER").read_text() == "kea\n"
+
+
+def test_directories_are_created_by_subtree() -> None:
+    """Each pool task makes whole subtrees: a directory's parent is made first by the calling
+    thread, earlier in the same task, or already exists; a subtree larger than its share is
+    split below its root, so one large wheel still spreads over the threads."""
+    sp = "/v/lib/site-packages"
+    big = [f"{sp}/big"] + [f"{sp}/big/p{i}" for i in range(16)]
+    big += [f"{sp}/big/p{i}/q{j}" for i in range(16) for j in range(12)]
+    small = [f"{sp}/small", f"{sp}/small/sub", "/v/stage/new", "/v/stage/new/purelib"]
+    dirs = sorted(big + small, key=lambda d: d.count("/"))
+    first, tasks = _dir_tasks(dirs, 2)
+    made = first + [d for task in tasks for d in task]
+    assert sorted(made) == sorted(dirs)
+    assert first == [f"{sp}/big"]  # split below it: its 16 subtrees go to the pool
+    assert len(tasks) == 8 and all(tasks)
+    for task in tasks:
+        for i, d in enumerate(task):
+            parent = d.rpartition("/")[0]
+            assert parent in first or parent in task[:i] or parent not in dirs, d
+    sizes = sorted(len(t) for t in tasks)
+    assert sizes[-1] - sizes[0] <= 13  # packed evenly: subtrees of 13 directories at most
 
 
 def test_large_wheel_installs_whole(tmp_path: Path, venv: Path) -> None:
