@@ -80,7 +80,8 @@ class CachedIndex:
         entry = load_page(self.cache, index_url, name)
         if entry is None or not (self.offline or (entry.is_fresh() and not self.refreshed(name))):
             return entry, False
-        log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
+        if log.isEnabledFor(logging.DEBUG):  # redacting every page's URL for nothing cost ~1 ms
+            log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
         return entry, True
 
     def answer_pages(self, name: str) -> list[ProjectPage] | None:
