@@ -211,3 +211,65 @@ def test_packages_sharing_a_directory_are_merged_not_claimed(
     assert py(venv, "import ns.b; print(ns.b.B)") == "2"
     assert not (site_packages(venv) / "ns" / "a").exists()
     assert [p.name for p in (venv / "share" / "nsdemo").iterdir()] == ["b.txt"]
+
+
+def test_recovery_reads_the_per_package_layout_of_earlier_kea(tmp_path: Path, venv: Path) -> None:
+    """An earlier kea staged each package in ``.kea-staging/<txn>-<name>/`` with its own
+    ``journal``: one killed mid-commit is rolled back, one killed after committing is finished."""
+    from kea.install.transaction import recover
+
+    target = target_of(venv, tmp_path / "cache")
+    install(target, *_versions(2, tmp_path, "1.0"))
+    sp = site_packages(venv)
+    staging = sp / ".kea-staging"
+    # pkg000: its new top-level entry was claimed and made, its old dist-info moved to the trash
+    half = staging / "0123456789ab-pkg000"
+    (half / "trash").mkdir(parents=True)
+    (sp / "pkg000_extra").mkdir()
+    (sp / "pkg000-1.0.dist-info").rename(half / "trash" / "1")
+    ops = [["new", str(sp / "pkg000_extra")], ["mv", str(sp / "pkg000-1.0.dist-info"),
+           str(half / "trash" / "1")]]  # fmt: skip
+    (half / "journal").write_text("".join(json.dumps(op) + "\n" for op in ops))
+    # pkg001: committed; its trash still holds an old file, its module directory was emptied
+    done = staging / "0123456789ab-pkg001"
+    (done / "trash").mkdir(parents=True)
+    (sp / "gone").mkdir()
+    (done / "trash" / "1").write_text("old\n")
+    ops = [["mv", str(sp / "gone" / "old.py"), str(done / "trash" / "1")], ["committed"]]
+    (done / "journal").write_text("".join(json.dumps(op) + "\n" for op in ops))
+
+    assert recover(target) == 2
+    assert not staging.exists()
+    assert not (sp / "pkg000_extra").exists()
+    assert (sp / "pkg000-1.0.dist-info" / "RECORD").is_file()
+    assert not (sp / "gone").exists()  # left empty by the old version: pruned
+    assert _assert_consistent(venv, ["pkg000", "pkg001"]) == {"pkg000": "1.0", "pkg001": "1.0"}
+
+
+def test_recovery_of_a_run_rolls_back_and_finishes_package_by_package(
+    tmp_path: Path, venv: Path
+) -> None:
+    """One run's journal holds every package's lines: each is finished or rolled back on its
+    own, and everything the run staged goes with its directory."""
+    from kea.install.transaction import RUN_JOURNAL, recover
+
+    target = target_of(venv, tmp_path / "cache")
+    install(target, *_versions(2, tmp_path, "1.0"))
+    sp = site_packages(venv)
+    run = sp / ".kea-staging" / "fedcba987654"
+    (run / "pkg000.trash").mkdir(parents=True)
+    (run / "pkg000.new" / "purelib").mkdir(parents=True)
+    (run / "pkg000.trash" / "1").write_text("displaced\n")
+    (run / "pkg001-2.0.dist-info").mkdir()  # staged, never committed
+    (sp / "pkg001_extra").mkdir()
+    lines = [
+        ["pkg001", "new", str(sp / "pkg001_extra")],
+        ["pkg000", "mv", str(sp / "pkg000" / "stale.py"), str(run / "pkg000.trash" / "1")],
+        ["pkg000", "committed"],
+    ]
+    (run / RUN_JOURNAL).write_text("".join(json.dumps(op) + "\n" for op in lines) + '["pkg0')
+
+    assert recover(target) == 1
+    assert not (sp / ".kea-staging").exists()
+    assert not (sp / "pkg001_extra").exists()
+    assert _assert_consistent(venv, ["pkg000", "pkg001"]) == {"pkg000": "1.0", "pkg001": "1.0"}

@@ -65,10 +65,10 @@ def test_large_wheel_is_staged_in_chunks_by_several_threads(tmp_path: Path, venv
         run_stages([plan], Linker(), pool, 4)
     assert pool.tasks > 8  # directories at two depths, the links and the writes: split
     assert len(pool.threads) > 1
-    staged = stage / "new" / "purelib"
+    staged = stage / "big.new" / "purelib"
     for rel in BIG:
         assert (staged / rel).read_text() == BIG[rel], rel
-    assert (stage / "new" / "scripts" / "big-cli").is_file()
+    assert (stage / "big.new" / "scripts" / "big-cli").is_file()
     assert (stage / "big-1.0.dist-info" / "INSTALLER").read_text() == "kea\n"
 
 
@@ -79,7 +79,7 @@ def test_directories_are_created_by_subtree() -> None:
     sp = "/v/lib/site-packages"
     big = [f"{sp}/big"] + [f"{sp}/big/p{i}" for i in range(16)]
     big += [f"{sp}/big/p{i}/q{j}" for i in range(16) for j in range(12)]
-    small = [f"{sp}/small", f"{sp}/small/sub", "/v/stage/new", "/v/stage/new/purelib"]
+    small = [f"{sp}/small", f"{sp}/small/sub", "/v/stage/small.new", "/v/stage/small.new/purelib"]
     dirs = sorted(big + small, key=lambda d: d.count("/"))
     first, tasks = _dir_tasks(dirs, 2)
     made = first + [d for task in tasks for d in task]

@@ -83,7 +83,7 @@ def apply_plan(
                     claims = txn.open_package(layouts[i].name, candidates[i])
                     return plan_stage(
                         layouts[i],
-                        txn.package_dir(layouts[i].name),
+                        txn.stage_dir(),
                         scheme=target.scheme,
                         executable=python,
                         direct=claims,
@@ -112,7 +112,9 @@ def apply_plan(
             if old is not None:
                 report.removed.append((old.name, old.version))
             report.installed.append((s.display_name, s.version))
-        if len(cleanups) > 1:  # every package is new now; their staging dirs go in parallel
+        # Every package is new now: what they leave to remove (trash, emptied directories) goes
+        # in parallel.
+        if sum(c.removes for c in cleanups) > 1:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(Cleanup.run, cleanups))
         else:

@@ -8,11 +8,11 @@ anything is created. ``plan_stage`` then works out how to lay it out: files link
 archive, ``#!python`` scripts rewritten, ``INSTALLER``, ``REQUESTED`` and ``direct_url.json``
 written; ``kea.install.stage`` carries the plans out.
 
-Where: the dist-info always goes to the package's staging directory (it moves into place last,
-the commit point); top-level entries the transaction has claimed (``direct``: nothing was there,
-no other package of the run wants the same name, and the claim is in the package's journal, so an
+Where: the dist-info always goes to the run's staging directory (it moves into place last, the
+commit point); top-level entries the transaction has claimed (``direct``: nothing was there, no
+other package of the run wants the same name, and the claim is in the run's journal, so an
 interrupted install removes them) are created in place; everything else is staged under
-``<staging>/new/<key>/`` and moved at commit (``kea.install.transaction``).
+``<staging>/<name>.new/<key>/`` and moved at commit (``kea.install.transaction``).
 
 Paths and hashes come from the archive's ``RECORD`` (never recomputed); the installed RECORD
 keeps the archive's own rows for files installed under the same path and writes only the others.
@@ -85,13 +85,14 @@ class StagedWheel(msgspec.Struct):
 
     Where a file is (``staged_path``): the dist-info under ``stage/<dist-info>/``; an entry of
     ``direct`` (``(key, top-level name)``) already in place under its scheme root; anything else
-    under ``stage/new/<key>/``.
+    under ``stage/<name>.new/<key>/`` (``new_dir``). The stage is shared by the packages of a
+    run: their dist-info and ``.new`` names differ.
     """
 
     name: str  # canonical
     display_name: str
     version: str
-    stage: Path  # the package's staging directory
+    stage: Path  # the run's staging directory
     dist_info: str  # directory name, e.g. foo-1.0.dist-info
     root_key: str  # "purelib" or "platlib": where the dist-info goes
     roots: dict[str, str] = msgspec.field(default_factory=dict)  # scheme key -> target directory
@@ -102,7 +103,7 @@ class StagedWheel(msgspec.Struct):
     kept: list[str] = msgspec.field(default_factory=list)
     # those rows, as the archive has them
     kept_rows: list[str] = msgspec.field(default_factory=list)
-    staged_keys: frozenset[str] = frozenset()  # keys with entries under stage/new/<key>/
+    staged_keys: frozenset[str] = frozenset()  # keys with entries under <new_dir>/<key>/
 
     def staged_path(self, key: str, rel: str) -> Path:
         return Path(_locate(self, key, rel))
@@ -112,13 +113,18 @@ class StagedWheel(msgspec.Struct):
         return [(self.root_key, p) for p in self.kept] + list(self.files)
 
 
+def new_dir(stage: str | Path, name: str) -> str:
+    """Where package ``name`` (canonical) stages the entries it cannot create in place."""
+    return f"{stage}/{name}.new"
+
+
 def _locate(staged: StagedWheel, key: str, rel: str) -> str:
     top = rel.partition("/")[0]
     if key == staged.root_key and top == staged.dist_info:
         return f"{staged.stage}/{rel}"
     if (key, top) in staged.direct:
         return f"{staged.roots[key]}/{rel}"
-    return f"{staged.stage}/new/{key}/{rel}"
+    return f"{new_dir(staged.stage, staged.name)}/{key}/{rel}"
 
 
 def find_dist_info(archive: Path) -> Path:
@@ -365,9 +371,10 @@ def plan_stage(
     record: bool = True,
 ) -> StagePlan:
     """Plan to lay ``layout`` out: its dist-info and non-``direct`` entries under ``stage`` (an
-    existing, empty directory), its ``direct`` top-level entries in place (they must not exist
-    yet). Reads the ``#!python`` scripts it rewrites; creates nothing. With ``record`` the
-    RECORD is among the writes (without, the caller writes it: after compiling bytecode)."""
+    existing directory the packages of one run share), its ``direct`` top-level entries in
+    place (they must not exist yet). Reads the ``#!python`` scripts it rewrites; creates
+    nothing. With ``record`` the RECORD is among the writes (without, the caller writes it:
+    after compiling bytecode)."""
     di = layout.dist_info
     root_key = layout.root_key
     staged = StagedWheel(
@@ -381,11 +388,12 @@ def plan_stage(
         direct=direct,
     )
 
-    # 1. Directories: one mkdir each, parents first; stage/new/<key> only where needed.
+    # 1. Directories: one mkdir each, parents first; <name>.new/<key> only where needed.
     staged_keys = {key for key, top, _ in layout.tops if (key, top) not in direct}
     staged.staged_keys = frozenset(staged_keys)
-    dirs = [f"{stage}/new"] if staged_keys else []
-    dirs += [f"{stage}/new/{key}" for key in sorted(staged_keys)]
+    new = new_dir(stage, layout.name)
+    dirs = [new] if staged_keys else []
+    dirs += [f"{new}/{key}" for key in sorted(staged_keys)]
     dirs += [_locate(staged, k, r) for k, r in layout.dirs]
 
     # 2. Files: linked from the archive; scripts with #!python are rewritten copies.
@@ -395,7 +403,7 @@ def plan_stage(
     files = staged.files
     roots = staged.roots
     # Root-key files whose RECORD line is kept: where each goes depends on its top-level entry.
-    here, staged_root = f"{roots[root_key]}/", f"{stage}/new/{root_key}/"
+    here, staged_root = f"{roots[root_key]}/", f"{new}/{root_key}/"
     base = {
         top: here if (key, top) in direct else staged_root
         for key, top, _ in layout.tops
