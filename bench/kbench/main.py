@@ -23,6 +23,11 @@ from kbench.measure import Sample, run_timed
 from kbench.servers import UPSTREAM_IP, Servers
 
 
+# ext4 without a journal (this machine's disk) skips, on every inode allocation, the free inodes
+# freed in the last 30 s (60 s while their table block is dirty): see ``Bench.settle``.
+SETTLE = 35.0
+
+
 def log(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
@@ -37,6 +42,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs (default 1)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is killed")
     p.add_argument("--delay", type=float, default=0.05, help="seed upstream delay (s)")
+    p.add_argument(
+        "--settle",
+        type=float,
+        help="seconds between freeing a scenario's leftovers and its first timed run "
+        f"(default {SETTLE:.0f}; --quick 0)",
+    )
     p.add_argument("--recompile", action="store_true", help="re-pin the sets against PyPI")
     p.add_argument("--no-profile", action="store_true", help="skip profiling missed targets")
     p.add_argument("--name", help="results file stem (default: the date, -quick when --quick)")
@@ -102,10 +113,44 @@ class Bench:
         self.netrc = WORK / "seed" / "netrc"
         self.routers: dict[str, str] = {}
         self.results: report.Results = {}
+        self.graveyard = WORK / "graveyard"
+        self.freed_at: float | None = None
 
     # -- state ---------------------------------------------------------------------------------
+    def retire(self, path: Path) -> None:
+        """Move ``path`` out of the way of a fresh one without freeing anything: into the
+        graveyard, which is emptied between scenarios (``settle``)."""
+        if os.path.lexists(path):
+            self.graveyard.mkdir(parents=True, exist_ok=True)
+            os.rename(path, self.graveyard / f"{path.name}-{secrets.token_hex(6)}")
+
+    def free_graveyard(self) -> None:
+        if os.path.lexists(self.graveyard):
+            shutil.rmtree(self.graveyard, ignore_errors=True)
+            os.sync()
+            self.freed_at = time.monotonic()
+
+    def settle(self) -> None:
+        """Wait until the last freeing is ``--settle`` seconds old.
+
+        Freeing a venv (14,000 inodes for jupyter) or a cache right before a run made that run
+        allocate its inodes past the freshly freed ones (ext4 without a journal,
+        ``recently_deleted``): the later timed runs were up to 2.4x slower than the first
+        (install-warm, 2026-11-26j: kea 288 -> 691 ms, uv 185 -> 433 ms over 5 runs) and the
+        ratios depended on which tool ran after the largest deletion. So a timed run frees nothing: its fresh venv
+        and cold cache replace the previous ones by a rename (``retire``), and what piled up is
+        freed before the next scenario's warm-up.
+        """
+        if self.freed_at is None:
+            return
+        wait = self.args.settle - (time.monotonic() - self.freed_at)
+        if wait > 0:
+            log(f"settling {wait:.0f}s after freeing the previous runs' venvs and caches")
+            time.sleep(wait)
+        self.freed_at = None
+
     def fresh_venv(self, path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        self.retire(path)
         subprocess.run(
             [str(self.bin / "uv"), "venv", "-q", "--python", base_python(), str(path)],
             check=True,
@@ -115,7 +160,7 @@ class Bench:
     def cache_dir(self, tool: str, scenario: tools.Scenario) -> Path:
         path = self.caches / tool / scenario.cache
         if scenario.cache == "cold":
-            shutil.rmtree(path, ignore_errors=True)
+            self.retire(path)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -186,6 +231,7 @@ class Bench:
             else:
                 active.append(t)
         needs_state = sc.venv == "full" or sc.offline
+        self.free_graveyard()
         for w in range(max(self.args.warmup, 1 if needs_state else 0)):
             for t in tools.rotation(list(active), w):
                 s = self.warm_up(t, set_name, sc, servers)
@@ -193,6 +239,7 @@ class Bench:
                     log(f"[{set_name}] {sc.name} {t} warm-up failed: {s.error}")
                     cells[t].note = f"failed (warm-up): {s.error}"
                     active.remove(t)
+        self.settle()
         for i in range(runs):
             for t in tools.rotation(active, i):
                 ctx = self.ctx(t, set_name, sc, servers)
@@ -242,9 +289,9 @@ class Bench:
         self.netrc.parent.mkdir(parents=True, exist_ok=True)
         self.netrc.write_text(f"machine {UPSTREAM_IP}\nlogin bench\npassword {self.password}\n")
         self.netrc.chmod(0o600)
-        shutil.rmtree(self.home, ignore_errors=True)
+        self.retire(self.home)
         self.home.mkdir(parents=True)
-        shutil.rmtree(self.caches, ignore_errors=True)
+        self.retire(self.caches)
 
 
 def summarize_profile(path: Path, sample: Sample, top: int = 20) -> str:
@@ -361,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     scen_names = _csv(args.scenarios, tuple(tools.SCENARIOS), tools.SCENARIOS)
     tool_list = _csv(args.tools, tools.TOOLS, tools.TOOLS)
     runs = args.runs or (2 if args.quick else 5)
+    if args.settle is None:
+        args.settle = 0.0 if args.quick else SETTLE
     stem = args.name or (dt.date.today().isoformat() + ("-quick" if args.quick else ""))
     RESULTS.mkdir(parents=True, exist_ok=True)
     state_file = RESULTS / f"{stem}.json"
@@ -419,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
                     meta["profiles"][key] = bench.profile(t.set_name, sc, servers)
     finally:
         servers.stop()
+        bench.free_graveyard()
         checkpoint()
     meta["runs"] = [*meta["runs"], record]
     md = render(stem, bench.results, meta, bench.bin)
