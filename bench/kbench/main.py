@@ -245,6 +245,7 @@ class Bench:
                 ctx = self.ctx(t, set_name, sc, servers)
                 cmd = tools.command(t, sc, ctx)
                 assert cmd is not None
+                os.sync()  # the last run's writes go to disk now, not during this one
                 s = run_timed(
                     cmd,
                     self.env(t, sc),
