@@ -207,3 +207,32 @@ def test_results_state_round_trips_for_append(tmp_path: Path) -> None:
     kea = back[("black", "install-warm")]["kea"]
     assert kea.times() == [1.0, None] and kea.failures() == ["x"]
     assert back[("black", "install-warm")]["pip"].note == "n/a"
+
+
+def test_retired_paths_are_freed_between_scenarios_then_settled(tmp_path: Path) -> None:
+    """A run's old venv or cache is renamed aside (nothing freed while runs are timed); the
+    pile is freed before the next scenario, whose first timed run waits ``--settle`` seconds
+    after that, once."""
+    import time
+
+    from kbench.main import Bench, parse_args
+
+    bench = Bench(parse_args(["--settle", "0.3"]))
+    bench.graveyard = tmp_path / "graveyard"
+    venv = tmp_path / "venv"
+    (venv / "lib").mkdir(parents=True)
+    (venv / "lib" / "x.py").write_text("x = 1\n")
+    bench.retire(venv)
+    bench.retire(venv)  # nothing there any more: nothing to do
+    assert not venv.exists()
+    [kept] = bench.graveyard.iterdir()
+    assert (kept / "lib" / "x.py").read_text() == "x = 1\n"
+    bench.settle()  # nothing freed yet: no wait
+    bench.free_graveyard()
+    assert not bench.graveyard.exists()
+    started = time.monotonic()
+    bench.settle()
+    assert 0.25 <= time.monotonic() - started < 2.0
+    started = time.monotonic()
+    bench.settle()  # settled already
+    assert time.monotonic() - started < 0.1
