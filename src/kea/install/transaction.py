@@ -336,10 +336,8 @@ class EnvTransaction:
         self._prune_after(str(pkg), ops)
 
     def _prune_after(self, staged_in: str, ops: list[list[str]]) -> None:
-        staging = staged_in + os.sep
-        for op in ops:
-            if op[0] == "mv" and not op[1].startswith(staging):
-                self._prune(os.path.dirname(op[1]))
+        for src in _moved_in(staged_in, ops):
+            self._prune(os.path.dirname(src))
 
     def _prune(self, directory: str) -> None:
         """Remove ``directory`` and its parents while empty, stopping at the scheme roots."""
@@ -575,6 +573,13 @@ class EnvTransaction:
                 self._mv(name, entry.path, dst)
 
 
+def _moved_in(staged_in: str | Path, ops: list[list[str]]) -> list[str]:
+    """The sources of the renames in ``ops`` that came from outside ``staged_in`` (the old
+    version's files displaced into the trash): their directories may be left empty."""
+    staging = f"{staged_in}{os.sep}"
+    return [op[1] for op in ops if op[0] == "mv" and not op[1].startswith(staging)]
+
+
 def _trash_dir(run: str | Path, name: str) -> str:
     return f"{run}/{name}.trash"
 
@@ -593,12 +598,7 @@ class Cleanup:
     @property
     def removes(self) -> bool:
         """Whether there is anything to remove (a fresh package claimed in full has nothing)."""
-        run = f"{self._txn.run_dir}{os.sep}"
-        return (
-            self._new
-            or self._trash
-            or any(op[0] == "mv" and not op[1].startswith(run) for op in self._ops)
-        )
+        return self._new or self._trash or bool(_moved_in(self._txn.run_dir, self._ops))
 
     def run(self) -> None:
         txn = self._txn
