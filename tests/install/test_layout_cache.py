@@ -6,8 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from kea.errors import KeaError
 from kea.install.plan import WantedDist
-from kea.install.wheel import LAYOUT_FILE, read_wheel
+from kea.install.wheel import LAYOUT_FILE, keep_layout, read_wheel
 from tests.install.helpers import archive, install, py, site_packages, target_of
 from tests.install.test_install import DEMO
 
@@ -87,3 +90,24 @@ def test_launchers_are_installers_and_a_cached_layout_does_not_import_it(tmp_pat
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "['demo-cli'] False"
+
+
+def test_keep_layout_stores_it_ahead_and_leaves_a_bad_wheel_to_the_install(
+    tmp_path: Path,
+) -> None:
+    arch = archive(tmp_path, "demo-pkg", "1.0", **DEMO)
+    keep_layout(arch)
+    kept = (arch / LAYOUT_FILE).read_bytes()
+    record = next(arch.glob("*.dist-info")) / "RECORD"
+    record.write_text("garbage\n")  # not read again: the kept layout answers
+    assert read_wheel(arch, "/usr/bin/python3").name == "demo-pkg"
+    keep_layout(arch)  # already there: left as it is
+    assert (arch / LAYOUT_FILE).read_bytes() == kept
+
+    bad = archive(tmp_path / "bad", "demo-pkg", "1.0", **DEMO)
+    bad_record = next(bad.glob("*.dist-info")) / "RECORD"
+    bad_record.write_text(bad_record.read_text() + "../escape.py,,\n")
+    keep_layout(bad)  # no error here, and nothing kept
+    assert not (bad / LAYOUT_FILE).exists()
+    with pytest.raises(KeaError, match="escape"):
+        read_wheel(bad, "/usr/bin/python3")

@@ -261,8 +261,11 @@ async def _prepare(
     hashes: Mapping[str, frozenset[str]],
     options: InstallOptions,
 ) -> dict[str, Path]:
-    """Download (or find in the cache) and unpack every wheel, concurrently."""
+    """Download (or find in the cache) and unpack every wheel, concurrently; each one's
+    install layout is worked out as soon as it is unpacked (``keep_layout``)."""
     import asyncio
+
+    from kea.install.wheel import keep_layout
 
     sem = asyncio.Semaphore(PREPARE_AT_ONCE)
     out: dict[str, Path] = {}
@@ -270,7 +273,9 @@ async def _prepare(
 
     async def one(c: Any) -> None:
         async with sem:
-            out[c.name] = await _archive_for(c, index, cache, hashes.get(c.name))
+            archive = await _archive_for(c, index, cache, hashes.get(c.name))
+        await asyncio.to_thread(keep_layout, archive)
+        out[c.name] = archive
         if progress is not None:
             progress.advance(c.name)
 

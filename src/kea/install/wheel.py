@@ -188,6 +188,21 @@ def read_wheel(archive: Path, executable: str) -> WheelLayout:
     return _with_launchers(layout, executable)
 
 
+def keep_layout(archive: Path) -> None:
+    """Work out and keep the layout of a freshly unpacked ``archive`` now, so that installing
+    it only loads it. The cold path calls this as each wheel is unpacked, while the others
+    still download and unpack: done at install time instead, jupyter's 97 layouts held up
+    the install by 120-138 ms. A wheel whose layout cannot be worked out is left alone; the
+    install meets the same error and reports it."""
+    if _load_layout(archive) is not None:
+        return
+    try:
+        layout = _compute_layout(archive)
+    except KeaError:
+        return
+    _save_layout(layout)
+
+
 def read_wheels(archives: Sequence[Path], executable: str, pool: Executor) -> list[WheelLayout]:
     """``read_wheel`` of each archive. Kept layouts are loaded in this thread: each is a small
     marshal load, pure Python work that only waits for the GIL behind the pool's threads (97 of
