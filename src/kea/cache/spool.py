@@ -1,21 +1,19 @@
-"""Spool a download to a file off the event loop: a thread hashes and writes its chunks.
+"""Spool a download to a file: each chunk is hashed and written as it arrives, on the event loop.
 
-The event loop only hands chunks over (a queue), so hashing and writing a large wheel never
-stalls the other requests the loop is serving. At most ``MAX_PENDING`` chunks wait in the queue:
-the producer waits for room, so a disk slower than the network cannot grow memory.
+Each download used to hand its chunks to a writer thread of its own. On two cores the hand-overs
+cost more than the work they moved: every chunk woke a thread that then took its turn with the
+GIL, and a cold jupyter install (97 wheels, 56 MB) spent 87 ms more wall time and 104 ms more
+CPU that way (tmpfs, 10 alternated runs each: 1279 against 1192 ms). Hashing and writing all
+56 MB takes ~33 + ~20-25 ms here, and one chunk (at most 256 KiB from ``iter_chunks``) well
+under a millisecond, so no other request waits on the loop for longer than that.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
-import queue
-import threading
 from collections.abc import AsyncIterable
 from pathlib import Path
-
-MAX_PENDING = 8
 
 
 class WriteFailed(Exception):
@@ -26,89 +24,36 @@ class WriteFailed(Exception):
         self.os_error = os_error
 
 
-_END = object()  # every chunk was handed over: close the file, report the digests
-_ABORT = object()  # the download failed or was cancelled: stop writing
-
-
 async def spool(
     chunks: AsyncIterable[bytes], path: Path, hashers: dict[str, hashlib._Hash]
 ) -> tuple[dict[str, str], int]:
-    """Write ``chunks`` to ``path`` (created) in a thread, updating ``hashers``.
+    """Write ``chunks`` to ``path`` (created), updating ``hashers``.
 
     Returns (hex digests by algorithm, size). A write error (disk full...) is raised as
-    ``WriteFailed`` once every chunk is read; the caller removes ``path`` in every case.
+    ``WriteFailed`` at once, without reading the rest; the caller removes ``path`` in every
+    case. The file is closed before anything is raised, the download's own errors included.
     """
-    loop = asyncio.get_running_loop()
-    room = asyncio.Semaphore(MAX_PENDING)
-    inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
-    done: asyncio.Future[tuple[dict[str, str], int]] = loop.create_future()
-
-    def freed() -> None:
-        room.release()
-
-    def finish(result: tuple[dict[str, str], int] | None, error: BaseException | None) -> None:
-        if done.done():
-            return
-        if error is not None:
-            done.set_exception(error)
-        else:
-            assert result is not None
-            done.set_result(result)
-
-    def tell(result: tuple[dict[str, str], int] | None, error: BaseException | None) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is gone: no one is waiting
-            loop.call_soon_threadsafe(finish, result, error)
-
-    def writer() -> None:
-        size = 0
-        item: object = None
-        error: BaseException | None = None
-        try:
-            out = open(path, "wb")  # noqa: SIM115 - closed below, after the last chunk
-        except OSError as e:
-            error, out = e, None
-        try:
-            while True:
-                item = inbox.get()
-                if item is _END or item is _ABORT:
-                    break
-                assert isinstance(item, bytes)
-                if error is None and out is not None:
-                    try:
-                        for h in hashers.values():
-                            h.update(item)
-                        out.write(item)
-                        size += len(item)
-                    except OSError as e:
-                        error = e
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(freed)
-        finally:
-            if out is not None:
-                try:
-                    out.close()
-                except OSError as e:
-                    error = error or e
-        if item is _ABORT:
-            tell(None, asyncio.CancelledError())
-        elif isinstance(error, OSError):
-            tell(None, WriteFailed(error))
-        elif error is not None:
-            tell(None, error)
-        else:
-            tell(({a: h.hexdigest() for a, h in hashers.items()}, size), None)
-
-    thread = threading.Thread(target=writer, name="kea-spool", daemon=True)
-    thread.start()
+    try:
+        out = open(path, "wb")  # noqa: SIM115 - closed below, whatever happens
+    except OSError as e:
+        raise WriteFailed(e) from None
+    updates = [h.update for h in hashers.values()]
+    size = 0
     try:
         async for chunk in chunks:
-            await room.acquire()
-            inbox.put(bytes(chunk))
+            for update in updates:
+                update(chunk)
+            try:
+                out.write(chunk)
+            except OSError as e:
+                raise WriteFailed(e) from None
+            size += len(chunk)
     except BaseException:
-        inbox.put(_ABORT)
-        thread.join()  # at most MAX_PENDING chunks to go: the file is closed before removal
-        if done.done() and not done.cancelled():
-            done.exception()  # retrieved: the download's own error is the one that counts
+        with contextlib.suppress(OSError):
+            out.close()
         raise
-    inbox.put(_END)
-    return await done
+    try:
+        out.close()
+    except OSError as e:
+        raise WriteFailed(e) from None
+    return {a: h.hexdigest() for a, h in hashers.items()}, size

@@ -228,7 +228,8 @@ class Cache:
     ) -> Path:
         """Stream a wheel in, verify its hashes while streaming, unpack it once; the archive dir.
 
-        Hashing and writing run in a thread (``kea.cache.spool``), unpacking in another.
+        Hashing and writing happen as the chunks arrive (``kea.cache.spool``), unpacking in a
+        worker process (``kea.cache.unpacker``).
 
         A hash mismatch or an unsafe/corrupt wheel raises ``KeaError`` and leaves nothing cached.
         """
