@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from kea.install.wheel import LAYOUT_FILE
 from tests.pip.conftest import Kea
 from tests.pip.server import SimpleIndex
 from tests.pip.wheelmaker import build_wheel
@@ -217,7 +218,5 @@ def test_missing_archive_sends_the_run_through_the_network(
     assert sum(line.startswith("Resolved 3 packages") for line in stderr.splitlines()) == 1
     assert py_ok(venv, "import lib")
     assert gone.is_dir()  # stored again
-    from kea.install.wheel import LAYOUT_FILE
-
     # Its layout was worked out while the run prepared it, not left for the install.
     assert (gone / LAYOUT_FILE).is_file()

@@ -193,8 +193,9 @@ def keep_layout(archive: Path) -> None:
     it only loads it. The cold path calls this as each wheel is unpacked, while the others
     still download and unpack: done at install time instead, jupyter's 97 layouts held up
     the install by 120-138 ms. A wheel whose layout cannot be worked out is left alone; the
-    install meets the same error and reports it."""
-    if _load_layout(archive) is not None:
+    install meets the same error and reports it. One already there is left for the install to
+    load (and to recompute, should it be unreadable)."""
+    if os.path.exists(f"{archive}/{LAYOUT_FILE}"):
         return
     try:
         layout = _compute_layout(archive)
