@@ -342,9 +342,10 @@ class Proxy:
         if flight is not None:
             sha = await asyncio.shield(flight)
             path = await asyncio.to_thread(self.store.verified_path, sha)
-            if path is None:
-                raise UpstreamError(502, f"fetching {filename} from upstream failed")
-            return self._from_cache(path, sha)
+            if path is not None:
+                return self._from_cache(path, sha)
+            # What that fetch stored no longer verifies (it went bad once stored, or the flight
+            # was still finishing when this request found the bad copy): fetch it again.
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._file_flights[key] = fut
         lock = self.store.file_lock(route.name, project, filename)
@@ -374,7 +375,8 @@ class Proxy:
                 fut.exception()
             raise
         finally:
-            self._file_flights.pop(key, None)
+            if self._file_flights.get(key) is fut:  # a later fetch of the same file may follow
+                del self._file_flights[key]
             if lock.is_locked:
                 lock.release()
 
