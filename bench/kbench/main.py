@@ -22,7 +22,6 @@ from kbench import RESULTS, ROOT, WORK, index, report, sets, tools
 from kbench.measure import Sample, run_timed
 from kbench.servers import UPSTREAM_IP, Servers
 
-
 # ext4 without a journal (this machine's disk) skips, on every inode allocation, the free inodes
 # freed in the last 30 s (60 s while their table block is dirty): see ``Bench.settle``.
 SETTLE = 35.0
@@ -137,9 +136,9 @@ class Bench:
         allocate its inodes past the freshly freed ones (ext4 without a journal,
         ``recently_deleted``): the later timed runs were up to 2.4x slower than the first
         (install-warm, 2026-11-26j: kea 288 -> 691 ms, uv 185 -> 433 ms over 5 runs) and the
-        ratios depended on which tool ran after the largest deletion. So a timed run frees nothing: its fresh venv
-        and cold cache replace the previous ones by a rename (``retire``), and what piled up is
-        freed before the next scenario's warm-up.
+        ratios depended on which tool ran after the largest deletion. So a timed run frees
+        nothing: its fresh venv and cold cache replace the previous ones by a rename
+        (``retire``), and what piled up is freed before the next scenario's warm-up.
         """
         if self.freed_at is None:
             return
