@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kea.cache import extract
+from kea.cache import extract, zipread
 from kea.cache.archive import WheelError, unpack_wheel
 from tests.cache.wheelmaker import build_wheel
 
@@ -21,7 +22,7 @@ def _unpacked_equals_zip(whl: Path, target: Path) -> int:
     return len(names)
 
 
-def test_many_members_unpack_on_several_threads_identically(tmp_path: Path) -> None:
+def test_many_members_unpack_on_several_threads_identically(tmp_path: Path, reader: str) -> None:
     files = {f"pkg/mod{i:03}.py": f"X = {i!r}\n".encode() * (i + 1) for i in range(300)}
     files["pkg/data.bin"] = os.urandom(5000)
     whl = build_wheel(tmp_path, "many", "1.0", files=files)
@@ -31,20 +32,36 @@ def test_many_members_unpack_on_several_threads_identically(tmp_path: Path) -> N
     assert _unpacked_equals_zip(whl, target) == 305  # 301 files + __init__, METADATA, WHEEL, RECORD
 
 
+def _spy_streaming(monkeypatch: pytest.MonkeyPatch, reader: str) -> list[str]:
+    """The names of the members read in pieces from now on, by either reader."""
+    streamed: list[str] = []
+    if reader == "zipfile":
+        real_open = zipfile.ZipFile.open
+
+        def spy(self: zipfile.ZipFile, name: object, *args: object, **kwargs: object) -> object:
+            streamed.append(getattr(name, "filename", name))  # type: ignore[arg-type]
+            return real_open(self, name, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    else:
+        real_chunks = extract.member_chunks
+
+        def spy_chunks(data: bytes, entry: zipread.Entry) -> Iterator[bytes | memoryview]:
+            streamed.append(entry.name)
+            return real_chunks(data, entry)
+
+        monkeypatch.setattr(extract, "member_chunks", spy_chunks)
+    return streamed
+
+
 def test_member_above_the_raw_limit_is_streamed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
 ) -> None:
     monkeypatch.setattr(extract, "SMALL", 100)  # every padded module is "large"
     monkeypatch.setattr(extract, "SMALL_SHARED", 100)
+    monkeypatch.setattr(zipread, "CHUNK", 4096)  # many pieces per member
     whl = build_wheel(tmp_path, "big", "1.0", padding=300_000)
-    streamed: list[str] = []
-    real_open = zipfile.ZipFile.open
-
-    def spy(self: zipfile.ZipFile, name: object, *args: object, **kwargs: object) -> object:
-        streamed.append(getattr(name, "filename", name))  # type: ignore[arg-type]
-        return real_open(self, name, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    streamed = _spy_streaming(monkeypatch, reader)
     for threads in (None, 1):  # in this process; as a worker process unpacks
         target = tmp_path / f"out-{threads}"
         target.mkdir()
@@ -66,7 +83,7 @@ def _flip_byte_in(whl: Path, member: str) -> Path:
     return out
 
 
-def test_corrupt_member_data_is_refused(tmp_path: Path) -> None:
+def test_corrupt_member_data_is_refused(tmp_path: Path, reader: str) -> None:
     files = {f"pkg/m{i}.py": b"VALUE = 'x' * 100\n" * 20 for i in range(100)}
     whl = build_wheel(tmp_path, "crc", "1.0", files=files)
     bad = _flip_byte_in(whl, "pkg/m50.py")
@@ -76,7 +93,7 @@ def test_corrupt_member_data_is_refused(tmp_path: Path) -> None:
         unpack_wheel(bad, target)
 
 
-def test_local_header_naming_another_member_is_refused(tmp_path: Path) -> None:
+def test_local_header_naming_another_member_is_refused(tmp_path: Path, reader: str) -> None:
     whl = build_wheel(tmp_path, "alias", "1.0", files={"pkg/aaa.py": b"A = 1\n"})
     data = whl.read_bytes()
     # Same length name in the local header only: the central directory still says pkg/aaa.py.
@@ -91,7 +108,7 @@ def test_local_header_naming_another_member_is_refused(tmp_path: Path) -> None:
         unpack_wheel(bad, target)
 
 
-def test_record_mismatch_found_by_any_thread_stops_the_unpack(tmp_path: Path) -> None:
+def test_record_mismatch_found_by_any_thread_stops_the_unpack(tmp_path: Path, reader: str) -> None:
     files = {f"pkg/m{i:03}.py": f"V = {i}\n".encode() for i in range(400)}
     whl = build_wheel(tmp_path, "rec", "1.0", files=files, bad_record_hash="pkg/m399.py")
     target = tmp_path / "out"
@@ -117,7 +134,7 @@ def _with_central_field(whl: Path, member: str, offset: int, value: int) -> Path
     return bad
 
 
-def test_declared_size_bounds_inflation(tmp_path: Path) -> None:
+def test_declared_size_bounds_inflation(tmp_path: Path, reader: str) -> None:
     # A member whose central directory under-states its size: the raw path inflates at most
     # size + 1 bytes and refuses it (no unbounded allocation).
     whl = build_wheel(tmp_path, "bomb", "1.0", files={"pkg/zeros.txt": b"\0" * 200_000})
@@ -130,7 +147,7 @@ def test_declared_size_bounds_inflation(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("field", "value"), [(16, 0x1234_5678), (24, 200_001)])
 def test_central_directory_crc_or_overstated_size_is_refused(
-    tmp_path: Path, field: int, value: int
+    tmp_path: Path, field: int, value: int, reader: str
 ) -> None:
     # The inflated bytes are intact; only the central directory's CRC-32 (offset 16) or
     # uncompressed size (24, one byte more than the stream holds) is wrong.
@@ -140,3 +157,21 @@ def test_central_directory_crc_or_overstated_size_is_refused(
     target.mkdir()
     with pytest.raises(WheelError, match=r"cannot extract 'pkg/zeros\.txt'.*bad CRC-32 or size"):
         unpack_wheel(bad, target)
+
+
+@pytest.mark.parametrize(("field", "value"), [(16, 0x1234_5678), (24, 1000), (24, 200_001)])
+def test_a_streamed_member_is_checked_as_a_whole_one_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: int, value: int, reader: str
+) -> None:
+    # As above, for a member read in pieces: a wrong CRC-32, an under-stated size (inflating
+    # stops past it), an over-stated one.
+    monkeypatch.setattr(extract, "SMALL", 100)
+    monkeypatch.setattr(extract, "SMALL_SHARED", 100)
+    whl = build_wheel(tmp_path, "crcfield", "1.0", files={"pkg/zeros.txt": b"\0" * 200_000})
+    bad = _with_central_field(whl, "pkg/zeros.txt", field, value)
+    streamed = _spy_streaming(monkeypatch, reader)
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WheelError, match=r"cannot extract 'pkg/zeros\.txt'"):
+        unpack_wheel(bad, target)
+    assert "pkg/zeros.txt" in streamed

@@ -12,15 +12,18 @@ import base64
 import csv
 import hashlib
 import io
+import os
 import re
 import stat
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from kea.errors import KeaError
 
 CHUNK = 1 << 16
+M = TypeVar("M")
 _WEAK = frozenset({"md5", "sha1"})
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 
@@ -107,6 +110,9 @@ def read_record(filename: str, data: bytes) -> dict[str, tuple[str, str, int | N
     return out
 
 
+WHOLE_MAX = 64 << 20  # wheels up to this size are read whole (kea.cache.zipread)
+
+
 def unpack_wheel(
     wheel: Path,
     target: Path,
@@ -121,43 +127,70 @@ def unpack_wheel(
     made but only the k-th of every n members is written: n calls, one per part, write the
     whole wheel (at the same time, from several processes). ``threads`` caps the threads
     writing (``kea.cache.extract.WORKERS`` by default).
+
+    A wheel of up to ``WHOLE_MAX`` bytes is read whole and its members are taken from memory
+    (``kea.cache.zipread``); a larger one, or one of a shape that module leaves alone, is read
+    through ``zipfile``. Both make the same checks.
     """
+    from kea.cache import zipread
+
     filename = filename or wheel.name
+    data = _read_whole(wheel, filename)
+    entries = None
+    if data is not None:
+        try:
+            entries = zipread.directory(data)
+        except zipread.BadZip as e:
+            raise WheelError(f"{filename}: not a valid wheel (zip) file: {e}") from None
+    if data is None or entries is None:
+        return _unpack_with_zipfile(wheel, target, filename, part, threads)
+    paths = _checked_paths(filename, [(e.name, e.mode, e) for e in entries])
+    dist_info = _dist_info_dir(filename, list(paths))
+    try:
+        record = read_record(
+            filename, bytes(zipread.member_bytes(data, paths[f"{dist_info}/RECORD"]))
+        )
+    except zipread.BadZip as e:
+        raise WheelError(f"{filename}: cannot read RECORD: {e}") from None
+    _check_coverage(filename, dist_info, paths, record)
+
+    from kea.cache.extract import extract_from_memory
+
+    k, n = part
+    members = list(paths.items())[k::n]
+    extract_from_memory(data, target, members, record, filename, threads=threads)
+    return dist_info
+
+
+def _read_whole(wheel: Path, filename: str) -> bytes | None:
+    """The wheel's bytes, or None when it is larger than ``WHOLE_MAX``."""
+    try:
+        with open(wheel, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > WHOLE_MAX:
+                return None
+            return f.read()
+    except OSError as e:
+        raise WheelError(f"{filename}: not a valid wheel (zip) file: {e}") from None
+
+
+def _unpack_with_zipfile(
+    wheel: Path, target: Path, filename: str, part: tuple[int, int], threads: int | None
+) -> str:
     try:
         zf = zipfile.ZipFile(wheel)
     except (zipfile.BadZipFile, OSError) as e:
         raise WheelError(f"{filename}: not a valid wheel (zip) file: {e}") from None
     with zf:
-        infos = zf.infolist()
-        paths: dict[str, zipfile.ZipInfo] = {}
-        for info in infos:
-            path = check_member_path(filename, info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise WheelError(f"{filename}: refusing symlink member {info.filename!r}")
-            if info.is_dir() or not path:
-                continue
-            if path in paths:
-                raise WheelError(f"{filename}: duplicate member {path!r}")
-            paths[path] = info
+        paths = _checked_paths(
+            filename, [(i.filename, i.external_attr >> 16, i) for i in zf.infolist()]
+        )
         dist_info = _dist_info_dir(filename, list(paths))
-        record_path = f"{dist_info}/RECORD"
         try:
-            record = read_record(filename, zf.read(paths[record_path]))
+            record = read_record(filename, zf.read(paths[f"{dist_info}/RECORD"]))
         except (zipfile.BadZipFile, OSError, KeyError) as e:
             raise WheelError(f"{filename}: cannot read RECORD: {e}") from None
-        unsigned = {record_path, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"}
-        for path in paths:
-            if path in unsigned:
-                continue
-            entry = record.get(path, None)
-            if path not in record:
-                raise WheelError(f"{filename}: {path!r} is not listed in RECORD")
-            if entry is None:
-                raise WheelError(f"{filename}: RECORD has no hash for {path!r}")
-        for path in record:
-            if path not in paths and path not in unsigned:
-                raise WheelError(f"{filename}: RECORD lists {path!r} but the wheel lacks it")
+        _check_coverage(filename, dist_info, paths, record)
 
         from kea.cache.extract import extract_members
 
@@ -165,6 +198,40 @@ def unpack_wheel(
         members = list(paths.items())[k::n]
         extract_members(wheel, zf, target, members, record, filename, threads=threads)
         return dist_info
+
+
+def _checked_paths(filename: str, members: list[tuple[str, int, M]]) -> dict[str, M]:
+    """(name, mode, member) of every file member by its normal path; a ``WheelError`` for a
+    path that escapes, a symlink or a duplicate. Directories are left out."""
+    paths: dict[str, M] = {}
+    for name, mode, member in members:
+        path = check_member_path(filename, name)
+        if stat.S_ISLNK(mode):
+            raise WheelError(f"{filename}: refusing symlink member {name!r}")
+        if name[-1] == "/" or not path:
+            continue
+        if path in paths:
+            raise WheelError(f"{filename}: duplicate member {path!r}")
+        paths[path] = member
+    return paths
+
+
+def _check_coverage(
+    filename: str, dist_info: str, paths: Mapping[str, object], record: Mapping[str, object]
+) -> None:
+    """Every member is in RECORD with a hash (but RECORD and its signatures), and every RECORD
+    entry is a member."""
+    unsigned = {f"{dist_info}/RECORD", f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"}
+    for path in paths:
+        if path in unsigned:
+            continue
+        if path not in record:
+            raise WheelError(f"{filename}: {path!r} is not listed in RECORD")
+        if record[path] is None:
+            raise WheelError(f"{filename}: RECORD has no hash for {path!r}")
+    for path in record:
+        if path not in paths and path not in unsigned:
+            raise WheelError(f"{filename}: RECORD lists {path!r} but the wheel lacks it")
 
 
 def verify_hashes(filename: str, expected: Mapping[str, str], actual: Mapping[str, str]) -> None:

@@ -16,12 +16,16 @@ import os
 import struct
 import threading
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import deflate
 
 from kea.cache.archive import WheelError
+from kea.cache.zipread import BadZip, Entry, member_bytes, member_chunks
+
+M = TypeVar("M")
 
 SMALL = 8 << 20  # members up to this size are read whole (and inflated by libdeflate)
 SMALL_SHARED = 1 << 20  # the same where several threads unpack at once: memory stays bounded
@@ -77,7 +81,7 @@ def _raw_member(fp: object, info: zipfile.ZipInfo) -> bytes | bytearray | None:
     return data
 
 
-def _write_new(dest: str, data: bytes | bytearray) -> None:
+def _write_new(dest: str, data: bytes | bytearray | memoryview) -> None:
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         view = memoryview(data)
@@ -128,6 +132,8 @@ def _extract_one(
                     if hasher is not None:
                         hasher.update(chunk)
                     out.write(chunk)
+            if size != info.file_size:  # zipfile checks the CRC-32 at the end, not the size
+                raise zipfile.BadZipFile("bad CRC-32 or size")
             digest = hasher.digest() if hasher is not None else None
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise WheelError(f"{filename}: cannot extract {path!r}: {e}") from None
@@ -136,45 +142,27 @@ def _extract_one(
         os.chmod(dest, 0o755)
 
 
-def extract_members(
-    wheel: Path,
-    zf: zipfile.ZipFile,
-    target: Path,
-    members: Sequence[tuple[str, zipfile.ZipInfo]],
-    record: Mapping[str, RecordEntry],
-    filename: str,
-    *,
-    threads: int | None = None,
-) -> None:
-    """Write every (path, info) of ``members`` under ``target``, verifying RECORD hashes, on
-    up to ``threads`` threads.
-
-    Paths are already checked to stay inside ``target``; files must not exist yet. The first
-    failure (a ``WheelError``) stops the other threads and is raised; the caller removes
-    ``target``. Other processes may write other members of the same wheel into ``target`` at
-    the same time (``kea.cache.unpacker``): parent directories are made with ``exist_ok``.
-    """
-    root = str(target)
+def _parents(root: str, members: Sequence[tuple[str, object]]) -> None:
     parents = {f"{root}/{p.rpartition('/')[0]}" if "/" in p else root for p, _ in members}
     for parent in sorted(parents):
         os.makedirs(parent, exist_ok=True)
-    n = min(WORKERS if threads is None else threads, max(1, len(members) // PARALLEL_MIN))
-    small = SMALL if threads == 1 else SMALL_SHARED  # one thread: a worker's only one
+
+
+def _on_threads(
+    members: Sequence[tuple[str, M]],
+    threads: int,
+    write: Callable[[list[tuple[str, M]], threading.Event], None],
+) -> None:
+    """``write`` each of up to ``threads`` groups of ``members`` on a thread of its own (the
+    first on this one); the first failure stops the others (``stop`` is set) and is raised."""
+    n = min(threads, max(1, len(members) // PARALLEL_MIN))
     groups = [list(members[i::n]) for i in range(n)]
     stop = threading.Event()
     errors: list[BaseException] = []
 
-    def work(group: list[tuple[str, zipfile.ZipInfo]]) -> None:
+    def work(group: list[tuple[str, M]]) -> None:
         try:
-            try:
-                fp = open(wheel, "rb")  # noqa: SIM115 - closed below
-            except OSError as e:
-                raise WheelError(f"{filename}: cannot read the wheel: {e}") from None
-            with fp:
-                for path, info in group:
-                    if stop.is_set():
-                        return
-                    _extract_one(zf, fp, root, path, info, record.get(path), filename, small)
+            write(group, stop)
         except BaseException as e:
             stop.set()
             errors.append(e)
@@ -189,3 +177,102 @@ def extract_members(
         t.join()
     if errors:
         raise errors[0]
+
+
+def extract_members(
+    wheel: Path,
+    zf: zipfile.ZipFile,
+    target: Path,
+    members: Sequence[tuple[str, zipfile.ZipInfo]],
+    record: Mapping[str, RecordEntry],
+    filename: str,
+    *,
+    threads: int | None = None,
+) -> None:
+    """Write every (path, info) of ``members`` under ``target``, verifying RECORD hashes, on
+    up to ``threads`` threads, reading the members through ``zf`` (a wheel too large to read
+    whole, or of a shape ``kea.cache.zipread`` leaves to ``zipfile``).
+
+    Paths are already checked to stay inside ``target``; files must not exist yet. The first
+    failure (a ``WheelError``) stops the other threads and is raised; the caller removes
+    ``target``. Other processes may write other members of the same wheel into ``target`` at
+    the same time (``kea.cache.unpacker``): parent directories are made with ``exist_ok``.
+    """
+    root = str(target)
+    _parents(root, members)
+    small = SMALL if threads == 1 else SMALL_SHARED  # one thread: a worker's only one
+
+    def write(group: list[tuple[str, zipfile.ZipInfo]], stop: threading.Event) -> None:
+        try:
+            fp = open(wheel, "rb")  # noqa: SIM115 - closed below
+        except OSError as e:
+            raise WheelError(f"{filename}: cannot read the wheel: {e}") from None
+        with fp:
+            for path, info in group:
+                if stop.is_set():
+                    return
+                _extract_one(zf, fp, root, path, info, record.get(path), filename, small)
+
+    _on_threads(members, WORKERS if threads is None else threads, write)
+
+
+def extract_from_memory(
+    data: bytes,
+    target: Path,
+    members: Sequence[tuple[str, Entry]],
+    record: Mapping[str, RecordEntry],
+    filename: str,
+    *,
+    threads: int | None = None,
+) -> None:
+    """``extract_members`` for a wheel read whole into ``data`` (``kea.cache.zipread``)."""
+    root = str(target)
+    _parents(root, members)
+    small = SMALL if threads == 1 else SMALL_SHARED
+
+    def write(group: list[tuple[str, Entry]], stop: threading.Event) -> None:
+        for path, entry in group:
+            if stop.is_set():
+                return
+            _write_entry(data, root, path, entry, record.get(path), filename, small)
+
+    _on_threads(members, WORKERS if threads is None else threads, write)
+
+
+def _write_entry(
+    data: bytes,
+    root: str,
+    path: str,
+    entry: Entry,
+    want: RecordEntry,
+    filename: str,
+    small: int,
+) -> None:
+    dest = f"{root}/{path}"  # path is normal (check_member_path): no empty, "." or ".." part
+    try:
+        if entry.size <= small:
+            content = member_bytes(data, entry)
+            _write_new(dest, content)
+            digest = _new_hash(want[0], content).digest() if want else None
+            size = len(content)
+        else:
+            hasher = _new_hash(want[0]) if want else None
+            size = 0
+            with open(dest, "xb") as out:
+                for piece in member_chunks(data, entry):
+                    size += len(piece)
+                    if hasher is not None:
+                        hasher.update(piece)
+                    out.write(piece)
+            digest = hasher.digest() if hasher is not None else None
+    except (BadZip, OSError) as e:
+        raise WheelError(f"{filename}: cannot extract {path!r}: {e}") from None
+    _check(filename, path, want, digest, size)
+    if entry.mode & 0o111:
+        os.chmod(dest, 0o755)
+
+
+def _new_hash(algo: str, data: bytes | bytearray | memoryview = b"") -> hashlib._Hash:
+    if algo == "sha256":  # nearly every RECORD: the named constructor skips hashlib.new's lookup
+        return hashlib.sha256(data)
+    return hashlib.new(algo, data)

@@ -1,0 +1,179 @@
+"""Read a wheel's members straight from its bytes in memory, without ``zipfile``.
+
+A worker unpacking jupyter's 97 wheels (12,112 members) spent ~250 of its ~680 ms in Python
+around the work itself: ``zipfile`` building a ``ZipInfo`` per member (98 ms), decoding every
+name twice through the cp437 codec, and a seek and three reads per member. Here the file is read
+once, the central directory is walked with one ``struct`` call per entry, names are compared as
+bytes, and each member is inflated from a slice of the file by libdeflate.
+
+Only the common shape is read here: one disk, no zip64 fields, no data before the archive,
+members stored or deflated and not encrypted. ``directory`` answers None for anything else, and
+the caller reads that wheel with ``zipfile`` instead.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import deflate
+
+_END = struct.Struct("<4s4H2LH")  # end of central directory record, 22 bytes
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # central directory file header, 46 bytes
+_LOCAL = struct.Struct("<4s2B4HL2L2H")  # local file header, 30 bytes
+_FLAG_ENCRYPTED = 0x1
+_FLAG_UTF8 = 0x800
+_STORED, _DEFLATED = 0, 8
+_ZIP64 = 0xFFFFFFFF
+CHUNK = 1 << 16
+
+
+class BadZip(Exception):
+    """The archive is not a readable zip (its message says why)."""
+
+
+class Entry(NamedTuple):
+    name: str  # as the central directory names it
+    raw_name: bytes
+    method: int
+    crc: int
+    compressed: int
+    size: int
+    offset: int  # of its local header
+    mode: int  # the Unix mode bits of its external attributes
+
+
+def directory(data: bytes) -> list[Entry] | None:
+    """The entries of the zip in ``data``, in order; None when ``zipfile`` must read it (see
+    the module docstring). ``BadZip`` when it is no zip or its directory is broken."""
+    end = _end_record(data)
+    if end is None:
+        return None  # bytes after the archive's comment: zipfile's business
+    _, disk, cd_disk, here, total, cd_size, cd_offset, _ = _END.unpack_from(data, end)
+    if disk or cd_disk or here != total or total == 0xFFFF or _ZIP64 in (cd_size, cd_offset):
+        return None  # several disks, or zip64
+    if cd_offset + cd_size != end:
+        return None  # data before the archive, or a zip64 locator: zipfile's business
+    unpack = _CENTRAL.unpack_from
+    entries: list[Entry] = []
+    pos = cd_offset
+    for _ in range(total):
+        if pos + _CENTRAL.size > end:
+            raise BadZip("Truncated central directory")
+        (sig, _, _, _, _, flags, method, _, _, crc, csize, usize, nlen, xlen, clen, _, _, attr,
+         offset) = unpack(data, pos)  # fmt: skip
+        if sig != b"PK\x01\x02":
+            raise BadZip("Bad magic number for central directory")
+        pos += _CENTRAL.size
+        raw = data[pos : pos + nlen]
+        pos += nlen + xlen + clen
+        if flags & _FLAG_ENCRYPTED or method not in (_STORED, _DEFLATED):
+            return None
+        if _ZIP64 in (csize, usize, offset):
+            return None
+        if raw.isascii():
+            name = raw.decode("ascii")
+        else:
+            try:
+                name = raw.decode("utf-8" if flags & _FLAG_UTF8 else "cp437")
+            except UnicodeDecodeError:
+                raise BadZip("a member name is not valid UTF-8") from None
+        entries.append(Entry(name, raw, method, crc, csize, usize, offset, attr >> 16))
+    if pos > end:
+        raise BadZip("Truncated central directory")
+    return entries
+
+
+def _end_record(data: bytes) -> int | None:
+    """Where the end record starts: the last signature whose comment ends the file exactly (a
+    comment may hold the signature itself). None when a signature is found but none lines up;
+    ``BadZip`` when there is none."""
+    floor = max(0, len(data) - _END.size - 0xFFFF)
+    stop = len(data) - _END.size + 4
+    found = False
+    while (at := data.rfind(b"PK\x05\x06", floor, stop)) >= 0:
+        found = True
+        if at + _END.size <= len(data):
+            comment = int.from_bytes(data[at + 20 : at + 22], "little")
+            if at + _END.size + comment == len(data):
+                return at
+        stop = at + 3
+    if not found:
+        raise BadZip("File is not a zip file")
+    return None
+
+
+def _data_span(data: bytes, entry: Entry) -> tuple[int, int]:
+    """Where the member's (compressed) bytes lie, after checking its local header."""
+    offset = entry.offset
+    if offset + _LOCAL.size > len(data):
+        raise BadZip("truncated local header")
+    fields = _LOCAL.unpack_from(data, offset)
+    if fields[0] != b"PK\x03\x04":
+        raise BadZip("bad local header magic")
+    start = offset + _LOCAL.size
+    nlen, xlen = fields[10], fields[11]
+    if data[start : start + nlen] != entry.raw_name:
+        raise BadZip("local header names another member")
+    start += nlen + xlen
+    stop = start + entry.compressed
+    if stop > len(data):
+        raise BadZip("truncated member")
+    return start, stop
+
+
+def member_bytes(data: bytes, entry: Entry) -> bytes | bytearray | memoryview:
+    """The member's content, inflated whole (never past its declared size) and checked
+    against its CRC-32 and size."""
+    start, stop = _data_span(data, entry)
+    raw = memoryview(data)[start:stop]
+    out: bytes | bytearray | memoryview
+    if entry.method == _STORED:
+        out = raw
+    else:
+        # libdeflate inflates the whole member at once, 2.5 times as fast as zlib (jupyter's
+        # 12,220 members: 175 against 435 ms), and never writes past the declared size: a
+        # stream that holds more fails.
+        try:
+            out = deflate.deflate_decompress(raw, entry.size)
+        except deflate.DeflateError as e:
+            raise BadZip(f"corrupt deflate data: {e}") from None
+    if len(out) != entry.size or deflate.crc32(out) != entry.crc:
+        raise BadZip("bad CRC-32 or size")
+    return out
+
+
+def member_chunks(data: bytes, entry: Entry) -> Iterator[bytes | memoryview]:
+    """The member's content in pieces of at most ``CHUNK`` bytes (for large members: memory
+    stays bounded), with the same checks as ``member_bytes`` once the last piece is out."""
+    start, stop = _data_span(data, entry)
+    raw = memoryview(data)[start:stop]
+    crc = 0
+    size = 0
+    if entry.method == _STORED:
+        for i in range(0, len(raw), CHUNK):
+            piece = raw[i : i + CHUNK]
+            crc = zlib.crc32(piece, crc)
+            size += len(piece)
+            yield piece
+    else:
+        inflater = zlib.decompressobj(-15)
+        pending: bytes | memoryview = raw
+        while not inflater.eof:
+            try:
+                out = inflater.decompress(pending, CHUNK)
+            except zlib.error as e:
+                raise BadZip(f"corrupt deflate data: {e}") from None
+            if not out and len(inflater.unconsumed_tail) == len(pending):
+                raise BadZip("truncated deflate data")  # no progress: the stream ends early
+            pending = inflater.unconsumed_tail
+            size += len(out)
+            if size > entry.size:
+                raise BadZip("bad CRC-32 or size")
+            crc = zlib.crc32(out, crc)
+            if out:
+                yield out
+    if size != entry.size or crc != entry.crc:
+        raise BadZip("bad CRC-32 or size")

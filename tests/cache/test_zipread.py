@@ -1,0 +1,147 @@
+"""kea.cache.zipread: wheels read whole from memory, and the shapes it leaves to zipfile."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from kea.cache import archive, zipread
+from kea.cache.archive import WheelError, unpack_wheel
+from tests.cache.wheelmaker import build_wheel
+
+
+def _rewritten(whl: Path, out: Path, *, bzip2: str = "", prefix: bytes = b"") -> Path:
+    """A copy of ``whl`` at ``out`` with member ``bzip2`` compressed by bzip2, and ``prefix``
+    written before the archive (as a self-extracting archive has a stub)."""
+    out.parent.mkdir(exist_ok=True)
+    with zipfile.ZipFile(whl) as src:
+        members = [(info, src.read(info)) for info in src.infolist()]
+    with zipfile.ZipFile(out, "w") as zf:
+        for info, data in members:
+            method = zipfile.ZIP_BZIP2 if info.filename == bzip2 else zipfile.ZIP_DEFLATED
+            zf.writestr(info.filename, data, compress_type=method)
+    out.write_bytes(prefix + out.read_bytes())  # offsets stay relative to the archive's start
+    return out
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """How each wheel unpacked from now on was read: "memory" or "zipfile"."""
+    seen: list[str] = []
+    real = archive._unpack_with_zipfile
+
+    def spy(*args: object) -> str:
+        seen.append("zipfile")
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(archive, "_unpack_with_zipfile", spy)
+    return seen
+
+
+def _same_as_zipfile(whl: Path, target: Path) -> None:
+    with zipfile.ZipFile(whl) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+        for name in names:
+            assert (target / name).read_bytes() == zf.read(name), name
+    on_disk = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    assert on_disk == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("shape", "how"),
+    [
+        ({}, []),  # the common shape: from memory
+        ({"bzip2": "demo/data.txt"}, ["zipfile"]),
+        ({"prefix": b"#!/bin/sh\nexit 0\n"}, ["zipfile"]),
+    ],
+)
+def test_uncommon_shapes_are_left_to_zipfile_and_unpack_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: dict[str, object], how: list[str]
+) -> None:
+    whl = build_wheel(tmp_path, "demo", "1.0", files={"demo/data.txt": b"payload\n" * 500})
+    copy = _rewritten(whl, tmp_path / "copy" / whl.name, **shape)  # type: ignore[arg-type]
+    seen = _reads(monkeypatch)
+    target = tmp_path / "out"
+    target.mkdir()
+    assert unpack_wheel(copy, target) == "demo-1.0.dist-info"
+    assert seen == how
+    _same_as_zipfile(copy, target)
+
+
+def test_a_zip_comment_is_read_from_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # zipfile itself takes the signature in the comment for the end record and fails.
+    whl = build_wheel(tmp_path, "demo", "1.0")
+    commented = tmp_path / "commented" / whl.name
+    commented.parent.mkdir()
+    commented.write_bytes(whl.read_bytes())
+    with zipfile.ZipFile(commented, "a") as zf:
+        zf.comment = b"PK\x05\x06 looks like an end record, but is a comment"
+    seen = _reads(monkeypatch)
+    target = tmp_path / "out"
+    target.mkdir()
+    assert unpack_wheel(commented, target) == "demo-1.0.dist-info"
+    assert seen == []
+    _same_as_zipfile(whl, target)
+
+
+def test_names_beyond_ascii_are_read_as_zipfile_reads_them(tmp_path: Path, reader: str) -> None:
+    files = {"demo/ünïcode.txt": "ça va\n".encode(), "demo/日本.py": b"X = 1\n"}
+    whl = build_wheel(tmp_path, "demo", "1.0", files=files)
+    target = tmp_path / "out"
+    target.mkdir()
+    unpack_wheel(whl, target)
+    _same_as_zipfile(whl, target)
+    assert (target / "demo" / "ünïcode.txt").read_text() == "ça va\n"
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.97])
+def test_a_cut_off_wheel_is_not_a_valid_wheel(tmp_path: Path, reader: str, keep: float) -> None:
+    # Cut in the middle of the members, or of the central directory.
+    whl = build_wheel(tmp_path, "demo", "1.0", padding=20_000)
+    data = whl.read_bytes()
+    cut = tmp_path / "cut" / whl.name
+    cut.parent.mkdir()
+    cut.write_bytes(data[: int(len(data) * keep)])
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WheelError, match=r"not a valid wheel \(zip\) file"):
+        unpack_wheel(cut, target)
+
+
+def test_a_broken_central_directory_entry_is_refused(tmp_path: Path) -> None:
+    whl = build_wheel(tmp_path, "demo", "1.0")
+    data = bytearray(whl.read_bytes())
+    first = data.index(b"PK\x01\x02")
+    data[first : first + 4] = b"PK\x09\x09"
+    with pytest.raises(zipread.BadZip, match="central directory"):
+        zipread.directory(bytes(data))
+    bad = tmp_path / "bad" / whl.name
+    bad.parent.mkdir()
+    bad.write_bytes(bytes(data))
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WheelError, match="not a valid wheel"):
+        unpack_wheel(bad, target)
+
+
+def test_a_stored_member_is_read_and_checked(tmp_path: Path) -> None:
+    whl = build_wheel(tmp_path, "demo", "1.0", files={"demo/raw.bin": bytes(range(256)) * 40})
+    with zipfile.ZipFile(whl) as src:
+        members = [(i.filename, src.read(i)) for i in src.infolist()]
+    stored = tmp_path / "stored" / whl.name
+    stored.parent.mkdir()
+    with zipfile.ZipFile(stored, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in members:
+            zf.writestr(name, data)
+    entries = {e.name: e for e in zipread.directory(stored.read_bytes()) or []}
+    raw = stored.read_bytes()
+    assert bytes(zipread.member_bytes(raw, entries["demo/raw.bin"])) == bytes(range(256)) * 40
+    assert b"".join(zipread.member_chunks(raw, entries["demo/raw.bin"])) == bytes(range(256)) * 40
+    # One byte of the stored data changed: the CRC-32 no longer matches.
+    at = raw.index(bytes(range(256)))
+    tampered = raw[:at] + b"\xff" + raw[at + 1 :]
+    with pytest.raises(zipread.BadZip, match="bad CRC-32 or size"):
+        zipread.member_bytes(tampered, entries["demo/raw.bin"])
+    with pytest.raises(zipread.BadZip, match="bad CRC-32 or size"):
+        list(zipread.member_chunks(tampered, entries["demo/raw.bin"]))
