@@ -33,7 +33,7 @@ def leftovers(cache: Cache) -> list[str]:
     for bucket in (ARCHIVE, WHEELS):
         root = cache.root / bucket
         if root.is_dir():
-            out += [str(p.relative_to(cache.root)) for p in root.iterdir() if p.name != ".locks"]
+            out += [str(p.relative_to(cache.root)) for p in root.iterdir()]
     return out
 
 
@@ -76,7 +76,7 @@ def test_executable_bit_is_kept(tmp_path: Path) -> None:
                 info.external_attr = 0o100755 << 16
             out.writestr(info, data)
     src.close()
-    archive = Cache(tmp_path / "c").unpack_local_wheel(rebuilt)
+    archive = asyncio.run(Cache(tmp_path / "c").unpack_local_wheel(rebuilt))
     assert os.access(archive / "exe" / "run.sh", os.X_OK)
     assert not os.access(archive / "exe" / "__init__.py", os.X_OK)
 
@@ -101,7 +101,7 @@ def test_hash_mismatch_while_streaming_leaves_nothing(tmp_path: Path) -> None:
     ],
 )
 def test_bad_wheels_are_refused_and_nothing_is_cached(
-    tmp_path: Path, kwargs: dict[str, object], message: str
+    tmp_path: Path, kwargs: dict[str, object], message: str, reader: str
 ) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0", **kwargs)  # type: ignore[arg-type]
     cache = Cache(tmp_path / "cache")
@@ -112,53 +112,54 @@ def test_bad_wheels_are_refused_and_nothing_is_cached(
     assert leftovers(cache) == []
     assert not (tmp_path / "evil.py").exists() and not Path("/etc/evil.py").exists()
     with pytest.raises(KeaError):
-        cache.unpack_local_wheel(wheel)
+        asyncio.run(cache.unpack_local_wheel(wheel))
     assert leftovers(cache) == []
 
 
-def test_not_a_zip(tmp_path: Path) -> None:
+def test_not_a_zip(tmp_path: Path, reader: str) -> None:
     bad = tmp_path / "demo-1.0-py3-none-any.whl"
     bad.write_bytes(b"this is not a zip")
     cache = Cache(tmp_path / "cache")
     with pytest.raises(KeaError, match="not a valid wheel"):
-        cache.unpack_local_wheel(bad)
+        asyncio.run(cache.unpack_local_wheel(bad))
     assert leftovers(cache) == []
 
 
 def test_local_wheel_is_never_unzipped_twice(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
     cache = Cache(tmp_path / "cache")
-    first = cache.unpack_local_wheel(wheel, {"sha256": sha256_of(wheel)})
+    first = asyncio.run(cache.unpack_local_wheel(wheel, {"sha256": sha256_of(wheel)}))
     # Overwrite the wheel with garbage of the same size and mtime: a second unzip (or even a
     # second read) would fail, so success proves the archive is reused as is.
     st = wheel.stat()
     wheel.write_bytes(b"\0" * st.st_size)
     os.utime(wheel, ns=(st.st_atime_ns, st.st_mtime_ns))
-    again = cache.unpack_local_wheel(wheel)
+    again = asyncio.run(cache.unpack_local_wheel(wheel))
     assert first == again
     assert (again / "demo" / "__init__.py").is_file()
     # A hash asked for is still checked against the one recorded when it was stored.
     with pytest.raises(KeaError, match="hash mismatch"):
-        cache.unpack_local_wheel(wheel, {"sha256": "2" * 64})
+        asyncio.run(cache.unpack_local_wheel(wheel, {"sha256": "2" * 64}))
 
 
 def test_changed_local_wheel_is_unpacked_again(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache")
     wheel = build_wheel(tmp_path, "demo", "1.0")
-    first = cache.unpack_local_wheel(wheel)
+    first = asyncio.run(cache.unpack_local_wheel(wheel))
     wheel.unlink()
     build_wheel(tmp_path, "demo", "1.0", files={"demo/new.py": b"new = 1\n"})
     os.utime(wheel, ns=(1, 1))
-    second = cache.unpack_local_wheel(wheel)
+    second = asyncio.run(cache.unpack_local_wheel(wheel))
     assert first != second
     assert (second / "demo" / "new.py").is_file()
 
 
 _STORE_SCRIPT = """
+import asyncio
 import sys
 from pathlib import Path
 from kea.cache import Cache
-print(Cache(Path(sys.argv[1])).unpack_local_wheel(Path(sys.argv[2])))
+print(asyncio.run(Cache(Path(sys.argv[1])).unpack_local_wheel(Path(sys.argv[2]))))
 """
 
 
@@ -183,7 +184,7 @@ def test_concurrent_processes_store_the_same_wheel(tmp_path: Path) -> None:
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
     paths = {o[0].strip() for o in outs}
     assert paths == {str(cache_dir / ARCHIVE / sha256_of(wheel))}
-    entries = [p.name for p in (cache_dir / ARCHIVE).iterdir() if p.name != ".locks"]
+    entries = [p.name for p in (cache_dir / ARCHIVE).iterdir()]
     assert entries == [sha256_of(wheel)]
     record = cache_dir / ARCHIVE / sha256_of(wheel) / "demo-1.0.dist-info" / "RECORD"
     assert record.read_text().count("\n") == 5  # __init__, _blob, METADATA, WHEEL, RECORD

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
-import io
 import os
 import signal
 import sys
@@ -30,13 +30,15 @@ def _target(tmp_path: Path, name: str = "out") -> Path:
 def test_a_worker_process_unpacks_and_ends_at_close(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0", files={"demo/data.txt": b"x" * 5000})
     u = Unpacker(1)
-    assert u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path), wheel.name)) == "demo-1.0.dist-info"
     assert (tmp_path / "out" / "demo" / "data.txt").read_bytes() == b"x" * 5000
     (worker,) = u._idle
     assert worker.proc.pid != os.getpid() and worker.proc.poll() is None
     # The same worker takes the next wheel.
     other = build_wheel(tmp_path, "other", "2.0")
-    assert u.unpack(other, _target(tmp_path, "out2"), other.name) == "other-2.0.dist-info"
+    assert (
+        asyncio.run(u.unpack(other, _target(tmp_path, "out2"), other.name)) == "other-2.0.dist-info"
+    )
     assert u._idle == [worker]
     u.close()
     assert worker.proc.returncode == 0
@@ -46,7 +48,7 @@ def test_a_refused_wheel_keeps_its_message_hint_and_type(tmp_path: Path) -> None
     wheel = build_wheel(tmp_path, "evil", "1.0", files={"../evil.py": b"x"})
     u = Unpacker(1)
     with pytest.raises(WheelError) as e:
-        u.unpack(wheel, _target(tmp_path), wheel.name)
+        asyncio.run(u.unpack(wheel, _target(tmp_path), wheel.name))
     assert "refusing path '../evil.py'" in e.value.message
     assert e.value.hint == "the wheel is corrupt or malicious; it was not installed or cached"
     assert not (tmp_path / "evil.py").exists()
@@ -60,7 +62,7 @@ def test_a_disk_error_comes_back_as_the_same_oserror(tmp_path: Path) -> None:
     taken = tmp_path / "taken"
     taken.write_text("a file where the directory should be\n")
     with pytest.raises(OSError) as e:
-        u.unpack(wheel, taken, wheel.name)
+        asyncio.run(u.unpack(wheel, taken, wheel.name))
     assert not isinstance(e.value, KeaError)
     assert e.value.errno in (errno.EEXIST, errno.ENOTDIR)
     assert str(taken) in str(e.value)
@@ -68,9 +70,9 @@ def test_a_disk_error_comes_back_as_the_same_oserror(tmp_path: Path) -> None:
 
 
 def _lent_worker() -> tuple[Unpacker, unpacker._Worker]:
-    """A one-worker unpacker and its worker, lent to the test as to a calling thread."""
+    """A one-worker unpacker and its worker, lent to the test as to an unpacking task."""
     u = Unpacker(1)
-    worker = u._acquire(wait=True)
+    worker = asyncio.run(u._acquire(wait=True))
     assert worker is not None
     return u, worker
 
@@ -80,11 +82,11 @@ def test_a_worker_that_died_while_idle_is_replaced_without_failing_a_wheel(
 ) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
     u = Unpacker(1)
-    u.unpack(wheel, _target(tmp_path, "a"), wheel.name)
+    asyncio.run(u.unpack(wheel, _target(tmp_path, "a"), wheel.name))
     (worker,) = u._idle
     worker.proc.kill()
     worker.proc.wait()
-    assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path, "b"), wheel.name)) == "demo-1.0.dist-info"
     (again,) = u._idle
     assert again is not worker and u._started == 1
     u.close()
@@ -97,20 +99,20 @@ def test_a_worker_that_dies_on_a_wheel_fails_it_and_is_replaced(tmp_path: Path) 
     worker.proc.kill()  # while (or after) it unpacks, before its answer is read
     with pytest.raises(KeaError, match=r"cannot unpack demo-1\.0-py3-none-any\.whl: the unpacking "
                        r"process ended$") as e:  # fmt: skip
-        worker.receive(wheel.name)
+        asyncio.run(worker.receive(wheel.name))
     assert e.value.hint and "run the command again" in e.value.hint
     u._release(worker, healthy=False)
     assert u._started == 0
-    assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path, "b"), wheel.name)) == "demo-1.0.dist-info"
     u.close()
 
 
 def test_an_answer_kea_cannot_read_stops_the_worker(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
     u, worker = _lent_worker()
-    worker.stdout = io.BytesIO(b"Traceback (most recent call last):\n")
+    worker._buffer += b"Traceback (most recent call last):\n"  # as if the worker wrote it
     with pytest.raises(KeaError, match="the unpacking process answered what kea cannot read"):
-        worker.receive(wheel.name)
+        asyncio.run(worker.receive(wheel.name))
     assert worker.proc.returncode is not None  # stopped: it writes nothing more
     u._release(worker, healthy=False)
     u.close()
@@ -132,23 +134,23 @@ def test_through_the_cache_a_worker_dying_midway_leaves_nothing_behind(
 
     monkeypatch.setattr(unpacker._Worker, "send", send_then_die)
     with pytest.raises(KeaError, match="the unpacking process ended"):
-        cache.unpack_local_wheel(wheel)
-    assert [p.name for p in (cache.root / ARCHIVE).iterdir() if p.name != ".locks"] == []
+        asyncio.run(cache.unpack_local_wheel(wheel))
+    assert [p.name for p in (cache.root / ARCHIVE).iterdir()] == []
     monkeypatch.setattr(unpacker._Worker, "send", real_send)
-    cache.unpack_local_wheel(wheel)  # a new worker
-    assert len([p for p in (cache.root / ARCHIVE).iterdir() if p.name != ".locks"]) == 1
+    asyncio.run(cache.unpack_local_wheel(wheel))  # a new worker
+    assert len([p for p in (cache.root / ARCHIVE).iterdir()]) == 1
     unpacker._SHARED.close()
 
 
 def test_ctrl_c_does_not_stop_a_worker(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
     u = Unpacker(1)
-    u.unpack(wheel, _target(tmp_path, "a"), wheel.name)
+    asyncio.run(u.unpack(wheel, _target(tmp_path, "a"), wheel.name))
     (worker,) = u._idle
     # A Ctrl-C at the terminal goes to kea's process group, which the worker is not in ...
     assert os.getpgid(worker.proc.pid) == worker.proc.pid != os.getpgid(0)
     os.kill(worker.proc.pid, signal.SIGINT)  # ... and one sent to it anyway is ignored.
-    assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path, "b"), wheel.name)) == "demo-1.0.dist-info"
     assert worker.proc.poll() is None
     u.close()
 
@@ -167,7 +169,7 @@ def test_output_while_a_worker_starts_is_skipped(
     _sitecustomize(tmp_path, monkeypatch, "print('noise', end='')\nprint('more noise')\n")
     wheel = build_wheel(tmp_path, "demo", "1.0")
     u = Unpacker(1)
-    assert u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path), wheel.name)) == "demo-1.0.dist-info"
     assert u._started == 1 and not u._broken
     u.close()
 
@@ -178,9 +180,9 @@ def test_a_worker_that_cannot_start_leaves_the_unpacking_to_the_caller(
     _sitecustomize(tmp_path, monkeypatch, "import os\nos._exit(3)\n")
     wheel = build_wheel(tmp_path, "demo", "1.0")
     u = Unpacker(2)
-    assert u.unpack(wheel, _target(tmp_path, "a"), wheel.name) == "demo-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path, "a"), wheel.name)) == "demo-1.0.dist-info"
     assert u._broken and u._started == 0
-    assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path, "b"), wheel.name)) == "demo-1.0.dist-info"
     assert (tmp_path / "b" / "demo-1.0.dist-info" / "RECORD").is_file()
 
 
@@ -194,7 +196,7 @@ def test_the_working_directory_cannot_shadow_a_module(
     wheel = build_wheel(tmp_path, "demo", "1.0")
     monkeypatch.chdir(here)
     u = Unpacker(1)
-    assert u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path), wheel.name)) == "demo-1.0.dist-info"
     u.close()
 
 
@@ -204,9 +206,9 @@ def test_without_a_worker_the_calling_thread_unpacks(
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
     wheel = build_wheel(tmp_path, "demo", "1.0")
     u = Unpacker(2)
-    assert u.unpack(wheel, _target(tmp_path, "a"), wheel.name) == "demo-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path, "a"), wheel.name)) == "demo-1.0.dist-info"
     assert u._broken and u._started == 0
-    assert u.unpack(wheel, _target(tmp_path, "b"), wheel.name) == "demo-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path, "b"), wheel.name)) == "demo-1.0.dist-info"
 
 
 def test_a_large_wheel_is_split_across_free_workers(
@@ -218,7 +220,7 @@ def test_a_large_wheel_is_split_across_free_workers(
     monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
     u = Unpacker(2)
     target = _target(tmp_path)
-    assert u.unpack(wheel, target, wheel.name) == "big-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, target, wheel.name)) == "big-1.0.dist-info"
     assert u._started == 2 and len(u._idle) == 2  # both took a part
     with zipfile.ZipFile(wheel) as zf:
         names = [n for n in zf.namelist() if not n.endswith("/")]
@@ -238,7 +240,7 @@ def test_a_bad_member_in_one_part_fails_the_wheel_after_every_part_ends(
     monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
     u = Unpacker(2)
     with pytest.raises(WheelError, match=r"'pkg/m119.py' does not match its RECORD hash"):
-        u.unpack(wheel, _target(tmp_path), wheel.name)
+        asyncio.run(u.unpack(wheel, _target(tmp_path), wheel.name))
     assert len(u._idle) == 2  # the wheel's fault: both workers stay
     u.close()
 
@@ -252,7 +254,7 @@ def test_a_zip_comment_hides_the_count_and_the_wheel_is_not_split(
     assert unpacker.member_count(wheel) == 0
     monkeypatch.setattr(unpacker, "SPLIT_MIN", 1)
     u = Unpacker(2)
-    assert u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path), wheel.name)) == "demo-1.0.dist-info"
     assert u._started == 1  # one worker did it all
     u.close()
 
@@ -263,7 +265,9 @@ def test_without_an_interpreter_to_start_the_caller_unpacks(
     monkeypatch.setattr(sys, "executable", "")
     monkeypatch.setattr(unpacker, "_SHARED", None)
     wheel = build_wheel(tmp_path, "demo", "1.0")
-    assert unpacker.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+    assert (
+        asyncio.run(unpacker.unpack(wheel, _target(tmp_path), wheel.name)) == "demo-1.0.dist-info"
+    )
     assert unpacker._SHARED is not None and unpacker._SHARED._broken
 
 
@@ -277,38 +281,76 @@ def test_an_interruption_stops_every_worker_still_writing(
     lent: list[unpacker._Worker] = []
     real_acquire = u._acquire
 
-    def acquire(*, wait: bool) -> unpacker._Worker | None:
-        worker = real_acquire(wait=wait)
+    async def acquire(*, wait: bool) -> unpacker._Worker | None:
+        worker = await real_acquire(wait=wait)
         if worker is not None:
             lent.append(worker)
         return worker
 
-    def interrupted(self: unpacker._Worker, filename: str) -> str:
-        raise KeyboardInterrupt  # as Ctrl-C lands in the thread waiting for the answer
+    async def never(self: unpacker._Worker, filename: str) -> str:
+        await asyncio.Event().wait()  # the answer has not come when Ctrl-C cancels the run
+        raise AssertionError("not reached")
 
     monkeypatch.setattr(u, "_acquire", acquire)
-    monkeypatch.setattr(unpacker._Worker, "receive", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        u.unpack(wheel, _target(tmp_path), wheel.name)
-    # Both parts' workers are stopped: the one interrupted and the one not yet waited for.
+    monkeypatch.setattr(unpacker._Worker, "receive", never)
+
+    async def interrupted() -> None:
+        task = asyncio.ensure_future(u.unpack(wheel, _target(tmp_path), wheel.name))
+        while len(lent) < 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # both requests sent, the first answer awaited
+        task.cancel()  # what asyncio.run does to the main task at Ctrl-C
+        await task
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(interrupted())
+    # Both parts' workers are stopped: the one awaited and the one not yet awaited.
     assert len(lent) == 2
     assert all(w.proc.returncode is not None for w in lent)
     assert u._started == 0 and u._idle == []
 
 
 def test_prestarted_workers_wait_ready_in_the_pool(tmp_path: Path) -> None:
-    u = Unpacker(2)
-    u.prestart()
-    deadline = time.monotonic() + 30
-    while len(u._idle) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(u._idle) == 2 and u._started == 2
-    ready = list(u._idle)
     wheel = build_wheel(tmp_path, "demo", "1.0")
-    assert u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
-    assert u._started == 2 and sorted(map(id, u._idle)) == sorted(map(id, ready))
+
+    async def prestarted(u: Unpacker) -> list[unpacker._Worker]:
+        u.prestart()
+        assert u._started == 2  # counted at once: an unpack now waits for them
+        deadline = time.monotonic() + 30
+        while len(u._idle) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        ready = list(u._idle)
+        assert await u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+        return ready
+
+    u = Unpacker(2)
+    ready = asyncio.run(prestarted(u))
+    assert len(ready) == 2 and u._started == 2
+    assert sorted(map(id, u._idle)) == sorted(map(id, ready))
     u.close()
+
+    async def prestart_broken(u: Unpacker) -> None:
+        u.prestart()
+        await asyncio.sleep(0.05)
+
     broken = Unpacker(2, broken=True)
-    broken.prestart()
-    time.sleep(0.05)
+    asyncio.run(prestart_broken(broken))
     assert broken._started == 0 and broken._idle == []
+
+
+def test_an_unpack_waits_for_a_worker_still_starting(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(1)
+
+    async def at_once() -> list[str]:
+        u.prestart()  # the only slot is taken by a worker that is not ready yet
+        return list(
+            await asyncio.gather(
+                u.unpack(wheel, _target(tmp_path, "a"), wheel.name),
+                u.unpack(wheel, _target(tmp_path, "b"), wheel.name),
+            )
+        )
+
+    assert asyncio.run(at_once()) == ["demo-1.0.dist-info"] * 2
+    assert u._started == 1 and len(u._idle) == 1
+    u.close()

@@ -9,8 +9,9 @@ Layout (under ``Cache.root``)::
     interpreters-v1/                            interpreter facts (kea.install)
 
 Every write is atomic (temp file or directory in the same bucket, then ``os.replace``/rename),
-and archive creation is serialized per entry with a file lock, so concurrent kea processes share
-one cache safely. A wheel that fails any check leaves nothing behind.
+so concurrent kea processes share one cache safely: two that unpack the same wheel at once each
+unpack it into a directory of their own, and the first rename wins. A wheel that fails any check
+leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from kea.digest import sha256
 from kea.errors import KeaError
 
 if TYPE_CHECKING:
-    from filelock import BaseFileLock
-
     from kea.settings import Settings
 
 SIMPLE = "simple-v1"
@@ -41,7 +40,7 @@ INTERPRETERS = "interpreters-v1"
 BUCKETS = (SIMPLE, METADATA, WHEELS, ARCHIVE, INTERPRETERS)
 
 TMP_PREFIX = ".tmp-"
-LOCKS = ".locks"
+LOCKS = ".locks"  # per-entry lock files of older kea versions: skipped by maintenance
 
 T = TypeVar("T")
 
@@ -153,14 +152,6 @@ class Cache:
             self._made.add(name)
         return path
 
-    def lock(self, bucket: str, key: str) -> BaseFileLock:
-        """An inter-process lock for one entry of a bucket."""
-        from filelock import FileLock
-
-        locks = self.bucket(bucket) / LOCKS
-        locks.mkdir(exist_ok=True)
-        return FileLock(str(locks / f"{key}.lock"))
-
     # -- records ---------------------------------------------------------------------------
     def record_path(self, bucket: str, relpath: str) -> Path:
         return self.bucket(bucket) / relpath
@@ -247,19 +238,17 @@ class Cache:
             except WriteFailed as e:
                 raise KeaError(f"cannot write {filename} into the cache: {e}") from None
             verify_hashes(filename, expected_hashes or {}, digests)
-            import asyncio
-
-            return await asyncio.to_thread(
-                self._archive_from_file, tmp, filename, digests, url or "", size, None
-            )
+            return await self._archive_from_file(tmp, filename, digests, url or "", size, None)
         finally:
             tmp.unlink(missing_ok=True)
 
-    def unpack_local_wheel(
+    async def unpack_local_wheel(
         self, path: Path, expected_hashes: Mapping[str, str] | None = None
     ) -> Path:
         """Unpack a wheel from the local filesystem once (keyed by path, size and mtime)."""
-        from kea.cache.archive import CHUNK, hashers_for, verify_hashes
+        import asyncio
+
+        from kea.cache.archive import verify_hashes
 
         path = Path(path).resolve()
         filename = path.name
@@ -279,19 +268,13 @@ class Cache:
                 archive = self.archive_path(pointer.sha256)
                 if archive is not None:
                     return archive
-        hashers = hashers_for(expected_hashes)
-        try:
-            with open(path, "rb") as f:
-                while chunk := f.read(CHUNK):
-                    for h in hashers.values():
-                        h.update(chunk)
-        except OSError as e:
-            raise KeaError(f"cannot read {path}: {e.strerror}") from None
-        digests = {a: h.hexdigest() for a, h in hashers.items()}
+        digests = await asyncio.to_thread(_hash_file, path, expected_hashes)
         verify_hashes(filename, expected_hashes or {}, digests)
-        return self._archive_from_file(path, filename, digests, source, st.st_size, st.st_mtime_ns)
+        return await self._archive_from_file(
+            path, filename, digests, source, st.st_size, st.st_mtime_ns
+        )
 
-    def _archive_from_file(
+    async def _archive_from_file(
         self,
         wheel: Path,
         filename: str,
@@ -300,6 +283,13 @@ class Cache:
         size: int,
         mtime_ns: int | None,
     ) -> Path:
+        """The archive of ``wheel`` (whose hashes are ``digests``), unpacked now unless it is
+        there already; the pointer from ``source`` to it written.
+
+        No lock: the wheel is unpacked into a directory of its own and renamed into place.
+        Two processes unpacking the same wheel at once both do the work, the first rename
+        wins and the second process drops its copy (archives are immutable and named by
+        content)."""
         import shutil
 
         from kea.cache.archive import WheelError
@@ -308,23 +298,22 @@ class Cache:
         sha = digests["sha256"]
         archive_root = self.bucket(ARCHIVE)
         final = archive_root / sha
-        with self.lock(ARCHIVE, sha):
-            if not final.is_dir():
-                tmp = archive_root / f"{TMP_PREFIX}{os.urandom(16).hex()}"
-                tmp.mkdir()
-                try:
-                    unpack(wheel, tmp, filename)  # in a worker process (kea.cache.unpacker)
-                    os.rename(tmp, final)
-                except WheelError:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise
-                except OSError as e:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    if not final.is_dir():
-                        raise KeaError(f"cannot unpack {filename} into the cache: {e}") from None
-                except BaseException:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise
+        if not final.is_dir():
+            tmp = archive_root / f"{TMP_PREFIX}{os.urandom(16).hex()}"
+            tmp.mkdir()
+            try:
+                await unpack(wheel, tmp, filename)  # in a worker process (kea.cache.unpacker)
+                os.rename(tmp, final)
+            except WheelError:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            except OSError as e:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not final.is_dir():  # else another process put the same archive there
+                    raise KeaError(f"cannot unpack {filename} into the cache: {e}") from None
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         if source:
             self.write_record(
                 WHEELS,
@@ -340,6 +329,21 @@ class Cache:
                 ),
             )
         return final
+
+
+def _hash_file(path: Path, expected_hashes: Mapping[str, str] | None) -> dict[str, str]:
+    """sha256 and every algorithm of ``expected_hashes`` of the file at ``path``."""
+    from kea.cache.archive import CHUNK, hashers_for
+
+    hashers = hashers_for(expected_hashes)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                for h in hashers.values():
+                    h.update(chunk)
+    except OSError as e:
+        raise KeaError(f"cannot read {path}: {e.strerror}") from None
+    return {a: h.hexdigest() for a, h in hashers.items()}
 
 
 def _pointer_rel(filename: str, source: str) -> str:

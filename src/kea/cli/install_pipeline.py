@@ -295,7 +295,6 @@ async def _prepare(
 
 async def _archive_for(c: Any, index: Any, cache: Any, allowed: frozenset[str] | None) -> Path:
     """The unpacked archive of candidate ``c``: from the cache, a local file, or a download."""
-    import asyncio
 
     from kea.dist.wheel_name import require_wheel
     from kea.index.findlinks import is_local, local_path
@@ -309,7 +308,7 @@ async def _archive_for(c: Any, index: Any, cache: Any, allowed: frozenset[str] |
         file = msgspec.structs.replace(file, hashes=expected)
     if is_local(file.url):
         path = local_path(file.url)
-        archive = await asyncio.to_thread(cache.unpack_local_wheel, path, file.hashes or None)
+        archive = await cache.unpack_local_wheel(path, file.hashes or None)
     else:
         archive = await index.fetch_wheel(file)
     if allowed and f"sha256:{archive.name}" not in allowed:

@@ -342,9 +342,7 @@ class IndexClient:
         if not file.is_wheel:
             raise KeaError(f"{file.filename}: building from source is not supported yet")
         if is_local(file.url):
-            return await asyncio.to_thread(
-                self.cache.unpack_local_wheel, local_path(file.url), file.hashes
-            )
+            return await self.cache.unpack_local_wheel(local_path(file.url), file.hashes)
         archive = self.cached.answer_archive(file)
         if archive is not None:
             return archive
