@@ -4,6 +4,9 @@ Refuses members whose paths escape the target (``..``, absolute paths, drive let
 backslashes), symlink members, duplicates, files missing from RECORD or RECORD entries missing from
 the zip, and any hash or size mismatch. Errors are one-line ``KeaError``s; the caller owns the
 target directory and removes it on failure.
+
+Imported by the unpacking workers, whose start-up it adds to: ``zipfile`` only when a wheel is
+read through it, and no ``pathlib`` or ``typing``.
 """
 
 from __future__ import annotations
@@ -15,15 +18,18 @@ import io
 import os
 import re
 import stat
-import zipfile
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TypeVar
 
 from kea.errors import KeaError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import TypeVar
+
+    M = TypeVar("M")
+
 CHUNK = 1 << 16
-M = TypeVar("M")
 _WEAK = frozenset({"md5", "sha1"})
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 
@@ -114,8 +120,8 @@ WHOLE_MAX = 64 << 20  # wheels up to this size are read whole (kea.cache.zipread
 
 
 def unpack_wheel(
-    wheel: Path,
-    target: Path,
+    wheel: str | Path,
+    target: str | Path,
     filename: str | None = None,
     *,
     part: tuple[int, int] = (0, 1),
@@ -134,7 +140,7 @@ def unpack_wheel(
     """
     from kea.cache import zipread
 
-    filename = filename or wheel.name
+    filename = filename or os.path.basename(wheel)
     data = _read_whole(wheel, filename)
     entries = None
     if data is not None:
@@ -162,7 +168,7 @@ def unpack_wheel(
     return dist_info
 
 
-def _read_whole(wheel: Path, filename: str) -> bytes | None:
+def _read_whole(wheel: str | Path, filename: str) -> bytes | None:
     """The wheel's bytes, or None when it is larger than ``WHOLE_MAX``."""
     try:
         with open(wheel, "rb") as f:
@@ -175,8 +181,14 @@ def _read_whole(wheel: Path, filename: str) -> bytes | None:
 
 
 def _unpack_with_zipfile(
-    wheel: Path, target: Path, filename: str, part: tuple[int, int], threads: int | None
+    wheel: str | Path,
+    target: str | Path,
+    filename: str,
+    part: tuple[int, int],
+    threads: int | None,
 ) -> str:
+    import zipfile
+
     try:
         zf = zipfile.ZipFile(wheel)
     except (zipfile.BadZipFile, OSError) as e:
@@ -192,7 +204,7 @@ def _unpack_with_zipfile(
             raise WheelError(f"{filename}: cannot read RECORD: {e}") from None
         _check_coverage(filename, dist_info, paths, record)
 
-        from kea.cache.extract import extract_members
+        from kea.cache.extract_zip import extract_members
 
         k, n = part
         members = list(paths.items())[k::n]

@@ -44,6 +44,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from kea.cache.worker import READY
 from kea.errors import KeaError
 
 log = logging.getLogger("kea.cache")
@@ -75,9 +76,6 @@ def processes() -> int:
     return max(1, min(_MAX, cores))
 
 
-_READY = b"kea-unpacker ready\n"
-
-
 class _Worker:
     def __init__(self) -> None:
         # -P: the working directory must not shadow modules. The interpreter's isolation flags
@@ -88,7 +86,7 @@ class _Worker:
         flags += ["-E"] if sys.flags.ignore_environment and not sys.flags.isolated else []
         flags += ["-s"] if sys.flags.no_user_site and not sys.flags.isolated else []
         self.proc = subprocess.Popen(
-            [sys.executable, *flags, "-m", "kea.cache.unpacker"],
+            [sys.executable, *flags, "-c", "from kea.cache.worker import serve; serve()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -142,7 +140,7 @@ class _Worker:
             line = await self._line()
             if not line.endswith(b"\n"):
                 return False
-            if line.endswith(_READY):
+            if line.endswith(READY):
                 return True
 
     def send(self, wheel: Path, target: Path, filename: str, part: tuple[int, int]) -> bool:
@@ -390,42 +388,3 @@ async def unpack(wheel: Path, target: Path, filename: str) -> str:
     """Unpack ``wheel`` into the existing, empty ``target`` in a worker process; returns the
     name of its ``.dist-info`` directory. Raises what ``unpack_wheel`` raises."""
     return await _shared().unpack(wheel, target, filename)
-
-
-def _serve() -> None:
-    """A worker: one JSON request per line on stdin, one reply per line on stdout."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the installing process decides about Ctrl-C
-    from kea.cache.archive import WheelError, unpack_wheel
-
-    # Replies go to a copy of stdout; stdout itself now leads nowhere, so that nothing printed
-    # from here on can come between them.
-    out = os.fdopen(os.dup(1), "wb")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    out.write(_READY)
-    out.flush()
-    for line in sys.stdin.buffer:
-        wheel, target, filename, k, n = json.loads(line.decode("utf-8", "surrogateescape"))
-        reply: list[object]
-        try:
-            # One thread: the threads of one process would take turns with the GIL; the other
-            # workers are the parallelism (a large wheel is split across them).
-            dist_info = unpack_wheel(Path(wheel), Path(target), filename, part=(k, n), threads=1)
-            reply = ["ok", dist_info]
-        except WheelError as e:
-            reply = ["wheel", e.message, e.hint]
-        except KeaError as e:
-            reply = ["kea", e.message, e.hint]
-        except OSError as e:
-            reply = ["os", e.errno, e.strerror, e.filename]
-        except Exception as e:  # reported to the installing process, which fails the run
-            reply = ["kea", f"{type(e).__name__}: {e}", "this is a bug in kea"]
-        out.write(json.dumps(reply).encode("utf-8", "surrogateescape") + b"\n")
-        out.flush()
-
-
-if __name__ == "__main__":
-    _serve()
