@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from kea.install import environment
 from kea.install.environment import query_interpreter
 from tests.install.conftest import run_kea
 
@@ -117,3 +121,32 @@ def test_early_probe_is_started_from_the_raw_arguments_and_collected(
         early_probe.start([*args[:-1], *extra], os.environ)
     early_probe.start(["--python", "3.11", "--cache-dir", str(tmp_path / "other")], os.environ)
     assert environment._STARTED == {}
+
+
+def test_kea_works_while_it_waits_for_a_probe(
+    tmp_path: Path, venv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``while_probing`` runs while the probe still runs, and is told when it answered; its
+    failure costs nothing but the head start."""
+    slow = tmp_path / "python-slow"  # a probe that surely outlasts the call below
+    slow.write_text(f'#!/bin/sh\nsleep 0.3\nexec "{venv / "bin" / "python"}" "$@"\n')
+    slow.chmod(0o755)
+    seen: list[bool] = []
+
+    def hook(still_probing: Callable[[], bool]) -> None:
+        seen.append(still_probing())
+        deadline = time.monotonic() + 30
+        while still_probing() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(still_probing())
+
+    monkeypatch.setattr(environment, "while_probing", hook)
+    info = query_interpreter(slow, tmp_path / "facts")
+    assert seen == [True, False]
+    assert info.is_venv and Path(info.prefix) == venv
+
+    def broken(still_probing: Callable[[], bool]) -> None:
+        raise RuntimeError("an import failed")
+
+    monkeypatch.setattr(environment, "while_probing", broken)
+    assert query_interpreter(slow, tmp_path / "facts").prefix == info.prefix

@@ -13,6 +13,7 @@ them, so ``kea pip install --help`` and a no-op install start fast.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -92,6 +93,10 @@ def run_install(params: dict[str, Any]) -> None:
         merge_file_indexes(params, request.files)
         settings = settings_from(params)
         options = InstallOptions.from_params(params, settings)
+        if not settings.offline:
+            from kea.install import environment
+
+            environment.while_probing = _imports_for_the_network
         target = target_from(params, settings)
         if recorder is not None:
             recorder.watch_target(target)  # before anything installed is read
@@ -109,3 +114,24 @@ def run_install(params: dict[str, Any]) -> None:
     from kea.cli.install_pipeline import resolve_and_install  # not needed by a no-op
 
     resolve_and_install(request, options, settings, target, installed, started)
+
+
+def _imports_for_the_network(still_probing: Callable[[], bool]) -> None:
+    """While kea waits for the probe of the target interpreter, import what a run that goes to
+    the network imports next, in that order, until the probe answers.
+
+    A probe runs when kea has not seen the interpreter with this cache before: a first run,
+    most likely on an empty cache, where the network is needed. Cold jupyter install: kea's
+    thread waited ~20 ms for the probe, doing nothing, right before importing asyncio and then
+    aiohttp (~75 ms). A run that turns out to need no network loses at most the import under
+    way when the probe answers."""
+    import importlib
+
+    for name in ("asyncio", "kea.resolver.provider", "kea.index.client", "kea.http.client"):
+        if not still_probing():
+            return
+        importlib.import_module(name)
+    if still_probing():
+        from kea.http.client import import_aiohttp
+
+        import_aiohttp()

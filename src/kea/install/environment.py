@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -198,6 +198,11 @@ def _is_the_interpreter(exe: str, reported: str) -> bool:
 # Probes started ahead of their query (``probe_in_background``), by absolute executable path.
 _STARTED: dict[str, subprocess.Popen[bytes]] = {}
 
+# Work for kea's own thread while it waits for a probe (set by the CLI, see ``_run_probe``): it
+# is called with a function that tells whether the probe still runs, and should stop soon
+# after it no longer does.
+while_probing: Callable[[Callable[[], bool]], None] | None = None
+
 
 def probe_in_background(executable: str | Path, cache_dir: Path) -> None:
     """Start probing ``executable`` now, in its own process, unless its facts are cached in
@@ -238,6 +243,11 @@ def _run_probe(exe: str) -> Interpreter:
         proc = _STARTED.pop(exe, None) or _start_probe(exe)
     except OSError as e:
         raise KeaError(f"cannot run Python interpreter {exe}: {e.strerror}") from None
+    if while_probing is not None and proc.poll() is None:
+        try:
+            while_probing(lambda: proc.poll() is None)
+        except Exception:  # only ever a head start: the run meets the same failure later
+            pass
     try:
         stdout, stderr = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
