@@ -372,3 +372,19 @@ def test_a_worker_starts_without_the_heavy_modules() -> None:
     heavy = {"typing", "pathlib", "logging", "subprocess", "zipfile", "asyncio", "runpy"}
     assert heavy.isdisjoint(out), sorted(heavy.intersection(out))
     assert "deflate" in out and "hashlib" in out
+
+
+def test_a_request_longer_than_an_atomic_pipe_write_arrives_whole(tmp_path: Path) -> None:
+    # Two paths of ~2,300 bytes each: the request line is past 4 KiB, which a pipe may take
+    # in more than one write.
+    deep = tmp_path
+    for i in range(9):
+        deep = deep / (f"{i}" * 250)
+    deep.mkdir(parents=True)
+    wheel = build_wheel(deep, "demo", "1.0")
+    target = _target(deep)
+    assert len(str(wheel)) + len(str(target)) > 4096
+    u = Unpacker(1)
+    assert asyncio.run(u.unpack(wheel, target, wheel.name)) == "demo-1.0.dist-info"
+    assert (target / "demo-1.0.dist-info" / "RECORD").is_file()
+    u.close()

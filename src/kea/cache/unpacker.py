@@ -145,11 +145,13 @@ class _Worker:
 
     def send(self, wheel: Path, target: Path, filename: str, part: tuple[int, int]) -> bool:
         """Hand the worker its request; False when it is gone (it read nothing). The line is
-        far shorter than a pipe's buffer, and an idle worker's pipe is empty: this does not
-        block."""
+        far shorter than a pipe's buffer (64 KiB), and an idle worker's pipe is empty: this
+        does not block."""
         request = json.dumps([os.fspath(wheel), os.fspath(target), filename, *part])
+        line = memoryview(request.encode("utf-8", "surrogateescape") + b"\n")
         try:
-            self.stdin.write(request.encode("utf-8", "surrogateescape") + b"\n")
+            while line:  # a write to a pipe of more than 4 KiB may be cut short
+                line = line[self.stdin.write(line) or 0 :]
         except OSError:
             return False
         return True
