@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from kea.cache.archive import WheelError
 from kea.cache.zipread import BadZip, Entry, member_bytes, member_chunks
@@ -134,22 +134,12 @@ def _write_entry(
     small: int,
 ) -> None:
     dest = f"{root}/{path}"  # path is normal (check_member_path): no empty, "." or ".." part
+    algo = want[0] if want else None
     try:
         if entry.size <= small:
-            content = member_bytes(data, entry)
-            _write_new(dest, content)
-            digest = _new_hash(want[0], content).digest() if want else None
-            size = len(content)
+            digest, size = write_whole(dest, member_bytes(data, entry), algo)
         else:
-            hasher = _new_hash(want[0]) if want else None
-            size = 0
-            with open(dest, "xb") as out:
-                for piece in member_chunks(data, entry):
-                    size += len(piece)
-                    if hasher is not None:
-                        hasher.update(piece)
-                    out.write(piece)
-            digest = hasher.digest() if hasher is not None else None
+            digest, size = write_pieces(dest, member_chunks(data, entry), algo)
     except (BadZip, OSError) as e:
         raise WheelError(f"{filename}: cannot extract {path!r}: {e}") from None
     _check(filename, path, want, digest, size)
@@ -157,7 +147,31 @@ def _write_entry(
         os.chmod(dest, 0o755)
 
 
-def _new_hash(algo: str, data: bytes | bytearray | memoryview = b"") -> hashlib._Hash:
+Content = bytes | bytearray | memoryview
+
+
+def write_whole(dest: str, data: Content, algo: str | None) -> tuple[bytes | None, int]:
+    """Create ``dest`` holding ``data``; its digest by ``algo`` (None: not hashed) and size."""
+    _write_new(dest, data)
+    return (_new_hash(algo, data).digest() if algo else None), len(data)
+
+
+def write_pieces(
+    dest: str, pieces: Iterable[Content], algo: str | None
+) -> tuple[bytes | None, int]:
+    """``write_whole`` for content that comes in pieces (a large member)."""
+    hasher = _new_hash(algo) if algo else None
+    size = 0
+    with open(dest, "xb") as out:
+        for piece in pieces:
+            size += len(piece)
+            if hasher is not None:
+                hasher.update(piece)
+            out.write(piece)
+    return (hasher.digest() if hasher is not None else None), size
+
+
+def _new_hash(algo: str, data: Content = b"") -> hashlib._Hash:
     if algo == "sha256":  # nearly every RECORD: the named constructor skips hashlib.new's lookup
         return hashlib.sha256(data)
     return hashlib.new(algo, data)

@@ -19,7 +19,7 @@ import deflate
 
 from kea.cache import extract
 from kea.cache.archive import WheelError
-from kea.cache.extract import RecordEntry, _check, _new_hash, _on_threads, _parents, _write_new
+from kea.cache.extract import RecordEntry, _check, _on_threads, _parents, write_pieces, write_whole
 
 _LOCAL = struct.Struct("<4s2B4HL2L2H")  # the local file header, 30 bytes
 _FLAG_ENCRYPTED = 0x1
@@ -78,24 +78,17 @@ def _extract_one(
     small: int,
 ) -> None:
     dest = f"{root}/{path}"  # path is normal (check_member_path): no empty, "." or ".." part
+    algo = entry[0] if entry else None
     try:
         data = _raw_member(fp, info) if info.file_size <= small else None
         if data is not None:
-            _write_new(dest, data)
-            digest = _new_hash(entry[0], data).digest() if entry else None
-            size = len(data)
+            digest, size = write_whole(dest, data, algo)
         else:
-            hasher = _new_hash(entry[0]) if entry else None
-            size = 0
-            with zf.open(info) as src, open(dest, "xb") as out:
-                while chunk := src.read(extract.CHUNK):
-                    size += len(chunk)
-                    if hasher is not None:
-                        hasher.update(chunk)
-                    out.write(chunk)
+            with zf.open(info) as src:
+                pieces = iter(lambda: src.read(extract.CHUNK), b"")
+                digest, size = write_pieces(dest, pieces, algo)
             if size != info.file_size:  # zipfile checks the CRC-32 at the end, not the size
                 raise zipfile.BadZipFile("bad CRC-32 or size")
-            digest = hasher.digest() if hasher is not None else None
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise WheelError(f"{filename}: cannot extract {path!r}: {e}") from None
     _check(filename, path, entry, digest, size)
