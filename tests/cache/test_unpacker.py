@@ -388,3 +388,57 @@ def test_a_request_longer_than_an_atomic_pipe_write_arrives_whole(tmp_path: Path
     assert asyncio.run(u.unpack(wheel, target, wheel.name)) == "demo-1.0.dist-info"
     assert (target / "demo-1.0.dist-info" / "RECORD").is_file()
     u.close()
+
+
+def test_a_waiter_woken_then_interrupted_hands_the_worker_on(tmp_path: Path) -> None:
+    u = Unpacker(1)
+
+    async def scenario() -> None:
+        lent = await u._acquire(wait=True)
+        assert lent is not None
+        first = asyncio.ensure_future(u._acquire(wait=True))
+        second = asyncio.ensure_future(u._acquire(wait=True))
+        await asyncio.sleep(0.01)  # both wait for the only worker
+        u._release(lent, healthy=True)  # wakes the first ...
+        first.cancel()  # ... which is interrupted before it runs
+        assert await asyncio.wait_for(second, 10) is lent
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        u._release(lent, healthy=True)
+
+    asyncio.run(scenario())
+    assert u._started == 1 and len(u._idle) == 1 and u._waiting == []
+    u.close()
+
+
+def test_an_interruption_while_a_part_s_worker_starts_gives_the_first_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f"pkg/m{i:03}.py": b"x = 1\n" for i in range(120)}
+    wheel = build_wheel(tmp_path, "split", "1.0", files=files)
+    monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
+    real_ready = unpacker._Worker.wait_ready
+    calls: list[int] = []
+
+    async def second_never_ready(self: unpacker._Worker) -> bool:
+        calls.append(1)
+        if len(calls) == 2:
+            await asyncio.Event().wait()  # the second part's worker is still starting
+        return await real_ready(self)
+
+    monkeypatch.setattr(unpacker._Worker, "wait_ready", second_never_ready)
+    u = Unpacker(2)
+
+    async def interrupted() -> None:
+        task = asyncio.ensure_future(u.unpack(wheel, _target(tmp_path), wheel.name))
+        while len(calls) < 2:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await task
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(interrupted())
+    # The first worker, acquired but sent nothing, is back in the pool; the second was stopped.
+    assert u._started == 1 and len(u._idle) == 1
+    assert u._idle[0].proc.poll() is None
+    u.close()

@@ -223,12 +223,17 @@ class Unpacker:
         if first is None:
             return await asyncio.to_thread(unpack_wheel, wheel, target, filename)
         workers = [first]
-        if self.limit > 1 and member_count(wheel) >= SPLIT_MIN:
-            while len(workers) < self.limit:  # only workers that are free now
-                more = await self._acquire(wait=False)
-                if more is None:
-                    break
-                workers.append(more)
+        try:
+            if self.limit > 1 and member_count(wheel) >= SPLIT_MIN:
+                while len(workers) < self.limit:  # only workers that are free now
+                    more = await self._acquire(wait=False)
+                    if more is None:
+                        break
+                    workers.append(more)
+        except BaseException:  # interrupted while a new one started: nothing was sent yet
+            for worker in workers:
+                self._release(worker, healthy=True)
+            raise
         n = len(workers)
         pending: list[_Worker] = []
         here: list[int] = []
@@ -294,9 +299,12 @@ class Unpacker:
             self._waiting.append(woken)
             try:
                 await woken
-            finally:
+            except BaseException:
                 if woken in self._waiting:
                     self._waiting.remove(woken)
+                elif woken.done() and not woken.cancelled():
+                    self._wake(everyone=False)  # woken, then interrupted: the next one goes
+                raise
 
     async def _spawn(self) -> _Worker | None:
         """A new worker, ready, for a slot already counted in ``_started``; None (and the
