@@ -70,19 +70,112 @@ def test_uncommon_shapes_are_left_to_zipfile_and_unpack_the_same(
 
 
 def test_a_zip_comment_is_read_from_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # zipfile itself takes the signature in the comment for the end record and fails.
     whl = build_wheel(tmp_path, "demo", "1.0")
-    commented = tmp_path / "commented" / whl.name
-    commented.parent.mkdir()
-    commented.write_bytes(whl.read_bytes())
-    with zipfile.ZipFile(commented, "a") as zf:
-        zf.comment = b"PK\x05\x06 looks like an end record, but is a comment"
+    with zipfile.ZipFile(whl, "a") as zf:
+        zf.comment = b"a comment"
     seen = _reads(monkeypatch)
     target = tmp_path / "out"
     target.mkdir()
-    assert unpack_wheel(commented, target) == "demo-1.0.dist-info"
+    assert unpack_wheel(whl, target) == "demo-1.0.dist-info"
     assert seen == []
     _same_as_zipfile(whl, target)
+
+
+def _second_wheel_in_comment(tmp_path: Path) -> Path:
+    """A wheel whose comment holds a whole other wheel, then one stray byte: zipfile takes the
+    hidden wheel's end record (the last one in the file)."""
+    outer = build_wheel(tmp_path / "outer", "demo", "1.0", files={"demo/m.py": b"print('a')"})
+    hidden = build_wheel(tmp_path / "hidden", "demo", "1.0", files={"demo/m.py": b"print('b')"})
+    data = outer.read_bytes()
+    comment = hidden.read_bytes() + b"x"
+    assert len(comment) < 0xFFFF
+    data = data[:-2] + len(comment).to_bytes(2, "little") + comment  # the comment length is last
+    out = tmp_path / "both" / outer.name
+    out.parent.mkdir()
+    out.write_bytes(data)
+    return out
+
+
+@pytest.mark.parametrize("shape", ["second wheel in the comment", "count too low"])
+def test_a_wheel_zipfile_would_read_otherwise_is_left_to_zipfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    # Whatever this reader would make of such a wheel, zipfile (pip's reader) decides: the two
+    # readers never read one wheel two ways.
+    if shape == "second wheel in the comment":
+        whl = _second_wheel_in_comment(tmp_path)
+    else:  # the end record counts one member less than the directory holds
+        whl = build_wheel(tmp_path, "demo", "1.0", unlisted={"demo/evil.py": b"x"})
+        data = bytearray(whl.read_bytes())
+        end = data.rindex(b"PK\x05\x06")
+        for field in (8, 10):  # entries on this disk, entries in all
+            count = int.from_bytes(data[end + field : end + field + 2], "little")
+            data[end + field : end + field + 2] = (count - 1).to_bytes(2, "little")
+        whl.write_bytes(bytes(data))
+    assert zipread.directory(whl.read_bytes()) is None
+    seen = _reads(monkeypatch)
+    target = tmp_path / "out"
+    target.mkdir()
+    with zipfile.ZipFile(whl) as zf:  # what pip would see
+        expected = {n for n in zf.namelist() if not n.endswith("/")}
+    try:
+        unpack_wheel(whl, target)
+    except WheelError as e:
+        assert "demo/evil.py" in str(e) or "RECORD" in str(e)
+    else:
+        got = {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()}
+        assert got == expected
+        assert (target / "demo" / "m.py").read_bytes() == b"print('b')"
+    assert seen == ["zipfile"]
+
+
+def test_a_record_too_large_to_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
+    monkeypatch.setattr(archive, "RECORD_MAX", 100)
+    whl = build_wheel(tmp_path, "demo", "1.0")
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WheelError, match=r"RECORD is \d+ bytes, more than kea reads \(100\)"):
+        unpack_wheel(whl, target)
+    assert list(target.iterdir()) == []
+
+
+def _renamed(whl: Path, old: bytes, new: bytes, *, utf8: bool = False) -> Path:
+    """A copy of ``whl`` with a member's name changed in place (same length), in its local
+    header and its central directory entry, flagged UTF-8 there if ``utf8``."""
+    data = bytearray(whl.read_bytes())
+    assert len(old) == len(new) and data.count(old) == 2
+    for _ in range(2):
+        at = data.index(old)
+        data[at : at + len(old)] = new
+    if utf8:
+        central = data.rindex(new) - 46  # the second: the central directory
+        assert data[central : central + 4] == b"PK\x01\x02"
+        flags = int.from_bytes(data[central + 8 : central + 10], "little") | 0x800
+        data[central + 8 : central + 10] = flags.to_bytes(2, "little")
+    out = whl.parent / "renamed" / whl.name
+    out.parent.mkdir()
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("new", "utf8", "message"),
+    [
+        (b"demo/a\x00b.py", False, "empty or invalid path"),
+        (b"demo/a\xffb.py", True, "not a valid wheel"),
+    ],
+)
+def test_odd_names_are_refused_by_both_readers(
+    tmp_path: Path, reader: str, new: bytes, utf8: bool, message: str
+) -> None:
+    whl = build_wheel(tmp_path, "demo", "1.0", files={"demo/axb.py": b"X = 1\n"})
+    bad = _renamed(whl, b"demo/axb.py", new, utf8=utf8)
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WheelError, match=message):
+        unpack_wheel(bad, target)
 
 
 def test_names_beyond_ascii_are_read_as_zipfile_reads_them(tmp_path: Path, reader: str) -> None:

@@ -152,6 +152,7 @@ def unpack_wheel(
         return _unpack_with_zipfile(wheel, target, filename, part, threads)
     paths = _checked_paths(filename, [(e.name, e.mode, e) for e in entries])
     dist_info = _dist_info_dir(filename, list(paths))
+    _check_record_size(filename, paths[f"{dist_info}/RECORD"].size)
     try:
         record = read_record(
             filename, bytes(zipread.member_bytes(data, paths[f"{dist_info}/RECORD"]))
@@ -191,13 +192,15 @@ def _unpack_with_zipfile(
 
     try:
         zf = zipfile.ZipFile(wheel)
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
         raise WheelError(f"{filename}: not a valid wheel (zip) file: {e}") from None
     with zf:
+        # orig_filename: zipfile cuts a name at a NUL byte, which the memory path refuses.
         paths = _checked_paths(
-            filename, [(i.filename, i.external_attr >> 16, i) for i in zf.infolist()]
+            filename, [(i.orig_filename, i.external_attr >> 16, i) for i in zf.infolist()]
         )
         dist_info = _dist_info_dir(filename, list(paths))
+        _check_record_size(filename, paths[f"{dist_info}/RECORD"].file_size)
         try:
             record = read_record(filename, zf.read(paths[f"{dist_info}/RECORD"]))
         except (zipfile.BadZipFile, OSError, KeyError) as e:
@@ -210,6 +213,19 @@ def _unpack_with_zipfile(
         members = list(paths.items())[k::n]
         extract_members(wheel, zf, target, members, record, filename, threads=threads)
         return dist_info
+
+
+RECORD_MAX = 64 << 20  # bytes: a RECORD of 60,000 files is about 6 MB
+
+
+def _check_record_size(filename: str, size: int) -> None:
+    """RECORD is read whole: one that declares more than ``RECORD_MAX`` bytes is refused
+    before anything is inflated (a small deflate stream can declare gigabytes)."""
+    if size > RECORD_MAX:
+        raise WheelError(
+            f"{filename}: RECORD is {size} bytes, more than kea reads ({RECORD_MAX})",
+            hint="the wheel is corrupt or malicious; it was not installed or cached",
+        )
 
 
 def _checked_paths(filename: str, members: list[tuple[str, int, M]]) -> dict[str, M]:

@@ -6,9 +6,11 @@ name twice through the cp437 codec, and a seek and three reads per member. Here 
 once, the central directory is walked with one ``struct`` call per entry, names are compared as
 bytes, and each member is inflated from a slice of the file by libdeflate.
 
-Only the common shape is read here: one disk, no zip64 fields, no data before the archive,
-members stored or deflated and not encrypted. ``directory`` answers None for anything else, and
-the caller reads that wheel with ``zipfile`` instead.
+Only the common shape is read here: one disk, no zip64 fields, no data before the archive or
+after its comment, a central directory whose entry count and size agree, members stored or
+deflated and not encrypted. ``directory`` answers None for anything else, and the caller reads
+that wheel with ``zipfile`` instead, so that a wheel is never read two ways (``zipfile``, which
+pip uses, seeing other members than this reader).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def directory(data: bytes) -> list[Entry] | None:
     the module docstring). ``BadZip`` when it is no zip or its directory is broken."""
     end = _end_record(data)
     if end is None:
-        return None  # bytes after the archive's comment: zipfile's business
+        return None
     _, disk, cd_disk, here, total, cd_size, cd_offset, _ = _END.unpack_from(data, end)
     if disk or cd_disk or here != total or total == 0xFFFF or _ZIP64 in (cd_size, cd_offset):
         return None  # several disks, or zip64
@@ -88,28 +90,25 @@ def directory(data: bytes) -> list[Entry] | None:
             except UnicodeDecodeError:
                 raise BadZip("a member name is not valid UTF-8") from None
         entries.append(Entry(name, raw, method, crc, csize, usize, offset, attr >> 16))
-    if pos > end:
-        raise BadZip("Truncated central directory")
+    if pos != end:
+        return None  # the count disagrees with the size: zipfile reads by size
     return entries
 
 
 def _end_record(data: bytes) -> int | None:
-    """Where the end record starts: the last signature whose comment ends the file exactly (a
-    comment may hold the signature itself). None when a signature is found but none lines up;
-    ``BadZip`` when there is none."""
-    floor = max(0, len(data) - _END.size - 0xFFFF)
-    stop = len(data) - _END.size + 4
-    found = False
-    while (at := data.rfind(b"PK\x05\x06", floor, stop)) >= 0:
-        found = True
-        if at + _END.size <= len(data):
-            comment = int.from_bytes(data[at + 20 : at + 22], "little")
-            if at + _END.size + comment == len(data):
-                return at
-        stop = at + 3
-    if not found:
+    """Where the end record starts: the last signature in the file's last 64 KiB, as
+    ``zipfile`` takes it, provided its comment ends the file exactly and no zip64 locator
+    precedes it. None otherwise (``zipfile`` decides: the two readers never read one wheel two
+    ways); ``BadZip`` when there is no signature."""
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - _END.size - 0xFFFF))
+    if at < 0:
         raise BadZip("File is not a zip file")
-    return None
+    if at + _END.size > len(data):
+        return None
+    comment = int.from_bytes(data[at + 20 : at + 22], "little")
+    if at + _END.size + comment != len(data) or data[max(0, at - 20) : at - 16] == b"PK\x06\x07":
+        return None
+    return at
 
 
 def _data_span(data: bytes, entry: Entry) -> tuple[int, int]:

@@ -4,8 +4,8 @@ Every install and uninstall takes it (``kea.install.transaction``). It is the sa
 ``filelock.FileLock`` takes on POSIX (an exclusive ``flock`` on an open descriptor, released by
 the OS if the process dies), so kea processes of any version exclude each other; it is written
 out here because importing filelock costs 11-15 ms (``python -X importtime``, filelock 4.3), which
-every install would pay for one system call. filelock keeps the cache's per-entry locks (only
-taken when an archive is made) and this lock on systems without ``fcntl``.
+every install would pay for one system call. filelock keeps this lock on systems without
+``fcntl``.
 """
 
 from __future__ import annotations
