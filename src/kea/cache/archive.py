@@ -11,7 +11,6 @@ read through it, and no ``pathlib`` or ``typing``.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
@@ -66,10 +65,6 @@ def _record_digest(filename: str, path: str, value: str) -> tuple[str, str]:
     if algo in _WEAK or algo not in hashlib.algorithms_guaranteed:
         raise WheelError(f"{filename}: RECORD uses unsupported hash {algo!r} for {path!r}")
     return algo, digest.strip()
-
-
-def _b64(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def _dist_info_dir(filename: str, names: list[str]) -> str:
