@@ -27,7 +27,8 @@ from kbench.servers import UPSTREAM_IP, Servers
 # RECENTCY_MIN, RECENTCY_DIRTY in fs/ext4/ialloc.c): see ``Bench.settle``. The graveyard is
 # freed and synced, so 60 s covers it. With 35 s, jupyter's seed runs took 2.4-4.8 s (both
 # tools, perf in that scan); with 70 s, the next run of that scenario took kea 1.39-1.59 s and
-# uv 1.29-1.32 s (4 runs each, 2026-11-26n.notes.md).
+# uv 1.29-1.32 s (4 runs each, 2026-11-26n.notes.md). Not enough on its own: in 26o,
+# install-cold's first rounds were still slowed (2026-11-26o.notes.md).
 SETTLE = 70.0
 
 
