@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import json
 import os
@@ -18,16 +19,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kbench import RESULTS, ROOT, WORK, index, report, sets, tools
+from kbench import RESULTS, ROOT, WORK, index, report, scratch, sets, tools
 from kbench.measure import Sample, run_timed
 from kbench.servers import UPSTREAM_IP, Servers
 
-# ext4 without a journal (this machine's disk) skips, on every inode allocation, the free inodes
-# freed in the last 60 s, or 360 s while their inode table block is dirty (Linux 6.18:
-# RECENTCY_MIN, RECENTCY_DIRTY in fs/ext4/ialloc.c): see ``Bench.settle``. The graveyard is
-# freed and synced, so 60 s covers it. With 35 s, jupyter's seed runs took 2.4-4.8 s (both
-# tools, perf in that scan); with 70 s, the next run of that scenario took kea 1.39-1.59 s and
-# uv 1.29-1.32 s (4 runs each, 2026-11-26n.notes.md). Not enough on its own: in 26o,
+# Only when the scratch filesystem (kbench.scratch) cannot be made: on this machine's disk, ext4
+# without a journal, an inode allocation skips the inodes freed in the last 60 s, or 360 s while
+# their inode table block is dirty (Linux 6.18). 70 s covers the first case only; in 26o
 # install-cold's first rounds were still slowed (2026-11-26o.notes.md).
 SETTLE = 70.0
 
@@ -110,21 +108,33 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.bin = Path(sys.executable).parent
-        self.home = WORK / "home"
-        self.venvs = WORK / "venvs"
-        self.caches = WORK / "cache"
+        self.use(WORK, journaled=False)
         self.password = secrets.token_hex(12)
         self.netrc = WORK / "seed" / "netrc"
         self.routers: dict[str, str] = {}
         self.results: report.Results = {}
-        self.graveyard = WORK / "graveyard"
         self.freed_at: float | None = None
+
+    def use(self, root: Path, journaled: bool) -> None:
+        """Put the tools' venvs, caches, HOME and TMPDIR under ``root``. On a journaled
+        filesystem (``kbench.scratch``) old ones are deleted at once; otherwise see ``settle``."""
+        self.journaled = journaled
+        self.home = root / "home"
+        self.venvs = root / "venvs"
+        self.caches = root / "cache"
+        self.tmp = root / "tmp"
+        self.graveyard = root / "graveyard"
 
     # -- state ---------------------------------------------------------------------------------
     def retire(self, path: Path) -> None:
-        """Move ``path`` out of the way of a fresh one without freeing anything: into the
-        graveyard, which is emptied between scenarios (``settle``)."""
-        if os.path.lexists(path):
+        """Move ``path`` out of the way of a fresh one. On the disk, without freeing anything:
+        into the graveyard, which is emptied between scenarios (``settle``)."""
+        if self.journaled:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.unlink(path)
+        elif os.path.lexists(path):
             self.graveyard.mkdir(parents=True, exist_ok=True)
             os.rename(path, self.graveyard / f"{path.name}-{secrets.token_hex(6)}")
 
@@ -145,7 +155,7 @@ class Bench:
         nothing: its fresh venv and cold cache replace the previous ones by a rename
         (``retire``), and what piled up is freed before the next scenario's warm-up.
         """
-        if self.freed_at is None:
+        if self.freed_at is None or self.journaled:
             return
         wait = self.args.settle - (time.monotonic() - self.freed_at)
         if wait > 0:
@@ -189,8 +199,9 @@ class Bench:
         )
 
     def env(self, tool: str, sc: tools.Scenario) -> dict[str, str]:
+        self.tmp.mkdir(parents=True, exist_ok=True)
         return tools.environment(
-            tool, self.home, self.netrc if sc.seed else None, os.environ.get("PATH", "")
+            tool, self.home, self.tmp, self.netrc if sc.seed else None, os.environ.get("PATH", "")
         )
 
     def logfile(self, set_name: str, scenario: str, tool: str, run: int | str) -> Path:
@@ -370,6 +381,7 @@ def render(stem: str, results: report.Results, meta: dict[str, Any], bin_: Path)
             f"`{r['load_after']}`; 1-min load after each scenario {r['load_min']:.2f}–"
             f"{r['load_max']:.2f} (2 CPUs: wall times under such load are inflated and noisy, "
             f"CPU times much less)."
+            + (f" Filesystem: {r['filesystem']}." if r.get("filesystem") else "")
         )
     header += [
         "",
@@ -428,6 +440,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.append and state_file.exists():
         bench.results, meta = load_state(state_file)
     signal.signal(signal.SIGTERM, _terminate)
+    where, how = scratch.mount()
+    if where is not None:
+        atexit.register(scratch.unmount)  # also on SIGTERM (SystemExit) and on errors
+        bench.use(where, journaled=True)
+        filesystem = f"venvs, caches, HOME and TMPDIR on {how}; deleted between runs, no settling"
+    else:
+        filesystem = (
+            f"venvs, caches, HOME and TMPDIR on the disk (no scratch filesystem: {how}); "
+            f"freed between scenarios, {args.settle:.0f}s settle"
+        )
+    log(filesystem)
     bench.prepare(set_names)
     record: dict[str, Any] = {
         "command": " ".join(argv if argv is not None else sys.argv[1:]),
@@ -435,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": args.warmup,
         "load_before": uptime(),
         "versions": versions(bench.bin),
+        "filesystem": filesystem,
     }
     started = time.time()
     servers = Servers(WORK, WORK / "index", "bench", bench.password, args.delay)

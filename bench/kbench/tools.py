@@ -87,11 +87,13 @@ def command(tool: str, scenario: Scenario, ctx: Ctx) -> list[str] | None:
     return cmd
 
 
-def environment(tool: str, home: Path, netrc: Path | None, path: str) -> dict[str, str]:
-    """A clean environment: no user config, each tool's config files off, a private HOME."""
+def environment(tool: str, home: Path, tmp: Path, netrc: Path | None, path: str) -> dict[str, str]:
+    """A clean environment: no user config, each tool's config files off, a private HOME, and
+    temporary files on the filesystem the venvs and caches are on."""
     env = {
         "PATH": path,
         "HOME": str(home),
+        "TMPDIR": str(tmp),
         "LANG": "C.UTF-8",
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_CACHE_HOME": str(home / ".cache"),

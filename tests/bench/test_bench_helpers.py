@@ -110,9 +110,11 @@ def test_commands_per_tool_and_scenario(tmp_path: Path) -> None:
     assert pip[pip.index("--python") + 1] == str(tmp_path / "venv" / "bin" / "python")
     uv = tools.command("uv", warm, ctx)
     assert uv is not None and "--dry-run" not in uv and "--offline" not in uv
-    env = tools.environment("pip", tmp_path, None, "/bin")
+    env = tools.environment("pip", tmp_path, tmp_path / "t", None, "/bin")
     assert env["PIP_CONFIG_FILE"] == "/dev/null" and "NETRC" not in env
-    assert tools.environment("uv", tmp_path, tmp_path / "n", "/bin")["UV_NO_CONFIG"] == "1"
+    assert env["TMPDIR"] == str(tmp_path / "t")
+    uv_env = tools.environment("uv", tmp_path, tmp_path / "t", tmp_path / "n", "/bin")
+    assert uv_env["UV_NO_CONFIG"] == "1" and uv_env["NETRC"] == str(tmp_path / "n")
 
 
 def test_rotation_alternates_who_goes_first() -> None:
@@ -236,3 +238,30 @@ def test_retired_paths_are_freed_between_scenarios_then_settled(tmp_path: Path) 
     started = time.monotonic()
     bench.settle()  # settled already
     assert time.monotonic() - started < 0.1
+
+
+def test_on_the_journaled_scratch_filesystem_retired_paths_go_at_once(tmp_path: Path) -> None:
+    """With a journal there is no inode scan to wait out: a retired venv is deleted right away,
+    nothing piles up in a graveyard and the next scenario does not settle."""
+    import time
+
+    from kbench.main import Bench, parse_args
+
+    bench = Bench(parse_args(["--settle", "30"]))
+    bench.use(tmp_path, journaled=True)
+    assert bench.venvs == tmp_path / "venvs" and bench.tmp == tmp_path / "tmp"
+    venv = bench.venvs / "kea-fresh"
+    (venv / "lib").mkdir(parents=True)
+    (venv / "lib" / "x.py").write_text("x = 1\n")
+    link = tmp_path / "link"
+    link.symlink_to(venv)
+    bench.retire(link)  # a symlink goes, not what it points to
+    assert not link.exists() and (venv / "lib" / "x.py").exists()
+    bench.retire(venv)
+    assert not venv.exists() and not bench.graveyard.exists()
+    bench.free_graveyard()
+    started = time.monotonic()
+    bench.settle()
+    assert time.monotonic() - started < 1.0
+    env = bench.env("pip", tools.SCENARIOS["install-cold"])
+    assert env["TMPDIR"] == str(tmp_path / "tmp") and (tmp_path / "tmp").is_dir()
