@@ -92,7 +92,10 @@ def apply_plan(
                         record=not compile_bytecode,  # else written once .pyc files exist
                     )
 
-                plans = list(pool.map(plan_one, range(len(wants))))
+                # Planning is Python alone: in the pool it only took turns for the GIL. Warm
+                # jupyter, 14 alternated runs: 233.5 ms planned in the pool, 223.5 ms in this
+                # thread, 233.7 ms staging the first half while this thread planned the rest.
+                plans = [plan_one(i) for i in range(len(wants))]
                 run_stages(plans, linker, pool, workers)
                 staged = [p.staged for p in plans]
         if compile_bytecode and staged:
