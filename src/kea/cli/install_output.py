@@ -35,7 +35,7 @@ def say(message: str) -> None:
 
 def change_lines(added: Iterable[tuple[str, str]], removed: Iterable[tuple[str, str]]) -> None:
     """uv's `` - name==old`` / `` + name==new`` lines, sorted by name, removals first."""
-    from packaging.utils import canonicalize_name
+    from kea.dist.names import canonicalize_name
 
     rows = [(canonicalize_name(n), 0, f" - {canonicalize_name(n)}=={v}") for n, v in removed]
     rows += [(canonicalize_name(n), 1, f" + {canonicalize_name(n)}=={v}") for n, v in added]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kea.cli.install_output import Progress, change_lines, dry_run_report, elapsed, packages, say
+from kea.dist import parsed
 from kea.errors import KeaError
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def resolve_and_install(
     from kea.index.cached import CachedIndex
 
     cache = Cache.from_settings(settings)
+    parsed.load(cache.root)
     try:
         lookup = CachedIndex(settings, cache, offline=settings.offline)
         spec = _resolve_input(request, options, settings, installed)
@@ -65,6 +67,7 @@ def resolve_and_install(
             _pipeline(spec, lookup, request, options, settings, target, installed, cache, started)
         )
     finally:
+        parsed.save()
         cache.close()
 
 

@@ -34,8 +34,7 @@ class Request(msgspec.Struct):
 
 def gather_request(params: dict[str, Any]) -> Request:
     """Parse positional requirements and every -r/-c/--overrides file (pops those params)."""
-    from packaging.utils import canonicalize_name
-
+    from kea.dist.names import canonicalize_name
     from kea.dist.requirements import (
         RequirementsSet,
         check_hashes,
@@ -122,9 +121,9 @@ def audit_installed(
     None as soon as anything is missing, at a wrong version, asked to be upgraded or
     reinstalled, or a direct URL: then the resolver must run. Reads installed metadata only.
     """
-    from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion, Version
 
+    from kea.dist.names import canonicalize_name
     from kea.resolver.provider_select import dependencies_of
 
     overridden = _override_names(request)

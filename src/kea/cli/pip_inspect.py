@@ -42,9 +42,8 @@ def _out(line: str = "") -> None:
 @target_options
 @global_options
 def uninstall(**params: Any) -> None:
-    from packaging.utils import canonicalize_name
-
     from kea.cli.output import info, warn
+    from kea.dist.names import canonicalize_name
     from kea.errors import UsageError
     from kea.install.installer import uninstall as do_uninstall
 
@@ -149,9 +148,8 @@ def _requires(d: InstalledDist, markers: dict[str, str]) -> list[Any]:
 @target_options
 @global_options
 def show(**params: Any) -> None:
-    from packaging.utils import canonicalize_name
-
     from kea.cli.output import warn
+    from kea.dist.names import canonicalize_name
     from kea.errors import KeaError
 
     names = [canonicalize_name(n) for n in params.pop("names")]
@@ -190,7 +188,7 @@ def show(**params: Any) -> None:
 @target_options
 @global_options
 def check(**params: Any) -> None:
-    from packaging.utils import canonicalize_name
+    from kea.dist.names import canonicalize_name
 
     start = time.perf_counter()
     target, installed = _open(params)

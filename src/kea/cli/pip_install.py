@@ -12,8 +12,10 @@ them, so ``kea pip install --help`` and a no-op install start fast.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -89,6 +91,7 @@ def run_install(params: dict[str, Any]) -> None:
     started = time.perf_counter()
     recorder = Recorder.start(params)  # None unless this run may write a no-op stamp
     try:
+        _load_memo(params)
         request = gather_request(params)
         merge_file_indexes(params, request.files)
         settings = settings_from(params)
@@ -114,6 +117,24 @@ def run_install(params: dict[str, Any]) -> None:
     from kea.cli.install_pipeline import resolve_and_install  # not needed by a no-op
 
     resolve_and_install(request, options, settings, target, installed, started)
+
+
+def _load_memo(params: dict[str, Any]) -> None:
+    """Load the memo of parsed requirements (``kea.dist.parsed``) before the requirement files
+    are read: jupyter's pinned file alone made packaging's parser load, ~17 ms. The cache's
+    place comes from ``--cache-dir``, ``KEA_CACHE_DIR`` or the default here; one set in a
+    config file is known only later, and ``resolve_and_install`` moves the memo there."""
+    if params.get("no_cache"):
+        return
+    from kea.dist import parsed
+
+    where = params.get("cache_dir") or os.environ.get("KEA_CACHE_DIR")
+    if where:
+        parsed.load(Path(where).expanduser())
+    else:
+        from kea.cache.store import default_cache_dir
+
+        parsed.load(default_cache_dir())
 
 
 def _imports_for_the_network(still_probing: Callable[[], bool]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from packaging.utils import canonicalize_name
+from kea.dist.names import canonicalize_name
 
 from kea.dist.metadata import CoreMetadata, parse_metadata
 from kea.dist.record import RecordEntry, parse_record

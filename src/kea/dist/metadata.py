@@ -7,7 +7,7 @@ Requires-Python and Provides-Extra. The body (long description) is never parsed.
 from __future__ import annotations
 
 import msgspec
-from packaging.utils import canonicalize_name
+from kea.dist.names import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from kea.errors import KeaError

@@ -18,16 +18,20 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import msgspec
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from kea.dist.names import canonicalize_name
 
 from kea.digest import sha256
+from kea.dist import parsed
 from kea.auth.redact import redact_text, redact_url
 from kea.errors import KeaError
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 __all__ = [
     "Entry",
@@ -142,8 +146,8 @@ def _parse_requirement(text: str, source: str, base: Path, column_offset: int = 
     if direct is not None:
         return Entry(requirement=direct, source=source, raw=text)
     try:
-        req = Requirement(text)
-    except InvalidRequirement as e:
+        req = parsed.requirement(text)
+    except parsed.InvalidRequirement as e:
         raise _invalid(text, str(e), source, column_offset) from None
     if req.url:
         _check_url_target(req.url, source)
@@ -216,8 +220,8 @@ def _direct_reference(text: str, base: Path, source: str) -> Requirement | None:
     name = m.group("name")
     spec = f"{name} @ {url}" + (f" ; {marker}" if marker else "")
     try:
-        return Requirement(spec)
-    except InvalidRequirement as e:
+        return parsed.requirement(spec)
+    except parsed.InvalidRequirement as e:
         raise _invalid(text, str(e), source, 0) from None
 
 
@@ -528,7 +532,7 @@ def _editable(value: str, where: str, base: Path) -> Entry:
         name = Path(_relative(target, base)).name or "unknown"
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
         name = "unknown"
-    return Entry(requirement=Requirement(name), source=where, editable=True, raw=target)
+    return Entry(requirement=parsed.requirement(name), source=where, editable=True, raw=target)
 
 
 # -- hash checking -----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ class TagRanker:
     def __len__(self) -> int:
         return len(self._rank)
 
-    def rank(self, tags: Iterable[Tag]) -> int | None:
+    def rank(self, tags: Iterable[Tag | str]) -> int | None:
         """The best (lowest) rank among ``tags``, or None when none is supported."""
         best: int | None = None
         for tag in tags:

@@ -6,23 +6,18 @@ The wheel name/version/tags are parsed lazily (most files of a page are never lo
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from kea.dist.names import canonicalize_name
+
 if TYPE_CHECKING:
-    from packaging.tags import Tag
     from packaging.utils import NormalizedName
     from packaging.version import Version
 
-_NORMALIZE_RE = re.compile(r"[-_.]+")
-
-
-def normalize_name(name: str) -> str:
-    """PEP 503 normalized project name."""
-    return _NORMALIZE_RE.sub("-", name).lower()
+normalize_name = canonicalize_name  # PEP 503 normalized project name
 
 
 class DistFile(msgspec.Struct, frozen=True, omit_defaults=True, dict=True):
@@ -70,17 +65,14 @@ class DistFile(msgspec.Struct, frozen=True, omit_defaults=True, dict=True):
     @cached_property
     def wheel_info(
         self,
-    ) -> tuple[NormalizedName, Version, frozenset[Tag]] | None:
-        """(name, version, tags) of a wheel; None for non-wheels and unparsable wheel names."""
+    ) -> tuple[NormalizedName, Version, frozenset[str]] | None:
+        """(name, version, tags as text) of a wheel; None for non-wheels and unparsable wheel
+        names (``kea.dist.wheel_name.wheel_parts``)."""
         if not self.is_wheel:
             return None
-        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+        from kea.dist.wheel_name import wheel_parts
 
-        try:
-            name, version, _build, tags = parse_wheel_filename(self.filename)
-        except (InvalidWheelFilename, ValueError):
-            return None
-        return name, version, tags
+        return wheel_parts(self.filename)
 
     @cached_property
     def sdist_info(self) -> tuple[NormalizedName, Version] | None:

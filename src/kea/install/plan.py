@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import msgspec
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from kea.dist.installed import InstalledDist
+from kea.dist.names import canonicalize_name
 
 
 class WantedDist(msgspec.Struct, frozen=True):

@@ -8,14 +8,18 @@ Packages are plain canonical names (``requests``) or virtual extra packages (``r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from packaging.markers import Marker, default_environment
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from kea.dist import parsed
+from kea.dist.names import canonicalize_name
 from kea.errors import KeaError
 from kea.resolver.ranges import VersionSet
+
+if TYPE_CHECKING:
+    from packaging.markers import Marker
+    from packaging.requirements import Requirement
 
 Edge = tuple[str, VersionSet]
 
@@ -35,15 +39,15 @@ def split_key(key: str) -> tuple[str, str | None]:
 
 
 def parse_requirement(req: Requirement | str) -> Requirement:
-    if isinstance(req, Requirement):
+    if not isinstance(req, str):
         return req
     try:
-        return Requirement(req)
-    except InvalidRequirement as e:
+        return parsed.requirement(req)
+    except parsed.InvalidRequirement as e:
         raise KeaError(f"invalid requirement {req!r}: {e}") from None
 
 
-class Requirements(list[Requirement]):
+class Requirements(list["Requirement"]):
     """The requirements of one distribution, for a provider that parses them lazily.
 
     The list itself holds the lines that may apply without an extra; lines that certainly need
@@ -83,7 +87,11 @@ class Environment:
     """Marker evaluation against the target environment, cached per (marker, extra)."""
 
     def __init__(self, values: Mapping[str, str] | None) -> None:
-        base: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+        base: dict[str, str] = {}
+        if not values or not values.keys() >= parsed.VARIABLES:
+            from packaging.markers import default_environment  # the target's probe gives all
+
+            base = {k: str(v) for k, v in default_environment().items()}
         if values:
             base.update(values)
         self.values = base

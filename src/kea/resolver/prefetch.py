@@ -16,10 +16,10 @@ from concurrent.futures import Future as ThreadFuture
 from concurrent.futures import InvalidStateError
 from typing import Any, Protocol, TypeVar
 
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from kea.dist.metadata import CoreMetadata
+from kea.dist.names import canonicalize_name
 from kea.index.models import DistFile, ProjectPage
 from kea.resolver.provider_select import (
     Candidate,

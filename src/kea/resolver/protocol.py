@@ -10,13 +10,15 @@ that fetches asynchronously runs its event loop elsewhere and blocks on its futu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import msgspec
-from packaging.requirements import Requirement
 from packaging.version import Version
 
 from kea.errors import KeaError
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 PrereleaseMode = Literal[
     "disallow", "allow", "if-necessary", "explicit", "if-necessary-or-explicit"

@@ -25,11 +25,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from kea.dist.metadata import CoreMetadata
+from kea.dist.names import canonicalize_name
+from kea.dist.parsed import InvalidRequirement
 from kea.dist.tags import TagRanker
 from kea.errors import KeaError
 from kea.index.models import DistFile
@@ -47,6 +47,8 @@ from kea.resolver.provider_select import (
 )
 
 if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
     from kea.resolver.prefetch import IndexSource
     from kea.resolver.provider_cached import CacheLookup
 
@@ -283,6 +285,8 @@ def _setup(spec: ResolveInput, interpreter: InterpreterFacts) -> _Setup:
         if req.url:
             cand = direct_candidate(req)
             direct[cand.name] = cand
+            from packaging.requirements import Requirement
+
             pinned = Requirement(str(req).split("@", 1)[0].strip() + f"=={cand.version}")
             pinned.marker = req.marker
             requirements.append(pinned)

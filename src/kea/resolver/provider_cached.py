@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from kea.dist.metadata import CoreMetadata
+from kea.dist.names import canonicalize_name
 from kea.index.models import DistFile, ProjectPage
 from kea.resolver.provider_select import Candidate, CandidatePolicy, Selection, select_candidates
 

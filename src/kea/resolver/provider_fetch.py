@@ -18,14 +18,16 @@ import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from kea.dist.names import canonicalize_name
 from kea.index.models import DistFile
 from kea.resolver.provider_select import Selection, _marker_holds
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 log = logging.getLogger("kea.resolver.provider")
 

@@ -13,18 +13,23 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from packaging.markers import Marker
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from kea.dist import parsed
 from kea.dist.metadata import CoreMetadata
+from kea.dist.names import canonicalize_name
 from kea.dist.tags import TagRanker
 from kea.dist.wheel_name import parse_dist_filename
 from kea.index.models import DistFile, ProjectPage
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
+InvalidRequirement = parsed.InvalidRequirement
 
 log = logging.getLogger("kea.resolver.provider")
 
@@ -391,7 +396,7 @@ _REQ_CACHE: dict[str, Requirement] = {}
 def _parse_req(line: str) -> Requirement:
     req = _REQ_CACHE.get(line)
     if req is None:
-        req = Requirement(line)
+        req = parsed.requirement(line)
         _REQ_CACHE[line] = req
     return req
 
@@ -399,10 +404,10 @@ def _parse_req(line: str) -> Requirement:
 # (id of the marker, extra, environment) -> (the marker, kept alive so its id is not reused;
 # whether it holds). Jupyter's few hundred markers are mostly the same dozen conditions, each
 # otherwise evaluated (with packaging's default environment rebuilt) every time it is met.
-_HOLDS: dict[tuple[int, str, tuple[tuple[str, str], ...]], tuple[Marker, bool]] = {}
+_HOLDS: dict[tuple[int, str, tuple[tuple[str, str], ...]], tuple[Any, bool]] = {}
 
 
-def _marker_holds(marker: Marker, env: dict[str, str], extra: str) -> bool:
+def _marker_holds(marker: Any, env: dict[str, str], extra: str) -> bool:
     env["extra"] = extra
     key = (id(marker), extra, tuple(env.items()))
     hit = _HOLDS.get(key)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from kea.dist.names import canonicalize_name
 from kea.errors import KeaError
 from kea.resolver.deps import (
     Edge,
@@ -49,6 +49,9 @@ from kea.resolver.protocol import (
     Unavailable,
 )
 from kea.resolver.ranges import Point, VersionSet, point_keys, version_key
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 log = logging.getLogger("kea.resolver")
 

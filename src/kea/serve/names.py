@@ -6,15 +6,16 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
+from kea.dist.names import canonicalize_name
+
 MAX_NAME = 128
-_NORMALIZE_RE = re.compile(r"[-_.]+")
 # PEP 508 names: letters/digits, with . _ - inside.
 _VALID_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _PATTERN_RE = re.compile(r"^[A-Za-z0-9._\-*?\[\]!]+$")
 
 
 def normalize(name: str) -> str:
-    return _NORMALIZE_RE.sub("-", name).lower()
+    return canonicalize_name(name)
 
 
 def valid_name(name: str) -> bool:
@@ -49,12 +50,10 @@ def compile_pattern(raw: str, *, prefix: bool = False) -> Pattern:
         if any(c in raw for c in "*?[]!"):
             raise ValueError("a prefix takes no glob characters")
         # keep a trailing separator: prefix "acme-" must not match "acmeco"
-        text = _NORMALIZE_RE.sub("-", raw).lower()
-        return Pattern(text, "prefix")
+        return Pattern(canonicalize_name(raw), "prefix")
     if any(c in raw for c in "*?["):
         # normalise the literal parts only
-        text = re.sub(r"[-_.]+", "-", raw).lower()
-        return Pattern(text, "glob")
+        return Pattern(canonicalize_name(raw), "glob")
     if not valid_name(raw):
         raise ValueError("not a valid project name")
     return Pattern(normalize(raw), "exact")

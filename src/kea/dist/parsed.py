@@ -1,0 +1,275 @@
+"""Requirements parsed, and markers evaluated, by earlier runs: kept in the cache.
+
+Parsing PEP 508 is packaging's job, and kea leaves it there. But importing
+``packaging.requirements`` compiles its tokenizer's patterns and brings ``packaging.markers``,
+``packaging.utils`` and ``packaging.tags`` with it: about 17 ms before anything is parsed, then
+~50 µs per line. A run answered from the cache meets the same few hundred ``Requires-Dist``
+lines and the same dozen markers every time. So the first run parses them with packaging and
+stores the parts (``memo-v1.msgpack`` in the cache); later runs build each requirement from
+its stored parts and answer each marker from its stored result, and import none of that.
+
+A stored requirement comes back as a ``Parsed``, which has what kea reads of packaging's
+``Requirement``: ``name``, ``extras``, ``specifier`` (a real ``SpecifierSet``, cheap to import),
+``marker`` (a ``Remembered`` marker, or None), ``url`` and ``str()``. A marker result is stored
+per target environment (every marker variable's value) and extra; a marker that cannot be
+evaluated is never stored, so its error is raised again by packaging. Nothing in the file is
+trusted further than its shape: an entry of the wrong shape, or a file that does not decode, is
+ignored and parsed again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from packaging.markers import Marker
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+MEMO_NAME = "memo-v1.msgpack"
+MAX_LINES = 50_000  # a memo past this is started afresh
+MAX_ENVIRONMENTS = 8  # target environments kept, most recently used first
+
+# PEP 508's environment markers: every one must be given for a result to be remembered.
+VARIABLES = frozenset(
+    (
+        "implementation_name",
+        "implementation_version",
+        "os_name",
+        "platform_machine",
+        "platform_python_implementation",
+        "platform_release",
+        "platform_system",
+        "platform_version",
+        "python_full_version",
+        "python_version",
+        "sys_platform",
+    )
+)
+# A bare project name is its own parse (no extras, specifier, marker or URL).
+_BARE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+class InvalidRequirement(ValueError):
+    """packaging's ``InvalidRequirement``, re-raised with its message."""
+
+
+# line -> (name, extras, specifier, marker, url, str()); "" for no marker or URL.
+_lines: dict[str, tuple[str, tuple[str, ...], str, str, str, str]] = {}
+# environment key -> {marker text + "\0" + extra: holds}; insertion order = least recent first.
+_marks: dict[str, dict[str, bool]] = {}
+_used: set[str] = set()
+_path: Path | None = None
+_dirty = False
+
+
+class Remembered:
+    """A marker whose results are looked up before packaging is asked."""
+
+    __slots__ = ("_real", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._real: Marker | None = None
+
+    def evaluate(self, environment: Mapping[str, str] | None = None) -> bool:
+        global _dirty
+        env = dict(environment or {})
+        # packaging fills a missing variable from the interpreter kea runs on: such a result
+        # is not the target's alone, and is not remembered.
+        table = _table(env) if VARIABLES <= env.keys() else None
+        key = f"{self.text}\0{env.get('extra', '')}"
+        if table is not None:
+            hit = table.get(key)
+            if hit is not None:
+                return hit
+        if self._real is None:
+            from packaging.markers import Marker
+
+            self._real = Marker(self.text)
+        holds = bool(self._real.evaluate(env))  # errors are raised, and not remembered
+        if table is not None:
+            table[key] = holds
+            _dirty = True
+        return holds
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"<Marker('{self.text}')>"
+
+
+class Parsed:
+    """A requirement rebuilt from its stored parts; see the module's docstring."""
+
+    __slots__ = ("_spec", "_specifier", "_text", "extras", "marker", "name", "url")
+
+    def __init__(
+        self, name: str, extras: tuple[str, ...], spec: str, marker: str, url: str, text: str
+    ) -> None:
+        self.name = name
+        self.extras = set(extras)
+        self._spec = spec
+        self._specifier: SpecifierSet | None = None
+        self.marker = Remembered(marker) if marker else None
+        self.url = url or None
+        self._text = text
+
+    @property
+    def specifier(self) -> SpecifierSet:
+        if self._specifier is None:
+            from packaging.specifiers import SpecifierSet
+
+            self._specifier = SpecifierSet(self._spec)
+        return self._specifier
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"<Requirement('{self._text}')>"
+
+    def __eq__(self, other: object) -> bool:
+        if not (isinstance(other, Parsed) or type(other).__name__ == "Requirement"):
+            return NotImplemented
+        return _identity(self) == _identity(other)
+
+    def __hash__(self) -> int:
+        return hash(_identity(self))
+
+
+def _identity(req: Any) -> tuple[object, ...]:
+    """What makes two requirements equal, as packaging compares them."""
+    from kea.dist.names import canonicalize_name
+
+    marker = "" if req.marker is None else str(req.marker)
+    return (canonicalize_name(req.name), frozenset(req.extras), str(req.specifier), req.url, marker)
+
+
+def requirement(line: str) -> Requirement:
+    """``line`` parsed, from the memo when it has it; else by packaging (and remembered).
+
+    Raises ``InvalidRequirement``. The result is typed as packaging's class: ``Parsed`` has
+    every attribute of it that kea reads (module docstring)."""
+    global _dirty
+    parts = _lines.get(line)
+    if parts is None:
+        if _BARE.fullmatch(line):
+            return Parsed(line, (), "", "", "", line)  # type: ignore[return-value]
+        from packaging.requirements import InvalidRequirement as Invalid
+        from packaging.requirements import Requirement
+
+        try:
+            req = Requirement(line)
+        except Invalid as e:
+            raise InvalidRequirement(str(e)) from None
+        parts = (
+            req.name,
+            tuple(sorted(req.extras)),
+            str(req.specifier),
+            "" if req.marker is None else str(req.marker),
+            req.url or "",
+            str(req),
+        )
+        if len(_lines) < MAX_LINES:
+            _lines[line] = parts
+            _dirty = True
+    return Parsed(*parts)  # type: ignore[return-value]
+
+
+def _table(env: dict[str, str]) -> dict[str, bool]:
+    key = "\0".join(f"{k}={v}" for k, v in sorted(env.items()) if k != "extra")
+    table = _marks.get(key)
+    if key not in _used:  # first use in this run: now the most recently used
+        _used.add(key)
+        _marks.pop(key, None)
+        _marks[key] = table = {} if table is None else table
+    assert table is not None
+    return table
+
+
+# -- the file ------------------------------------------------------------------------------------
+
+
+def load(cache_root: Path) -> None:
+    """Read the memo of the cache at ``cache_root`` (nothing if absent), and save to it from
+    now on. What is already in memory stays: a parse does not depend on the cache."""
+    global _path
+    path = cache_root / MEMO_NAME
+    if _path == path:
+        return
+    _path = path
+    try:
+        with open(_path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return
+    import msgspec
+
+    try:
+        doc = msgspec.msgpack.decode(data)
+    except msgspec.DecodeError:
+        return
+    if not isinstance(doc, dict):
+        return
+    lines, marks = doc.get("lines"), doc.get("marks")
+    if isinstance(lines, dict):
+        for line, parts in lines.items():
+            if _shaped(line, parts):
+                _lines.setdefault(line, (*parts[:1], tuple(parts[1]), *parts[2:]))
+    if isinstance(marks, dict):
+        for env, table in marks.items():
+            if isinstance(env, str) and isinstance(table, dict):
+                _marks[env] = {
+                    k: v for k, v in table.items() if isinstance(k, str) and isinstance(v, bool)
+                }
+
+
+def _shaped(line: Any, parts: Any) -> bool:
+    return (
+        isinstance(line, str)
+        and isinstance(parts, list)
+        and len(parts) == 6
+        and all(isinstance(p, str) for i, p in enumerate(parts) if i != 1)
+        and isinstance(parts[1], list)
+        and all(isinstance(x, str) for x in parts[1])
+        and bool(parts[0])
+    )
+
+
+def save() -> None:
+    """Write the memo back when this run added to it (atomically; a failure costs nothing)."""
+    global _dirty
+    if _path is None or not _dirty:
+        return
+    import msgspec
+
+    marks = dict(list(_marks.items())[-MAX_ENVIRONMENTS:])
+    data = msgspec.msgpack.encode({"lines": _lines, "marks": marks})
+    tmp = _path.with_name(f".{MEMO_NAME}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, _path)
+        _dirty = False
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def reset() -> None:
+    """Forget everything and detach from any file (for tests)."""
+    global _path, _dirty
+    _lines.clear()
+    _marks.clear()
+    _used.clear()
+    _path = None
+    _dirty = False

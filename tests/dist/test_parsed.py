@@ -1,0 +1,152 @@
+"""The memo of parsed requirements and marker results (``kea.dist.parsed``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+
+from kea.dist import parsed
+
+LINES = [
+    "jupyter",
+    "Foo.Bar>=1.0,<2",
+    "requests[socks,security]>=2.8.1",
+    'pywin32>=1.0; sys_platform == "win32"',
+    'tomli>=1.1.0; python_version < "3.11"',
+    'pytest; extra == "test"',
+    'colorama; platform_system == "Windows" and extra == "cli"',
+    "pkg @ https://example.org/pkg-1.0-py3-none-any.whl",
+    'pkg[x] @ https://example.org/pkg-1.0-py3-none-any.whl ; os_name == "posix"',
+]
+ENV = {k: str(v) for k, v in default_environment().items()}
+
+
+@pytest.fixture(autouse=True)
+def fresh() -> Iterator[None]:
+    parsed.reset()
+    yield
+    parsed.reset()
+
+
+def same(got: object, line: str) -> None:
+    want = Requirement(line)
+    assert got.name == want.name  # type: ignore[attr-defined]
+    assert got.extras == want.extras  # type: ignore[attr-defined]
+    assert str(got.specifier) == str(want.specifier)  # type: ignore[attr-defined]
+    assert got.specifier == want.specifier  # type: ignore[attr-defined]
+    assert str(got.marker) == str(want.marker) if want.marker else got.marker is None  # type: ignore[attr-defined]
+    assert got.url == want.url  # type: ignore[attr-defined]
+    assert str(got) == str(want)
+    for extra in ("", "test", "cli"):
+        if want.marker is not None:
+            env = {**ENV, "extra": extra}
+            assert got.marker.evaluate(env) == want.marker.evaluate(env)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_a_requirement_reads_as_packaging_reads_it_before_and_after_a_save(
+    line: str, tmp_path: Path
+) -> None:
+    parsed.load(tmp_path)
+    same(parsed.requirement(line), line)
+    parsed.save()
+    parsed.reset()
+    parsed.load(tmp_path)
+    same(parsed.requirement(line), line)
+
+
+def test_an_invalid_requirement_raises_and_is_not_remembered(tmp_path: Path) -> None:
+    parsed.load(tmp_path)
+    with pytest.raises(parsed.InvalidRequirement, match="Expected"):
+        parsed.requirement("foo >>> 1")
+    with pytest.raises(ValueError):  # it is a ValueError, as packaging's is
+        parsed.requirement("foo >>> 1")
+    parsed.save()
+    assert not (tmp_path / parsed.MEMO_NAME).exists()
+
+
+def run(code: str, cache: Path) -> list[str]:
+    """Run ``code`` in a fresh interpreter with the memo of ``cache`` loaded; the packaging
+    modules it imported."""
+    prog = (
+        "import sys, json; from pathlib import Path; from kea.dist import parsed; "
+        f"parsed.load(Path({str(cache)!r})); ENV = {ENV!r}\n{code}\nparsed.save(); "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('packaging'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, check=True)
+    return list(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_a_second_run_parses_and_evaluates_without_packaging_parsers(tmp_path: Path) -> None:
+    work = (
+        f"for line in {LINES!r}:\n"
+        "    r = parsed.requirement(line)\n"
+        "    if r.marker is not None:\n"
+        "        print(line, r.marker.evaluate({**ENV, 'extra': 'test'}))\n"
+    )
+    first = run(work, tmp_path)
+    assert "packaging.requirements" in first and "packaging.markers" in first
+    second = run(work, tmp_path)
+    assert "packaging.requirements" not in second and "packaging.markers" not in second
+    assert "packaging.tags" not in second
+    # Another target environment: its results are worked out, then remembered beside the first.
+    other = {**ENV, "sys_platform": "win32", "platform_system": "Windows"}
+    work_other = work.replace("{**ENV,", f"{{**{other!r},")
+    assert "packaging.markers" in run(work_other, tmp_path)
+    assert "packaging.markers" not in run(work_other, tmp_path)
+    assert "packaging.markers" not in run(work, tmp_path)
+
+
+def test_a_result_for_a_partial_environment_is_not_remembered(tmp_path: Path) -> None:
+    parsed.load(tmp_path)
+    marker = parsed.requirement('a; python_version < "3"').marker
+    assert marker is not None
+    assert marker.evaluate({"extra": ""}) is False  # packaging fills in the rest itself
+    parsed.save()  # the requirement was new, the result is not kept
+    parsed.reset()
+    parsed.load(tmp_path)
+    table = parsed._marks
+    assert all(not t for t in table.values())
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00not msgpack at all",
+        b"\x91\x01",  # a list, not a map
+        b"\x82\xa5lines\x81\xa1a\x93\x01\x02\x03\xa5marks\x81\xa1e\x81\xa1k\x01",  # bad shapes
+    ],
+)
+def test_a_damaged_memo_is_ignored(content: bytes, tmp_path: Path) -> None:
+    (tmp_path / parsed.MEMO_NAME).write_bytes(content)
+    parsed.load(tmp_path)
+    same(parsed.requirement("requests>=2"), "requests>=2")
+    parsed.save()  # and replaced by a good one
+    parsed.reset()
+    parsed.load(tmp_path)
+    assert "requests>=2" in parsed._lines
+
+
+def test_a_memo_entry_of_the_wrong_shape_is_parsed_again(tmp_path: Path) -> None:
+    import msgspec
+
+    doc = {"lines": {"a>=1": ["", [], ">=1", "", "", "a>=1"], "b": ["b", "x", "", "", "", "b"]}}
+    (tmp_path / parsed.MEMO_NAME).write_bytes(msgspec.msgpack.encode(doc))
+    parsed.load(tmp_path)
+    assert parsed._lines == {}
+    same(parsed.requirement("a>=1"), "a>=1")
+
+
+def test_requirements_compare_as_packaging_compares_them() -> None:
+    a = parsed.requirement("Foo.Bar[x]>=1.0")
+    assert a == Requirement("foo-bar[x]>=1.0") and a == parsed.requirement("foo_bar[x] >= 1.0")
+    assert hash(a) == hash(parsed.requirement("foo_bar[x] >= 1.0"))
+    assert a != parsed.requirement("Foo.Bar[x]>=2.0") and a != "Foo.Bar[x]>=1.0"
+    assert len({parsed.requirement("a"), parsed.requirement("A")}) == 1
