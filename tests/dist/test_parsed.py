@@ -150,3 +150,22 @@ def test_requirements_compare_as_packaging_compares_them() -> None:
     assert hash(a) == hash(parsed.requirement("foo_bar[x] >= 1.0"))
     assert a != parsed.requirement("Foo.Bar[x]>=2.0") and a != "Foo.Bar[x]>=1.0"
     assert len({parsed.requirement("a"), parsed.requirement("A")}) == 1
+
+
+def test_a_memo_past_its_bound_keeps_only_what_its_run_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parsed, "MAX_LINES", 3)
+    parsed.load(tmp_path)
+    for i in range(5):
+        parsed.requirement(f"p{i}>=1")
+    parsed.save()
+    parsed.reset()
+    parsed.load(tmp_path)
+    assert len(parsed._lines) == 5  # this run used all five
+    parsed.requirement("p4>=1")
+    parsed.requirement("q>=2")
+    parsed.save()
+    parsed.reset()
+    parsed.load(tmp_path)
+    assert set(parsed._lines) == {"p4>=1", "q>=2"}

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
 
 MEMO_NAME = "memo-v1.msgpack"
-MAX_LINES = 50_000  # a memo past this is started afresh
+MAX_LINES = 20_000  # past this, a save keeps only the lines its own run used (~2 MB)
 MAX_ENVIRONMENTS = 8  # target environments kept, most recently used first
 
 # PEP 508's environment markers: every one must be given for a result to be remembered.
@@ -63,7 +63,8 @@ class InvalidRequirement(ValueError):
 _lines: dict[str, tuple[str, tuple[str, ...], str, str, str, str]] = {}
 # environment key -> {marker text + "\0" + extra: holds}; insertion order = least recent first.
 _marks: dict[str, dict[str, bool]] = {}
-_used: set[str] = set()
+_used: set[str] = set()  # environments asked about in this run
+_asked: set[str] = set()  # lines asked for in this run
 _path: Path | None = None
 _dirty = False
 
@@ -159,6 +160,7 @@ def requirement(line: str) -> Requirement:
     every attribute of it that kea reads (module docstring)."""
     global _dirty
     parts = _lines.get(line)
+    _asked.add(line)
     if parts is None:
         if _BARE.fullmatch(line):
             return Parsed(line, (), "", "", "", line)  # type: ignore[return-value]
@@ -177,9 +179,8 @@ def requirement(line: str) -> Requirement:
             req.url or "",
             str(req),
         )
-        if len(_lines) < MAX_LINES:
-            _lines[line] = parts
-            _dirty = True
+        _lines[line] = parts
+        _dirty = True
     return Parsed(*parts)  # type: ignore[return-value]
 
 
@@ -250,8 +251,11 @@ def save() -> None:
         return
     import msgspec
 
+    lines = _lines
+    if len(lines) > MAX_LINES:
+        lines = {k: v for k, v in lines.items() if k in _asked}
     marks = dict(list(_marks.items())[-MAX_ENVIRONMENTS:])
-    data = msgspec.msgpack.encode({"lines": _lines, "marks": marks})
+    data = msgspec.msgpack.encode({"lines": lines, "marks": marks})
     tmp = _path.with_name(f".{MEMO_NAME}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -271,5 +275,6 @@ def reset() -> None:
     _lines.clear()
     _marks.clear()
     _used.clear()
+    _asked.clear()
     _path = None
     _dirty = False
