@@ -6,8 +6,9 @@ freed in the last 60 s, or 360 s while their inode table block is dirty (Linux 6
 deletion of a venv or a cache pays for that scan on every file it creates. Measured by hand
 (cold jupyter, alternated, the previous venv and cache deleted right before each run): on the
 disk kea went 1.2 -> 6.0 s and uv 0.7 -> 8.2 s within six rounds; on this filesystem both
-stayed level (kea 1.13-1.21 s after a first run of 1.45 s, uv 0.74-0.80 s). A journal turns that check off, as on most
-users' machines, so the bench can delete between runs and needs no settling time.
+stayed level (kea 1.13-1.21 s after a first run of 1.45 s, uv 0.74-0.80 s). A journal turns
+that check off, as on most users' machines, so the bench can delete between runs and needs
+no settling time.
 
 Making it needs root (losetup, mount). Without root the bench falls back to the disk and to
 its graveyard-and-settle workaround (``Bench.retire``, ``Bench.settle``).
