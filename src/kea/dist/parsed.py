@@ -233,14 +233,18 @@ def load(cache_root: Path) -> None:
 
 
 def _shaped(line: Any, parts: Any) -> bool:
+    if not (isinstance(line, str) and isinstance(parts, list) and len(parts) == 6):
+        return False
+    name, extras, spec, marker, url, text = parts
     return (
-        isinstance(line, str)
-        and isinstance(parts, list)
-        and len(parts) == 6
-        and all(isinstance(p, str) for i, p in enumerate(parts) if i != 1)
-        and isinstance(parts[1], list)
-        and all(isinstance(x, str) for x in parts[1])
-        and bool(parts[0])
+        isinstance(name, str)
+        and bool(name)
+        and isinstance(spec, str)
+        and isinstance(marker, str)
+        and isinstance(url, str)
+        and isinstance(text, str)
+        and isinstance(extras, list)
+        and (not extras or all(isinstance(x, str) for x in extras))
     )
 
 
