@@ -121,7 +121,7 @@ def run_install(params: dict[str, Any]) -> None:
 
 def _load_memo(params: dict[str, Any]) -> None:
     """Load the memo of parsed requirements (``kea.dist.parsed``) before the requirement files
-    are read: jupyter's pinned file alone made packaging's parser load, ~17 ms. The cache's
+    are read: without it, jupyter's pinned file alone made packaging's parsers load. The cache's
     place comes from ``--cache-dir``, ``KEA_CACHE_DIR`` or the default here; one set in a
     config file is known only later, and ``resolve_and_install`` moves the memo there."""
     if params.get("no_cache"):
