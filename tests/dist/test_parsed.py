@@ -85,8 +85,9 @@ def run(code: str, cache: Path) -> list[str]:
 
 
 def test_a_second_run_parses_and_evaluates_without_packaging_parsers(tmp_path: Path) -> None:
+    named = [line for line in LINES if " @ " not in line]  # URL lines are parsed every time
     work = (
-        f"for line in {LINES!r}:\n"
+        f"for line in {named!r}:\n"
         "    r = parsed.requirement(line)\n"
         "    if r.marker is not None:\n"
         "        print(line, r.marker.evaluate({**ENV, 'extra': 'test'}))\n"
@@ -169,3 +170,14 @@ def test_a_memo_past_its_bound_keeps_only_what_its_run_used(
     parsed.reset()
     parsed.load(tmp_path)
     assert set(parsed._lines) == {"p4>=1", "q>=2"}
+
+
+def test_a_url_requirement_is_parsed_every_time_and_never_written(tmp_path: Path) -> None:
+    line = "pkg @ https://alice:s3cret-token@example.org/pkg-1.0-py3-none-any.whl"
+    parsed.load(tmp_path)
+    same(parsed.requirement(line), line)
+    parsed.requirement("other>=1")
+    parsed.save()
+    data = (tmp_path / parsed.MEMO_NAME).read_bytes()
+    assert b"s3cret-token" not in data and b"example.org" not in data
+    assert b"other>=1" in data

@@ -13,7 +13,9 @@ A stored requirement comes back as a ``Parsed``, which has what kea reads of pac
 ``Requirement``: ``name``, ``extras``, ``specifier`` (a real ``SpecifierSet``, cheap to import),
 ``marker`` (a ``Remembered`` marker, or None), ``url`` and ``str()``. A marker result is stored
 per target environment (every marker variable's value) and extra; a marker that cannot be
-evaluated is never stored, so its error is raised again by packaging. Nothing in the file is
+evaluated is never stored, so its error is raised again by packaging. A requirement with a
+URL (``name @ https://...``) is parsed every time and never written: a URL may carry
+credentials, and the cache holds none. Nothing in the file is
 trusted further than its shape: an entry of the wrong shape, or a file that does not decode, is
 ignored and parsed again.
 """
@@ -180,8 +182,9 @@ def requirement(line: str) -> Requirement:
             req.url or "",
             str(req),
         )
-        _lines[line] = parts
-        _dirty = True
+        if not req.url:  # a URL may carry credentials: never written to the cache
+            _lines[line] = parts
+            _dirty = True
     return Parsed(*parts)  # type: ignore[return-value]
 
 
