@@ -139,7 +139,7 @@ class Cache:
                 path.mkdir(parents=True, exist_ok=True)
                 tag = self.root / "CACHEDIR.TAG"
                 if not tag.exists():
-                    _atomic_write(
+                    atomic_write(
                         tag,
                         b"Signature: 8a477f597d28d172789f06886806bc55\n"
                         b"# This file is a cache directory tag created by kea.\n",
@@ -176,7 +176,7 @@ class Cache:
     def write_record(self, bucket: str, relpath: str, obj: Any) -> None:
         path = self.bucket(bucket) / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, msgspec.msgpack.encode(obj))
+        atomic_write(path, msgspec.msgpack.encode(obj))
 
     def remove_record(self, bucket: str, relpath: str) -> None:
         (self.root / bucket / relpath).unlink(missing_ok=True)
@@ -350,7 +350,9 @@ def _pointer_rel(filename: str, source: str) -> str:
     return f"{project_of(filename)}/{filename}-{url_key(source)}.msgpack"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it (``TMP_PREFIX``), renamed
+    over it, and removed if the write fails."""
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.urandom(4).hex()}")
     try:
         with open(tmp, "wb") as f:

@@ -22,7 +22,6 @@ ignored and parsed again.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -264,17 +263,13 @@ def save() -> None:
         lines = {k: v for k, v in lines.items() if k in _asked}
     marks = dict(list(_marks.items())[-MAX_ENVIRONMENTS:])
     data = msgspec.msgpack.encode({"lines": lines, "marks": marks})
-    tmp = _path.with_name(f".{MEMO_NAME}.{os.getpid()}.tmp")
+    from kea.cache.store import atomic_write
+
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, _path)
+        atomic_write(_path, data)
         _dirty = False
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass
 
 
 def reset() -> None:
