@@ -8,7 +8,7 @@ import sys
 import pytest
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from kea.dist.wheel_name import wheel_parts
+from kea.dist.wheel_name import parse_dist_filename, wheel_parts
 
 NAMES = [
     "foo-1.0-py3-none-any.whl",
@@ -42,8 +42,11 @@ def test_wheel_parts_agrees_with_packaging(filename: str) -> None:
         name, version, _build, tags = parse_wheel_filename(filename)
     except (InvalidWheelFilename, ValueError):
         assert wheel_parts(filename) is None
+        if filename.endswith(".whl"):
+            assert parse_dist_filename(filename) is None
         return
     assert wheel_parts(filename) == (name, version, frozenset(str(t) for t in tags))
+    assert parse_dist_filename(filename) == (name, version)
 
 
 def test_reading_a_wheel_name_imports_no_tags_module() -> None:

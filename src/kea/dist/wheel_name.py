@@ -113,19 +113,14 @@ def parse_sdist_name(filename: str) -> tuple[NormalizedName, Version] | None:
 def parse_dist_filename(filename: str) -> tuple[NormalizedName, Version] | None:
     """``(name, version)`` of a wheel (a name ending in ``.whl``) or sdist file name; None when
     it cannot be parsed."""
-    from packaging.utils import (
-        InvalidSdistFilename,
-        InvalidWheelFilename,
-        parse_sdist_filename,
-        parse_wheel_filename,
-    )
+    if filename.endswith(".whl"):
+        parts = wheel_parts(filename)
+        return None if parts is None else (parts[0], parts[1])
+    from packaging.utils import parse_sdist_filename
 
     try:
-        if filename.endswith(".whl"):
-            name, version, _build, _tags = parse_wheel_filename(filename)
-            return name, version
         return parse_sdist_filename(filename)
-    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
+    except ValueError:  # InvalidSdistFilename among them
         return None
 
 
