@@ -181,3 +181,16 @@ def test_a_url_requirement_is_parsed_every_time_and_never_written(tmp_path: Path
     data = (tmp_path / parsed.MEMO_NAME).read_bytes()
     assert b"s3cret-token" not in data and b"example.org" not in data
     assert b"other>=1" in data
+
+
+def test_a_url_requirement_in_an_older_memo_is_dropped_on_load(tmp_path: Path) -> None:
+    import msgspec
+
+    url = "https://alice:s3cret-token@example.org/pkg-1.0-py3-none-any.whl"
+    doc = {"lines": {f"pkg @ {url}": ["pkg", [], "", "", url, f"pkg@ {url}"]}}
+    (tmp_path / parsed.MEMO_NAME).write_bytes(msgspec.msgpack.encode(doc))
+    parsed.load(tmp_path)
+    assert parsed._lines == {}
+    parsed.requirement("other>=1")
+    parsed.save()
+    assert b"s3cret-token" not in (tmp_path / parsed.MEMO_NAME).read_bytes()

@@ -244,7 +244,7 @@ def _shaped(line: Any, parts: Any) -> bool:
         and bool(name)
         and isinstance(spec, str)
         and isinstance(marker, str)
-        and isinstance(url, str)
+        and url == ""  # never stored (``requirement``); an older memo's are dropped
         and isinstance(text, str)
         and isinstance(extras, list)
         and (not extras or all(isinstance(x, str) for x in extras))
