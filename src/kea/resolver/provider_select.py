@@ -22,6 +22,7 @@ from packaging.version import Version
 from kea.dist import parsed
 from kea.dist.metadata import CoreMetadata
 from kea.dist.names import canonicalize_name
+from kea.dist.parsed import InvalidRequirement
 from kea.dist.tags import TagRanker
 from kea.dist.wheel_name import parse_dist_filename
 from kea.index.models import DistFile, ProjectPage
@@ -29,7 +30,6 @@ from kea.index.models import DistFile, ProjectPage
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
-InvalidRequirement = parsed.InvalidRequirement
 
 log = logging.getLogger("kea.resolver.provider")
 
