@@ -13,6 +13,7 @@ from packaging.version import Version
 
 from kea.dist.metadata import CoreMetadata, parse_metadata
 from kea.dist.tags import TagRanker
+from kea.errors import KeaError
 from kea.index.models import DistFile, ProjectPage
 from kea.resolver.prefetch import Prefetcher, run_in_worker
 from kea.resolver.provider import CandidatePolicy, dependencies_of, select_candidates
@@ -272,11 +273,19 @@ class _Target:
 
 
 def _resolve_with_early_fetch(
-    tmp_path: Path, requirements: list[str], *, fetch_early: bool, installed: dict[str, str]
+    tmp_path: Path,
+    requirements: list[str],
+    *,
+    fetch_early: bool,
+    installed: dict[str, str],
+    seen: list[str] | None = None,
+    tamper: str | None = None,
 ) -> tuple[list[str], list[str], dict[str, str]]:
     """Resolve through a real loopback index, IndexClient, HttpClient and cache; the wheel
     requests seen by the server when the resolution ended, after the installer fetched the
-    chosen wheels, and the chosen versions."""
+    chosen wheels, and the chosen versions. ``seen`` receives every request the server saw
+    during the resolution. ``tamper``: a wheel of that project is rebuilt after the server
+    listed its hash (its download then fails the hash check; its ``.metadata`` stays good)."""
     from packaging.requirements import Requirement
 
     from kea.cache import Cache
@@ -294,6 +303,9 @@ def _resolve_with_early_fetch(
     build_wheel(wheels, "winonly", "1.0")
     build_wheel(wheels, "have", "3.0")
     with SimpleIndex(wheels) as index:
+        if tamper is not None:
+            for path in wheels.glob(f"{tamper}-*.whl"):
+                build_wheel(wheels, tamper, path.name.split("-")[1], files={"extra.py": "x = 1\n"})
         settings = load_settings(
             cli={"default_index": index.url, "no_config": True},
             env={"HOME": str(tmp_path), "KEA_HTTP_RETRIES": "0"},
@@ -311,9 +323,15 @@ def _resolve_with_early_fetch(
                 client = IndexClient(settings, http, cache)
                 chosen = await resolve_request(spec, client, _Target())
                 at_resolution = [p for p in index.requests if p.endswith(".whl")]
+                if seen is not None:
+                    seen.extend(index.requests)
                 for c in chosen:
                     if c.name not in installed:
-                        await client.fetch_wheel(c.file)
+                        try:
+                            await client.fetch_wheel(c.file)
+                        except KeaError:
+                            if c.name != tamper:
+                                raise
                 after = [p for p in index.requests if p.endswith(".whl")]
                 return at_resolution, after, {c.name: str(c.version) for c in chosen}
 
@@ -331,6 +349,70 @@ def test_pinned_wheels_download_while_resolving_and_once(tmp_path: Path) -> None
     assert {Path(p).name for p in after} == {"app-1.0-py3-none-any.whl", "dep-1.5-py3-none-any.whl"}
     assert sorted(Path(p).name for p in after).count("app-1.0-py3-none-any.whl") == 1
     assert {Path(p).name for p in early} <= {"app-1.0-py3-none-any.whl"}
+
+
+def test_a_locked_request_takes_metadata_from_the_wheels(tmp_path: Path) -> None:
+    seen: list[str] = []
+    early, after, chosen = _resolve_with_early_fetch(
+        tmp_path, ["app==1.0", "dep==1.5"], fetch_early=True, installed={}, seen=seen
+    )
+    assert chosen == {"app": "1.0", "dep": "1.5"}
+    # Every requirement is pinned: each wheel was downloaded once, during the resolution,
+    # and no .metadata file was asked for: the resolver read each wheel's own.
+    assert sorted(Path(p).name for p in early) == [
+        "app-1.0-py3-none-any.whl",
+        "dep-1.5-py3-none-any.whl",
+    ]
+    assert sorted(Path(p).name for p in after) == sorted(Path(p).name for p in early)
+    assert [p for p in seen if p.endswith(".metadata")] == []
+
+
+def test_a_partly_pinned_request_still_fetches_metadata_files(tmp_path: Path) -> None:
+    seen: list[str] = []
+    _, _, chosen = _resolve_with_early_fetch(
+        tmp_path, ["app==1.0", "dep"], fetch_early=True, installed={}, seen=seen
+    )
+    assert chosen == {"app": "1.0", "dep": "1.5"}
+    # dep is not pinned: its download waits for the resolution, so the resolution must not
+    # wait for app's whole wheel either. The metadata fetched ahead for app is that of its
+    # pinned version, not of its latest (2.0).
+    assert sorted(Path(p).name for p in seen if p.endswith(".metadata")) == [
+        "app-1.0-py3-none-any.whl.metadata",
+        "dep-1.5-py3-none-any.whl.metadata",
+    ]
+
+
+def test_metadata_falls_back_to_the_file_when_the_wheel_fails(tmp_path: Path) -> None:
+    seen: list[str] = []
+    _, _, chosen = _resolve_with_early_fetch(
+        tmp_path, ["app==1.0", "dep==1.5"], fetch_early=True, installed={}, seen=seen,
+        tamper="app",
+    )  # fmt: skip
+    # app's wheel no longer has the hash its page lists: its download fails, and the
+    # resolution read app's .metadata instead (the installer reports the bad wheel).
+    assert chosen == {"app": "1.0", "dep": "1.5"}
+    assert [Path(p).name for p in seen if p.endswith(".metadata")] == [
+        "app-1.0-py3-none-any.whl.metadata"
+    ]
+
+
+def test_locked_means_every_requirement_is_pinned_or_installed() -> None:
+    from packaging.requirements import Requirement
+
+    from kea.resolver.provider_fetch import early_pins, locked
+
+    def check(lines: list[str], installed: dict[str, str] | None = None) -> bool:
+        reqs = [Requirement(r) for r in lines]
+        pins = early_pins(reqs, markers=MARKERS, installed=installed)
+        return locked(reqs, pins, markers=MARKERS, installed=installed)
+
+    assert check(["a==1.0", "B==2.0"])
+    assert check(["a==1.0", "w==1.0; sys_platform == 'win32'", "x>=1; python_version < '3'"])
+    assert check(["a==1.0", "h==3.0"], installed={"H": "3.0"})
+    assert not check(["a==1.0", "b>=1"])
+    assert not check(["a==1.0", "c==1.*"])
+    assert not check(["h==3.0"], installed={"h": "3.0"})  # nothing to download
+    assert not check([])
 
 
 def test_no_early_downloads_unless_asked(tmp_path: Path) -> None:

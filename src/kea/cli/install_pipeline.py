@@ -145,7 +145,7 @@ async def _pipeline(
 ) -> None:
     from kea.resolver.provider import resolve_request
 
-    async with _open_index(settings, cache, lookup) as index:
+    async with _open_index(settings, cache, lookup, installing=not request.dry_run) as index:
         chosen = await resolve_request(spec, index, target.interpreter)
         todo = _todo(chosen, installed, request)
         if not _report_resolution(
@@ -357,10 +357,12 @@ def _expected_hashes(file: Any, allowed: frozenset[str] | None) -> dict[str, str
 
 
 @contextlib.asynccontextmanager
-async def _open_index(settings: Settings, cache: Any, lookup: CachedIndex) -> AsyncIterator[Any]:
+async def _open_index(
+    settings: Settings, cache: Any, lookup: CachedIndex, *, installing: bool
+) -> AsyncIterator[Any]:
     """The run's IndexClient. Its HTTP client is made on the first request that needs the
     network (never with ``--offline``): a resolve answered from a fresh cache imports neither
-    kea.http nor aiohttp."""
+    kea.http nor aiohttp. ``installing``: each wheel it unpacks has its layout kept at once."""
     from kea.index.client import IndexClient
 
     opened: list[Any] = []
@@ -373,8 +375,13 @@ async def _open_index(settings: Settings, cache: Any, lookup: CachedIndex) -> As
         opened.append(http)
         return http
 
+    client = IndexClient(settings, None, cache, connect=connect, cached=lookup)
+    if installing:
+        from kea.install.wheel import keep_layout
+
+        client.unpacked = keep_layout
     try:
-        yield IndexClient(settings, None, cache, connect=connect, cached=lookup)
+        yield client
     finally:
         for http in opened:
             await http.close()

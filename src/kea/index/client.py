@@ -11,9 +11,11 @@ on to the next index, a 401/403 stops the search with that error. ``unsafe-first
 order (the candidate selection lets an earlier page win a version); an auth failure is an error
 only when no index had the project.
 
-Metadata of a candidate: the cache; the unpacked wheel if it is cached; the PEP 658/714
-``.metadata`` file (hash-verified); an HTTP range read of ``*.dist-info/METADATA`` (GET with
-``Range``, never HEAD); else the whole wheel, downloaded once, hash-verified and kept in the cache.
+Metadata of a candidate: the cache; the unpacked wheel if it is cached; the wheel itself when
+it is being downloaded anyway (``metadata_with_wheel``: a locked requirements file's pins); the
+PEP 658/714 ``.metadata`` file (hash-verified); an HTTP range read of ``*.dist-info/METADATA``
+(GET with ``Range``, never HEAD); else the whole wheel, downloaded once, hash-verified and kept
+in the cache.
 """
 
 from __future__ import annotations
@@ -113,6 +115,10 @@ class IndexClient:
         self._tasks: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._find_links: dict[str, dict[str, ProjectPage]] | None = None
         self._find_links_lock = asyncio.Lock()
+        self._with_wheel: set[str] = set()  # URLs of wheels whose metadata comes from them
+        # Called (in a thread) with each wheel this client unpacks, before its fetch ends: the
+        # installer's layout, worked out while other wheels still download.
+        self.unpacked: Callable[[Path], None] | None = None
 
     # -- shared in-flight work ---------------------------------------------------------------
     async def _once(self, kind: str, key: str, make: Callable[[], Awaitable[T]]) -> T:
@@ -301,6 +307,13 @@ class IndexClient:
         archive = self.cached.answer_archive(file)
         if archive is not None:
             return metadata_from_archive(archive, file.filename)
+        if file.url in self._with_wheel:
+            try:
+                archive = await self.fetch_wheel(file)
+            except KeaError as e:  # the ways below; the installer meets the error again
+                log.debug("%s: metadata not read from the wheel: %s", file.filename, e.message)
+            else:
+                return metadata_from_archive(archive, file.filename)
         http = await self._need_http(f"metadata of {file.filename}")
         if file.has_metadata_file:
             resp = await http.get(file.metadata_url, purpose="metadata")
@@ -334,6 +347,12 @@ class IndexClient:
         return metadata_from_archive(archive, file.filename)
 
     # -- wheels ------------------------------------------------------------------------------
+    def metadata_with_wheel(self, file: DistFile) -> None:
+        """Take ``file``'s metadata from the wheel, which is being downloaded anyway, rather
+        than ask the index for it (``kea.resolver.provider_fetch``)."""
+        if file.is_wheel:
+            self._with_wheel.add(file.url)
+
     async def fetch_wheel(self, file: DistFile) -> Path:
         """The unpacked archive of a wheel: from the cache, or downloaded once and verified."""
         return await self._once("wheel", file.url, lambda: self._fetch_wheel(file))
@@ -349,9 +368,12 @@ class IndexClient:
         http = await self._need_http(file.filename)
         async with http.stream(file.url, purpose="file") as stream:
             stream.raise_for_status()
-            return await self.cache.store_wheel(
+            archive = await self.cache.store_wheel(
                 stream.iter_chunks(), file.filename, file.hashes, url=file.url
             )
+        if self.unpacked is not None:
+            await asyncio.to_thread(self.unpacked, archive)
+        return archive
 
     async def _http(self) -> HttpClient | None:
         """The run's HTTP client (made now if it is made on demand); None when offline."""

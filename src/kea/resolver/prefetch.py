@@ -3,7 +3,8 @@
 The resolver runs synchronously in a worker thread and asks for versions and metadata through
 blocking calls; the event loop (in the calling thread) does the I/O, ~50 requests in flight. When
 metadata arrives, the pages of its dependencies are requested at once, and for each page the
-metadata of its best candidate (speculatively). This module never imports ``kea.http``.
+metadata of its best candidate, or of the version a requirement pins (speculatively). This
+module never imports ``kea.http``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future as ThreadFuture
 from concurrent.futures import InvalidStateError
 from typing import Any, Protocol, TypeVar
@@ -60,11 +61,15 @@ class Prefetcher:
         *,
         concurrency: int = 50,
         speculate: bool = True,
+        pins: Mapping[str, Version] | None = None,
     ) -> None:
         self.source = source
         self.policy = policy
         self.loop = loop
         self.speculate = speculate
+        # name -> the version a requirement pins: the candidate to speculate on, rather than
+        # the best one (a locked file behind the latest releases would fetch both).
+        self.pins = dict(pins or {})
         self._sem = asyncio.Semaphore(concurrency)
         self._pages: dict[str, asyncio.Future[Selection]] = {}
         self._meta: dict[tuple[str, Version], asyncio.Future[CoreMetadata]] = {}
@@ -116,7 +121,9 @@ class Prefetcher:
         if sel is None:
             return
         if self.speculate and sel.candidates:
-            self.metadata_future(sel.candidates[0])
+            pin = self.pins.get(name)
+            pinned = [c for c in sel.candidates if c.version == pin] if pin is not None else []
+            self.metadata_future(pinned[0] if pinned else sel.candidates[0])
 
     def metadata_future(self, cand: Candidate) -> asyncio.Future[CoreMetadata]:
         key = (cand.name, cand.version)

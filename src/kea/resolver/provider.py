@@ -372,7 +372,11 @@ async def resolve_request(
     setup = _setup(spec, interpreter)
     requirements, direct, policy = setup.requirements, setup.direct, setup.policy
     loop = asyncio.get_running_loop()
-    pre = Prefetcher(source, policy, loop, concurrency=concurrency)
+    from kea.resolver.provider_fetch import early_pins
+
+    skip = [*direct, *(r.name for r in spec.overrides)]
+    pins = early_pins(requirements, markers=interpreter.markers, skip=skip)
+    pre = Prefetcher(source, policy, loop, concurrency=concurrency, pins=pins)
     provider = IndexProvider(pre, direct, index_strategy=spec.index_strategy)
     pre.prefetch_pages(canonicalize_name(r.name) for r in requirements if r.name not in direct)
     early = _early_fetch(spec, source, requirements, direct, interpreter.markers)
@@ -441,11 +445,14 @@ def _early_fetch(
     """The ``EarlyFetch`` of this run, or None (not asked for, or nothing to fetch)."""
     if not spec.fetch_early or not hasattr(source, "fetch_wheel"):
         return None
-    from kea.resolver.provider_fetch import EarlyFetch, early_pins
+    from kea.resolver.provider_fetch import EarlyFetch, early_pins, locked
 
     skip = [*direct, *spec.hashes, *(r.name for r in spec.overrides)]
     pins = early_pins(requirements, markers=markers, skip=skip, installed=spec.installed)
-    return EarlyFetch(source, pins) if pins else None  # type: ignore[arg-type]
+    if not pins:
+        return None
+    whole = locked(requirements, pins, markers=markers, installed=spec.installed)
+    return EarlyFetch(source, pins, whole=whole)  # type: ignore[arg-type]
 
 
 def _no_deps(

@@ -9,6 +9,14 @@ once per run, so the installer's later request for it joins the same task. At mo
 early downloads run at a time, leaving connections for the resolver's pages and metadata.
 Wrappers still waiting when the resolution ends are cancelled (the installer asks for what it
 needs itself); a download already started runs on inside the source.
+
+When every requirement is such a pin (a locked file: ``uv pip compile``'s output), every one of
+those wheels is needed whatever the resolver finds, and nothing else waits for the resolution
+to download. Then up to ``LOCKED_LIMIT`` downloads run at once and the source is told to take
+each pinned wheel's metadata from the wheel itself (``metadata_with_wheel``) instead of
+fetching it separately: one request fewer per package. On the seed path (every upstream answer
+50 ms late, 50 connections to it) the 97 metadata requests of jupyter took turns with the
+downloads for the same connections.
 """
 
 from __future__ import annotations
@@ -32,9 +40,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("kea.resolver.provider")
 
 
+LIMIT = 8  # early downloads at once, leaving connections for the resolver's pages and metadata
+LOCKED_LIMIT = 50  # the same when every requirement is pinned (as many as one host gets)
+
+
 class WheelSource(Protocol):
     async def fetch_wheel(self, file: DistFile) -> Path:
         """The unpacked archive of a wheel (downloaded once per run)."""
+        ...
+
+    def metadata_with_wheel(self, file: DistFile) -> None:
+        """Read ``file``'s metadata from the wheel when the resolver asks for it."""
         ...
 
 
@@ -77,13 +93,34 @@ def early_pins(
     return out
 
 
-class EarlyFetch:
-    """Starts the early downloads of ``pins`` as their pages arrive (on the event loop)."""
+def locked(
+    requirements: Iterable[Requirement],
+    pins: Mapping[str, Version],
+    *,
+    markers: Mapping[str, str],
+    installed: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether every requirement (its marker true on the target) is one of ``pins`` or is
+    installed (``early_pins`` leaves out those installed at their pin)."""
+    have = {canonicalize_name(n) for n in installed or {}}
+    for req in requirements:
+        if req.marker is not None and not _marker_holds(req.marker, dict(markers), ""):
+            continue
+        name = canonicalize_name(req.name)
+        if name not in pins and name not in have:
+            return False
+    return bool(pins)
 
-    def __init__(self, source: WheelSource, pins: Mapping[str, Version], *, limit: int = 8):
+
+class EarlyFetch:
+    """Starts the early downloads of ``pins`` as their pages arrive (on the event loop);
+    ``whole``: the pins are the whole request (``locked``), see the module docstring."""
+
+    def __init__(self, source: WheelSource, pins: Mapping[str, Version], *, whole: bool = False):
         self.source = source
         self.pins = dict(pins)
-        self._sem = asyncio.Semaphore(limit)
+        self.whole = whole
+        self._sem = asyncio.Semaphore(LOCKED_LIMIT if whole else LIMIT)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.started: list[str] = []  # file names, in the order their downloads began
 
@@ -101,6 +138,8 @@ class EarlyFetch:
             return
         if not cand.file.url.startswith(("http://", "https://")):
             return  # local files are unpacked by the installer straight from the disk
+        if self.whole:
+            self.source.metadata_with_wheel(cand.file)
         task = asyncio.ensure_future(self._fetch(cand.file))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
