@@ -45,6 +45,29 @@ def test_a_worker_process_unpacks_and_ends_at_close(tmp_path: Path) -> None:
     assert worker.proc.returncode == 0
 
 
+def test_released_workers_end_while_the_run_goes_on(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(1)
+    asyncio.run(u.unpack(wheel, _target(tmp_path), wheel.name))
+    (first,) = u._idle
+    u.close(wait=False)  # what unpacker.release() does once a run has unpacked everything
+    assert u._idle == [] and u._started == 0
+    assert first.proc.wait(timeout=10) == 0  # it ends by itself at end of input
+    # A later wheel gets a new worker; the final close() waits for every worker it ended.
+    asyncio.run(u.unpack(wheel, _target(tmp_path, "again"), wheel.name))
+    (second,) = u._idle
+    assert second is not first
+    u.close(wait=False)
+    u.close()
+    assert second.proc.returncode == 0 and u._ending == []
+
+
+def test_release_without_a_pool_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(unpacker, "_SHARED", None)
+    unpacker.release()
+    assert unpacker._SHARED is None
+
+
 def test_a_refused_wheel_keeps_its_message_hint_and_type(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "evil", "1.0", files={"../evil.py": b"x"})
     u = Unpacker(1)

@@ -86,7 +86,7 @@ class _Worker:
         flags += ["-E"] if sys.flags.ignore_environment and not sys.flags.isolated else []
         flags += ["-s"] if sys.flags.no_user_site and not sys.flags.isolated else []
         self.proc = subprocess.Popen(
-            [sys.executable, *flags, "-c", "from kea.cache.worker import serve; serve()"],
+            [sys.executable, *flags, "-c", "from kea.cache.worker import main; main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -215,6 +215,7 @@ class Unpacker:
         self._broken = broken  # also set once a worker could not start
         self._waiting: list[asyncio.Future[None]] = []
         self._starting: set[asyncio.Task[None]] = set()  # prestart's, held until done
+        self._ending: list[_Worker] = []  # closed by close(wait=False), not waited for yet
 
     async def unpack(self, wheel: Path, target: Path, filename: str) -> str:
         from kea.cache.archive import unpack_wheel
@@ -363,13 +364,18 @@ class Unpacker:
                 if not everyone:
                     return
 
-    def close(self) -> None:
-        """End the idle workers (they exit at end of input); busy ones end when kea does."""
+    def close(self, *, wait: bool = True) -> None:
+        """End the idle workers (they exit at end of input); busy ones end when kea does.
+        ``wait=False``: do not wait for them to exit now; a later ``close()`` does."""
         idle, self._idle = self._idle, []
         self._started -= len(idle)
         for worker in idle:
             worker.close()
-        for worker in idle:  # each ends within milliseconds of its end of input
+        self._ending.extend(idle)
+        if not wait:
+            return
+        ending, self._ending = self._ending, []
+        for worker in ending:  # each ends within milliseconds of its end of input
             try:
                 worker.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -387,6 +393,13 @@ def _shared() -> Unpacker:
         _SHARED = Unpacker(processes(), broken=not sys.executable)
         atexit.register(_SHARED.close)
     return _SHARED
+
+
+def release() -> None:
+    """The run unpacks nothing more: the idle workers are told to end now, and exit while the
+    run goes on (installing), not at its very end. A later ``unpack`` starts new ones."""
+    if _SHARED is not None:
+        _SHARED.close(wait=False)
 
 
 def prestart() -> None:

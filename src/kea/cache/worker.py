@@ -1,6 +1,6 @@
 """An unpacking worker process (``kea.cache.unpacker`` starts and drives them).
 
-Started as ``python -P -c "from kea.cache.worker import serve; serve()"`` (``-c``: runpy costs
+Started as ``python -P -c "from kea.cache.worker import main; main()"`` (``-c``: runpy costs
 another 4 ms). It imports only what unpacking needs: no ``typing``, ``pathlib``, ``logging``,
 ``subprocess`` or ``zipfile`` (until a wheel needs ``zipfile``), which took a worker 55 ms to
 start (tools venv, ``hyperfine``) where the interpreter alone takes 11 and these imports 28.
@@ -47,3 +47,11 @@ def serve() -> None:
             reply = ["kea", f"{type(e).__name__}: {e}", "this is a bug in kea"]
         out.write(json.dumps(reply).encode("utf-8", "surrogateescape") + b"\n")
         out.flush()
+    out.close()
+
+
+def main() -> None:
+    """``serve``, then exit at once: every answer is written and flushed by then, the
+    interpreter's teardown would only free memory, and kea may be waiting for this process."""
+    serve()
+    os._exit(0)

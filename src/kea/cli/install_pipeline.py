@@ -154,6 +154,9 @@ async def _pipeline(
             return
         prep_start = time.perf_counter()
         archives = await _prepare(todo, index, cache, spec.hashes, options)
+        from kea.cache.unpacker import release
+
+        release()  # the unpacking workers exit while the install runs
         say(f"Prepared {packages(len(todo))} in {elapsed(time.perf_counter() - prep_start)}")
     _install(todo, archives, installed, target, options, request)
 
