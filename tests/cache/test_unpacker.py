@@ -305,8 +305,8 @@ def test_an_interruption_stops_every_worker_still_writing(
     lent: list[unpacker._Worker] = []
     real_acquire = u._acquire
 
-    async def acquire(*, wait: bool) -> unpacker._Worker | None:
-        worker = await real_acquire(wait=wait)
+    async def acquire(*, wait: bool, cost: int = 0) -> unpacker._Worker | None:
+        worker = await real_acquire(wait=wait, cost=cost)
         if worker is not None:
             lent.append(worker)
         return worker
@@ -413,6 +413,32 @@ def test_a_request_longer_than_an_atomic_pipe_write_arrives_whole(tmp_path: Path
     u.close()
 
 
+def test_waiting_parts_get_a_worker_costliest_first() -> None:
+    u = Unpacker(1)
+
+    async def scenario() -> list[str]:
+        lent = await u._acquire(wait=True)
+        assert lent is not None
+        order: list[str] = []
+
+        async def part(name: str, cost: int) -> None:
+            worker = await u._acquire(wait=True, cost=cost)
+            assert worker is lent
+            order.append(name)
+            u._release(worker, healthy=True)
+
+        waiting = [("small", 10), ("big", 1000), ("middle", 100), ("big, later", 1000)]
+        tasks = [asyncio.ensure_future(part(n, c)) for n, c in waiting]
+        await asyncio.sleep(0.01)  # all four wait for the only worker
+        u._release(lent, healthy=True)
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        return order
+
+    assert asyncio.run(scenario()) == ["big", "big, later", "middle", "small"]
+    assert u._waiting == []
+    u.close()
+
+
 def test_a_waiter_woken_then_interrupted_hands_the_worker_on(tmp_path: Path) -> None:
     u = Unpacker(1)
 
@@ -434,18 +460,18 @@ def test_a_waiter_woken_then_interrupted_hands_the_worker_on(tmp_path: Path) -> 
     u.close()
 
 
-def test_an_interruption_while_a_part_s_worker_starts_gives_the_first_back(
+def test_an_interruption_while_a_part_s_worker_starts_leaves_no_worker_astray(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = {f"pkg/m{i:03}.py": b"x = 1\n" for i in range(120)}
     wheel = build_wheel(tmp_path, "split", "1.0", files=files)
     monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
     real_ready = unpacker._Worker.wait_ready
-    calls: list[int] = []
+    started: list[unpacker._Worker] = []
 
     async def second_never_ready(self: unpacker._Worker) -> bool:
-        calls.append(1)
-        if len(calls) == 2:
+        started.append(self)
+        if len(started) == 2:
             await asyncio.Event().wait()  # the second part's worker is still starting
         return await real_ready(self)
 
@@ -454,14 +480,19 @@ def test_an_interruption_while_a_part_s_worker_starts_gives_the_first_back(
 
     async def interrupted() -> None:
         task = asyncio.ensure_future(u.unpack(wheel, _target(tmp_path), wheel.name))
-        while len(calls) < 2:
+        while len(started) < 2:
             await asyncio.sleep(0.01)
         task.cancel()
         await task
 
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(interrupted())
-    # The first worker, acquired but sent nothing, is back in the pool; the second was stopped.
-    assert u._started == 1 and len(u._idle) == 1
-    assert u._idle[0].proc.poll() is None
+    first, second = started
+    assert second.proc.returncode is not None  # its start was stopped
+    # The first part's worker had its request: stopped if it was still writing, else back in
+    # the pool. Either way the pool counts exactly the workers it holds, all alive.
+    if first.proc.returncode is None:
+        assert u._idle == [first]
+    assert u._started == len(u._idle)
+    assert all(w.proc.poll() is None for w in u._idle)
     u.close()
