@@ -496,3 +496,38 @@ def test_an_interruption_while_a_part_s_worker_starts_leaves_no_worker_astray(
     assert u._started == len(u._idle)
     assert all(w.proc.poll() is None for w in u._idle)
     u.close()
+
+
+def test_a_cancelled_unpack_in_a_thread_returns_once_the_thread_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from kea.cache import archive
+
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    target = _target(tmp_path)
+    started, finished = threading.Event(), threading.Event()
+
+    def slow(wheel: Path, target: Path, filename: str, **kw: Any) -> str:
+        started.set()
+        time.sleep(0.3)
+        (Path(target) / "late.txt").write_text("written after the cancellation")
+        finished.set()
+        return "demo-1.0.dist-info"
+
+    monkeypatch.setattr(archive, "unpack_wheel", slow)
+    u = Unpacker(1, broken=True)  # no worker: the wheel is unpacked in a thread
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(u.unpack(wheel, target, wheel.name))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The caller removes the target next: nothing may still be writing into it.
+        assert finished.is_set()
+
+    asyncio.run(scenario())
+    assert (target / "late.txt").is_file()

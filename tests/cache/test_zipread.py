@@ -238,3 +238,53 @@ def test_a_stored_member_is_read_and_checked(tmp_path: Path) -> None:
         zipread.member_bytes(tampered, entries["demo/raw.bin"])
     with pytest.raises(zipread.BadZip, match="bad CRC-32 or size"):
         list(zipread.member_chunks(tampered, entries["demo/raw.bin"]))
+
+
+def _overlapping_zip() -> bytes:
+    """A zip of two stored members where the second lies inside the first's data: its local
+    header and bytes are part of ``outer.txt``. Each member reads fine on its own (names,
+    sizes and CRCs agree); together they share bytes, as the members of an overlapping zip
+    bomb share one deflate stream."""
+    import struct
+    import zlib
+
+    def local(name: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(data)
+        sizes = (crc, len(data), len(data), len(name), 0)
+        head = struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, *sizes)
+        return head + name + data
+
+    def central(name: bytes, data: bytes, offset: int) -> bytes:
+        crc = zlib.crc32(data)
+        sizes = (crc, len(data), len(data), len(name), 0, 0, 0, 0, 0o644 << 16, offset)
+        head = struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 0, *sizes)
+        return head + name
+
+    inner = b"inner bytes\n"
+    outer = b"pad" + local(b"inner.txt", inner) + b"more"
+    body = local(b"outer.txt", outer)
+    inner_at = 30 + len(b"outer.txt") + 3
+    cd = central(b"outer.txt", outer, 0) + central(b"inner.txt", inner, inner_at)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 2, 2, len(cd), len(body), 0)
+    return body + cd + end
+
+
+def test_members_that_overlap_are_refused_by_both_readers(tmp_path: Path, reader: str) -> None:
+    data = _overlapping_zip()
+    bomb = tmp_path / "bomb-1.0-py3-none-any.whl"
+    bomb.write_bytes(data)
+    with zipfile.ZipFile(bomb) as zf:  # each member alone is a valid zip member
+        assert zf.read("inner.txt") == b"inner bytes\n"
+    with pytest.raises(zipread.BadZip, match="members overlap"):
+        zipread.directory(data)
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(WheelError, match="members overlap in the archive"):
+        unpack_wheel(bomb, target)
+    assert list(target.iterdir()) == []
+
+
+def test_a_member_running_into_the_central_directory_is_refused() -> None:
+    with pytest.raises(zipread.BadZip, match="overlaps the central directory"):
+        zipread.check_spans([(0, 50), (50, 120)], 100)
+    zipread.check_spans([(0, 50), (50, 100)], 100)  # adjoining is fine

@@ -23,6 +23,7 @@ from kea.errors import KeaError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import zipfile
     from pathlib import Path
     from typing import TypeVar
 
@@ -185,11 +186,21 @@ def _unpack_with_zipfile(
 ) -> str:
     import zipfile
 
+    from kea.cache import zipread
+
     try:
         zf = zipfile.ZipFile(wheel)
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
         raise WheelError(f"{filename}: not a valid wheel (zip) file: {e}") from None
     with zf:
+        try:
+            zipread.check_spans(
+                [(i.header_offset, i.header_offset + 30 + len(_raw_name(i)) + i.compress_size)
+                 for i in zf.infolist()],
+                zf.start_dir,
+            )  # fmt: skip
+        except zipread.BadZip as e:
+            raise WheelError(f"{filename}: not a valid wheel (zip) file: {e}") from None
         # orig_filename: zipfile cuts a name at a NUL byte, which the memory path refuses.
         paths = _checked_paths(
             filename, [(i.orig_filename, i.external_attr >> 16, i) for i in zf.infolist()]
@@ -208,6 +219,11 @@ def _unpack_with_zipfile(
         members = list(paths.items())[k::n]
         extract_members(wheel, zf, target, members, record, filename, threads=threads)
         return dist_info
+
+
+def _raw_name(info: zipfile.ZipInfo) -> bytes:
+    """A member's name as the archive stores it (UTF-8 when flagged, else cp437)."""
+    return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace")
 
 
 RECORD_MAX = 64 << 20  # bytes: a RECORD of 60,000 files is about 6 MB

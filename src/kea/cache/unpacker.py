@@ -46,8 +46,9 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from kea.cache.worker import READY
 from kea.errors import KeaError
@@ -261,7 +262,7 @@ class Unpacker:
             self._release(worker, healthy=False)
             worker = None
         if worker is None:
-            return await asyncio.to_thread(unpack_wheel, wheel, target, filename, part=part)
+            return await _in_a_thread(unpack_wheel, wheel, target, filename, part=part)
         healthy = False
         try:
             result = await worker.receive(filename)
@@ -381,6 +382,20 @@ class Unpacker:
                 worker.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 worker.proc.kill()
+
+
+async def _in_a_thread(fn: Callable[..., str], *args: Any, **kwargs: Any) -> str:
+    """``fn(*args, **kwargs)`` in a thread. Cancelled, it still waits for the thread, which
+    cannot be stopped: the caller removes the target directory next, and a thread still
+    writing into it would leave files behind (a ``.tmp-*`` directory in the cache)."""
+    done = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    try:
+        return await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await asyncio.wait([done])
+        if not done.cancelled():
+            done.exception()  # retrieved: the interruption is what is reported
+        raise
 
 
 _SHARED: Unpacker | None = None

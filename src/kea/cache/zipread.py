@@ -92,7 +92,27 @@ def directory(data: bytes) -> list[Entry] | None:
         entries.append(Entry(name, raw, method, crc, csize, usize, offset, attr >> 16))
     if pos != end:
         return None  # the count disagrees with the size: zipfile reads by size
+    check_spans(
+        [(e.offset, e.offset + LOCAL.size + len(e.raw_name) + e.compressed) for e in entries],
+        cd_offset,
+    )
     return entries
+
+
+def check_spans(spans: list[tuple[int, int]], end: int) -> None:
+    """``BadZip`` unless the members' spans (local header to the end of their data, at the
+    least) are apart from one another and end before ``end``, the central directory.
+
+    Members that share their bytes are how a small zip unpacks to a huge size (the overlapping
+    "zip bomb": each member's declared size is honoured, but thousands reuse one deflate
+    stream). No wheel builder writes them."""
+    last = 0
+    for start, stop in sorted(spans):
+        if start < last:
+            raise BadZip("members overlap in the archive")
+        last = stop
+    if last > end:
+        raise BadZip("a member overlaps the central directory")
 
 
 def _end_record(data: bytes) -> int | None:
