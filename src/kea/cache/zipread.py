@@ -38,6 +38,7 @@ class BadZip(Exception):
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import mmap
     from typing import NamedTuple
 
     class Entry(NamedTuple):
@@ -54,7 +55,7 @@ else:  # typing costs the unpacking workers 5 ms to import; collections is loade
     Entry = collections.namedtuple("Entry", "name raw_name method crc compressed size offset mode")
 
 
-def directory(data: bytes) -> list[Entry] | None:
+def directory(data: bytes | mmap.mmap) -> list[Entry] | None:
     """The entries of the zip in ``data``, in order; None when ``zipfile`` must read it (see
     the module docstring). ``BadZip`` when it is no zip or its directory is broken."""
     end = _end_record(data)
@@ -115,7 +116,7 @@ def check_spans(spans: list[tuple[int, int]], end: int) -> None:
         raise BadZip("a member overlaps the central directory")
 
 
-def _end_record(data: bytes) -> int | None:
+def _end_record(data: bytes | mmap.mmap) -> int | None:
     """Where the end record starts: the last signature in the file's last 64 KiB, as
     ``zipfile`` takes it, provided its comment ends the file exactly and no zip64 locator
     precedes it. None otherwise (``zipfile`` decides: the two readers never read one wheel two
@@ -131,7 +132,7 @@ def _end_record(data: bytes) -> int | None:
     return at
 
 
-def _data_span(data: bytes, entry: Entry) -> tuple[int, int]:
+def _data_span(data: bytes | mmap.mmap, entry: Entry) -> tuple[int, int]:
     """Where the member's (compressed) bytes lie, after checking its local header."""
     offset = entry.offset
     if offset + LOCAL.size > len(data):
@@ -150,7 +151,7 @@ def _data_span(data: bytes, entry: Entry) -> tuple[int, int]:
     return start, stop
 
 
-def member_bytes(data: bytes, entry: Entry) -> bytes | bytearray | memoryview:
+def member_bytes(data: bytes | mmap.mmap, entry: Entry) -> bytes | bytearray | memoryview:
     """The member's content, inflated whole (never past its declared size) and checked
     against its CRC-32 and size."""
     start, stop = _data_span(data, entry)
@@ -179,7 +180,7 @@ def inflate(
     return out
 
 
-def member_chunks(data: bytes, entry: Entry) -> Iterator[bytes | memoryview]:
+def member_chunks(data: bytes | mmap.mmap, entry: Entry) -> Iterator[bytes | memoryview]:
     """The member's content in pieces of at most ``CHUNK`` bytes (for large members: memory
     stays bounded), with the same checks as ``member_bytes`` once the last piece is out."""
     start, stop = _data_span(data, entry)
