@@ -138,6 +138,69 @@ def test_progress_bar_only_on_a_tty(kea: Kea, universe: SimpleIndex, tmp_path: P
                           "- util==0.3", "+ util==0.3"]  # fmt: skip
 
 
+def test_the_bar_counts_a_locked_request_s_wheels_once(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    # Every requirement pinned: the wheels download while the resolver works (their metadata
+    # is read from them), and the bar counts them then, before its size is known.
+    venv = kea.venv(tmp_path / "venv")
+    pins = ("app==1.0", "lib==2.0", "util==0.3")
+    r = run_kea(kea, "pip", "install", "-i", universe.url, *pins, venv=venv, tty=True)
+    assert r.returncode == 0, r.raw
+    assert HIDE_CURSOR in r.raw and BAR in r.raw and "Preparing" in r.raw, r.raw
+    assert re.search(r"3/3", r.raw), r.raw
+    assert not re.search(r"[4-9]/3", r.raw), "a wheel counted twice"
+    summary = [line.split(" ")[0] for line in r.lines if " packages in " in line]
+    assert summary == ["Resolved", "Prepared", "Installed"], r.lines
+    assert changes(r) == ["+ app==1.0", "+ lib==2.0", "+ util==0.3"]
+    assert not any(p.endswith(".metadata") for p in universe.requests), universe.requests
+
+
+def test_prepared_counts_each_wheel_once() -> None:
+    from kea.cli.install_pipeline import Prepared
+
+    made: list[int | None] = []
+    seen: list[tuple[str, object]] = []
+
+    class Bar:
+        def __init__(self, total: int | None) -> None:
+            made.append(total)
+
+        def advance(self, name: str) -> None:
+            seen.append(("advance", name))
+
+        def set_total(self, total: int, completed: int) -> None:
+            seen.append(("size", (total, completed)))
+
+        def close(self) -> None:
+            seen.append(("close", None))
+
+    class File:
+        def __init__(self, filename: str) -> None:
+            self.filename = filename
+
+    class Chosen:
+        def __init__(self, name: str) -> None:
+            self.name, self.file = name, File(f"{name}-1.0-py3-none-any.whl")
+
+    bar = Prepared(Bar)
+    bar.add("a-1.0-py3-none-any.whl", "a")  # while resolving: the bar appears, size unknown
+    bar.add("a-1.0-py3-none-any.whl", "a")  # the same wheel again: not counted twice
+    bar.size([Chosen("a"), Chosen("b")])
+    bar.add("b-1.0-py3-none-any.whl", "b")
+    bar.add("a-1.0-py3-none-any.whl", "a")
+    bar.close()
+    bar.close()
+    assert made == [None]
+    assert seen == [("advance", "a"), ("size", (2, 1)), ("advance", "b"), ("close", None)]
+
+    quiet = Prepared(None)  # no bar: nothing is drawn, the count is kept all the same
+    quiet.add("a-1.0-py3-none-any.whl", "a")
+    quiet.size([Chosen("a")])
+    quiet.close()
+    assert quiet.counted == {"a-1.0-py3-none-any.whl"}
+
+
 @pytest.mark.parametrize("flag", ["--no-progress", "-q"])
 def test_no_progress_and_quiet_on_a_tty(
     kea: Kea, universe: SimpleIndex, tmp_path: Path, flag: str

@@ -60,7 +60,7 @@ def dry_run_report(todo: list[Any], replaced: list[InstalledDist], cache: Any) -
 class Progress:
     """A transient rich progress bar on stderr (only used on a TTY without -q/--no-progress)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int | None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -83,6 +83,10 @@ class Progress:
 
     def advance(self, name: str) -> None:
         self._progress.update(self._task, advance=1, description=name)
+
+    def set_total(self, total: int, completed: int) -> None:
+        """The bar's size once known (None until then: wheels prepared while resolving)."""
+        self._progress.update(self._task, total=total, completed=completed)
 
     def close(self) -> None:
         self._progress.stop()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,19 +146,23 @@ async def _pipeline(
 ) -> None:
     from kea.resolver.provider import resolve_request
 
-    async with _open_index(settings, cache, lookup, installing=not request.dry_run) as index:
-        chosen = await resolve_request(spec, index, target.interpreter)
-        todo = _todo(chosen, installed, request)
-        if not _report_resolution(
-            chosen, todo, spec, request, installed, cache, time.perf_counter() - started
-        ):
-            return
-        prep_start = time.perf_counter()
-        archives = await _prepare(todo, index, cache, spec.hashes, options)
-        from kea.cache.unpacker import release
+    bar = Prepared(Progress if options.show_progress and not request.dry_run else None)
+    try:
+        async with _open_index(settings, cache, lookup, bar=bar, dry_run=request.dry_run) as index:
+            chosen = await resolve_request(spec, index, target.interpreter)
+            todo = _todo(chosen, installed, request)
+            if not _report_resolution(
+                chosen, todo, spec, request, installed, cache, time.perf_counter() - started
+            ):
+                return
+            prep_start = time.perf_counter()
+            archives = await _prepare(todo, index, cache, spec.hashes, bar)
+    finally:
+        bar.close()
+    from kea.cache.unpacker import release
 
-        release()  # the unpacking workers exit while the install runs
-        say(f"Prepared {packages(len(todo))} in {elapsed(time.perf_counter() - prep_start)}")
+    release()  # the unpacking workers exit while the install runs
+    say(f"Prepared {packages(len(todo))} in {elapsed(time.perf_counter() - prep_start)}")
     _install(todo, archives, installed, target, options, request)
 
 
@@ -260,12 +265,52 @@ def _install(
 # -- preparing archives ---------------------------------------------------------------------------
 
 
+class Prepared:
+    """The "Preparing" bar's count: each wheel once, whether it was prepared while the resolver
+    still worked (a locked request's early downloads, before the bar's size is known) or after
+    it. The bar appears with the first wheel counted. ``bar`` makes it (``Progress``); None:
+    no bar (not a TTY, ``-q``, ``--no-progress``, ``--dry-run``)."""
+
+    def __init__(self, bar: Callable[[int | None], Any] | None) -> None:
+        self._make = bar
+        self.progress: Any = None
+        self.counted: set[str] = set()  # file names
+        self._lock = threading.Lock()  # early wheels are counted from the unpacking threads
+
+    def add(self, filename: str, name: str) -> None:
+        with self._lock:
+            if filename in self.counted:
+                return
+            self.counted.add(filename)
+            if self._make is None:
+                return
+            if self.progress is None:
+                self.progress = self._make(None)
+            self.progress.advance(name)
+
+    def size(self, todo: list[Any]) -> None:
+        """The resolution is known: the bar counts the wheels of ``todo`` from now on."""
+        with self._lock:
+            if self._make is None or not todo:
+                return
+            done = sum(1 for c in todo if c.file.filename in self.counted)
+            if self.progress is None:
+                self.progress = self._make(len(todo))
+            self.progress.set_total(len(todo), done)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.progress is not None:
+                self.progress.close()
+            self.progress, self._make = None, None
+
+
 async def _prepare(
     todo: list[Any],
     index: Any,
     cache: Any,
     hashes: Mapping[str, frozenset[str]],
-    options: InstallOptions,
+    bar: Prepared,
 ) -> dict[str, Path]:
     """Download (or find in the cache) and unpack every wheel, concurrently; each one's
     install layout is worked out as soon as it is unpacked (``keep_layout``)."""
@@ -275,15 +320,14 @@ async def _prepare(
 
     sem = asyncio.Semaphore(PREPARE_AT_ONCE)
     out: dict[str, Path] = {}
-    progress = Progress(len(todo)) if options.show_progress else None
+    bar.size(todo)
 
     async def one(c: Any) -> None:
         async with sem:
             archive = await _archive_for(c, index, cache, hashes.get(c.name))
         await asyncio.to_thread(keep_layout, archive)
         out[c.name] = archive
-        if progress is not None:
-            progress.advance(c.name)
+        bar.add(c.file.filename, c.name)
 
     tasks = [asyncio.create_task(one(c)) for c in todo]
     try:
@@ -293,9 +337,6 @@ async def _prepare(
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    finally:
-        if progress is not None:
-            progress.close()
     return out
 
 
@@ -361,11 +402,12 @@ def _expected_hashes(file: Any, allowed: frozenset[str] | None) -> dict[str, str
 
 @contextlib.asynccontextmanager
 async def _open_index(
-    settings: Settings, cache: Any, lookup: CachedIndex, *, installing: bool
+    settings: Settings, cache: Any, lookup: CachedIndex, *, bar: Prepared, dry_run: bool
 ) -> AsyncIterator[Any]:
     """The run's IndexClient. Its HTTP client is made on the first request that needs the
     network (never with ``--offline``): a resolve answered from a fresh cache imports neither
-    kea.http nor aiohttp. ``installing``: each wheel it unpacks has its layout kept at once."""
+    kea.http nor aiohttp. Unless ``dry_run``, each wheel it unpacks has its layout kept at
+    once and counts on ``bar``."""
     from kea.index.client import IndexClient
 
     opened: list[Any] = []
@@ -379,10 +421,14 @@ async def _open_index(
         return http
 
     client = IndexClient(settings, None, cache, connect=connect, cached=lookup)
-    if installing:
+    if not dry_run:
         from kea.install.wheel import keep_layout
 
-        client.unpacked = keep_layout
+        def unpacked(archive: Path, filename: str) -> None:
+            keep_layout(archive)
+            bar.add(filename, filename.partition("-")[0])
+
+        client.unpacked = unpacked
     try:
         yield client
     finally:

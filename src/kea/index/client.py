@@ -116,9 +116,9 @@ class IndexClient:
         self._find_links: dict[str, dict[str, ProjectPage]] | None = None
         self._find_links_lock = asyncio.Lock()
         self._with_wheel: set[str] = set()  # URLs of wheels whose metadata comes from them
-        # Called (in a thread) with each wheel this client unpacks, before its fetch ends: the
-        # installer's layout, worked out while other wheels still download.
-        self.unpacked: Callable[[Path], None] | None = None
+        # Called (in a thread) with each wheel this client unpacks and its file name, before
+        # its fetch ends: the installer's layout, worked out while other wheels still download.
+        self.unpacked: Callable[[Path, str], None] | None = None
 
     # -- shared in-flight work ---------------------------------------------------------------
     async def _once(self, kind: str, key: str, make: Callable[[], Awaitable[T]]) -> T:
@@ -372,7 +372,7 @@ class IndexClient:
                 stream.iter_chunks(), file.filename, file.hashes, url=file.url
             )
         if self.unpacked is not None:
-            await asyncio.to_thread(self.unpacked, archive)
+            await asyncio.to_thread(self.unpacked, archive, file.filename)
         return archive
 
     async def _http(self) -> HttpClient | None:
