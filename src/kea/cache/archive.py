@@ -135,53 +135,42 @@ def unpack_wheel(
     (``kea.cache.zipread``); a larger one, or one of a shape that module leaves alone, is read
     through ``zipfile``. Both make the same checks.
     """
+    from kea.cache import zipread
+
     filename = filename or os.path.basename(wheel)
     data = _read_whole(wheel, filename)
     try:
-        return _unpack_read(data, wheel, target, filename, part, threads)
+        entries = None
+        if data is not None:
+            try:
+                entries = zipread.directory(data)
+            except zipread.BadZip as e:
+                raise WheelError(f"{filename}: not a valid wheel (zip) file: {e}") from None
+        if data is None or entries is None:
+            return _unpack_with_zipfile(wheel, target, filename, part, threads)
+        paths = _checked_paths(filename, [(e.name, e.mode, e) for e in entries])
+        dist_info = _dist_info_dir(filename, list(paths))
+        _check_record_size(filename, paths[f"{dist_info}/RECORD"].size)
+        try:
+            record = read_record(
+                filename, bytes(zipread.member_bytes(data, paths[f"{dist_info}/RECORD"]))
+            )
+        except zipread.BadZip as e:
+            raise WheelError(f"{filename}: cannot read RECORD: {e}") from None
+        _check_coverage(filename, dist_info, paths, record)
+
+        from kea.cache.extract import extract_from_memory
+
+        k, n = part
+        members = list(paths.items())[k::n]
+        extract_from_memory(data, target, members, record, filename, threads=threads)
+        return dist_info
     finally:
         if data is not None and not isinstance(data, bytes):
             try:
                 data.close()
             except BufferError:  # a view still held (by a traceback): unmapped when freed
                 pass
-
-
-def _unpack_read(
-    data: bytes | mmap.mmap | None,
-    wheel: str | Path,
-    target: str | Path,
-    filename: str,
-    part: tuple[int, int],
-    threads: int | None,
-) -> str:
-    from kea.cache import zipread
-
-    entries = None
-    if data is not None:
-        try:
-            entries = zipread.directory(data)
-        except zipread.BadZip as e:
-            raise WheelError(f"{filename}: not a valid wheel (zip) file: {e}") from None
-    if data is None or entries is None:
-        return _unpack_with_zipfile(wheel, target, filename, part, threads)
-    paths = _checked_paths(filename, [(e.name, e.mode, e) for e in entries])
-    dist_info = _dist_info_dir(filename, list(paths))
-    _check_record_size(filename, paths[f"{dist_info}/RECORD"].size)
-    try:
-        record = read_record(
-            filename, bytes(zipread.member_bytes(data, paths[f"{dist_info}/RECORD"]))
-        )
-    except zipread.BadZip as e:
-        raise WheelError(f"{filename}: cannot read RECORD: {e}") from None
-    _check_coverage(filename, dist_info, paths, record)
-
-    from kea.cache.extract import extract_from_memory
-
-    k, n = part
-    members = list(paths.items())[k::n]
-    extract_from_memory(data, target, members, record, filename, threads=threads)
-    return dist_info
 
 
 def _read_whole(wheel: str | Path, filename: str) -> bytes | mmap.mmap | None:
