@@ -26,10 +26,10 @@ order, a cold jupyter install ended with jupyterlab (12 MB) unpacked by one work
 is ready on its stdout (what the interpreter printed before that is skipped), then reads one
 request per line on its stdin and answers on a copy of its stdout (stdout itself then leads
 nowhere), and ends at end of file, which comes when the run releases it or kea exits,
-however it exits. Workers are in a process group of their
-own and ignore Ctrl-C: an interrupted kea stops the workers still busy for it before it cleans
-up. A worker that ends while idle is replaced; one that ends (or answers nonsense) while it
-unpacks fails that wheel, with a hint. Where no worker can be started, or one ends before it is
+however it exits. Workers are in a process group of their own and ignore Ctrl-C: an
+interrupted kea stops the workers still busy for it before it cleans up. A worker that ends
+while idle is replaced; one that ends (or answers nonsense) while it unpacks fails that
+wheel, with a hint. Where no worker can be started, or one ends before it is
 ready (kea importable only from the working directory, say), wheels are unpacked in a thread
 of the calling process.
 
