@@ -215,8 +215,8 @@ def _unpack_with_zipfile(
     with zf:
         try:
             zipread.check_spans(
-                [(i.header_offset, i.header_offset + 30 + len(_raw_name(i)) + i.compress_size)
-                 for i in zf.infolist()],
+                [(i.header_offset, i.header_offset + zipread.LOCAL.size + len(_raw_name(i))
+                  + i.compress_size) for i in zf.infolist()],
                 zf.start_dir,
             )  # fmt: skip
         except zipread.BadZip as e:

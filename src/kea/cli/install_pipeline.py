@@ -274,7 +274,7 @@ class Prepared:
     def __init__(self, bar: Callable[[int | None], Any] | None) -> None:
         self._make = bar
         self.progress: Any = None
-        self.counted: set[str] = set()  # file names
+        self.counted: set[str] = set()  # file names of the wheels prepared, layouts kept
         self._lock = threading.Lock()  # early wheels are counted from the unpacking threads
 
     def add(self, filename: str, name: str) -> None:
@@ -325,7 +325,8 @@ async def _prepare(
     async def one(c: Any) -> None:
         async with sem:
             archive = await _archive_for(c, index, cache, hashes.get(c.name))
-        await asyncio.to_thread(keep_layout, archive)
+        if c.file.filename not in bar.counted:  # else its download kept the layout already
+            await asyncio.to_thread(keep_layout, archive)
         out[c.name] = archive
         bar.add(c.file.filename, c.name)
 
