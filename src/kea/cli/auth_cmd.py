@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from kea.cli.options import global_options, index_options, settings_from
+from kea.cli.options import global_options, index_options
+from kea.cli.params import settings_from
 
 # What the index client asks for: PEP 691 JSON first, then PEP 503 HTML.
 PAGE_ACCEPT = (

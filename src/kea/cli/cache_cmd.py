@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from kea.cli.options import global_options, settings_from
+from kea.cli.options import global_options
+from kea.cli.params import settings_from
 
 
 @click.group(help="Inspect and clean kea's cache.")

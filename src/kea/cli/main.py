@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
         early_probe.start(args[2:], os.environ)  # a cold cache's probe runs while kea imports
         try:
-            _run(args, quick_exit=argv is None)
+            _run_install(args, quick_exit=argv is None)
         finally:
             fastpath.ARGV = None
         return
@@ -109,6 +109,21 @@ def _import_msgspec() -> None:
         import msgspec  # noqa: F401
     finally:
         del sys.modules["typing_extensions"]
+
+
+def _run_install(args: list[str], *, quick_exit: bool) -> None:
+    """``kea pip install ...``: its options read by ``kea.cli.flags`` when that reader can, else
+    by click, like any other command."""
+    from kea.cli import flags
+
+    params = flags.read(args[2:])
+    if params is None:
+        _run(args, quick_exit=quick_exit)
+        return
+    from kea.cli.install_run import run_install
+    from kea.cli.output import run_guarded
+
+    run_guarded(lambda: run_install(params), args, quick_exit=quick_exit)
 
 
 def _run(args: list[str], *, quick_exit: bool) -> None:

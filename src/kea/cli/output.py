@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from kea.auth.redact import redact_text
@@ -190,34 +191,34 @@ def setup_logging(verbosity: int, quiet: int = 0) -> None:
 
 
 def run_cli(group: Any, args: list[str], *, quick_exit: bool = False) -> None:
-    """Run the click group; turn every failure into one redacted line and an exit code.
+    """Run the click group on ``args`` under ``run_guarded``."""
+    run_guarded(lambda: group.main(args=args, prog_name="kea", standalone_mode=False), args,
+                quick_exit=quick_exit)  # fmt: skip
 
-    ``quick_exit``: end the process with ``_quick_exit`` after a success or a ``KeaError``
-    (the console script does; tests that call ``main(argv)`` in-process do not)."""
-    import click
 
+def run_guarded(call: Callable[[], object], args: list[str], *, quick_exit: bool = False) -> None:
+    """Run a command (``call``); turn every failure into one redacted line and an exit code.
+
+    click's own exceptions are told apart only when click is loaded: ``kea pip install`` may run
+    without it (``kea.cli.flags``). ``quick_exit``: end the process with ``_quick_exit`` after a
+    success or a ``KeaError`` (the console script does; tests that call ``main(argv)``
+    in-process do not)."""
     _early_color(args)
     try:
-        group.main(args=args, prog_name="kea", standalone_mode=False)
+        call()
     except KeaError as e:
         error(e.message, e.hint)
         if quick_exit:
             _quick_exit(e.exit_code)
         sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        _write("error: aborted", "error")
-        sys.exit(130)
-    except click.ClickException as e:
-        error(e.format_message(), "run with --help to see the options")
-        sys.exit(2)
     except KeyboardInterrupt:
         _write("error: interrupted", "error")
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
-    except Exception as e:  # a bug: still one redacted line, a traceback only when asked
+    except Exception as e:
+        _click_failure(e)
+        # a bug: still one redacted line, a traceback only when asked
         if logging.getLogger("kea").isEnabledFor(logging.DEBUG):
             _write("".join(traceback.format_exception(e)))
         error(f"unexpected {type(e).__name__}: {e}", "this is a bug in kea; rerun with -v")
@@ -225,6 +226,22 @@ def run_cli(group: Any, args: list[str], *, quick_exit: bool = False) -> None:
     if quick_exit:
         _quick_exit(0)
     sys.exit(0)
+
+
+def _click_failure(e: Exception) -> None:
+    """Exit as click's exception ``e`` asks (its usage errors as one line); return if ``e`` is
+    not one of click's."""
+    click = sys.modules.get("click")
+    if click is None:
+        return
+    if isinstance(e, click.exceptions.Exit):
+        sys.exit(e.exit_code)
+    if isinstance(e, click.exceptions.Abort):
+        _write("error: aborted", "error")
+        sys.exit(130)
+    if isinstance(e, click.ClickException):
+        error(e.format_message(), "run with --help to see the options")
+        sys.exit(2)
 
 
 def _quick_exit(code: int) -> None:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kea.cli.install_output import elapsed, packages
-from kea.cli.options import global_options, settings_from
-from kea.cli.target_options import target_from, target_options
+from kea.cli.options import global_options, target_options
+from kea.cli.params import settings_from, target_from
 
 if TYPE_CHECKING:
     from kea.dist.installed import InstalledDist

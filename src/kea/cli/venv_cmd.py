@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from kea.cli.options import global_options, settings_from
+from kea.cli.options import global_options
+from kea.cli.params import settings_from
 
 
 @click.command(help="Create a virtual environment (default: .venv).")
