@@ -9,15 +9,15 @@ about once, and not asked again in this run; a missing executable is warned abou
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
 from collections.abc import Mapping
 
+import kea.log
 from kea.auth.credentials import Credentials
 from kea.auth.redact import redact_url
 
-log = logging.getLogger("kea.auth.keyring")
+log = kea.log.get("kea.auth.keyring")
 
 DEFAULT_TIMEOUT = 10.0
 

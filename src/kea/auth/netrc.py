@@ -11,12 +11,13 @@ no entries, so a broken netrc never breaks an install that does not need it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-log = logging.getLogger("kea.auth.netrc")
+import kea.log
+
+log = kea.log.get("kea.auth.netrc")
 
 
 class NetrcSyntaxError(ValueError):

@@ -26,11 +26,11 @@ https → http redirect nothing is sent unless the URL is under an index the use
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import kea.log
 from kea.auth.credentials import Credentials
 from kea.auth.errors import CredentialsRequired
 from kea.auth.keyring import SubprocessKeyring
@@ -49,7 +49,7 @@ from kea.auth.urls import (
 from kea.errors import UsageError
 from kea.settings import Index, Settings
 
-log = logging.getLogger("kea.auth")
+log = kea.log.get("kea.auth")
 
 NONE = "none"
 

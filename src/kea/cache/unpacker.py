@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -50,10 +49,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+import kea.log
 from kea.cache.worker import READY
 from kea.errors import KeaError
 
-log = logging.getLogger("kea.cache")
+log = kea.log.get("kea.cache")
 
 _MAX = 4  # beyond this, the downloads rather than the unpacking set the pace
 SPLIT_MIN = 1000  # members: a wheel this large is split into a part per worker

@@ -7,13 +7,13 @@ run: no event loop, no asyncio import), or on an event loop with the network on 
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import kea.log
 from kea.cli.install_output import Progress, change_lines, dry_run_report, elapsed, packages, say
 from kea.dist import parsed
 from kea.errors import KeaError
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from kea.resolver.provider import Chosen, ResolveInput
     from kea.settings import Settings
 
-log = logging.getLogger("kea.cli")
+log = kea.log.get("kea.cli")
 
 # Archives downloaded at once (as many connections as one host gets: kea.http.client). Their
 # unpacking is bounded on its own, by the default executor's threads, so a wheel that waits
@@ -59,6 +59,7 @@ def resolve_and_install(
         spec = _resolve_input(request, options, settings, installed)
         if _from_cache(spec, lookup, request, options, target, installed, cache, started):
             return
+        kea.log.ensure()  # asyncio and aiohttp log through logging itself
         import asyncio
 
         from kea.cli.malloc import limit_arenas
@@ -239,6 +240,8 @@ def _install(
 ) -> None:
     from kea.install.installer import apply_plan
     from kea.install.plan import WantedDist, make_plan
+
+    kea.log.ensure()  # the installer's thread pool (concurrent.futures) logs through logging
 
     direct = {e.name for e in request.requirements}
     wanted = [

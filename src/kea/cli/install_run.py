@@ -29,7 +29,7 @@ def run_install(params: dict[str, Any]) -> None:
         _load_memo(params)
         request = gather_request(params)
         merge_file_indexes(params, request.files)
-        settings = settings_from(params)
+        settings = settings_from(params, defer_logging=True)  # kea.log.ensure() before asyncio
         options = InstallOptions.from_params(params, settings)
         if not settings.offline:
             from kea.install import environment

@@ -11,19 +11,17 @@ text, so redaction sees exactly what a colourless run prints.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
-import traceback
 from collections.abc import Callable
 from typing import Any
 
+from kea import log as kea_log
 from kea.auth.redact import redact_text
 from kea.errors import KeaError
 
-TRACE = 5
-logging.addLevelName(TRACE, "TRACE")
+TRACE = kea_log.TRACE
 
 _warned: set[str] = set()
 
@@ -165,15 +163,27 @@ def info(message: str) -> None:
 _quiet = False
 
 
-class RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return redact_text(super().format(record))
+def setup_logging(verbosity: int, quiet: int = 0, *, defer: bool = False) -> None:
+    """-v: kea debug; -vv: kea trace; -vvv: trace including aiohttp and asyncio.
 
-
-def setup_logging(verbosity: int, quiet: int = 0) -> None:
-    """-v: kea debug; -vv: kea trace; -vvv: trace including aiohttp and asyncio."""
+    ``defer``: at the default verbosity, configure ``logging`` only when a record is written
+    or ``kea.log.ensure()`` is called (``kea.log``); a warm install writes none."""
     global _quiet
     _quiet = quiet > 0
+    threshold = TRACE if verbosity >= 2 else kea_log.DEBUG if verbosity == 1 else kea_log.WARNING
+    kea_log.defer(threshold, lambda: _configure_logging(verbosity))
+    if not defer or verbosity > 0:
+        kea_log.ensure()
+
+
+def _configure_logging(verbosity: int) -> None:
+    import logging
+
+    class RedactingFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return redact_text(super().format(record))
+
+    logging.addLevelName(TRACE, "TRACE")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -219,7 +229,9 @@ def run_guarded(call: Callable[[], object], args: list[str], *, quick_exit: bool
     except Exception as e:
         _click_failure(e)
         # a bug: still one redacted line, a traceback only when asked
-        if logging.getLogger("kea").isEnabledFor(logging.DEBUG):
+        if kea_log.get("kea").isEnabledFor(kea_log.DEBUG):
+            import traceback
+
             _write("".join(traceback.format_exception(e)))
         error(f"unexpected {type(e).__name__}: {e}", "this is a bug in kea; rerun with -v")
         sys.exit(2)

@@ -40,13 +40,16 @@ SETTINGS_KEYS = (
 TARGET_KEYS = ("python", "system", "target", "prefix")
 
 
-def settings_from(params: dict[str, Any], *, cwd: Path | None = None) -> Settings:
-    """Pop the shared options out of a command's params and build Settings (logging set up)."""
+def settings_from(
+    params: dict[str, Any], *, cwd: Path | None = None, defer_logging: bool = False
+) -> Settings:
+    """Pop the shared options out of a command's params and build Settings (logging set up;
+    ``defer_logging``: see ``setup_logging``)."""
     from kea.cli.output import set_color, setup_logging
 
     cli = {k: params.pop(k) for k in SETTINGS_KEYS if k in params}
     settings = load_settings(cli=cli, cwd=cwd)
-    setup_logging(settings.verbosity, settings.quiet)
+    setup_logging(settings.verbosity, settings.quiet, defer=defer_logging)
     set_color(settings.color)
     return settings
 

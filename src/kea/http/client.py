@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import ssl
 import sys
 import threading
@@ -30,6 +29,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin
 
+import kea.log
 from kea.auth.redact import query_has_signature, redact_url
 from kea.auth.store import CredentialStore, Decision
 from kea.auth.urls import SplitURL, origin_of, scheme_of, split_userinfo
@@ -55,7 +55,7 @@ from kea.settings import Settings
 if TYPE_CHECKING:
     import aiohttp
 
-log = logging.getLogger("kea.http")
+log = kea.log.get("kea.http")
 TRACE = 5
 
 Purpose = Literal["page", "file", "metadata"]
@@ -627,7 +627,7 @@ async def _discard(raw: aiohttp.ClientResponse) -> None:
 
 
 def _log_hop(hop: Hop, purpose: str) -> None:
-    if not log.isEnabledFor(logging.DEBUG):
+    if not log.isEnabledFor(kea.log.DEBUG):
         return
     if hop.dropped:
         log.debug("dropped credentials of %s", hop.dropped)

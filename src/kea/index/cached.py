@@ -12,11 +12,11 @@ nor kea.http.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import kea.log
 from kea.auth.redact import redact_url
 from kea.index.findlinks import is_local
 from kea.index.models import DistFile, ProjectPage, normalize_name
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from kea.dist.metadata import CoreMetadata
     from kea.settings import Settings
 
-log = logging.getLogger("kea.index")
+log = kea.log.get("kea.index")
 
 
 class CachedIndex:
@@ -80,7 +80,7 @@ class CachedIndex:
         entry = load_page(self.cache, index_url, name)
         if entry is None or not (self.offline or (entry.is_fresh() and not self.refreshed(name))):
             return entry, False
-        if log.isEnabledFor(logging.DEBUG):  # redacting every page's URL for nothing cost ~1 ms
+        if log.isEnabledFor(kea.log.DEBUG):  # redacting every page's URL for nothing cost ~1 ms
             log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
         return entry, True
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import kea.log
 from kea.auth.redact import redact_url
 from kea.cache import SIMPLE, Cache
 from kea.errors import KeaError
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from kea.http.client import HttpClient
     from kea.settings import Settings
 
-log = logging.getLogger("kea.index")
+log = kea.log.get("kea.index")
 T = TypeVar("T")
 
 PARSE_IN_THREAD = 256 * 1024  # pages larger than this are parsed off the event loop

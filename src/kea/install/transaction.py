@@ -52,7 +52,6 @@ and that one is rolled back (with every package not committed yet).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import threading
@@ -61,12 +60,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+import kea.log
 from kea.dist.installed import InstalledDist
 from kea.errors import KeaError
 from kea.install.environment import Target
 from kea.install.wheel import SCHEME_KEYS, StagedWheel, new_dir
 
-log = logging.getLogger("kea.install")
+log = kea.log.get("kea.install")
 
 STAGING_DIR = ".kea-staging"
 LOCK_FILE = ".kea.lock"

@@ -19,7 +19,6 @@ imports asyncio only for ``resolve_request``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 from packaging.version import Version
 
+import kea.log
 from kea.dist.metadata import CoreMetadata
 from kea.dist.names import canonicalize_name
 from kea.dist.parsed import InvalidRequirement
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from kea.resolver.prefetch import IndexSource
     from kea.resolver.provider_cached import CacheLookup
 
-log = logging.getLogger("kea.resolver.provider")
+log = kea.log.get("kea.resolver.provider")
 
 
 # -- the resolver's Provider ------------------------------------------------------------------

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from packaging.version import InvalidVersion, Version
 
+import kea.log
 from kea.dist.names import canonicalize_name
 from kea.index.models import DistFile
 from kea.resolver.provider_select import Selection, _marker_holds
@@ -37,7 +37,7 @@ from kea.resolver.provider_select import Selection, _marker_holds
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
-log = logging.getLogger("kea.resolver.provider")
+log = kea.log.get("kea.resolver.provider")
 
 
 LIMIT = 8  # early downloads at once, leaving connections for the resolver's pages and metadata

@@ -8,18 +8,18 @@ not on the first one becomes a hint naming that index and the strategy that woul
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from packaging.version import Version
 
+import kea.log
 from kea.auth.redact import redact_url
 from kea.errors import KeaError
 from kea.resolver.provider_select import CandidatePolicy, Selection, select_candidates
 
-log = logging.getLogger("kea.resolver.provider")
+log = kea.log.get("kea.resolver.provider")
 
 MAX_PACKAGES = 5  # packages looked up again after a failure
 

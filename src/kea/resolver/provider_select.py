@@ -9,7 +9,6 @@ distribution's ``Requires-Dist`` for a set of extras on the target. Pure: no I/O
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -19,6 +18,7 @@ import msgspec
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
+import kea.log
 from kea.dist import parsed
 from kea.dist.metadata import CoreMetadata
 from kea.dist.names import canonicalize_name
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
 
-log = logging.getLogger("kea.resolver.provider")
+log = kea.log.get("kea.resolver.provider")
 
 ALL = ":all:"
 NONE = ":none:"

@@ -9,12 +9,12 @@ have let us avoid the conflict earlier, then jumping back there.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
+import kea.log
 from kea.dist.names import canonicalize_name
 from kea.errors import KeaError
 from kea.resolver.deps import (
@@ -53,7 +53,7 @@ from kea.resolver.ranges import Point, VersionSet, point_keys, version_key
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
-log = logging.getLogger("kea.resolver")
+log = kea.log.get("kea.resolver")
 
 _SATISFIED, _ALMOST, _CONTRADICTED, _INCONCLUSIVE = range(4)
 
