@@ -194,3 +194,60 @@ def test_a_url_requirement_in_an_older_memo_is_dropped_on_load(tmp_path: Path) -
     parsed.requirement("other>=1")
     parsed.save()
     assert b"s3cret-token" not in (tmp_path / parsed.MEMO_NAME).read_bytes()
+
+
+SPECS = ["", ">=1.0,<2", "==1.*", "~=2.2", "!=1.5", ">=2.0b1", "===weird", "==3.0rc1,>1"]
+
+
+@pytest.mark.parametrize("text", SPECS)
+def test_a_specifier_set_splits_as_packaging_splits_it_before_and_after_a_save(
+    text: str, tmp_path: Path
+) -> None:
+    from packaging.specifiers import SpecifierSet
+
+    want = SpecifierSet(text)
+    expected = (tuple((s.operator, s.version) for s in want), any(s.prereleases for s in want))
+    parsed.load(tmp_path)
+    assert parsed.specifier_parts(text) == expected
+    parsed.save()
+    parsed.reset()
+    parsed.load(tmp_path)
+    assert parsed.specifier_parts(text) == expected
+
+
+def test_specifier_text_needs_no_specifier_set() -> None:
+    got = parsed.requirement("Foo.Bar >= 1.0, < 2")
+    assert parsed.specifier_text(got) == str(Requirement("Foo.Bar >= 1.0, < 2").specifier)
+    assert got._specifier is None  # type: ignore[attr-defined]  # never built
+    assert parsed.specifier_text(Requirement("x>=3")) == ">=3"
+
+
+def test_an_invalid_specifier_raises_and_is_not_remembered(tmp_path: Path) -> None:
+    parsed.load(tmp_path)
+    with pytest.raises(parsed.InvalidSpecifier):
+        parsed.specifier_parts(">=3.6.*")  # a wildcard only goes with == and !=
+    parsed.save()
+    assert not (tmp_path / parsed.MEMO_NAME).exists()
+
+
+def test_a_second_run_splits_specifiers_without_packaging_specifiers(tmp_path: Path) -> None:
+    work = f"for text in {SPECS!r}:\n    print(parsed.specifier_parts(text))\n"
+    assert "packaging.specifiers" in run(work, tmp_path)
+    assert "packaging.specifiers" not in run(work, tmp_path)
+
+
+def test_damaged_specifier_entries_are_ignored(tmp_path: Path) -> None:
+    import msgspec
+
+    doc = {
+        "specs": {
+            ">=1": [[[">=", "1"]], False],  # well formed: kept
+            ">=2": [[[">=", 2]], False],  # a number where text belongs
+            ">=3": [[], False],  # no pair
+            ">=4": [[[">=", "4"]], "no"],
+            "": [[["==", "1"]], False],
+        }
+    }
+    (tmp_path / parsed.MEMO_NAME).write_bytes(msgspec.msgpack.encode(doc))
+    parsed.load(tmp_path)
+    assert parsed._specs == {">=1": (((">=", "1"),), False)}

@@ -36,7 +36,7 @@ FRESH_FORBIDDEN = (
     "asyncio", "ssl", "socket", "kea.index.client", "kea.resolver.prefetch", "click", "inspect",
 )  # fmt: skip
 # ... nor, when it only resolves (an install's thread pool imports logging), these.
-RESOLVE_FORBIDDEN = ("logging", "traceback")
+RESOLVE_FORBIDDEN = ("logging", "traceback", "packaging.specifiers")
 
 # Runs kea.cli.main.main(argv) in a fresh interpreter and prints its exit code and sys.modules.
 IN_PROCESS = """

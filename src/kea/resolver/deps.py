@@ -132,7 +132,7 @@ class EdgeBuilder:
             raise KeaError(
                 f"direct URL requirement `{req.name} @ ...` is not supported by the resolver yet"
             )
-        vset = VersionSet.from_specifiers(req.specifier)
+        vset = VersionSet.from_specifiers(parsed.specifier_text(req))
         name: str = canonicalize_name(req.name)
         edges: list[Edge] = [(name, vset)]
         for extra in sorted(req.extras):
@@ -206,4 +206,4 @@ def _merge(edges: list[Edge]) -> list[Edge]:
 
 def has_explicit_prerelease(req: Requirement) -> bool:
     """Whether a requirement's specifier names a pre-release (``>=2.0b1``)."""
-    return any(spec.prereleases for spec in req.specifier)
+    return parsed.specifier_parts(parsed.specifier_text(req))[1]

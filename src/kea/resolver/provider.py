@@ -27,6 +27,7 @@ import msgspec
 from packaging.version import Version
 
 import kea.log
+from kea.dist import parsed
 from kea.dist.metadata import CoreMetadata
 from kea.dist.names import canonicalize_name
 from kea.dist.parsed import InvalidRequirement
@@ -294,10 +295,10 @@ def _setup(spec: ResolveInput, interpreter: InterpreterFacts) -> _Setup:
             requirements.append(req)
     pins: dict[str, set[Version]] = {}
     for req in (*requirements, *spec.constraints, *spec.overrides):
-        for sp in req.specifier:
-            if sp.operator in ("==", "===") and "*" not in sp.version:
+        for op, version in parsed.specifier_parts(parsed.specifier_text(req))[0]:
+            if op in ("==", "===") and "*" not in version:
                 try:
-                    pins.setdefault(canonicalize_name(req.name), set()).add(Version(sp.version))
+                    pins.setdefault(canonicalize_name(req.name), set()).add(Version(version))
                 except ValueError:
                     pass
     policy = CandidatePolicy(
@@ -496,7 +497,7 @@ def _no_deps(
 
 
 def _explicit_pre(specs: Sequence[Requirement]) -> bool:
-    return any(sp.prereleases for r in specs for sp in r.specifier)
+    return any(parsed.specifier_parts(parsed.specifier_text(r))[1] for r in specs)
 
 
 __all__ = [

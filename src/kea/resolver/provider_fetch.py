@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from packaging.version import InvalidVersion, Version
 
 import kea.log
+from kea.dist import parsed
 from kea.dist.names import canonicalize_name
 from kea.index.models import DistFile
 from kea.resolver.provider_select import Selection, _marker_holds
@@ -71,11 +72,11 @@ def early_pins(
             continue
         if req.marker is not None and not _marker_holds(req.marker, dict(markers), ""):
             continue
-        pins = [s for s in req.specifier if s.operator == "==" and "*" not in s.version]
-        if len(pins) != 1 or len(req.specifier) != 1:
+        pairs, _ = parsed.specifier_parts(parsed.specifier_text(req))
+        if len(pairs) != 1 or pairs[0][0] != "==" or "*" in pairs[0][1]:
             continue
         try:
-            version = Version(pins[0].version)
+            version = Version(pairs[0][1])
         except InvalidVersion:
             continue
         if name in out and out[name] != version:

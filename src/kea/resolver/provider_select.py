@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 import kea.log
@@ -26,6 +25,7 @@ from kea.dist.parsed import InvalidRequirement
 from kea.dist.tags import TagRanker
 from kea.dist.wheel_name import parse_dist_filename
 from kea.index.models import DistFile, ProjectPage
+from kea.resolver.ranges import VersionSet
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -232,9 +232,9 @@ class CandidatePolicy(msgspec.Struct, dict=True):
             return True
         ok = self._rp_cache.get(requires_python)
         if ok is None:
-            try:
-                ok = SpecifierSet(requires_python).contains(self.python_version, prereleases=True)
-            except InvalidSpecifier:
+            try:  # as packaging's SpecifierSet.contains(prereleases=True), from the memo
+                ok = self.python_version in VersionSet.from_specifiers(requires_python)
+            except ValueError:  # InvalidSpecifier, InvalidVersion
                 ok = True  # pip and uv ignore a malformed Requires-Python on an index page
             self._rp_cache[requires_python] = ok
         return ok

@@ -23,8 +23,13 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
+
+from kea.dist import parsed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from packaging.specifiers import Specifier, SpecifierSet
 
 __all__ = ["VersionSet", "version_key"]
 
@@ -220,7 +225,9 @@ class VersionSet:
 
     @staticmethod
     def from_specifiers(spec: SpecifierSet | Specifier | str) -> VersionSet:
-        """The versions a specifier set matches (pre-releases included; no policy)."""
+        """The versions a specifier set matches (pre-releases included; no policy). Text (see
+        ``kea.dist.parsed.specifier_text``) needs no ``packaging.specifiers`` when the memo
+        knows it."""
         return _from_text(str(spec))
 
     # -- algebra --------------------------------------------------------------------------------
@@ -408,12 +415,14 @@ def _interval_text(lo: Cut, hi: Cut) -> str:
 @lru_cache(maxsize=8192)
 def _from_text(text: str) -> VersionSet:
     try:
-        spec_set = SpecifierSet(text)
-    except InvalidSpecifier:
-        spec_set = SpecifierSet(str(Specifier(text)))
+        pairs, _ = parsed.specifier_parts(text)
+    except parsed.InvalidSpecifier:
+        from packaging.specifiers import Specifier  # one specifier packaging's set refuses
+
+        pairs, _ = parsed.specifier_parts(str(Specifier(text)))
     result = _FULL
-    for spec in sorted(spec_set, key=str):
-        result = result & VersionSet(_spec_cuts(spec.operator, spec.version))
+    for op, version in sorted(pairs, key="".join):  # as packaging's str(Specifier) sorts
+        result = result & VersionSet(_spec_cuts(op, version))
         if result.is_empty():
             break
     return result

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from packaging.version import InvalidVersion, Version
 
 import kea.log
+from kea.dist import parsed
 from kea.dist.names import canonicalize_name
 from kea.errors import KeaError
 from kea.resolver.deps import (
@@ -149,7 +150,7 @@ class Solver:
         for req in constraints:
             if self.env.holds(req.marker):
                 name = canonicalize_name(req.name)
-                vset = VersionSet.from_specifiers(req.specifier)
+                vset = VersionSet.from_specifiers(parsed.specifier_text(req))
                 have = self.constraints.get(name)
                 self.constraints[name] = vset if have is None else have & vset
 
