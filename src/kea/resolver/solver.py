@@ -9,6 +9,7 @@ have let us avoid the conflict earlier, then jumping back there.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -166,9 +167,13 @@ class Solver:
         self._chosen_edges: dict[tuple[str, Version], list[Edge]] = {}
         self._prefetched: set[str] = set()
         self._counts: dict[str, tuple[VersionSet, int]] = {}
-        # Packages that may be undecided with a positive term: every assignment and every undone
-        # one adds its package; _pick_package drops the rest, so it never walks every package.
-        self._open: set[str] = set()
+        # The undecided packages with a positive term, as a heap of (key, seq, package, vset)
+        # with lazy deletion: a package whose term, decision or conflict count changed is
+        # "touched" (every assignment and every undone one); the next _pick_package works out
+        # the keys of the touched packages only, and drops an entry its package has outgrown.
+        self._touched: set[str] = set()
+        self._heap: list[tuple[tuple[int, int, int, int], int, str, VersionSet]] = []
+        self._pushed = 0
         self.stats = {"decisions": 0, "conflicts": 0, "backjumps": 0}
 
     # -- public -----------------------------------------------------------------------------------
@@ -203,7 +208,7 @@ class Solver:
         self._assignments.append(a)
         st.assignments.append(a)
         st.acc = acc
-        self._open.add(package)
+        self._touched.add(package)
 
     def _backtrack(self, level: int) -> None:
         assignments = self._assignments
@@ -214,7 +219,7 @@ class Solver:
             if a.cause is None:
                 st.decided = None
             st.acc = st.assignments[-1].acc if st.assignments else None
-            self._open.add(a.package)
+            self._touched.add(a.package)
         self._level = level
 
     def _add(self, incompat: Incompatibility) -> None:
@@ -283,6 +288,7 @@ class Solver:
             sat, previous = self._satisfier(incompat)
             previous_level = max(1, previous.level if previous is not None else 1)
             self._conflicts[sat.package] = self._conflicts.get(sat.package, 0) + 1
+            self._touched.add(sat.package)
             if sat.cause is None or previous_level != sat.level:
                 if created:
                     self._add(incompat)
@@ -356,33 +362,52 @@ class Solver:
         return _Candidates(keep, [v for v in ordered if v.is_prerelease and v != pref])
 
     def _pick_package(self) -> tuple[str, VersionSet] | None:
-        best: tuple[tuple[int, int, int, int], str, VersionSet] | None = None
+        """The undecided package with a positive term and the least key: one candidate or none
+        first, then a package often in conflicts, then the fewest candidates, then the order
+        packages appeared in. Ties cannot happen (the order is unique)."""
         states = self._states
-        closed: list[str] = []
-        for package in self._open:  # ties are broken by _order, not by this set's order
+        heap = self._heap
+        for package in self._touched:
             st = states[package]
             acc = st.acc
             if acc is None or not acc.positive or st.decided is not None:
-                closed.append(package)
                 continue
-            cached = self._counts.get(package)
-            if cached is not None and cached[0] is acc.vset:
-                count = cached[1]
-            else:
-                cands = self._candidates_of(split_key(package)[0])
-                count = 0 if isinstance(cands, Unavailable) else acc.vset.count_in(cands.points)
-                self._counts[package] = (acc.vset, count)
-            conflicts = self._conflicts.get(package, 0)
-            key = (
-                0 if count <= 1 else 1,
-                -conflicts if conflicts >= 3 else 0,
-                count,
-                self._order.get(package, 1 << 30),
-            )
-            if best is None or key < best[0]:
-                best = (key, package, acc.vset)
-        self._open.difference_update(closed)
-        return None if best is None else (best[1], best[2])
+            heapq.heappush(heap, (self._key(package, acc.vset), self._pushed, package, acc.vset))
+            self._pushed += 1
+        self._touched.clear()
+        while heap:
+            key, _, package, vset = heap[0]
+            st = states[package]
+            acc = st.acc
+            if (
+                acc is not None
+                and acc.vset is vset
+                and acc.positive
+                and st.decided is None
+                and key[1] == self._conflict_rank(package)
+            ):
+                return package, vset  # stays in the heap: picked again if nothing changes
+            heapq.heappop(heap)
+        return None
+
+    def _key(self, package: str, vset: VersionSet) -> tuple[int, int, int, int]:
+        cached = self._counts.get(package)
+        if cached is not None and cached[0] is vset:
+            count = cached[1]
+        else:
+            cands = self._candidates_of(split_key(package)[0])
+            count = 0 if isinstance(cands, Unavailable) else vset.count_in(cands.points)
+            self._counts[package] = (vset, count)
+        return (
+            0 if count <= 1 else 1,
+            self._conflict_rank(package),
+            count,
+            self._order.get(package, 1 << 30),
+        )
+
+    def _conflict_rank(self, package: str) -> int:
+        conflicts = self._conflicts.get(package, 0)
+        return -conflicts if conflicts >= 3 else 0
 
     def _choose_version(self, package: str, vset: VersionSet, cands: _Candidates) -> Version | None:
         name, extra = split_key(package)
