@@ -251,3 +251,31 @@ def test_damaged_specifier_entries_are_ignored(tmp_path: Path) -> None:
     (tmp_path / parsed.MEMO_NAME).write_bytes(msgspec.msgpack.encode(doc))
     parsed.load(tmp_path)
     assert parsed._specs == {">=1": (((">=", "1"),), False)}
+
+
+def test_the_extra_a_line_needs_is_worked_out_once_and_remembered(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def work(line: str) -> str | None:
+        asked.append(line)
+        return "test" if "extra" in line else None
+
+    lines = ['pytest; extra == "test"', "idna>=2"]
+    parsed.load(tmp_path)
+    assert [parsed.extra_of(line, work) for line in lines] == ["test", None]
+    assert [parsed.extra_of(line, work) for line in lines] == ["test", None]
+    assert asked == lines
+    parsed.save()
+    parsed.reset()
+    parsed.load(tmp_path)
+    assert [parsed.extra_of(line, work) for line in lines] == ["test", None]
+    assert asked == lines  # answered from the file
+
+
+def test_damaged_extra_entries_are_ignored(tmp_path: Path) -> None:
+    import msgspec
+
+    doc = {"extras": {"a; extra == 'x'": "x", "b": 3, "c": None}}
+    (tmp_path / parsed.MEMO_NAME).write_bytes(msgspec.msgpack.encode(doc))
+    parsed.load(tmp_path)
+    assert parsed._extras == {"a; extra == 'x'": "x"}

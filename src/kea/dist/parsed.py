@@ -26,7 +26,7 @@ ignored and parsed again.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -74,6 +74,8 @@ _lines: dict[str, tuple[str, tuple[str, ...], str, str, str, str]] = {}
 _marks: dict[str, dict[str, bool]] = {}
 # specifier set text -> its (operator, version) pairs and whether one names a pre-release.
 _specs: dict[str, tuple[tuple[tuple[str, str], ...], bool]] = {}
+# Requires-Dist line -> the extra it certainly needs ("": none), see ``extra_of``.
+_extras: dict[str, str] = {}
 _used: set[str] = set()  # environments asked about in this run
 _asked: set[str] = set()  # lines and specifier sets asked for in this run
 _path: Path | None = None
@@ -225,6 +227,18 @@ def specifier_parts(text: str) -> tuple[tuple[tuple[str, str], ...], bool]:
     return hit
 
 
+def extra_of(line: str, work: Callable[[str], str | None]) -> str | None:
+    """``work(line)``: the extra a ``Requires-Dist`` line certainly needs, or None (the
+    resolver's ``needed_extra``, a few regular expressions per line), remembered."""
+    global _dirty
+    hit = _extras.get(line)
+    _asked.add(line)
+    if hit is None:
+        hit = _extras[line] = work(line) or ""
+        _dirty = True
+    return hit or None
+
+
 def _table(env: dict[str, str]) -> dict[str, bool]:
     key = "\0".join(f"{k}={v}" for k, v in sorted(env.items()) if k != "extra")
     table = _marks.get(key)
@@ -261,6 +275,11 @@ def load(cache_root: Path) -> None:
     if not isinstance(doc, dict):
         return
     lines, marks, specs = doc.get("lines"), doc.get("marks"), doc.get("specs")
+    extras = doc.get("extras")
+    if isinstance(extras, dict):
+        for line, extra in extras.items():
+            if isinstance(line, str) and isinstance(extra, str):
+                _extras.setdefault(line, extra)
     if isinstance(lines, dict):
         for line, parts in lines.items():
             if _shaped(line, parts):
@@ -320,8 +339,12 @@ def save() -> None:
         lines = {k: v for k, v in lines.items() if k in _asked}
     if len(specs) > MAX_LINES:
         specs = {k: v for k, v in specs.items() if k in _asked}
+    extras = _extras
+    if len(extras) > MAX_LINES:
+        extras = {k: v for k, v in extras.items() if k in _asked}
     marks = dict(list(_marks.items())[-MAX_ENVIRONMENTS:])
-    data = msgspec.msgpack.encode({"lines": lines, "marks": marks, "specs": specs})
+    doc = {"lines": lines, "marks": marks, "specs": specs, "extras": extras}
+    data = msgspec.msgpack.encode(doc)
     from kea.cache.store import atomic_write
 
     try:
@@ -337,6 +360,7 @@ def reset() -> None:
     _lines.clear()
     _marks.clear()
     _specs.clear()
+    _extras.clear()
     _used.clear()
     _asked.clear()
     _path = None
