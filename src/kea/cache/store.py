@@ -185,10 +185,10 @@ class Cache:
     def archive_path(self, sha256: str) -> Path | None:
         """The unpacked archive of the wheel with this sha256, if cached."""
         sha256 = sha256.lower()
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        if len(sha256) != 64 or sha256.strip("0123456789abcdef"):  # "": every character hex
             return None
-        path = self.root / ARCHIVE / sha256
-        return path if path.is_dir() else None
+        path = f"{self.root}/{ARCHIVE}/{sha256}"  # a str: asked once per wheel of a run
+        return Path(path) if os.path.isdir(path) else None
 
     def find_archive(
         self, filename: str, *, url: str | None = None, hashes: Mapping[str, str] | None = None
