@@ -58,6 +58,7 @@ DECLINED = [
     ["--refresh", "--no-refresh"],
     ["--link-mode", "move"],  # not a choice: click's error
     ["--color", "ALWAYS"],
+    ["-r", "a\x00b"],  # a NUL in a path: click's error
 ]
 
 

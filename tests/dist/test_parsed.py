@@ -246,6 +246,7 @@ def test_damaged_specifier_entries_are_ignored(tmp_path: Path) -> None:
             ">=3": [[], False],  # no pair
             ">=4": [[[">=", "4"]], "no"],
             "": [[["==", "1"]], False],
+            ">>1": [[[">>", "1"]], False],  # not an operator
         }
     }
     (tmp_path / parsed.MEMO_NAME).write_bytes(msgspec.msgpack.encode(doc))
@@ -275,7 +276,7 @@ def test_the_extra_a_line_needs_is_worked_out_once_and_remembered(tmp_path: Path
 def test_damaged_extra_entries_are_ignored(tmp_path: Path) -> None:
     import msgspec
 
-    doc = {"extras": {"a; extra == 'x'": "x", "b": 3, "c": None}}
+    doc = {parsed.EXTRAS_TABLE: {"a; extra == 'x'": "x", "b": 3, "c": None, "d": "Not_Canon"}}
     (tmp_path / parsed.MEMO_NAME).write_bytes(msgspec.msgpack.encode(doc))
     parsed.load(tmp_path)
     assert parsed._extras == {"a; extra == 'x'": "x"}

@@ -249,6 +249,8 @@ def _acceptable(opt: Opt, value: str) -> bool:
         return True
     try:
         st = os.stat(value)
+    except ValueError:  # an embedded NUL: click's own error
+        return False
     except OSError:
         return True  # click's Path(exists=False) takes a path that is not there as it is
     if opt.path == "file" and stat.S_ISDIR(st.st_mode):

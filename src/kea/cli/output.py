@@ -224,6 +224,9 @@ def run_guarded(call: Callable[[], object], args: list[str], *, quick_exit: bool
     except KeyboardInterrupt:
         _write("error: interrupted", "error")
         sys.exit(130)
+    except EOFError:  # input closed at a prompt: what click makes of it (Abort)
+        _write("error: aborted", "error")
+        sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
     except Exception as e:
@@ -248,8 +251,9 @@ def _click_failure(e: Exception) -> None:
         return
     if isinstance(e, click.exceptions.Exit):
         sys.exit(e.exit_code)
-    if isinstance(e, click.exceptions.Abort):
-        _write("error: aborted", "error")
+    if isinstance(e, click.exceptions.Abort):  # click's Ctrl-C or closed input
+        ctrl_c = isinstance(e.__cause__, KeyboardInterrupt)
+        _write("error: interrupted" if ctrl_c else "error: aborted", "error")
         sys.exit(130)
     if isinstance(e, click.ClickException):
         error(e.format_message(), "run with --help to see the options")

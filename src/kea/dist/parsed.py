@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 MEMO_NAME = "memo-v1.msgpack"
 MAX_LINES = 20_000  # past this, a save keeps only the lines its own run used (~2 MB)
 MAX_ENVIRONMENTS = 8  # target environments kept, most recently used first
+# The table of ``extra_of``'s answers; named anew whenever the rule it remembers changes
+# (``kea.resolver.provider_select._needed_extra``), so that older answers are not read.
+EXTRAS_TABLE = "extras-1"
 
 # PEP 508's environment markers: every one must be given for a result to be remembered.
 VARIABLES = frozenset(
@@ -275,11 +278,14 @@ def load(cache_root: Path) -> None:
     if not isinstance(doc, dict):
         return
     lines, marks, specs = doc.get("lines"), doc.get("marks"), doc.get("specs")
-    extras = doc.get("extras")
+    extras = doc.get(EXTRAS_TABLE)
     if isinstance(extras, dict):
+        from kea.dist.names import canonicalize_name
+
         for line, extra in extras.items():
             if isinstance(line, str) and isinstance(extra, str):
-                _extras.setdefault(line, extra)
+                if not extra or canonicalize_name(extra) == extra:
+                    _extras.setdefault(line, extra)
     if isinstance(lines, dict):
         for line, parts in lines.items():
             if _shaped(line, parts):
@@ -312,6 +318,9 @@ def _shaped(line: Any, parts: Any) -> bool:
     )
 
 
+_OPERATORS = frozenset(("==", "!=", "<=", ">=", "<", ">", "~=", "==="))
+
+
 def _spec_shaped(text: Any, entry: Any) -> bool:
     if not (isinstance(text, str) and text and isinstance(entry, list) and len(entry) == 2):
         return False
@@ -321,7 +330,11 @@ def _spec_shaped(text: Any, entry: Any) -> bool:
         and isinstance(pairs, list)
         and bool(pairs)
         and all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) and x for x in p)
+            isinstance(p, list)
+            and len(p) == 2
+            and p[0] in _OPERATORS
+            and isinstance(p[1], str)
+            and bool(p[1])
             for p in pairs
         )
     )
@@ -343,7 +356,7 @@ def save() -> None:
     if len(extras) > MAX_LINES:
         extras = {k: v for k, v in extras.items() if k in _asked}
     marks = dict(list(_marks.items())[-MAX_ENVIRONMENTS:])
-    doc = {"lines": lines, "marks": marks, "specs": specs, "extras": extras}
+    doc = {"lines": lines, "marks": marks, "specs": specs, EXTRAS_TABLE: extras}
     data = msgspec.msgpack.encode(doc)
     from kea.cache.store import atomic_write
 

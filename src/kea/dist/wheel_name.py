@@ -8,6 +8,7 @@ recognised (so the caller can say why they are not used) but not built: ``requir
 from __future__ import annotations
 
 import re
+
 import msgspec
 
 from kea.dist.names import canonicalize_name

@@ -233,7 +233,14 @@ class CandidatePolicy(msgspec.Struct, dict=True):
         ok = self._rp_cache.get(requires_python)
         if ok is None:
             try:  # as packaging's SpecifierSet.contains(prereleases=True), from the memo
-                ok = self.python_version in VersionSet.from_specifiers(requires_python)
+                pairs, _ = parsed.specifier_parts(requires_python)
+                if any(op == "===" for op, _ in pairs):  # string equality: packaging's own
+                    from packaging.specifiers import SpecifierSet
+
+                    spec = SpecifierSet(requires_python)
+                    ok = spec.contains(self.python_version, prereleases=True)
+                else:
+                    ok = self.python_version in VersionSet.from_specifiers(requires_python)
             except ValueError:  # InvalidSpecifier, InvalidVersion
                 ok = True  # pip and uv ignore a malformed Requires-Python on an index page
             self._rp_cache[requires_python] = ok
@@ -372,7 +379,7 @@ def needed_extra(line: str) -> str | None:
     return parsed.extra_of(line, _needed_extra)
 
 
-def _needed_extra(line: str) -> str | None:
+def _needed_extra(line: str) -> str | None:  # a change here renames parsed.EXTRAS_TABLE
     _, sep, marker = line.partition(";")
     if sep and "extra" in marker and not _OR.search(marker):
         m = _EXTRA_ONLY.match(marker) or _EXTRA_LAST.search(marker) or _EXTRA_FIRST.match(marker)
