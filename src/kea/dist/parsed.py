@@ -59,6 +59,8 @@ VARIABLES = frozenset(
         "sys_platform",
     )
 )
+# What canonicalize_name gives for a name of letters, digits and separators (an extra).
+_CANONICAL = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # A bare project name is its own parse (no extras, specifier, marker or URL).
 _BARE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
@@ -280,11 +282,10 @@ def load(cache_root: Path) -> None:
     lines, marks, specs = doc.get("lines"), doc.get("marks"), doc.get("specs")
     extras = doc.get(EXTRAS_TABLE)
     if isinstance(extras, dict):
-        from kea.dist.names import canonicalize_name
-
+        canonical = _CANONICAL.fullmatch
         for line, extra in extras.items():
             if isinstance(line, str) and isinstance(extra, str):
-                if not extra or canonicalize_name(extra) == extra:
+                if not extra or canonical(extra):
                     _extras.setdefault(line, extra)
     if isinstance(lines, dict):
         for line, parts in lines.items():
@@ -292,8 +293,9 @@ def load(cache_root: Path) -> None:
                 _lines.setdefault(line, (*parts[:1], tuple(parts[1]), *parts[2:]))
     if isinstance(specs, dict):
         for text, entry in specs.items():
-            if _spec_shaped(text, entry):
-                _specs.setdefault(text, (tuple((op, v) for op, v in entry[0]), entry[1]))
+            spec = _spec_entry(text, entry)
+            if spec is not None:
+                _specs.setdefault(text, spec)
     if isinstance(marks, dict):
         for env, table in marks.items():
             if isinstance(env, str) and isinstance(table, dict):
@@ -321,23 +323,22 @@ def _shaped(line: Any, parts: Any) -> bool:
 _OPERATORS = frozenset(("==", "!=", "<=", ">=", "<", ">", "~=", "==="))
 
 
-def _spec_shaped(text: Any, entry: Any) -> bool:
+def _spec_entry(text: Any, entry: Any) -> tuple[tuple[tuple[str, str], ...], bool] | None:
+    """A stored specifier set's entry as ``specifier_parts`` answers it; None if misshapen."""
     if not (isinstance(text, str) and text and isinstance(entry, list) and len(entry) == 2):
-        return False
-    pairs, pre = entry
-    return (
-        isinstance(pre, bool)
-        and isinstance(pairs, list)
-        and bool(pairs)
-        and all(
-            isinstance(p, list)
-            and len(p) == 2
-            and p[0] in _OPERATORS
-            and isinstance(p[1], str)
-            and bool(p[1])
-            for p in pairs
-        )
-    )
+        return None
+    raw, pre = entry
+    if not (isinstance(pre, bool) and isinstance(raw, list) and raw):
+        return None
+    pairs = []
+    for pair in raw:
+        if not (isinstance(pair, list) and len(pair) == 2 and pair[0] in _OPERATORS):
+            return None
+        op, version = pair
+        if not (isinstance(version, str) and version):
+            return None
+        pairs.append((op, version))
+    return tuple(pairs), pre
 
 
 def save() -> None:
