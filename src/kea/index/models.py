@@ -4,8 +4,6 @@ Records are msgspec Structs so that parsed pages are cheap to store in and load 
 The wheel name/version/tags are parsed lazily (most files of a page are never looked at).
 """
 
-from __future__ import annotations
-
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -65,7 +63,7 @@ class DistFile(msgspec.Struct, frozen=True, omit_defaults=True, dict=True):
     @cached_property
     def wheel_info(
         self,
-    ) -> tuple[NormalizedName, Version, frozenset[str]] | None:
+    ) -> "tuple[NormalizedName, Version, frozenset[str]] | None":
         """(name, version, tags as text) of a wheel; None for non-wheels and unparsable wheel
         names (``kea.dist.wheel_name.wheel_parts``)."""
         if not self.is_wheel:
@@ -75,7 +73,7 @@ class DistFile(msgspec.Struct, frozen=True, omit_defaults=True, dict=True):
         return wheel_parts(self.filename)
 
     @cached_property
-    def sdist_info(self) -> tuple[NormalizedName, Version] | None:
+    def sdist_info(self) -> "tuple[NormalizedName, Version] | None":
         """(name, version) of an sdist (``.tar.gz``/``.zip``); None otherwise."""
         if self.is_wheel:
             return None
@@ -87,7 +85,7 @@ class DistFile(msgspec.Struct, frozen=True, omit_defaults=True, dict=True):
             return None
 
     @property
-    def version(self) -> Version | None:
+    def version(self) -> "Version | None":
         info = self.wheel_info if self.is_wheel else self.sdist_info
         return info[1] if info else None
 

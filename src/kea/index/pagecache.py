@@ -6,8 +6,6 @@ fetched. ``max-age`` makes it fresh (used without any request); a stale page is 
 distribution file never changes, so it is stored without validators.
 """
 
-from __future__ import annotations
-
 import re
 import time
 from collections.abc import Mapping
