@@ -16,16 +16,21 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _check(code: str, stdout: list[str], stderr: str) -> None:
+    out = _run(code)
+    assert out.stdout.split() == stdout
+    assert out.stderr == stderr
+
+
 def test_a_dropped_record_never_imports_logging() -> None:
-    out = _run(
+    code = (
         "setup_logging(0, defer=True)\n"
         "x = log.get('kea.x')\n"
         "x.debug('not shown %s', 1)\n"
         "x.log(log.TRACE, 'nor this')\n"
         "print(x.isEnabledFor(log.DEBUG), x.isEnabledFor(log.WARNING), 'logging' in sys.modules)\n"
     )
-    assert out.stdout.split() == ["False", "True", "False"]
-    assert out.stderr == ""
+    _check(code, ["False", "True", "False"], "")
 
 
 def test_a_written_record_configures_logging_first_and_is_redacted() -> None:
@@ -41,13 +46,12 @@ def test_a_written_record_configures_logging_first_and_is_redacted() -> None:
 
 
 def test_verbose_runs_configure_at_once() -> None:
-    out = _run(
+    code = (
         "setup_logging(1, defer=True)\n"
         "print('logging' in sys.modules)\n"
         "log.get('kea.x').debug('seen %d', 7)\n"
     )
-    assert out.stdout.split() == ["True"]
-    assert out.stderr == "DEBUG kea.x: seen 7\n"
+    _check(code, ["True"], "DEBUG kea.x: seen 7\n")
 
 
 def test_third_party_records_after_ensure_are_redacted() -> None:
@@ -64,7 +68,7 @@ def test_third_party_records_after_ensure_are_redacted() -> None:
 
 
 def test_once_logging_is_loaded_its_levels_decide() -> None:
-    out = _run(
+    code = (
         "setup_logging(0, defer=True)\n"
         "import logging\n"
         "logging.getLogger('kea.x').setLevel(logging.DEBUG)\n"
@@ -72,5 +76,4 @@ def test_once_logging_is_loaded_its_levels_decide() -> None:
         "print(x.isEnabledFor(log.DEBUG))\n"
         "x.debug('now shown')\n"
     )
-    assert out.stdout.split() == ["True"]
-    assert out.stderr == "DEBUG kea.x: now shown\n"
+    _check(code, ["True"], "DEBUG kea.x: now shown\n")

@@ -42,6 +42,16 @@ def ensure() -> None:
         configure()
 
 
+def _emitter(level: int) -> "Callable[..., None]":
+    """A ``Logger`` method writing at ``level`` (``debug``, ``info``...)."""
+
+    def emit(self: "Logger", msg: object, *args: object, **kwargs: "Any") -> None:
+        kwargs.setdefault("stacklevel", 3)
+        self.log(level, msg, *args, **kwargs)
+
+    return emit
+
+
 class Logger:
     """The part of ``logging.Logger`` that kea uses, for the stdlib logger of the same name."""
 
@@ -65,21 +75,10 @@ class Logger:
         kwargs.setdefault("stacklevel", 2)
         logging.getLogger(self.name).log(level, msg, *args, **kwargs)
 
-    def debug(self, msg: object, *args: object, **kwargs: "Any") -> None:
-        kwargs.setdefault("stacklevel", 3)
-        self.log(DEBUG, msg, *args, **kwargs)
-
-    def info(self, msg: object, *args: object, **kwargs: "Any") -> None:
-        kwargs.setdefault("stacklevel", 3)
-        self.log(INFO, msg, *args, **kwargs)
-
-    def warning(self, msg: object, *args: object, **kwargs: "Any") -> None:
-        kwargs.setdefault("stacklevel", 3)
-        self.log(WARNING, msg, *args, **kwargs)
-
-    def error(self, msg: object, *args: object, **kwargs: "Any") -> None:
-        kwargs.setdefault("stacklevel", 3)
-        self.log(ERROR, msg, *args, **kwargs)
+    debug = _emitter(DEBUG)
+    info = _emitter(INFO)
+    warning = _emitter(WARNING)
+    error = _emitter(ERROR)
 
 
 def get(name: str) -> Logger:
