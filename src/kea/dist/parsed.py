@@ -11,14 +11,14 @@ and answer each marker from its stored result, and import none of that. Jupyter'
 
 A stored requirement comes back as a ``Parsed``, which has what kea reads of packaging's
 ``Requirement``: ``name``, ``extras``, ``specifier`` (a real ``SpecifierSet``, built on first
-use), ``marker`` (a ``Remembered`` marker, or None), ``url`` and ``str()``. Specifier sets are
-remembered too, split into their (operator, version) pairs (``specifier_parts``; the resolver
-reads a requirement's through ``specifier_text``): importing ``packaging.specifiers`` compiles
-its ~1.7 ms pattern, ~4 ms in all, and the resolver's version sets need only the pairs. A marker result is stored
-per target environment (every marker variable's value) and extra; a marker that cannot be
-evaluated is never stored, so its error is raised again by packaging. A requirement with a
-URL (``name @ https://...``) is parsed every time and never written: a URL may carry
-credentials, and the cache holds none. Nothing in the file is
+use), ``marker`` (a ``Remembered`` marker, or None), ``url`` and ``str()``. Specifier sets
+are remembered too, split into their (operator, version) pairs (``specifier_parts``; the
+resolver reads a requirement's through ``specifier_text``): importing ``packaging.specifiers``
+compiles its ~1.7 ms pattern, ~4 ms in all, and the resolver's version sets need only the
+pairs. A marker result is stored per target environment (every marker variable's value) and
+extra; a marker that cannot be evaluated is never stored, so its error is raised again by
+packaging. A requirement with a URL (``name @ https://...``) is parsed every time and never
+written: a URL may carry credentials, and the cache holds none. Nothing in the file is
 trusted further than its shape: an entry of the wrong shape, or a file that does not decode, is
 ignored and parsed again.
 """
@@ -348,16 +348,9 @@ def save() -> None:
         return
     import msgspec
 
-    lines, specs = _lines, _specs
-    if len(lines) > MAX_LINES:
-        lines = {k: v for k, v in lines.items() if k in _asked}
-    if len(specs) > MAX_LINES:
-        specs = {k: v for k, v in specs.items() if k in _asked}
-    extras = _extras
-    if len(extras) > MAX_LINES:
-        extras = {k: v for k, v in extras.items() if k in _asked}
     marks = dict(list(_marks.items())[-MAX_ENVIRONMENTS:])
-    doc = {"lines": lines, "marks": marks, "specs": specs, EXTRAS_TABLE: extras}
+    doc = {"lines": _kept(_lines), "marks": marks, "specs": _kept(_specs)}
+    doc[EXTRAS_TABLE] = _kept(_extras)
     data = msgspec.msgpack.encode(doc)
     from kea.cache.store import atomic_write
 
@@ -366,6 +359,13 @@ def save() -> None:
         _dirty = False
     except OSError:
         pass
+
+
+def _kept(table: dict[str, Any]) -> dict[str, Any]:
+    """``table`` as saved: past ``MAX_LINES`` entries, only those this run asked for."""
+    if len(table) <= MAX_LINES:
+        return table
+    return {k: v for k, v in table.items() if k in _asked}
 
 
 def reset() -> None:
