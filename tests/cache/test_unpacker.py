@@ -362,6 +362,61 @@ def test_prestarted_workers_wait_ready_in_the_pool(tmp_path: Path) -> None:
     assert broken._started == 0 and broken._idle == []
 
 
+def test_workers_launched_before_a_loop_serve_it(tmp_path: Path) -> None:
+    wheels = [build_wheel(tmp_path, f"demo{i}", "1.0") for i in range(3)]
+    u = Unpacker(2)
+    u.launch()  # no event loop yet
+    assert u._started == 2 and len(u._launched) == 2
+    launched = {w.proc.pid for w in u._launched}
+    u.launch()  # no room for more
+    assert u._started == 2 and len(u._launched) == 2
+
+    async def unpack_all() -> list[str]:
+        names = await asyncio.gather(
+            *(u.unpack(w, _target(tmp_path, w.stem), w.name) for w in wheels)
+        )
+        deadline = time.monotonic() + 30
+        while len(u._idle) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the second may still be on its way to the pool
+        return list(names)
+
+    assert asyncio.run(unpack_all()) == [f"demo{i}-1.0.dist-info" for i in range(3)]
+    # The launched processes did the work: none other was started.
+    assert {w.proc.pid for w in u._idle} == launched and u._launched == []
+    u.close()
+    assert u._started == 0
+
+
+def test_launched_workers_never_used_end_at_close() -> None:
+    u = Unpacker(2)
+    u.launch()
+    launched = list(u._launched)
+    u.close()  # waits for them: each ends at end of input (or on the pipe closed under it)
+    assert all(w.proc.returncode is not None for w in launched)
+    assert u._launched == [] and u._started == 0
+
+
+def test_a_launched_worker_that_cannot_start_leaves_the_unpacking_to_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sitecustomize(tmp_path, monkeypatch, "import os\nos._exit(3)\n")
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(2)
+    u.launch()
+    assert asyncio.run(u.unpack(wheel, _target(tmp_path, "a"), wheel.name)) == "demo-1.0.dist-info"
+    assert u._broken and u._started == 0
+    assert (tmp_path / "a" / "demo-1.0.dist-info" / "RECORD").is_file()
+
+
+def test_a_launch_without_an_interpreter_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    u = Unpacker(2)
+    u.launch()
+    assert u._broken and u._started == 0 and u._launched == []
+
+
 def test_an_unpack_waits_for_a_worker_still_starting(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
     u = Unpacker(1)

@@ -222,3 +222,24 @@ def test_missing_archive_sends_the_run_through_the_network(
     assert gone.is_dir()  # stored again
     # Its layout was worked out while the run prepared it, not left for the install.
     assert (gone / LAYOUT_FILE).is_file()
+
+
+def test_workers_start_before_the_loop_only_when_every_wheel_is_downloaded(
+    tmp_path: Path,
+) -> None:
+    """``_downloads_everything``: an installing, online run on a cache with no archive at all
+    starts the unpacking workers at once; a dry run, an offline run or a cache that holds
+    archives does not (the workers would likely have nothing to do)."""
+    from types import SimpleNamespace
+
+    from kea.cache import Cache
+    from kea.cli.install_pipeline import _downloads_everything
+
+    cache = Cache(tmp_path / "cache")
+    install, dry = SimpleNamespace(dry_run=False), SimpleNamespace(dry_run=True)
+    online, offline = SimpleNamespace(offline=False), SimpleNamespace(offline=True)
+    assert _downloads_everything(install, online, cache)  # type: ignore[arg-type]
+    assert not _downloads_everything(dry, online, cache)  # type: ignore[arg-type]
+    assert not _downloads_everything(install, offline, cache)  # type: ignore[arg-type]
+    cache.bucket("archive-v1")
+    assert not _downloads_everything(install, online, cache)  # type: ignore[arg-type]

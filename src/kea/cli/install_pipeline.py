@@ -7,6 +7,7 @@ run: no event loop, no asyncio import), or on an event loop with the network on 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -54,6 +55,10 @@ def resolve_and_install(
 
     cache = Cache.from_settings(settings)
     parsed.load(cache.root)
+    if _downloads_everything(request, settings, cache):
+        from kea.cache import unpacker
+
+        unpacker.launch()
     try:
         lookup = CachedIndex(settings, cache, offline=settings.offline)
         spec = _resolve_input(request, options, settings, installed)
@@ -71,6 +76,17 @@ def resolve_and_install(
     finally:
         parsed.save()
         cache.close()
+
+
+def _downloads_everything(request: Request, settings: Settings, cache: Any) -> bool:
+    """Whether every wheel this run installs is downloaded and unpacked: the cache holds no
+    archive at all (a first run, ``--no-cache``), and the run installs and may use the network.
+    The unpacking workers are then started at once (``kea.cache.unpacker.launch``)."""
+    from kea.cache.store import ARCHIVE
+
+    if request.dry_run or settings.offline:
+        return False
+    return not os.path.isdir(f"{cache.root}/{ARCHIVE}")
 
 
 def _resolve_input(
