@@ -40,6 +40,35 @@ def parse_record(text: str, *, source: str = "RECORD") -> list[RecordEntry]:
     return out
 
 
+def parse_plain_record(text: str, *, source: str = "RECORD") -> tuple[list[RecordEntry], list[str]]:
+    """``parse_record`` for a RECORD without quoting (nearly every wheel's), with each entry's
+    line as it stands (a ``\r\n`` ending cut); ``([], [])`` when the text needs a CSV parser
+    (a quote, or a ``\r`` that does not end a line), which tells it from an empty RECORD
+    only in that the text is not empty. Split by hand: no field holds a comma when nothing
+    is quoted, and jupyter's 97 RECORDs took 48 ms through ``csv`` with the entries made."""
+    if '"' in text:
+        return [], []
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return [], []
+    entries: list[RecordEntry] = []
+    lines: list[str] = []
+    for line in text.split("\n"):
+        path, _, rest = line.partition(",")
+        if not path:
+            continue
+        digest, _, size_s = rest.partition(",")
+        size_s = size_s.partition(",")[0]  # csv gives the fields past the third: not read
+        try:
+            size = int(size_s) if size_s else None
+        except ValueError:
+            raise KeaError(f"{source}: bad size {size_s!r} for {path!r}") from None
+        entries.append(RecordEntry(path, digest, size))
+        lines.append(line)
+    return entries, lines
+
+
 def is_safe_relpath(path: str) -> bool:
     """True when ``path`` is relative and stays inside its root (no ``..``, no drive)."""
     if not path or path.startswith(("/", "\\")) or "\\" in path:

@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from kea.dist.metadata import parse_headers, parse_metadata
-from kea.dist.record import RecordEntry, check_safe, hash_bytes, parse_record, write_record
+from kea.dist.record import (
+    RecordEntry,
+    check_safe,
+    hash_bytes,
+    is_safe_relpath,
+    parse_plain_record,
+    parse_record,
+    write_record,
+)
 from kea.errors import KeaError
 from kea.install.environment import Scheme
 
@@ -291,7 +299,11 @@ def _compute_layout(archive: Path) -> WheelLayout:
         record_text = (dist_info / "RECORD").read_text("utf-8")
     except OSError as e:
         raise KeaError(f"invalid wheel {label}: cannot read {e.filename}: {e.strerror}") from None
-    record = parse_record(record_text, source=f"{label}: RECORD")
+    record, lines = parse_plain_record(record_text, source=f"{label}: RECORD")
+    rows: Sequence[str | None] = lines  # each entry's line, kept as it is where it can be
+    if not record and record_text:  # quoting (or stray line breaks): csv reads it
+        record = parse_record(record_text, source=f"{label}: RECORD")
+        rows = [None] * len(record)
     wheel_info = dict(parse_headers(wheel_text))
     purelib = wheel_info.get("root-is-purelib", "true").strip().lower() == "true"
     root_key = "purelib" if purelib else "platlib"
@@ -300,38 +312,49 @@ def _compute_layout(archive: Path) -> WheelLayout:
 
     # Where every RECORD path goes. Whether each file is really in the archive is checked when
     # it is linked (a missing one fails the install, which is then rolled back).
-    rows = _rows(record_text, record)
     kept_rows: list[str] = []
     others: list[tuple[str, str, str, str, int | None]] = []
     dirs: dict[tuple[str, str], None] = {(root_key, di): None}
     tops: dict[tuple[str, str], bool] = {}
+    source = f"{label}: RECORD"
+    di_len, data_len = len(di_prefix), len(data_prefix)
+    last_dir: tuple[str, str] | None = None  # files of one directory come together in RECORD
     for entry, row in zip(record, rows, strict=True):
         path = entry.path
-        check_safe(path, source=f"{label}: RECORD")
-        if path.startswith(di_prefix) and path[len(di_prefix) :] in _SKIP_IN_DIST_INFO:
+        if not is_safe_relpath(path):
+            check_safe(path, source=source)
+        if path.startswith(di_prefix) and path[di_len:] in _SKIP_IN_DIST_INFO:
             continue
         if path.startswith(data_prefix):
-            key, _, rel = path[len(data_prefix) :].partition("/")
+            key, _, rel = path[data_len:].partition("/")
             if key not in SCHEME_KEYS or not rel:
                 raise KeaError(f"{label}: unknown .data scheme in {path!r}")
-            check_safe(rel, source=f"{label}: RECORD")
+            check_safe(rel, source=source)
             if key == "headers":
                 rel = f"{meta.name}/{rel}"
                 check_safe(rel, source=f"{label}: METADATA Name")
             others.append((key, rel, path, entry.hash, entry.size))
+        elif row is not None:
+            key, rel = root_key, path
+            kept_rows.append(row)
         else:
             key, rel = root_key, path
-            if row is not None and row.partition(",")[0] == path:
-                kept_rows.append(row)
-            else:
-                others.append((key, rel, path, entry.hash, entry.size))
-        top, sep, _ = rel.partition("/")
+            others.append((key, rel, path, entry.hash, entry.size))
+        parent = rel.rpartition("/")[0]
+        if not parent:  # a top-level file
+            if not (key == root_key and rel == di):
+                tops[(key, rel)] = True
+            continue
+        here = (key, parent)
+        if here == last_dir:
+            continue
+        last_dir = here
+        top = parent.partition("/")[0]
         if not (key == root_key and top == di):
-            tops[(key, top)] = tops.get((key, top), False) or not sep
-        parent = os.path.dirname(rel)
+            tops.setdefault((key, top), False)
         while parent and (key, parent) not in dirs:
             dirs[(key, parent)] = None
-            parent = os.path.dirname(parent)
+            parent = parent.rpartition("/")[0]
 
     entry_points: list[tuple[str, str, bytes]] = []
     ep_path = dist_info / "entry_points.txt"
@@ -475,18 +498,6 @@ def plan_stage(
     if record:
         writes.append((record_path(staged), record_bytes(staged), 0o644))
     return StagePlan(layout, staged, dirs, base, links, writes)
-
-
-def _rows(text: str, record: list[RecordEntry]) -> list[str | None]:
-    """The archive's RECORD line of each entry, to be kept as it is; None where the line cannot
-    be matched to its entry without a CSV parser (quoting, odd line breaks)."""
-    if '"' not in text:
-        lines = [ln for ln in text.split("\n") if ln.partition(",")[0]]
-        if len(lines) == len(record):
-            lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-            if all(ln.partition(",")[0] == e.path for ln, e in zip(lines, record, strict=True)):
-                return list(lines)
-    return [None] * len(record)
 
 
 def missing_file(layout: WheelLayout, path: str) -> KeaError:
