@@ -175,3 +175,28 @@ def test_a_streamed_member_is_checked_as_a_whole_one_is(
     with pytest.raises(WheelError, match=r"cannot extract 'pkg/zeros\.txt'"):
         unpack_wheel(bad, target)
     assert "pkg/zeros.txt" in streamed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a.py,sha256=AAAA,4\nb/c.py,sha256=BBBB,\nx.dist-info/RECORD,,\n",
+        "a.py,sha256=AAAA,4\r\nb.py,sha256= BBBB ,12\r\n\r\n",
+        'a.py,sha256=AAAA,4\n"b,c.py",sha256=BBBB,5\n',  # quoted: read by csv
+        "a.py,SHA256=AAAA,4\nb.py,sha512=CCCC,1,extra\n",
+    ],
+)
+def test_record_rows_split_by_hand_read_as_csv_reads_them(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``read_record`` splits a RECORD without quotes or stray line breaks itself; the rows,
+    digests and sizes are what the ``csv`` reader gave."""
+    import csv
+    import io
+
+    from kea.cache import archive
+
+    by_hand = archive.read_record("w.whl", text.encode())
+    monkeypatch.setattr(archive, "_rows", lambda t: csv.reader(io.StringIO(t)))
+    assert by_hand == archive.read_record("w.whl", text.encode())
+    assert by_hand["a.py"] == ("sha256", "AAAA", 4)

@@ -17,7 +17,7 @@ import io
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from kea.errors import KeaError
 
@@ -43,7 +43,7 @@ def check_member_path(filename: str, name: str) -> str:
     """The member path if it stays inside the target; else a ``WheelError``."""
     if not name or "\x00" in name:
         raise WheelError(f"{filename}: empty or invalid path in the archive")
-    if name.startswith("/") or "\\" in name or _DRIVE_RE.match(name):
+    if name[0] == "/" or "\\" in name or (name[1:2] == ":" and _DRIVE_RE.match(name)):
         raise WheelError(
             f"{filename}: refusing path {name!r} that escapes the install target",
             hint="the wheel is corrupt or malicious; it was not installed or cached",
@@ -93,14 +93,17 @@ def read_record(filename: str, data: bytes) -> dict[str, tuple[str, str, int | N
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise WheelError(f"{filename}: RECORD is not UTF-8") from None
-    for row in csv.reader(io.StringIO(text)):
+    for row in _rows(text):
         if not row or not row[0]:
             continue
         path = check_member_path(filename, row[0])
         hash_value = row[1] if len(row) > 1 else ""
         size_value = row[2] if len(row) > 2 else ""
         if hash_value:
-            algo, digest = _record_digest(filename, path, hash_value)
+            if hash_value.startswith("sha256=") and len(hash_value) > 7:  # nearly every row
+                algo, digest = "sha256", hash_value[7:].strip()
+            else:
+                algo, digest = _record_digest(filename, path, hash_value)
             size: int | None = None
             if size_value.strip():
                 try:
@@ -111,6 +114,16 @@ def read_record(filename: str, data: bytes) -> dict[str, tuple[str, str, int | N
         else:
             out[path] = None
     return out
+
+
+def _rows(text: str) -> Iterable[list[str]]:
+    """The CSV rows of ``text``: split by hand when nothing is quoted and every line break is
+    ``\n`` or ``\r\n`` (then no field holds a comma or a line break), else by ``csv``."""
+    if '"' not in text:
+        plain = text.replace("\r\n", "\n") if "\r" in text else text
+        if "\r" not in plain:
+            return [line.split(",") for line in plain.split("\n")]
+    return csv.reader(io.StringIO(text))
 
 
 WHOLE_MAX = 64 << 20  # wheels up to this size are read whole (kea.cache.zipread)

@@ -132,7 +132,7 @@ def _end_record(data: bytes | mmap.mmap) -> int | None:
     return at
 
 
-def _data_span(data: bytes | mmap.mmap, entry: Entry) -> tuple[int, int]:
+def data_span(data: bytes | mmap.mmap, entry: Entry) -> tuple[int, int]:
     """Where the member's (compressed) bytes lie, after checking its local header."""
     offset = entry.offset
     if offset + LOCAL.size > len(data):
@@ -154,7 +154,7 @@ def _data_span(data: bytes | mmap.mmap, entry: Entry) -> tuple[int, int]:
 def member_bytes(data: bytes | mmap.mmap, entry: Entry) -> bytes | bytearray | memoryview:
     """The member's content, inflated whole (never past its declared size) and checked
     against its CRC-32 and size."""
-    start, stop = _data_span(data, entry)
+    start, stop = data_span(data, entry)
     return inflate(memoryview(data)[start:stop], entry.method, entry.size, entry.crc)
 
 
@@ -183,7 +183,7 @@ def inflate(
 def member_chunks(data: bytes | mmap.mmap, entry: Entry) -> Iterator[bytes | memoryview]:
     """The member's content in pieces of at most ``CHUNK`` bytes (for large members: memory
     stays bounded), with the same checks as ``member_bytes`` once the last piece is out."""
-    start, stop = _data_span(data, entry)
+    start, stop = data_span(data, entry)
     raw = memoryview(data)[start:stop]
     crc = 0
     size = 0
