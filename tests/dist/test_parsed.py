@@ -280,3 +280,35 @@ def test_damaged_extra_entries_are_ignored(tmp_path: Path) -> None:
     (tmp_path / parsed.MEMO_NAME).write_bytes(msgspec.msgpack.encode(doc))
     parsed.load(tmp_path)
     assert parsed._extras == {"a; extra == 'x'": "x"}
+
+
+PLAIN_VERSIONS = [
+    "1", "1.0", "01.2", "2026.10.19.post1", "1.0a1", "1.0b2", "1.0rc3", "1.0.post1",
+    "1.0.dev0", "1.0a1.post2.dev3", "1.0+local", "1.0rc1+abc.5",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("version", PLAIN_VERSIONS)
+def test_a_pinned_line_reads_as_packaging_reads_it_without_packaging(version: str) -> None:
+    for name in ("a", "Foo_Bar", "x-y.z"):
+        line = f"{name}=={version}"
+        same(parsed.requirement(line), line)
+    from packaging.specifiers import SpecifierSet
+
+    spec = SpecifierSet(f"=={version}")
+    want = (tuple((s.operator, s.version) for s in spec), any(s.prereleases for s in spec))
+    assert parsed.specifier_parts(f"=={version}") == want
+
+
+def test_a_locked_file_s_lines_need_no_packaging_parser_on_a_first_run(tmp_path: Path) -> None:
+    pins = [f"pkg{i}=={v}" for i, v in enumerate(PLAIN_VERSIONS)]
+    work = (
+        f"for line in {pins!r}:\n"
+        "    r = parsed.requirement(line)\n"
+        "    print(parsed.specifier_parts(parsed.specifier_text(r)))\n"
+    )
+    assert run(work, tmp_path) == []  # nothing of packaging imported, nothing remembered
+    assert not (tmp_path / parsed.MEMO_NAME).exists()
+    # Other spellings still go to packaging.
+    for other in ("a == 1.0", "a==1.0.*", "a==1.0A1", "a==1.0-1", "a===1.0"):
+        assert "packaging.requirements" in run(f"parsed.requirement({other!r})", tmp_path)

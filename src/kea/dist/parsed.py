@@ -63,6 +63,18 @@ VARIABLES = frozenset(
 _CANONICAL = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # A bare project name is its own parse (no extras, specifier, marker or URL).
 _BARE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+# A PEP 440 version in its plain spelling (release, then a/b/rc, .post, .dev, +local, all in
+# lower case): packaging keeps it as written in an ``==`` specifier. Groups: the pre-release
+# letters, the .dev part (either makes the specifier name a pre-release).
+_PLAIN_VERSION = (
+    r"[0-9]+(?:\.[0-9]+)*(?:(a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(\.dev[0-9]+)?"
+    r"(?:\+[a-z0-9]+(?:\.[a-z0-9]+)*)?"
+)
+# ``==`` and such a version, alone: a locked file's lines (``uv pip compile``'s output) are
+# ``name==version``, and a first run (nothing in the memo) would import packaging's parsers
+# for them before its first request.
+_PIN = re.compile(rf"==({_PLAIN_VERSION})")
+_PINNED = re.compile(rf"({_BARE.pattern})(=={_PLAIN_VERSION})")
 
 
 class InvalidRequirement(ValueError):
@@ -182,6 +194,9 @@ def requirement(line: str) -> Requirement:
     if parts is None:
         if _BARE.fullmatch(line):
             return Parsed(line, (), "", "", "", line)  # type: ignore[return-value]
+        pinned = _PINNED.fullmatch(line)
+        if pinned:
+            return Parsed(pinned[1], (), pinned[2], "", "", line)  # type: ignore[return-value]
         from packaging.requirements import InvalidRequirement as Invalid
         from packaging.requirements import Requirement
 
@@ -219,6 +234,9 @@ def specifier_parts(text: str) -> tuple[tuple[tuple[str, str], ...], bool]:
     hit = _specs.get(text)
     _asked.add(text)
     if hit is None:
+        pin = _PIN.fullmatch(text)
+        if pin:
+            return (("==", pin[1]),), bool(pin[2] or pin[3])
         from packaging.specifiers import InvalidSpecifier as Invalid
         from packaging.specifiers import SpecifierSet
 
