@@ -202,6 +202,31 @@ def test_records_are_atomic_and_corrupt_ones_are_dropped(tmp_path: Path) -> None
     assert (cache.root / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f59")
 
 
+def test_a_record_directory_removed_meanwhile_is_made_again(tmp_path: Path) -> None:
+    """Each record directory is made once a run; one removed since (``kea cache clean`` in
+    another process) is made again rather than failing the write."""
+    import shutil
+
+    cache = Cache(tmp_path / "cache")
+    ptr = WheelPointer(filename="a-1-py3-none-any.whl", sha256="0" * 64, source="x")
+    cache.write_record(WHEELS, "a/x.msgpack", ptr)
+    shutil.rmtree(cache.root / WHEELS / "a")
+    cache.write_record(WHEELS, "a/y.msgpack", ptr)
+    assert cache.read_record(WHEELS, "a/y.msgpack", WheelPointer) == ptr
+    assert sorted(p.name for p in (cache.root / WHEELS / "a").iterdir()) == ["y.msgpack"]
+
+
+def test_an_atomic_write_beside_a_relative_name_stays_in_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kea.cache.store import atomic_write
+
+    monkeypatch.chdir(tmp_path)
+    atomic_write("memo.bin", b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["memo.bin"]
+    assert (tmp_path / "memo.bin").read_bytes() == b"data"
+
+
 def test_cache_location_from_settings(tmp_path: Path) -> None:
     s = load_settings(cli={"cache_dir": str(tmp_path / "c1")}, env={}, cwd=tmp_path)
     assert Cache.from_settings(s).root == tmp_path / "c1"

@@ -98,7 +98,8 @@ class Cache:
     def __init__(self, root: Path, *, temporary: bool = False) -> None:
         self.root = Path(root)
         self.temporary = temporary
-        self._made: set[str] = set()
+        self._made: set[str] = set()  # buckets
+        self._made_dirs: set[str] = set()  # directories of records written by this run
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -174,9 +175,17 @@ class Cache:
             return None
 
     def write_record(self, bucket: str, relpath: str, obj: Any) -> None:
-        path = self.bucket(bucket) / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, msgspec.msgpack.encode(obj))
+        path = f"{self.bucket(bucket)}/{relpath}"
+        parent = path.rpartition("/")[0]
+        data = msgspec.msgpack.encode(obj)
+        if parent not in self._made_dirs:  # a cold run writes ~300 records into ~200 dirs
+            os.makedirs(parent, exist_ok=True)
+            self._made_dirs.add(parent)
+        try:
+            atomic_write(path, data)
+        except FileNotFoundError:  # the directory went since (a concurrent `kea cache clean`)
+            os.makedirs(parent, exist_ok=True)
+            atomic_write(path, data)
 
     def remove_record(self, bucket: str, relpath: str) -> None:
         (self.root / bucket / relpath).unlink(missing_ok=True)
@@ -350,14 +359,18 @@ def _pointer_rel(filename: str, source: str) -> str:
     return f"{project_of(filename)}/{filename}-{url_key(source)}.msgpack"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: str | Path, data: bytes) -> None:
     """Write ``path`` whole or not at all: a temporary file beside it (``TMP_PREFIX``), renamed
     over it, and removed if the write fails."""
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.urandom(4).hex()}")
+    head, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(head, f"{TMP_PREFIX}{name}.{os.urandom(4).hex()}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         raise
