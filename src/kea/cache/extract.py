@@ -165,7 +165,9 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _digest_text(digest: bytes) -> str:
-    """``digest`` as RECORD writes it: URL-safe base64 without padding."""
+    """``digest`` as RECORD writes it: URL-safe base64 without padding (as
+    ``kea.dist.record.hash_bytes`` writes it; that module is not imported here: it would bring
+    msgspec into the unpacking workers)."""
     return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
