@@ -36,7 +36,8 @@ of the calling process.
 A run that will download every wheel it installs (an empty cache) has the workers launched
 before its event loop exists (``launch``): they start on the core that kea's own start-up and
 resolution leave idle, and wait there, ready, for the first wheel. Started on the first
-download instead, they were ready ~80 ms after it landed.
+download instead, they were ready 50-80 ms after the first wheel landed (a traced cold jupyter
+install).
 
 The pool is used from one event loop at a time (kea runs one); it outlives the loop, and a
 later loop may use it again.
