@@ -19,6 +19,7 @@ import re
 import stat
 from collections.abc import Iterable, Mapping
 
+from kea.dist.record_lines import plain_lines
 from kea.errors import KeaError
 
 TYPE_CHECKING = False
@@ -117,13 +118,12 @@ def read_record(filename: str, data: bytes) -> dict[str, tuple[str, str, int | N
 
 
 def _rows(text: str) -> Iterable[list[str]]:
-    """The CSV rows of ``text``: split by hand when nothing is quoted and every line break is
-    ``\n`` or ``\r\n`` (then no field holds a comma or a line break), else by ``csv``."""
-    if '"' not in text:
-        plain = text.replace("\r\n", "\n") if "\r" in text else text
-        if "\r" not in plain:
-            return [line.split(",") for line in plain.split("\n")]
-    return csv.reader(io.StringIO(text))
+    """The CSV rows of ``text``: split by hand where that gives csv's rows
+    (``kea.dist.record_lines``), else by ``csv``."""
+    lines = plain_lines(text)
+    if lines is None:
+        return csv.reader(io.StringIO(text))
+    return [line.split(",") for line in lines]
 
 
 WHOLE_MAX = 64 << 20  # wheels up to this size are read whole (kea.cache.zipread)

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 
 import msgspec
 
+from kea.dist.record_lines import plain_lines
 from kea.errors import KeaError
 
 
@@ -40,21 +41,18 @@ def parse_record(text: str, *, source: str = "RECORD") -> list[RecordEntry]:
     return out
 
 
-def parse_plain_record(text: str, *, source: str = "RECORD") -> tuple[list[RecordEntry], list[str]]:
-    """``parse_record`` for a RECORD without quoting (nearly every wheel's), with each entry's
-    line as it stands (a ``\r\n`` ending cut); ``([], [])`` when the text needs a CSV parser
-    (a quote, or a ``\r`` that does not end a line), which tells it from an empty RECORD
-    only in that the text is not empty. Split by hand: no field holds a comma when nothing
-    is quoted, and jupyter's 97 RECORDs took 48 ms through ``csv`` with the entries made."""
-    if '"' in text:
-        return [], []
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-        if "\r" in text:
-            return [], []
+def parse_plain_record(
+    text: str, *, source: str = "RECORD"
+) -> tuple[list[RecordEntry], list[str]] | None:
+    """``parse_record`` for a RECORD ``kea.dist.record_lines`` can split by hand (nearly every
+    wheel's), with each entry's line as it stands; None when ``csv`` must read it. jupyter's
+    97 RECORDs took 48 ms through ``csv`` with the entries made."""
+    lines = plain_lines(text)
+    if lines is None:
+        return None
     entries: list[RecordEntry] = []
-    lines: list[str] = []
-    for line in text.split("\n"):
+    kept: list[str] = []
+    for line in lines:
         path, _, rest = line.partition(",")
         if not path:
             continue
@@ -65,8 +63,8 @@ def parse_plain_record(text: str, *, source: str = "RECORD") -> tuple[list[Recor
         except ValueError:
             raise KeaError(f"{source}: bad size {size_s!r} for {path!r}") from None
         entries.append(RecordEntry(path, digest, size))
-        lines.append(line)
-    return entries, lines
+        kept.append(line)
+    return entries, kept
 
 
 def is_safe_relpath(path: str) -> bool:

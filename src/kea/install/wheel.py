@@ -299,9 +299,11 @@ def _compute_layout(archive: Path) -> WheelLayout:
         record_text = (dist_info / "RECORD").read_text("utf-8")
     except OSError as e:
         raise KeaError(f"invalid wheel {label}: cannot read {e.filename}: {e.strerror}") from None
-    record, lines = parse_plain_record(record_text, source=f"{label}: RECORD")
-    rows: Sequence[str | None] = lines  # each entry's line, kept as it is where it can be
-    if not record and record_text:  # quoting (or stray line breaks): csv reads it
+    plain = parse_plain_record(record_text, source=f"{label}: RECORD")
+    rows: Sequence[str | None]  # each entry's line, kept as it is where it can be
+    if plain is not None:
+        record, rows = plain
+    else:  # quoting (or stray line breaks): csv reads it
         record = parse_record(record_text, source=f"{label}: RECORD")
         rows = [None] * len(record)
     wheel_info = dict(parse_headers(wheel_text))
