@@ -99,7 +99,7 @@ def versions(bin_: Path) -> list[str]:
         f"{out([str(bin_ / 'kea'), '--version'])} (snapshot of commit {rev})",
         out([str(bin_ / "uv"), "--version"]),
         out([str(bin_ / "python"), "-m", "pip", "--version"]).split(" from ")[0],
-        f"target Python {out([base_python(), '--version'])}",
+        f"{out([base_python(), '--version'])} ({base_python()}: runs kea and pip; the target venvs)",
         out(["nginx", "-v"]) if shutil.which("nginx") else "nginx ?",
     ]
 
