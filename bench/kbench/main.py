@@ -99,7 +99,7 @@ def versions(bin_: Path) -> list[str]:
         f"{out([str(bin_ / 'kea'), '--version'])} (snapshot of commit {rev})",
         out([str(bin_ / "uv"), "--version"]),
         out([str(bin_ / "python"), "-m", "pip", "--version"]).split(" from ")[0],
-        f"{out([base_python(), '--version'])} ({base_python()}: runs kea and pip; the target venvs)",
+        f"{out([base_python(), '--version'])} ({base_python()}: runs kea and pip; target venvs)",
         out(["nginx", "-v"]) if shutil.which("nginx") else "nginx ?",
     ]
 
