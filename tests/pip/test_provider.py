@@ -450,3 +450,30 @@ def test_early_pins_choose_only_unambiguous_requirements() -> None:
     ]
     got = early_pins(reqs, markers=MARKERS, skip=["i"], installed={"H": "3.0"})
     assert got == {"a": Version("1.0")}
+
+
+def test_narrowed_pins_equal_early_pins_asked_with_the_same_skips() -> None:
+    """The early downloads narrow the prefetcher's pins instead of reading the requirements a
+    second time: the answer is the one early_pins gives when asked with everything at once."""
+    from packaging.requirements import Requirement
+
+    from kea.resolver.provider_fetch import early_pins, narrowed
+
+    reqs = [
+        Requirement(r)
+        for r in (
+            "a==1.0",
+            "B_b==2.0",
+            "c==1.0",
+            "c==2.0",  # conflicting: never pinned
+            "d==3.0",
+            "e==4.0",
+            "f>=1",
+        )
+    ]
+    installed = {"D": "3.0", "e": "3.9", "x": "1.0"}
+    first = early_pins(reqs, markers=MARKERS, skip=["a"])
+    assert first == {"b-b": Version("2.0"), "d": Version("3.0"), "e": Version("4.0")}
+    got = narrowed(first, skip=["B.B"], installed=installed)
+    assert got == early_pins(reqs, markers=MARKERS, skip=["a", "B.B"], installed=installed)
+    assert got == {"e": Version("4.0")}  # d is installed at its pin; e at another version

@@ -380,7 +380,7 @@ async def resolve_request(
     pre = Prefetcher(source, policy, loop, concurrency=concurrency, pins=pins)
     provider = IndexProvider(pre, direct, index_strategy=spec.index_strategy)
     pre.prefetch_pages(canonicalize_name(r.name) for r in requirements if r.name not in direct)
-    early = _early_fetch(spec, source, requirements, direct, interpreter.markers)
+    early = _early_fetch(spec, source, requirements, pins, interpreter.markers)
     if early is not None:
         for name in early.pins:
             early.watch(name, pre.page_future(name))
@@ -440,16 +440,16 @@ def _early_fetch(
     spec: ResolveInput,
     source: IndexSource,
     requirements: Sequence[Requirement],
-    direct: Mapping[str, Candidate],
+    pins: Mapping[str, Version],
     markers: Mapping[str, str],
 ) -> Any:
-    """The ``EarlyFetch`` of this run, or None (not asked for, or nothing to fetch)."""
+    """The ``EarlyFetch`` of this run, or None (not asked for, or nothing to fetch). ``pins``:
+    the run's ``early_pins`` (direct references and overrides left out already)."""
     if not spec.fetch_early or not hasattr(source, "fetch_wheel"):
         return None
-    from kea.resolver.provider_fetch import EarlyFetch, early_pins, locked
+    from kea.resolver.provider_fetch import EarlyFetch, locked, narrowed
 
-    skip = [*direct, *spec.hashes, *(r.name for r in spec.overrides)]
-    pins = early_pins(requirements, markers=markers, skip=skip, installed=spec.installed)
+    pins = narrowed(pins, skip=spec.hashes, installed=spec.installed)
     if not pins:
         return None
     whole = locked(requirements, pins, markers=markers, installed=spec.installed)

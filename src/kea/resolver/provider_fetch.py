@@ -84,6 +84,20 @@ def early_pins(
         out[name] = version
     for clash in conflicting:
         del out[clash]
+    return narrowed(out, installed=installed)
+
+
+def narrowed(
+    pins: Mapping[str, Version],
+    *,
+    skip: Iterable[str] = (),
+    installed: Mapping[str, str] | None = None,
+) -> dict[str, Version]:
+    """``pins`` (from ``early_pins``) without the names in ``skip`` and those installed at
+    their pin: what ``early_pins`` answers given those too, without reading the requirements
+    again."""
+    skipped = {canonicalize_name(n) for n in skip}
+    out = {name: v for name, v in pins.items() if name not in skipped}
     for raw, have in (installed or {}).items():
         key = canonicalize_name(raw)
         try:
