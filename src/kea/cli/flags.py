@@ -12,13 +12,17 @@ repeated option, grouped or attached short options, a value that starts with ``-
 click would refuse) answers None, and click parses the command as usual, errors included.
 ``tests/test_cli_flags.py`` holds the two readers together.
 
-Nothing here imports click; ``kea.settings`` (for its lists of choices) is needed by every
-command anyway.
+Nothing here imports click. The lists of choices come from the modules that act on them
+(``kea.settings``, needed by every command anyway; ``kea.cli.output``;
+``kea.resolver.protocol``; ``kea.install.link``), so a value is spelled in one place.
 """
 
 import os
 import stat
 
+from kea.cli.output import COLOR_MODES
+from kea.install.link import LINK_MODES
+from kea.resolver.protocol import PRERELEASE_MODES, RESOLUTION_MODES
 from kea.settings import KEYRING_VALUES, STRATEGY_VALUES
 
 TYPE_CHECKING = False
@@ -70,7 +74,7 @@ GLOBAL = (
     Opt("cache_dir", ("--cache-dir",), path="dir", help="Cache directory."),
     Opt("no_cache", ("--no-cache", "-n"), FLAG, help="Use a temporary cache."),
     Opt("offline", ("--offline",), FLAG, help="Never touch the network."),
-    Opt("color", ("--color",), choices=("auto", "always", "never"), help="Color."),
+    Opt("color", ("--color",), choices=COLOR_MODES, help="Color."),
     Opt("no_progress", ("--no-progress",), FLAG, help="No progress bars."),
 )
 
@@ -118,10 +122,6 @@ TARGET = (
     Opt("prefix", ("--prefix",), path="dir", help="Install under DIR."),
 )
 
-PRERELEASE = ("disallow", "allow", "if-necessary", "explicit", "if-necessary-or-explicit")
-RESOLUTION = ("highest", "lowest", "lowest-direct")
-LINK_MODES = ("clone", "hardlink", "copy", "symlink")
-
 INSTALL = (
     Opt(
         "requirements",
@@ -161,9 +161,9 @@ INSTALL = (
         "only_binary", ("--only-binary",), MULTIPLE, help="Only wheels for these packages (:all:)."
     ),
     Opt("no_binary", ("--no-binary",), MULTIPLE, help="No wheels for these packages (:all:)."),
-    Opt("prerelease", ("--prerelease",), choices=PRERELEASE),
+    Opt("prerelease", ("--prerelease",), choices=PRERELEASE_MODES),
     Opt("pre", ("--pre",), FLAG, help="Alias of --prerelease allow."),
-    Opt("resolution", ("--resolution",), choices=RESOLUTION),
+    Opt("resolution", ("--resolution",), choices=RESOLUTION_MODES),
     Opt("exclude_newer", ("--exclude-newer",), help="Ignore files uploaded after this date/time."),
     Opt("link_mode", ("--link-mode",), choices=LINK_MODES),
     Opt(

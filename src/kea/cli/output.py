@@ -89,6 +89,9 @@ def use_color() -> bool:
     return _color
 
 
+COLOR_MODES: tuple[str, ...] = ("auto", "always", "never")  # --color
+
+
 def _early_color(args: list[str]) -> None:
     """Honour ``--color`` for errors raised before a command reads its settings (bad options,
     bad requirements): the last well-formed ``--color X`` / ``--color=X`` before ``--``."""
@@ -98,7 +101,7 @@ def _early_color(args: list[str]) -> None:
         value = args[i + 1] if arg == "--color" and i + 1 < len(args) else None
         if arg.startswith("--color="):
             value = arg.partition("=")[2]
-        if value in ("auto", "always", "never"):
+        if value in COLOR_MODES:
             set_color(value)
 
 
