@@ -152,3 +152,18 @@ def test_plain_record_is_read_as_csv_reads_it(text: str) -> None:
 @pytest.mark.parametrize("text", ['"a,b.py",sha256=AAAA,4\n', "a.py,,\rb.py,,\n"])
 def test_a_record_needing_csv_is_left_to_it(text: str) -> None:
     assert parse_plain_record(text) is None
+
+
+def test_canonicalize_name_agrees_with_packaging_and_its_memo_stays_bounded() -> None:
+    from packaging.utils import canonicalize_name as packaging_canonical
+
+    from kea.dist import names
+
+    spellings = ["Foo.Bar_baz", "foo--bar", "A", "jupyterlab-server", "zope.interface", "x__-.y"]
+    for _ in range(2):  # the second time from the memo
+        for s in spellings:
+            assert names.canonicalize_name(s) == packaging_canonical(s)
+    many = [f"Pkg_{i}.X" for i in range(names._SEEN_MAX + 10)]
+    assert [names.canonicalize_name(s) for s in many] == [f"pkg-{i}-x" for i in range(len(many))]
+    assert len(names._SEEN) <= names._SEEN_MAX
+    assert names.canonicalize_name("Foo.Bar_baz") == "foo-bar-baz"
