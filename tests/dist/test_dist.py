@@ -163,7 +163,9 @@ def test_canonicalize_name_agrees_with_packaging_and_its_memo_stays_bounded() ->
     for _ in range(2):  # the second time from the memo
         for s in spellings:
             assert names.canonicalize_name(s) == packaging_canonical(s)
-    many = [f"Pkg_{i}.X" for i in range(names._SEEN_MAX + 10)]
+    bound = names.canonicalize_name.cache_info().maxsize
+    assert bound == 4096
+    many = [f"Pkg_{i}.X" for i in range(bound + 10)]
     assert [names.canonicalize_name(s) for s in many] == [f"pkg-{i}-x" for i in range(len(many))]
-    assert len(names._SEEN) <= names._SEEN_MAX
+    assert names.canonicalize_name.cache_info().currsize <= bound
     assert names.canonicalize_name("Foo.Bar_baz") == "foo-bar-baz"
