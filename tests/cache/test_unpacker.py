@@ -390,6 +390,60 @@ def test_workers_launched_before_a_loop_serve_it(tmp_path: Path) -> None:
     assert u._started == 0
 
 
+def test_launched_workers_already_ready_join_without_a_turn_of_the_loop(tmp_path: Path) -> None:
+    import select
+
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(2)
+    u.launch()
+    launched = list(u._launched)
+    for worker in launched:
+        # Readable once its ready line is in the pipe (one write, far below PIPE_BUF).
+        assert select.select([worker.out_fd], [], [], 30)[0], "the worker never said it is ready"
+        worker._buffer += b"printed by a sitecustomize\n"  # skipped, as wait_ready skips it
+
+    async def adopt() -> list[unpacker._Worker]:
+        u._adopt()
+        joined = list(u._idle)  # before any await: no task, no turn of the loop
+        assert await u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
+        return joined
+
+    assert sorted(map(id, asyncio.run(adopt()))) == sorted(map(id, launched))
+    assert u._launched == [] and u._started == 2
+    u.close()
+
+
+def _reader(data: bytes, *, end: bool, fds: list[int]) -> unpacker._Worker:
+    """A _Worker reading ``data`` from a pipe (closed after it with ``end``), no process."""
+    r, w = os.pipe()
+    os.write(w, data)
+    fds.append(r)
+    if end:
+        os.close(w)
+    else:
+        fds.append(w)
+    worker = object.__new__(unpacker._Worker)
+    worker.out_fd = r
+    worker._buffer = bytearray()
+    return worker
+
+
+def test_ready_now_reads_what_is_there_without_waiting() -> None:
+    fds: list[int] = []
+    try:
+        said = _reader(b"a .pth file printed this\n" + unpacker.READY, end=False, fds=fds)
+        assert said.ready_now() and said._buffer == b""
+        partial = _reader(b"a line\nkea-unpack", end=False, fds=fds)  # ready line not whole
+        assert not partial.ready_now() and partial._buffer == b"kea-unpack"
+        nothing = _reader(b"", end=False, fds=fds)
+        assert not nothing.ready_now()  # returns at once: select() says nothing is there
+        ended = _reader(b"Traceback (most recent call last):\n", end=True, fds=fds)
+        assert not ended.ready_now()
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def test_launched_workers_never_used_end_at_close() -> None:
     u = Unpacker(2)
     u.launch()
