@@ -259,6 +259,49 @@ def test_a_large_wheel_is_split_across_free_workers(
     u.close()
 
 
+def test_a_large_wheel_goes_whole_while_other_wheels_wait_for_a_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f"pkg/m{i:03}.py": f"V = {i}\n".encode() for i in range(120)}
+    big = build_wheel(tmp_path, "big", "1.0", files=files)
+    small = [build_wheel(tmp_path, f"small{i}", "1.0") for i in range(3)]
+    monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
+    u = Unpacker(2)
+    sent: list[tuple[str, tuple[int, int]]] = []
+    real_send = unpacker._Worker.send
+
+    def send(self: unpacker._Worker, wheel: Path, target: Path, name: str, part: Any) -> bool:
+        sent.append((name, tuple(part)))
+        return bool(real_send(self, wheel, target, name, part))
+
+    monkeypatch.setattr(unpacker._Worker, "send", send)
+
+    async def busy() -> list[str]:
+        # Both workers are lent out, so the small wheels queue; the large one then waits for
+        # a worker too, and gets one first (the costliest), with small ones still waiting.
+        lent = [await u._acquire(wait=True) for _ in range(2)]
+        tasks = [
+            asyncio.ensure_future(u.unpack(w, _target(tmp_path, w.stem), w.name))
+            for w in [*small, big]
+        ]
+        await asyncio.sleep(0.05)
+        assert len(u._waiting) == 4
+        for worker in lent:
+            assert worker is not None
+            u._release(worker, healthy=True)
+        return list(await asyncio.wait_for(asyncio.gather(*tasks), 60))
+
+    names = asyncio.run(busy())
+    assert names == [*(f"small{i}-1.0.dist-info" for i in range(3)), "big-1.0.dist-info"]
+    assert sent[0] == (big.name, (0, 1))  # first served, and whole: small ones were waiting
+    assert [part for name, part in sent if name == big.name] == [(0, 1)]
+    target = tmp_path / big.stem
+    with zipfile.ZipFile(big) as zf:
+        for name in (n for n in zf.namelist() if not n.endswith("/")):
+            assert (target / name).read_bytes() == zf.read(name)
+    u.close()
+
+
 def test_a_bad_member_in_one_part_fails_the_wheel_after_every_part_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

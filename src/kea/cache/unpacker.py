@@ -16,12 +16,16 @@ switches, and 1,900 without.
 ``await unpack(wheel, target, filename)`` returns once the wheel is unpacked
 (``kea.cache.archive.unpack_wheel``, with every check it makes) into ``target``; a
 ``WheelError`` is raised again here, message and hint intact, an ``OSError`` as the same
-``OSError``. A worker takes one wheel at a time, on one thread; a wheel of ``SPLIT_MIN``
-members or more is split into one part per worker (jedi's 5,626 members: 370-395 ms ->
-186-242 ms on tmpfs), each part waiting for a worker as a wheel does. When wheels wait for a
+``OSError``. A worker takes one wheel at a time, on one thread. When wheels wait for a
 worker (they arrive faster than they are unpacked), the costliest goes first: in arrival
 order, a cold jupyter install ended with jupyterlab (12 MB) unpacked by one worker alone,
-141 ms, while the other had nothing left to do. Workers start on first use (or
+141 ms, while the other had nothing left to do. A wheel of ``SPLIT_MIN`` members or more that
+gets a worker while no other wheel waits for one is split into one part per worker (jedi's
+5,626 members: 370-395 ms -> 186-242 ms on tmpfs), each further part waiting for a worker as a
+wheel does. While others wait it goes whole: every part reads the wheel's directory and
+RECORD and makes every check again, and the other workers have wheels of their own. Splitting
+jupyter's three such wheels whatever the queue cost its cold install 150-210 ms of user CPU
+and 120-150 ms of wall time (two batches of 10 alternated runs). Workers start on first use (or
 ``prestart``), at most ``processes()`` of them, and stay for the rest of the run: each says it
 is ready on its stdout (what the interpreter printed before that is skipped), then reads one
 request per line on its stdin and answers on a copy of its stdout (stdout itself then leads
@@ -62,7 +66,7 @@ from kea.errors import KeaError
 log = kea.log.get("kea.cache")
 
 _MAX = 4  # beyond this, the downloads rather than the unpacking set the pace
-SPLIT_MIN = 1000  # members: a wheel this large is split into a part per worker
+SPLIT_MIN = 1000  # members: a wheel this large may be split into a part per worker
 # What a member costs to unpack beside its bytes, in compressed bytes of the same cost: the
 # order in which waiting wheels get a worker (the costliest first, so that the last ones are
 # small). jupyterlab, 12 MB in 1,057 members, took 141 ms; a file costs ~25 us to create.
@@ -263,33 +267,56 @@ class Unpacker:
             cost = os.path.getsize(wheel) + members * MEMBER_BYTES
         except OSError:
             cost = 0
-        n = self.limit if self.limit > 1 and members >= SPLIT_MIN else 1
-        if n == 1:
+        if self.limit == 1 or members < SPLIT_MIN:
             return await self._part(wheel, target, filename, (0, 1), cost)
-        # Each part waits for a worker of its own, as a wheel would: at the end of a run both
-        # workers take a large wheel's parts, instead of one unpacking it while the other idles.
-        parts = [self._part(wheel, target, filename, (k, n), cost // n) for k in range(n)]
+        # A large wheel is split only when the worker it gets would otherwise leave the others
+        # idle: no other wheel waits for one then (see the module docstring).
+        worker = await self._acquire(wait=True, cost=cost)
+        if worker is None or self._waiting:
+            return await self._part(wheel, target, filename, (0, 1), cost, (worker,))
+        n = self.limit
+        others = [
+            asyncio.ensure_future(self._part(wheel, target, filename, (k, n), cost // n))
+            for k in range(1, n)
+        ]
         # Every part is waited for, failed or not: none may still be writing afterwards. If
-        # this is cancelled, gather cancels the parts, and each stops its worker (``_part``).
-        results = await asyncio.gather(*parts, return_exceptions=True)
-        for result in results:
+        # this is cancelled, so are the other parts, and each stops its worker (``_part``).
+        try:
+            first = await self._part(wheel, target, filename, (0, n), cost // n, (worker,))
+        except Exception:
+            await asyncio.gather(*others, return_exceptions=True)
+            raise
+        except BaseException:
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            raise
+        for result in await asyncio.gather(*others, return_exceptions=True):
             if isinstance(result, BaseException):
                 raise result
-        return str(results[0])
+        return first
 
     async def _part(
-        self, wheel: Path, target: Path, filename: str, part: tuple[int, int], cost: int
+        self,
+        wheel: Path,
+        target: Path,
+        filename: str,
+        part: tuple[int, int],
+        cost: int,
+        acquired: tuple[_Worker | None] | None = None,
     ) -> str:
         """Part ``part`` of the wheel, unpacked by the next free worker (the costliest waiting
-        part first), or in a thread when no worker can be had."""
-        from kea.cache.archive import unpack_wheel
-
-        worker = await self._acquire(wait=True, cost=cost)
+        part first), or by the worker ``acquired`` already, or in a thread when no worker can
+        be had."""
+        worker = await self._acquire(wait=True, cost=cost) if acquired is None else acquired[0]
+        # Nothing between here and the try below may fail: the worker would never be released.
         if worker is not None and not worker.send(wheel, target, filename, part):
             worker.kill()  # it died while idle and read nothing: the part is done here instead
             self._release(worker, healthy=False)
             worker = None
         if worker is None:
+            from kea.cache.archive import unpack_wheel
+
             return await _in_a_thread(unpack_wheel, wheel, target, filename, part=part)
         healthy = False
         try:
