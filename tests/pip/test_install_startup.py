@@ -130,6 +130,30 @@ def test_fresh_cache_resolve_never_imports_aiohttp(
     assert imported(modules, FRESH_FORBIDDEN + RESOLVE_FORBIDDEN) == []
 
 
+def test_an_install_on_a_cache_without_archives_does_not_try_the_cache(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    """The cache can install nothing when it holds no archive: the run goes to the network
+    without setting up a resolver on the cache first (``kea.resolver.provider_cached`` is that
+    attempt's module). The control: with archives and fresh pages, the cache answers."""
+    universe.page_headers = {"Cache-Control": "max-age=600"}
+    first = kea.venv(tmp_path / "first")
+    code, modules, stderr = run_in_process(kea, first, "pip", "install", "-i", universe.url, "app")
+    assert code == 0, stderr
+    assert "Installed 3 packages" in stderr, stderr
+    assert "kea.resolver.provider_cached" not in modules
+    assert py_ok(first, "import app, lib, leaf")
+
+    before = len(universe.requests)
+    second = kea.venv(tmp_path / "second")
+    code, modules, stderr = run_in_process(kea, second, "pip", "install", "-i", universe.url, "app")
+    assert code == 0, stderr
+    assert "Installed 3 packages" in stderr, stderr
+    assert "kea.resolver.provider_cached" in modules and "aiohttp" not in modules
+    assert len(universe.requests) == before  # all from the cache
+    assert py_ok(second, "import app, lib, leaf")
+
+
 def test_stale_cache_resolve_does_use_the_network(
     kea: Kea, universe: SimpleIndex, tmp_path: Path
 ) -> None:
