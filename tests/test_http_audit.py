@@ -138,6 +138,36 @@ def test_reprs_hide_tokens_and_signatures() -> None:
         assert "h.example/f.whl" in repr(obj)
 
 
+def test_reprs_of_what_holds_credentials_show_none_of_them() -> None:
+    from kea.auth.netrc import NetrcEntry
+    from kea.auth.store import IndexAuth
+    from kea.auth.urls import origin_of, split_userinfo
+    from kea.http.proxy import Proxy
+    from kea.settings import Index
+
+    split = split_userinfo(f"https://bob:PW-URL@h.example/simple/?X-Amz-Signature={SIG}")
+    assert split.password == "PW-URL"  # the secret is kept, for the request only
+    entry = NetrcEntry("h.example", "bob", "PW-NETRC", "ACCOUNT-NETRC")
+    index = IndexAuth(
+        index=Index(url="https://h.example/simple/", name="corp"),
+        url="https://h.example/simple/",
+        root="https://h.example/simple/",
+        origin=origin_of("https://h.example/simple/"),
+        root_path="/simple/",
+        url_user="bob",
+        url_password="PW-URL",
+        env_user="bob",
+        env_password="PW-ENV",
+    )
+    proxy = Proxy(f"http://proxy.example:3128/?X-Amz-Signature={SIG}", Credentials("p", "PW-PROXY"))
+    for obj in (split, entry, index, proxy):
+        text = f"{obj!r} {obj}"
+        for secret in ("PW-URL", "PW-NETRC", "ACCOUNT-NETRC", "PW-ENV", "PW-PROXY", SIG):
+            assert secret not in text, (type(obj).__name__, text)
+    assert "h.example" in repr(split) and "h.example" in repr(entry) and "corp" in repr(index)
+    assert "proxy.example" in repr(proxy)
+
+
 def test_keyring_lookup_survives_a_cancelled_first_asker(tmp_path: Path) -> None:
     """~50 requests share one keyring call; the first asker being cancelled (a sibling task
     failed) must neither cancel the others nor make them start a second call."""

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+
+import msgspec
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(msgspec.Struct, frozen=True):
     """HTTP basic credentials. A username alone is a token and is sent as ``user:``.
 
     ``repr`` never shows the password, nor a username that stands alone (a token).
     """
 
     username: str
-    password: str | None = field(default=None, repr=False)
+    password: str | None = None
 
     def __repr__(self) -> str:
         # A username without a password is a token: shown as masked as the password.

@@ -12,8 +12,9 @@ no entries, so a broken netrc never breaks an install that does not need it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 import kea.log
 
@@ -26,18 +27,20 @@ class NetrcSyntaxError(ValueError):
         self.line = line
 
 
-@dataclass(frozen=True)
-class NetrcEntry:
-    """One ``machine`` (or ``default`` when ``machine`` is None) entry."""
+class NetrcEntry(msgspec.Struct, frozen=True):
+    """One ``machine`` (or ``default`` when ``machine`` is None) entry. ``repr`` shows neither
+    the password nor the account."""
 
     machine: str | None
     login: str | None = None
-    password: str | None = field(default=None, repr=False)
-    account: str | None = field(default=None, repr=False)
+    password: str | None = None
+    account: str | None = None
+
+    def __repr__(self) -> str:
+        return f"NetrcEntry(machine={self.machine!r}, login={self.login!r})"
 
 
-@dataclass(frozen=True)
-class Netrc:
+class Netrc(msgspec.Struct, frozen=True):
     entries: tuple[NetrcEntry, ...] = ()
     path: Path | None = None
 

@@ -27,8 +27,9 @@ https → http redirect nothing is sent unless the URL is under an index the use
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+import msgspec
 
 import kea.log
 from kea.auth.credentials import Credentials
@@ -54,9 +55,8 @@ log = kea.log.get("kea.auth")
 NONE = "none"
 
 
-@dataclass(frozen=True)
-class IndexAuth:
-    """A configured index, as far as credentials are concerned."""
+class IndexAuth(msgspec.Struct, frozen=True):
+    """A configured index, as far as credentials are concerned. ``repr`` shows no password."""
 
     index: Index
     url: str  # the configured URL without userinfo
@@ -64,9 +64,12 @@ class IndexAuth:
     origin: Origin
     root_path: str
     url_user: str | None = None
-    url_password: str | None = field(default=None, repr=False)
+    url_password: str | None = None
     env_user: str | None = None
-    env_password: str | None = field(default=None, repr=False)
+    env_password: str | None = None
+
+    def __repr__(self) -> str:
+        return f"IndexAuth({self.label}, {redact_url(self.url)!r})"
 
     @property
     def authenticate(self) -> str:
@@ -97,8 +100,7 @@ class IndexAuth:
         return user, password, source
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     """What one request sends: credentials or none, the source label, and why none."""
 
     credentials: Credentials | None
@@ -118,8 +120,7 @@ class Decision:
         return self.source in ("cache", "keyring") or self.source.startswith("netrc")
 
 
-@dataclass
-class _CacheEntry:
+class _CacheEntry(msgspec.Struct):
     prefix: str
     credentials: Credentials
     index_label: str | None

@@ -7,9 +7,10 @@ username ``a.example`` (what a browser and curl do), never a URL for ``a.example
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+import msgspec
 
 from kea.auth.redact import redact_url
 from kea.errors import UsageError
@@ -17,8 +18,7 @@ from kea.errors import UsageError
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(msgspec.Struct, frozen=True):
     """(scheme, host, port) with the default port filled in; host lower-cased."""
 
     scheme: str
@@ -32,13 +32,18 @@ class Origin:
         return f"{self.scheme}://{host}:{self.port}"
 
 
-@dataclass(frozen=True)
-class SplitURL:
-    """A URL with its userinfo taken out: ``url`` is safe to send, the secret parts are apart."""
+class SplitURL(msgspec.Struct, frozen=True):
+    """A URL with its userinfo taken out: ``url`` is safe to send, the secret parts are apart.
+    ``repr`` shows neither them nor a signed query."""
 
     url: str
     username: str | None
     password: str | None
+
+    def __repr__(self) -> str:
+        return (
+            f"SplitURL({redact_url(self.url)!r}, userinfo={'****' if self.has_userinfo else None})"
+        )
 
     @property
     def has_userinfo(self) -> bool:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+import msgspec
 
 from kea.auth.credentials import Credentials
 from kea.auth.redact import redact_url
@@ -20,15 +21,16 @@ from kea.auth.urls import split_userinfo
 from kea.errors import UsageError
 
 
-@dataclass(frozen=True)
-class Proxy:
+class Proxy(msgspec.Struct, frozen=True):
     url: str  # without userinfo
-    credentials: Credentials | None = field(default=None, repr=False)
+    credentials: Credentials | None = None
     source: str = ""  # the env variable it came from
 
+    def __repr__(self) -> str:  # the URL may carry a signed query; never the credentials
+        return f"Proxy({redact_url(self.url)!r}, source={self.source!r})"
 
-@dataclass(frozen=True)
-class ProxyConfig:
+
+class ProxyConfig(msgspec.Struct, frozen=True):
     http: Proxy | None = None
     https: Proxy | None = None
     no_proxy: tuple[str, ...] = ()

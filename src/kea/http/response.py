@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from kea.auth.redact import redact_url
 from kea.auth.store import Decision
@@ -27,8 +28,7 @@ if TYPE_CHECKING:
     import aiohttp
 
 
-@dataclass(frozen=True)
-class Hop:
+class Hop(msgspec.Struct, frozen=True):
     """One request/response of a chain, for -v logs and ``kea auth check``.
 
     ``url`` has no userinfo but may carry a signed query: print it with ``redact_url``.
@@ -56,8 +56,7 @@ class Hop:
         )
 
 
-@dataclass
-class Outcome:
+class Outcome(msgspec.Struct):
     """The last response of a chain (not yet read) and what led to it."""
 
     raw: aiohttp.ClientResponse
@@ -102,8 +101,7 @@ def status_error(
     return StatusError(f"{shown} answered {text}", url=url, status=status)
 
 
-@dataclass
-class Response:
+class Response(msgspec.Struct):
     """A fully read response. ``url`` is the final URL of the chain (userinfo removed): resolve
     relative links against it."""
 
@@ -111,8 +109,8 @@ class Response:
     url: str
     headers: Mapping[str, str]
     body: bytes
-    hops: list[Hop] = field(default_factory=list)
-    error: HttpError | None = field(default=None, repr=False)
+    hops: list[Hop] = msgspec.field(default_factory=list)
+    error: HttpError | None = None
 
     def __repr__(self) -> str:
         # Never the headers (Set-Cookie) or a signed query: a repr ends up in tracebacks.

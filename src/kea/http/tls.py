@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from kea.errors import UsageError
 
@@ -18,8 +19,7 @@ if TYPE_CHECKING:
     import ssl
 
 
-@dataclass
-class TLSConfig:
+class TLSConfig(msgspec.Struct):
     context: ssl.SSLContext
     ca_source: str  # for error messages: where trusted CAs come from
     insecure_hosts: tuple[str, ...] = ()
