@@ -366,7 +366,10 @@ def render(stem: str, results: report.Results, meta: dict[str, Any], bin_: Path)
     tool_list = _ordered({t for cells in results.values() for t in cells}, tools.TOOLS)
     png = RESULTS / f"{stem}.png"
     report.chart(results, set_names, scen_names, tool_list, png)
-    header = [f"# kea vs uv vs pip — {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}", ""]
+    # When the last invocation ended (a re-render keeps it); results older than that record
+    # have the time of their rendering.
+    when = meta["runs"][-1].get("finished") if meta["runs"] else None
+    header = [f"# kea vs uv vs pip — {when or dt.datetime.now().strftime('%Y-%m-%d %H:%M')}", ""]
     header.append(
         "Method (bench/README.md): each figure is the median (min–max) of the timed runs after "
         "a warm-up, tools alternated run by run; ratios are medians of pair-by-pair ratios "
@@ -467,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     def checkpoint() -> None:
         record.update(
             minutes=(time.time() - started) / 60,
+            finished=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
             load_after=uptime(),
             load_min=min(loads, default=0.0),
             load_max=max(loads, default=0.0),
