@@ -240,6 +240,34 @@ def test_a_stored_member_is_read_and_checked(tmp_path: Path) -> None:
         list(zipread.member_chunks(tampered, entries["demo/raw.bin"]))
 
 
+def test_a_deflated_member_is_streamed_in_pieces_and_checked(tmp_path: Path) -> None:
+    """A deflated member many times CHUNK long, in and out, comes out whole; cut short or
+    corrupted it is refused. (Its input goes to zlib a piece at a time: the whole rest each
+    time made large members quadratic, bench/results/2026-11-27e.)"""
+    import random
+
+    rng = random.Random(5)
+    # Half random bytes, half text: ~3x compression, like a shared library.
+    content = b"".join(rng.randbytes(512) + b"def f(x):\n    return x\n" * 20 for _ in range(600))
+    whl = build_wheel(tmp_path, "demo", "1.0", files={"demo/big.bin": content})
+    raw = whl.read_bytes()
+    entry = {e.name: e for e in zipread.directory(raw) or []}["demo/big.bin"]
+    assert entry.method == 8 and entry.compressed > 4 * zipread.CHUNK
+    pieces = list(zipread.member_chunks(raw, entry))
+    assert b"".join(pieces) == content
+    assert len(pieces) > 4 and max(len(p) for p in pieces) <= zipread.CHUNK
+    # The deflate stream cut short (the member's declared sizes still claim all of it).
+    start, stop = zipread.data_span(raw, entry)
+    cut = zipread.Entry(*entry[:4], entry.compressed // 2, *entry[5:])
+    with pytest.raises(zipread.BadZip, match="truncated deflate data"):
+        list(zipread.member_chunks(raw, cut))
+    # A byte in the middle of the stream changed: the stream breaks, or the CRC-32 tells.
+    middle = (start + stop) // 2
+    bad = raw[:middle] + bytes([raw[middle] ^ 0xFF]) + raw[middle + 1 :]
+    with pytest.raises(zipread.BadZip, match=r"corrupt deflate data|bad CRC-32 or size"):
+        list(zipread.member_chunks(bad, entry))
+
+
 def _overlapping_zip() -> bytes:
     """A zip of two stored members where the second lies inside the first's data: its local
     header and bytes are part of ``outer.txt``. Each member reads fine on its own (names,
