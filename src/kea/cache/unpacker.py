@@ -273,7 +273,7 @@ class Unpacker:
         # idle: no other wheel waits for one then (see the module docstring).
         worker = await self._acquire(wait=True, cost=cost)
         if worker is None or self._waiting:
-            return await self._part(wheel, target, filename, (0, 1), cost, (worker,))
+            return await self._on(worker, wheel, target, filename, (0, 1))
         n = self.limit
         others = [
             asyncio.ensure_future(self._part(wheel, target, filename, (k, n), cost // n))
@@ -282,7 +282,7 @@ class Unpacker:
         # Every part is waited for, failed or not: none may still be writing afterwards. If
         # this is cancelled, so are the other parts, and each stops its worker (``_part``).
         try:
-            first = await self._part(wheel, target, filename, (0, n), cost // n, (worker,))
+            first = await self._on(worker, wheel, target, filename, (0, n))
         except Exception:
             await asyncio.gather(*others, return_exceptions=True)
             raise
@@ -297,18 +297,23 @@ class Unpacker:
         return first
 
     async def _part(
+        self, wheel: Path, target: Path, filename: str, part: tuple[int, int], cost: int
+    ) -> str:
+        """Part ``part`` of the wheel, unpacked by the next free worker (the costliest waiting
+        part first), or in a thread when no worker can be had."""
+        worker = await self._acquire(wait=True, cost=cost)
+        return await self._on(worker, wheel, target, filename, part)
+
+    async def _on(
         self,
+        worker: _Worker | None,
         wheel: Path,
         target: Path,
         filename: str,
         part: tuple[int, int],
-        cost: int,
-        acquired: tuple[_Worker | None] | None = None,
     ) -> str:
-        """Part ``part`` of the wheel, unpacked by the next free worker (the costliest waiting
-        part first), or by the worker ``acquired`` already, or in a thread when no worker can
-        be had."""
-        worker = await self._acquire(wait=True, cost=cost) if acquired is None else acquired[0]
+        """Part ``part`` of the wheel, unpacked by ``worker`` (lent to this call, which gives
+        it back), or in a thread when it is None."""
         # Nothing between here and the try below may fail: the worker would never be released.
         if worker is not None and not worker.send(wheel, target, filename, part):
             worker.kill()  # it died while idle and read nothing: the part is done here instead
