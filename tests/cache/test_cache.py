@@ -280,6 +280,14 @@ def test_sha256_helper_matches_hashlib(tmp_path: Path) -> None:
         ("pkg/.data/x", "pkg/.data/x"),
         ("pkg/b..", "pkg/b.."),
         ("x..y/z", "x..y/z"),
+        ("pkg/.icons/a.svg", "pkg/.icons/a.svg"),
+        ("pkg/.../x", "pkg/.../x"),
+        ("pkg/..x/y", "pkg/..x/y"),
+        ("pkg/.", "pkg"),
+        ("pkg/./.", "pkg"),
+        (".", ""),
+        ("./.hidden", ".hidden"),
+        ("a/.//b/", "a/b"),
     ],
 )
 def test_member_paths_are_normalised(name: str, normal: str) -> None:
@@ -288,7 +296,9 @@ def test_member_paths_are_normalised(name: str, normal: str) -> None:
     assert check_member_path("w.whl", name) == normal
 
 
-@pytest.mark.parametrize("name", ["../a", "a/../b", "a/..", "..", "/abs", "a\\b", "C:x", ""])
+@pytest.mark.parametrize(
+    "name", ["../a", "a/../b", "a/..", "..", "/abs", "a\\b", "C:x", "", "a/./../b", "a//.."]
+)
 def test_member_paths_that_escape_are_refused(name: str) -> None:
     from kea.cache.archive import WheelError, check_member_path
 
