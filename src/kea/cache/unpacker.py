@@ -123,16 +123,24 @@ class _Worker:
         """The next line the worker writes (with its newline); what is left, possibly b"", at
         end of file. The loop wakes this only when the pipe has something to read."""
         while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self._buffer[: end + 1])
-                del self._buffer[: end + 1]
+            line = self._whole_line()
+            if line is not None:
                 return line
             chunk = await self._read()
             if not chunk:
                 line, self._buffer = bytes(self._buffer), bytearray()
                 return line
             self._buffer += chunk
+
+    def _whole_line(self) -> bytes | None:
+        """The next whole line already read (with its newline), taken from the buffer; None
+        when there is none yet."""
+        end = self._buffer.find(b"\n")
+        if end < 0:
+            return None
+        line = bytes(self._buffer[: end + 1])
+        del self._buffer[: end + 1]
+        return line
 
     async def _read(self) -> bytes:
         loop = asyncio.get_running_loop()
@@ -166,9 +174,7 @@ class _Worker:
             if not chunk:  # it ended; wait_ready reads the end of file again
                 return False
             self._buffer += chunk
-        while (end := self._buffer.find(b"\n")) >= 0:
-            line = bytes(self._buffer[: end + 1])
-            del self._buffer[: end + 1]
+        while (line := self._whole_line()) is not None:
             if line.endswith(READY):
                 return True
         return False
