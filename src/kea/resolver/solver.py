@@ -177,13 +177,22 @@ class Solver:
         self.stats = {"decisions": 0, "conflicts": 0, "backjumps": 0}
 
     # -- public -----------------------------------------------------------------------------------
-    def solve(self) -> Resolution:
+    def solve(self, *, pinned: bool = True) -> Resolution:
+        """The solution, or ``ResolutionError``. ``pinned``: try ``kea.resolver.pinned`` first
+        (False: search at once; the tests compare the two)."""
         self._add(Incompatibility({ROOT: Term(False, VersionSet.exact(ROOT_VERSION))}, K_ROOT))
         for name, vset in self.constraints.items():
             self._add(
                 Incompatibility({name: Term(True, vset.complement())}, K_CONSTRAINT),
             )
         self._prefetch([split_key(dep)[0] for dep, _ in self.root_edges])
+        if pinned:
+            from kea.resolver.pinned import pinned_solution
+
+            checked = pinned_solution(self)
+            if checked is not None:
+                log.debug("every package pinned: %(decisions)d checked, no search", self.stats)
+                return checked
         nxt: str | None = ROOT
         while nxt is not None:
             self._propagate(nxt)
