@@ -42,6 +42,10 @@ class SimpleIndex:
         self.canned: dict[str, tuple[str, bytes]] = {}
         # extra headers on every project page, e.g. {"Cache-Control": "max-age=600"}
         self.page_headers: dict[str, str] = {}
+        # seconds each wheel download waits before it is answered; the most answered at once
+        self.file_delay = 0.0
+        self.most_files_at_once = 0
+        self._files_now = 0
         self._projects: dict[str, list[Path]] = defaultdict(list)
         self._meta: dict[str, bytes] = {}
         self._hashes: dict[str, str] = {}
@@ -121,6 +125,13 @@ class SimpleIndex:
         path = self.directory / filename
         if "/" in filename or not path.is_file():
             raise web.HTTPNotFound()
+        if self.file_delay:
+            self._files_now += 1
+            self.most_files_at_once = max(self.most_files_at_once, self._files_now)
+            try:
+                await asyncio.sleep(self.file_delay)
+            finally:
+                self._files_now -= 1
         return web.FileResponse(path)
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -280,12 +280,18 @@ def _resolve_with_early_fetch(
     installed: dict[str, str],
     seen: list[str] | None = None,
     tamper: str | None = None,
+    pinned_extra: int = 0,
+    file_delay: float = 0.0,
+    most_at_once: list[int] | None = None,
 ) -> tuple[list[str], list[str], dict[str, str]]:
     """Resolve through a real loopback index, IndexClient, HttpClient and cache; the wheel
     requests seen by the server when the resolution ended, after the installer fetched the
     chosen wheels, and the chosen versions. ``seen`` receives every request the server saw
     during the resolution. ``tamper``: a wheel of that project is rebuilt after the server
-    listed its hash (its download then fails the hash check; its ``.metadata`` stays good)."""
+    listed its hash (its download then fails the hash check; its ``.metadata`` stays good).
+    ``pinned_extra``: that many more projects ``p0``... (1.0, no dependencies) to pin;
+    ``file_delay``: seconds the server holds each wheel; ``most_at_once`` receives the most
+    wheel downloads the server had in flight at once."""
     from packaging.requirements import Requirement
 
     from kea.cache import Cache
@@ -302,7 +308,10 @@ def _resolve_with_early_fetch(
     build_wheel(wheels, "dep", "1.5")
     build_wheel(wheels, "winonly", "1.0")
     build_wheel(wheels, "have", "3.0")
+    for i in range(pinned_extra):
+        build_wheel(wheels, f"p{i}", "1.0")
     with SimpleIndex(wheels) as index:
+        index.file_delay = file_delay
         if tamper is not None:
             for path in wheels.glob(f"{tamper}-*.whl"):
                 build_wheel(wheels, tamper, path.name.split("-")[1], files={"extra.py": "x = 1\n"})
@@ -333,6 +342,8 @@ def _resolve_with_early_fetch(
                             if c.name != tamper:
                                 raise
                 after = [p for p in index.requests if p.endswith(".whl")]
+                if most_at_once is not None:
+                    most_at_once.append(index.most_files_at_once)
                 return at_resolution, after, {c.name: str(c.version) for c in chosen}
 
         return asyncio.run(main())
@@ -380,6 +391,28 @@ def test_a_partly_pinned_request_still_fetches_metadata_files(tmp_path: Path) ->
         "app-1.0-py3-none-any.whl.metadata",
         "dep-1.5-py3-none-any.whl.metadata",
     ]
+
+
+def test_early_downloads_of_a_partly_pinned_request_are_limited(tmp_path: Path) -> None:
+    from kea.resolver.provider_fetch import LIMIT
+
+    pins = [f"p{i}==1.0" for i in range(LIMIT + 4)]
+    most: list[int] = []
+    early, after, chosen = _resolve_with_early_fetch(
+        tmp_path, ["app==1.0", "dep", *pins], fetch_early=True, installed={},
+        pinned_extra=len(pins), file_delay=0.2, most_at_once=most,
+    )  # fmt: skip
+    assert chosen == {"app": "1.0", "dep": "1.5", **{f"p{i}": "1.0" for i in range(len(pins))}}
+    # dep is not pinned, so the early downloads leave connections for the resolver's pages
+    # and metadata: never more than LIMIT of them at once, the others waited for a turn.
+    assert most == [LIMIT]
+    assert early and {Path(p).name for p in early} <= {
+        "app-1.0-py3-none-any.whl",
+        *(f"p{i}-1.0-py3-none-any.whl" for i in range(len(pins))),
+    }
+    # Each wheel was downloaded once: the installer joined the downloads started early.
+    names = sorted(Path(p).name for p in after)
+    assert names == sorted(set(names)) and len(names) == len(pins) + 2
 
 
 def test_metadata_falls_back_to_the_file_when_the_wheel_fails(tmp_path: Path) -> None:

@@ -123,6 +123,11 @@ class IndexClient:
     # -- shared in-flight work ---------------------------------------------------------------
     async def _once(self, kind: str, key: str, make: Callable[[], Awaitable[T]]) -> T:
         """Run ``make()`` once per (kind, key) for this client; later callers share the result."""
+        result: T = await asyncio.shield(self._shared(kind, key, make))
+        return result
+
+    def _shared(self, kind: str, key: str, make: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        """The task running ``make()`` for (kind, key), started now if it is not yet."""
         fut = self._tasks.get((kind, key))
         if fut is None:
             fut = asyncio.ensure_future(make())
@@ -130,8 +135,7 @@ class IndexClient:
             # "Task exception was never retrieved" with a traceback when the session closes.
             fut.add_done_callback(_retrieve)
             self._tasks[(kind, key)] = fut
-        result: T = await asyncio.shield(fut)
-        return result
+        return fut
 
     def _remember(self, kind: str, key: str, value: T) -> T:
         """Record an answer found without any waiting (a cache hit) as the shared result of
@@ -356,6 +360,11 @@ class IndexClient:
     async def fetch_wheel(self, file: DistFile) -> Path:
         """The unpacked archive of a wheel: from the cache, or downloaded once and verified."""
         return await self._once("wheel", file.url, lambda: self._fetch_wheel(file))
+
+    def start_wheel(self, file: DistFile) -> asyncio.Future[Path]:
+        """``fetch_wheel``'s shared task, started now without waiting for it (the early
+        downloads of ``kea.resolver.provider_fetch``)."""
+        return self._shared("wheel", file.url, lambda: self._fetch_wheel(file))
 
     async def _fetch_wheel(self, file: DistFile) -> Path:
         if not file.is_wheel:

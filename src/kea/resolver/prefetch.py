@@ -77,6 +77,9 @@ class Prefetcher:
         self.requested_pages = 0
         self.requested_metadata = 0
         self._closed = False
+        # Called with each page's selection as soon as it is known, in the same step (no turn
+        # of the loop in between): the early downloads (``kea.resolver.provider_fetch``).
+        self._page_listeners: list[Callable[[str, Selection], None]] = []
 
     # -- on the loop -------------------------------------------------------------------------
 
@@ -120,10 +123,17 @@ class Prefetcher:
         sel = await self._settle(fut, select())
         if sel is None:
             return
+        for listener in self._page_listeners:
+            listener(name, sel)
         if self.speculate and sel.candidates:
             pin = self.pins.get(name)
             pinned = [c for c in sel.candidates if c.version == pin] if pin is not None else []
             self.metadata_future(pinned[0] if pinned else sel.candidates[0])
+
+    def on_page(self, listener: Callable[[str, Selection], None]) -> None:
+        """Call ``listener(name, selection)`` for each page fetched from now on, as it arrives
+        (a page that failed is not announced)."""
+        self._page_listeners.append(listener)
 
     def metadata_future(self, cand: Candidate) -> asyncio.Future[CoreMetadata]:
         key = (cand.name, cand.version)

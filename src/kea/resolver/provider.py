@@ -197,7 +197,7 @@ class ResolveInput(msgspec.Struct):
     no_binary: Sequence[str] = ()
     index_strategy: str = "first-index"
     # Start downloading pinned wheels while resolving (``kea.resolver.provider_fetch``); only
-    # for a run that will install them (never ``--dry-run``), through ``source.fetch_wheel``.
+    # for a run that will install them (never ``--dry-run``), through ``source.start_wheel``.
     fetch_early: bool = False
 
 
@@ -379,11 +379,10 @@ async def resolve_request(
     pins = early_pins(requirements, markers=interpreter.markers, skip=skip)
     pre = Prefetcher(source, policy, loop, concurrency=concurrency, pins=pins)
     provider = IndexProvider(pre, direct, index_strategy=spec.index_strategy)
-    pre.prefetch_pages(canonicalize_name(r.name) for r in requirements if r.name not in direct)
     early = _early_fetch(spec, source, requirements, pins, interpreter.markers)
     if early is not None:
-        for name in early.pins:
-            early.watch(name, pre.page_future(name))
+        pre.on_page(early.page_ready)
+    pre.prefetch_pages(canonicalize_name(r.name) for r in requirements if r.name not in direct)
     try:
         solution = await run_in_worker(lambda: _solve(setup, provider, spec))
     except ResolutionError as e:
@@ -445,7 +444,7 @@ def _early_fetch(
 ) -> Any:
     """The ``EarlyFetch`` of this run, or None (not asked for, or nothing to fetch). ``pins``:
     the run's ``early_pins`` (direct references and overrides left out already)."""
-    if not spec.fetch_early or not hasattr(source, "fetch_wheel"):
+    if not spec.fetch_early or not hasattr(source, "start_wheel"):
         return None
     from kea.resolver.provider_fetch import EarlyFetch, locked, narrowed
 
