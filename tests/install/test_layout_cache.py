@@ -111,3 +111,28 @@ def test_keep_layout_stores_it_ahead_and_leaves_a_bad_wheel_to_the_install(
     assert not (bad / LAYOUT_FILE).exists()
     with pytest.raises(KeaError, match="escape"):
         read_wheel(bad, "/usr/bin/python3")
+
+
+def test_a_layout_kept_by_this_process_is_taken_from_memory_once(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kea.install.wheel import _load_layout, read_wheels
+
+    arch = archive(tmp_path, "demo-pkg", "1.0", **DEMO)
+    keep_layout(arch)
+    on_disk = _load_layout(arch)
+    assert on_disk is not None
+    (arch / LAYOUT_FILE).unlink()  # not read back: the layout kept in memory answers
+    exe = "/opt/venv/bin/python"
+    with ThreadPoolExecutor(1) as pool:
+        [got] = read_wheels([arch], exe, pool)
+        assert not (arch / LAYOUT_FILE).exists()
+        fields = ("name", "version", "dist_info", "kept_rows", "others", "dirs", "tops")
+        assert [getattr(got, f) for f in fields] == [getattr(on_disk, f) for f in fields]
+        assert got.entry_points == on_disk.entry_points
+        assert dict(got.launchers)["demo-cli"].startswith(b"#!/opt/venv/bin/python\n")
+        # Taken once: the next install reads the archive again (here it computes and keeps
+        # the layout file anew, the first one being gone).
+        [again] = read_wheels([arch], exe, pool)
+        assert (arch / LAYOUT_FILE).is_file()
+        assert again.kept_rows == got.kept_rows
