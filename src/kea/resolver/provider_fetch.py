@@ -4,10 +4,10 @@ as its page is known, while the resolver is still walking the rest of the graph.
 Only where the outcome cannot differ: a top-level ``name==version`` (no wildcard, no override,
 no ``--hash`` list, marker true on the target) that is not already installed at that version,
 whose chosen file would be the same one the provider hands the installer (the best-ranked file
-of that version). The download is the source's shared task for the file (``start_wheel``), so the
-installer's later request for it joins the same task. At most ``limit``
-early downloads run at a time, leaving connections for the resolver's pages and metadata.
-Wrappers still waiting when the resolution ends are cancelled (the installer asks for what it
+of that version). The download is the source's shared task for the file (``start_wheel``), so
+the installer's later request for it joins the same task. At most ``LIMIT`` early downloads run
+at a time, leaving connections for the resolver's pages and metadata; the others wait in a
+queue. Those still queued when the resolution ends are dropped (the installer asks for what it
 needs itself); a download already started runs on inside the source.
 
 When every requirement is such a pin (a locked file: ``uv pip compile``'s output), every one of
