@@ -146,7 +146,6 @@ class EarlyFetch:
         self._running = 0
         self._queue: deque[DistFile] = deque()  # over the limit: started as others end
         self._closed = False
-        self.started: list[str] = []  # file names, in the order their downloads began
 
     def page_ready(self, name: str, selection: Selection) -> None:
         """``name``'s page is known: start the download of its pin's wheel (or queue it)."""
@@ -167,7 +166,6 @@ class EarlyFetch:
 
     def _start(self, file: DistFile) -> None:
         self._running += 1
-        self.started.append(file.filename)
         task = self.source.start_wheel(file)
         task.add_done_callback(lambda fut: self._ended(file, fut))
 
