@@ -408,27 +408,58 @@ def test_prestarted_workers_wait_ready_in_the_pool(tmp_path: Path) -> None:
     assert broken._started == 0 and broken._idle == []
 
 
-def test_workers_launched_before_a_loop_serve_it(tmp_path: Path) -> None:
-    wheels = [build_wheel(tmp_path, f"demo{i}", "1.0") for i in range(3)]
-    u = Unpacker(2)
-    u.launch()  # no event loop yet
-    assert u._started == 2 and len(u._launched) == 2
-    launched = {w.proc.pid for w in u._launched}
-    u.launch()  # no room for more
-    assert u._started == 2 and len(u._launched) == 2
+@pytest.mark.parametrize(("limit", "launched"), [(1, 1), (2, 1), (3, 2)])
+def test_a_launch_leaves_one_core_to_kea_itself(limit: int, launched: int) -> None:
+    u = Unpacker(limit)
+    u.launch()
+    assert u._started == launched and len(u._launched) == launched
+    u.close()
+    assert u._started == 0
 
-    async def unpack_all() -> list[str]:
-        names = await asyncio.gather(
-            *(u.unpack(w, _target(tmp_path, w.stem), w.name) for w in wheels)
-        )
+
+def test_the_worker_a_launch_left_out_starts_at_the_first_download(tmp_path: Path) -> None:
+    u = Unpacker(2)
+    u.launch()
+    assert u._started == 1
+
+    async def first_download() -> int:
+        u.prestart()  # what Cache.store_wheel calls as a download begins
+        started = u._started
         deadline = time.monotonic() + 30
         while len(u._idle) < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)  # the second may still be on its way to the pool
-        return list(names)
+            await asyncio.sleep(0.01)
+        return started
+
+    assert asyncio.run(first_download()) == 2
+    assert len(u._idle) == 2 and u._launched == []
+    u.close()
+
+
+def test_workers_launched_before_a_loop_serve_it(tmp_path: Path) -> None:
+    import select
+
+    wheels = [build_wheel(tmp_path, f"demo{i}", "1.0") for i in range(3)]
+    u = Unpacker(3)
+    u.launch()  # no event loop yet; all workers but one
+    assert u._started == 2 and len(u._launched) == 2
+    launched = {w.proc.pid for w in u._launched}
+    u.launch()  # no more: the last one is left for the first download
+    assert u._started == 2 and len(u._launched) == 2
+    for worker in u._launched:  # both ready before the loop asks: neither is started anew
+        assert select.select([worker.out_fd], [], [], 30)[0], "the worker never said it is ready"
+
+    async def unpack_all() -> list[str]:
+        names = []
+        for pair in (wheels[:2], wheels[2:]):  # never more at once than the launched workers
+            names += await asyncio.gather(
+                *(u.unpack(w, _target(tmp_path, w.stem), w.name) for w in pair)
+            )
+        return names
 
     assert asyncio.run(unpack_all()) == [f"demo{i}-1.0.dist-info" for i in range(3)]
     # The launched processes did the work: none other was started.
     assert {w.proc.pid for w in u._idle} == launched and u._launched == []
+    assert u._started == 2
     u.close()
     assert u._started == 0
 
@@ -437,9 +468,10 @@ def test_launched_workers_already_ready_join_without_a_turn_of_the_loop(tmp_path
     import select
 
     wheel = build_wheel(tmp_path, "demo", "1.0")
-    u = Unpacker(2)
+    u = Unpacker(3)
     u.launch()
     launched = list(u._launched)
+    assert len(launched) == 2
     for worker in launched:
         # Readable once its ready line is in the pipe (one write, far below PIPE_BUF).
         assert select.select([worker.out_fd], [], [], 30)[0], "the worker never said it is ready"

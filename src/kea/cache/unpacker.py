@@ -37,11 +37,14 @@ wheel, with a hint. Where no worker can be started, or one ends before it is
 ready (kea importable only from the working directory, say), wheels are unpacked in a thread
 of the calling process.
 
-A run that will download every wheel it installs (an empty cache) has the workers launched
-before its event loop exists (``launch``): they start on the core that kea's own start-up and
+A run that will download every wheel it installs (an empty cache) has workers launched
+before its event loop exists (``launch``): they start on the cores that kea's own start-up and
 resolution leave idle, and wait there, ready, for the first wheel. Started on the first
 download instead, they were ready 50-80 ms after the first wheel landed (a traced cold jupyter
-install).
+install). One core is left to kea's own thread, which is busy throughout its start-up: on two
+cores, the second worker starting beside the first took ~25 ms of CPU from it before its first
+request (a sampled cold jupyter install); it starts at the first download instead
+(``prestart``), paired cold installs 0.954, 0.976 and 0.985 (14, 14 and 20 pairs).
 
 The pool is used from one event loop at a time (kea runs one); it outlives the loop, and a
 later loop may use it again.
@@ -400,10 +403,11 @@ class Unpacker:
         return None
 
     def launch(self) -> None:
-        """Start the processes of the workers now, with no event loop needed: they join the
-        pool once a loop asks for a worker (``_adopt``). A process that cannot be started
-        leaves the unpacker broken, as in ``_spawn``."""
-        while not self._broken and self._started < self.limit:
+        """Start the processes of all workers but one now (at least one), with no event loop
+        needed: they join the pool once a loop asks for a worker (``_adopt``). A process that
+        cannot be started leaves the unpacker broken, as in ``_spawn``."""
+        count = max(1, self.limit - 1)  # one core for kea's own thread (module docstring)
+        while not self._broken and self._started < count:
             try:
                 self._launched.append(_Worker())
             except OSError:
