@@ -435,6 +435,48 @@ def test_the_worker_a_launch_left_out_starts_at_the_first_download(tmp_path: Pat
     u.close()
 
 
+def test_the_rest_start_once_the_launched_workers_are_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = tmp_path / "gate"
+    # Every worker waits for the gate before it says it is ready.
+    _sitecustomize(
+        tmp_path,
+        monkeypatch,
+        f"import os, time\nwhile not os.path.exists({str(gate)!r}):\n    time.sleep(0.01)\n",
+    )
+    u = Unpacker(3)
+    u.launch()
+    launched = {w.proc.pid for w in u._launched}
+    assert len(launched) == 2
+
+    async def follow() -> tuple[int, int]:
+        u.follow_launch()
+        await asyncio.sleep(0.3)  # the launched ones are still at the gate
+        before = u._started
+        gate.touch()
+        deadline = time.monotonic() + 30
+        while len(u._idle) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return before, len(u._idle)
+
+    assert asyncio.run(follow()) == (2, 3)
+    assert launched < {w.proc.pid for w in u._idle} and u._launched == []
+    u.close()
+    assert u._started == 0
+
+
+def test_following_no_launch_starts_nothing() -> None:
+    u = Unpacker(2)
+
+    async def follow() -> int:
+        u.follow_launch()  # a run that launched nothing starts its workers on first use
+        await asyncio.sleep(0)
+        return u._started
+
+    assert asyncio.run(follow()) == 0
+
+
 def test_workers_launched_before_a_loop_serve_it(tmp_path: Path) -> None:
     import select
 

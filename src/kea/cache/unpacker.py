@@ -43,8 +43,11 @@ resolution leave idle, and wait there, ready, for the first wheel. Started on th
 download instead, they were ready 50-80 ms after the first wheel landed (a traced cold jupyter
 install). One core is left to kea's own thread, which is busy throughout its start-up: on two
 cores, the second worker starting beside the first took ~25 ms of CPU from it before its first
-request (a sampled cold jupyter install); it starts at the first download instead
-(``prestart``), paired cold installs 0.954, 0.976 and 0.985 (14, 14 and 20 pairs).
+request (a sampled cold jupyter install). The others start once the launched ones are ready
+(``follow_launch``, as the event loop starts), on the core those leave idle until the first
+wheel lands. Paired cold jupyter installs, against both launched at once: 0.954, 0.976 and
+0.985 (14, 14 and 20 pairs) with the second started at the first download; then 0.970, 0.960,
+1.007 and 0.965 (16, 16, 14 and 16 pairs) started when the first is ready, against that.
 
 The pool is used from one event loop at a time (kea runs one); it outlives the loop, and a
 later loop may use it again.
@@ -266,7 +269,7 @@ class Unpacker:
         # (-cost, arrival, future) of each part waiting for a worker, as a heap
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._queued = 0
-        self._starting: set[asyncio.Task[None]] = set()  # prestart's, held until done
+        self._starting: set[asyncio.Task[None]] = set()  # held until done (``_join``...)
         self._ending: list[_Worker] = []  # closed by close(wait=False), not waited for yet
         self._launched: list[_Worker] = []  # started by launch(), not yet seen ready
 
@@ -404,8 +407,9 @@ class Unpacker:
 
     def launch(self) -> None:
         """Start the processes of all workers but one now (at least one), with no event loop
-        needed: they join the pool once a loop asks for a worker (``_adopt``). A process that
-        cannot be started leaves the unpacker broken, as in ``_spawn``."""
+        needed: they join the pool on a loop (``follow_launch``, or ``_adopt`` when one first
+        asks for a worker). A process that cannot be started leaves the unpacker broken, as
+        in ``_spawn``."""
         count = max(1, self.limit - 1)  # one core for kea's own thread (module docstring)
         while not self._broken and self._started < count:
             try:
@@ -414,6 +418,26 @@ class Unpacker:
                 self._broken = True
                 return
             self._started += 1
+
+    def follow_launch(self) -> None:
+        """After ``launch``, on the running event loop: the launched workers join the pool as
+        they say they are ready, and once all have, the others start (``prestart``). A no-op
+        when nothing was launched."""
+        if not self._launched:
+            return
+        self._adopt()
+        joining = set(self._starting)
+        if not joining:  # all ready already
+            self.prestart()
+            return
+
+        async def then_the_rest() -> None:
+            await asyncio.wait(joining)
+            self.prestart()
+
+        task = asyncio.ensure_future(then_the_rest())
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
 
     def prestart(self) -> None:
         """Start the workers now, each put in the pool once it is ready: the caller knows
@@ -524,6 +548,13 @@ def launch() -> None:
     """Have the workers start now, before the event loop runs: the run will download the
     wheels it installs (see the module docstring)."""
     _shared().launch()
+
+
+def follow_launch() -> None:
+    """On the running loop of a run that ``launch``-ed workers: the others start once those are
+    ready (see the module docstring)."""
+    if _SHARED is not None:
+        _SHARED.follow_launch()
 
 
 def prestart() -> None:

@@ -167,8 +167,10 @@ async def _pipeline(
     cache: Any,
     started: float,
 ) -> None:
+    from kea.cache.unpacker import follow_launch
     from kea.resolver.provider import resolve_request
 
+    follow_launch()  # the workers not launched start once the launched ones are ready
     bar = Prepared(Progress if options.show_progress and not request.dry_run else None)
     try:
         async with _open_index(settings, cache, lookup, bar=bar, dry_run=request.dry_run) as index:
