@@ -15,8 +15,9 @@ import pytest
 from kea.install.plan import WantedDist
 from tests.install.conftest import run_kea
 from tests.install.helpers import archive, install, py, site_packages, target_of
+from tests.install.killpoint import KILL_AFTER, KILL_AT_RENAME
 
-DRIVER = """
+_INSTALL = """
 import json, sys
 from pathlib import Path
 from kea.install.environment import resolve_target
@@ -29,6 +30,7 @@ print("start", flush=True)
 apply_plan(target, make_plan(wanted, installed_dists(target)), compile_bytecode=True)
 print("done", flush=True)
 """
+DRIVER = KILL_AT_RENAME + _INSTALL  # dies at a rename when the environment names one
 
 CHECK = """
 import importlib, importlib.metadata as md, json, os, sys
@@ -112,7 +114,7 @@ def test_killed_at_each_rename_rolls_back_or_forward(
     new = _versions(4, tmp_path, "2.0")
     install(target, *old)
     names = [w.name for w in old]
-    proc = _spawn(venv, tmp_path, new, {"KEA_TEST_KILL_AFTER_RENAMES": str(kill_after)})
+    proc = _spawn(venv, tmp_path, new, {KILL_AFTER: str(kill_after)})
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     assert (site_packages(venv) / ".kea-staging").exists()  # the dead process left its journal
@@ -166,7 +168,7 @@ def test_fresh_install_killed_removes_what_it_created_in_place(
     # created in place while staging; only the dist-info renames remain for the commit.
     new = _versions(4, tmp_path, "1.0")
     names = [w.name for w in new]
-    proc = _spawn(venv, tmp_path, new, {"KEA_TEST_KILL_AFTER_RENAMES": str(kill_after)})
+    proc = _spawn(venv, tmp_path, new, {KILL_AFTER: str(kill_after)})
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     sp = site_packages(venv)

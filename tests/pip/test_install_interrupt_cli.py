@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.install.killpoint import CLI, KILL_AFTER
 from tests.pip.conftest import Kea
 from tests.pip.server import SimpleIndex
 from tests.pip.wheelmaker import build_wheel
@@ -64,8 +65,10 @@ def universe(small_index: SimpleIndex) -> SimpleIndex:
 
 
 def spawn(kea: Kea, venv: Path, url: str, **env: str) -> subprocess.Popen[str]:
+    """``kea pip install`` of every package at 2.0 (``killpoint.CLI``: as ``python -m kea``,
+    dying at a rename when ``env`` names one)."""
     reqs = [f"{n}==2.0" for n in NAMES]
-    return subprocess.Popen([sys.executable, "-m", "kea", "pip", "install", "-i", url, *reqs],
+    return subprocess.Popen([sys.executable, "-c", CLI, "pip", "install", "-i", url, *reqs],
                             cwd=kea.cwd, env={**kea.env, "VIRTUAL_ENV": str(venv), **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
@@ -78,7 +81,7 @@ def test_kea_pip_install_killed_then_next_install_succeeds(
     assert kea("pip", "install", "-i", universe.url, *old, venv=venv).returncode == 0
     # SIGKILL at a chosen rename of the install transaction
     for kill_after in (1, 7):
-        proc = spawn(kea, venv, universe.url, KEA_TEST_KILL_AFTER_RENAMES=str(kill_after))
+        proc = spawn(kea, venv, universe.url, **{KILL_AFTER: str(kill_after)})
         proc.communicate(timeout=120)
         assert proc.returncode != 0
         assert kea("pip", "list", venv=venv).returncode == 0  # recovery on next use

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import threading
 import uuid
 from pathlib import Path
@@ -71,7 +70,6 @@ log = kea.log.get("kea.install")
 STAGING_DIR = ".kea-staging"
 LOCK_FILE = ".kea.lock"
 RUN_JOURNAL = "run-journal"  # a run's journal; a package directory of the old layout has "journal"
-_KILL_ENV = "KEA_TEST_KILL_AFTER_RENAMES"  # fault injection for the interrupt tests
 _COMMITTED = ["committed"]  # a package's last operation once it is new
 
 
@@ -182,9 +180,6 @@ class EnvTransaction:
         self._run_made = False
         self._done: set[str] = set()  # packages of this run with nothing left to do
         self.recovered = 0  # interrupted runs (or old-layout packages) found on entering
-        self._renames = 0
-        kill = os.environ.get(_KILL_ENV)
-        self._kill_after = int(kill) if kill and kill.isdigit() else None
         self._roots = {k: Path(getattr(target.scheme, k)) for k in SCHEME_KEYS}
         bases = {os.path.normpath(str(p)) for p in self._roots.values()}
         if target.kind == "venv":
@@ -425,10 +420,6 @@ class EnvTransaction:
 
     def _mv(self, name: str, src: str, dst: str) -> None:
         self._journal.add(name, ["mv", src, dst])
-        if self._kill_after is not None:
-            if self._renames >= self._kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
-            self._renames += 1
         try:
             os.rename(src, dst)
         except OSError as e:

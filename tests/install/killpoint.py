@@ -1,0 +1,36 @@
+"""Fault injection for the kill tests, from the test side: Python source that, run in a child
+process before it installs, makes the install transaction die by SIGKILL at a chosen rename.
+
+The child dies where a crash hurts most: its journal already names the rename, the rename itself
+is not done. ``KILL_AT_RENAME`` reads the rename's index (0 = the first) from the environment
+variable ``KILL_AFTER``, and patches nothing when it is unset.
+"""
+
+KILL_AFTER = "KEA_TEST_KILL_AFTER_RENAMES"
+
+KILL_AT_RENAME = f"""
+import os as _os, signal as _signal
+if _os.environ.get({KILL_AFTER!r}, "").isdigit():
+    from kea.install.transaction import EnvTransaction as _T
+
+    _after, _done, _mv = int(_os.environ[{KILL_AFTER!r}]), [0], _T._mv
+
+    def _dying_mv(self, name, src, dst):
+        if _done[0] >= _after:
+            self._journal.add(name, ["mv", src, dst])
+            _os.kill(_os.getpid(), _signal.SIGKILL)
+        _done[0] += 1
+        _mv(self, name, src, dst)
+
+    _T._mv = _dying_mv
+"""
+
+_MAIN = """
+import sys
+sys.argv[0] = "kea"
+from kea.cli.main import main
+main()
+"""
+
+# ``kea`` itself, as ``python -m kea`` runs it, after KILL_AT_RENAME: ``python -c CLI args...``.
+CLI = KILL_AT_RENAME + _MAIN
