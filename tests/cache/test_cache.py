@@ -219,12 +219,23 @@ def test_a_record_directory_removed_meanwhile_is_made_again(tmp_path: Path) -> N
 def test_an_atomic_write_beside_a_relative_name_stays_in_its_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kea.cache.store import atomic_write
+    from kea.atomic import atomic_write
 
     monkeypatch.chdir(tmp_path)
     atomic_write("memo.bin", b"data")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["memo.bin"]
     assert (tmp_path / "memo.bin").read_bytes() == b"data"
+
+
+def test_an_atomic_write_that_fails_leaves_no_temporary_file(tmp_path: Path) -> None:
+    from kea.atomic import atomic_write
+
+    (tmp_path / "taken").mkdir()  # the rename over a directory fails
+    (tmp_path / "taken" / "inside").write_bytes(b"old")
+    with pytest.raises(OSError):
+        atomic_write(tmp_path / "taken", b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+    assert (tmp_path / "taken" / "inside").read_bytes() == b"old"
 
 
 def test_cache_location_from_settings(tmp_path: Path) -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import msgspec
 
+from kea.atomic import TMP_PREFIX
 from kea.cache.store import (
     ARCHIVE,
     BUCKETS,
     LOCKS,
     METADATA,
     SIMPLE,
-    TMP_PREFIX,
     WHEELS,
     Cache,
     WheelPointer,

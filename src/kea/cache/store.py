@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from kea.atomic import TMP_PREFIX, atomic_write
 from kea.digest import sha256
 from kea.errors import KeaError
 
@@ -39,7 +40,6 @@ ARCHIVE = "archive-v1"
 INTERPRETERS = "interpreters-v1"
 BUCKETS = (SIMPLE, METADATA, WHEELS, ARCHIVE, INTERPRETERS)
 
-TMP_PREFIX = ".tmp-"
 LOCKS = ".locks"  # per-entry lock files of older kea versions: skipped by maintenance
 
 T = TypeVar("T")
@@ -359,20 +359,3 @@ def _hash_file(path: Path, expected_hashes: Mapping[str, str] | None) -> dict[st
 
 def _pointer_rel(filename: str, source: str) -> str:
     return f"{project_of(filename)}/{filename}-{url_key(source)}.msgpack"
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all: a temporary file beside it (``TMP_PREFIX``), renamed
-    over it, and removed if the write fails."""
-    head, name = os.path.split(os.fspath(path))
-    tmp = os.path.join(head, f"{TMP_PREFIX}{name}.{os.urandom(4).hex()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

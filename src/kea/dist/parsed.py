@@ -370,7 +370,7 @@ def save() -> None:
     doc = {"lines": _kept(_lines), "marks": marks, "specs": _kept(_specs)}
     doc[EXTRAS_TABLE] = _kept(_extras)
     data = msgspec.msgpack.encode(doc)
-    from kea.cache.store import atomic_write
+    from kea.atomic import atomic_write
 
     try:
         atomic_write(_path, data)

@@ -26,6 +26,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from kea.atomic import TMP_PREFIX, atomic_write
+
 # Read size for hashing: below glibc's mmap threshold (128 KiB), so the one buffer a hash needs
 # is reused from the thread's heap instead of growing it (1 MiB chunks left ~1 MiB resident per
 # worker thread); sha256 costs far more than the extra reads.
@@ -54,16 +56,17 @@ STALE_TEMP_SECONDS = 3600
 
 
 def sweep_temp_files(root: Path, *, older_than: float = STALE_TEMP_SECONDS) -> int:
-    """Remove the ``.tmp-*`` files under the cache directory ``root`` left by writers that died
-    (``older_than`` seconds without a change); returns how many. Run once as the server starts,
-    before its workers: a live writer of another server on the same cache keeps its file fresh."""
+    """Remove the temporary files (``TMP_PREFIX``) under the cache directory ``root`` left by
+    writers that died (``older_than`` seconds without a change); returns how many. Run once as
+    the server starts, before its workers: a live writer of another server on the same cache
+    keeps its file fresh."""
     import time
 
     limit = time.time() - older_than
     removed = 0
     for here, _, names in os.walk(root):
         for name in names:
-            if not name.startswith(".tmp-"):
+            if not name.startswith(TMP_PREFIX):
                 continue
             path = os.path.join(here, name)
             try:
@@ -147,7 +150,7 @@ class Store:
 
     def temp_file(self) -> tuple[IO[bytes], Path]:
         """A new temporary file in the files bucket (same filesystem as its final place)."""
-        fd, name = tempfile.mkstemp(dir=self.files, prefix=".tmp-")
+        fd, name = tempfile.mkstemp(dir=self.files, prefix=TMP_PREFIX)
         return os.fdopen(fd, "wb"), Path(name)
 
     def commit(self, tmp: Path, sha256: str) -> Path:
@@ -194,18 +197,9 @@ class Store:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """``kea.atomic.atomic_write``, its directory made first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, data)
 
 
 __all__ = ["Store", "is_sha256", "sha256_file", "write_atomic"]
