@@ -279,7 +279,8 @@ def test_a_large_wheel_goes_whole_while_other_wheels_wait_for_a_worker(
     async def busy() -> list[str]:
         # Both workers are lent out, so the small wheels queue; the large one then waits for
         # a worker too, and gets one first (the costliest), with small ones still waiting.
-        lent = [await u._acquire(wait=True) for _ in range(2)]
+        # (Each with more work left than a part may be queued behind.)
+        lent = [await u._acquire(wait=True, cost=unpacker.QUEUE_BEHIND + 1) for _ in range(2)]
         tasks = [
             asyncio.ensure_future(u.unpack(w, _target(tmp_path, w.stem), w.name))
             for w in [*small, big]
@@ -351,8 +352,8 @@ def test_an_interruption_stops_every_worker_still_writing(
     lent: list[unpacker._Worker] = []
     real_acquire = u._acquire
 
-    async def acquire(*, wait: bool, cost: int = 0) -> unpacker._Worker | None:
-        worker = await real_acquire(wait=wait, cost=cost)
+    async def acquire(*, wait: bool, cost: int = 0, behind: bool = True) -> unpacker._Worker | None:
+        worker = await real_acquire(wait=wait, cost=cost, behind=behind)
         if worker is not None:
             lent.append(worker)
         return worker
@@ -634,7 +635,7 @@ def test_waiting_parts_get_a_worker_costliest_first() -> None:
     u = Unpacker(1)
 
     async def scenario() -> list[str]:
-        lent = await u._acquire(wait=True)
+        lent = await u._acquire(wait=True, cost=unpacker.QUEUE_BEHIND + 1)  # none queue behind
         assert lent is not None
         order: list[str] = []
 
@@ -656,11 +657,121 @@ def test_waiting_parts_get_a_worker_costliest_first() -> None:
     u.close()
 
 
+def _ready_unpacker(limit: int) -> Unpacker:
+    """An unpacker whose ``limit`` workers are started, ready and idle (as a run's are when
+    its wheels arrive)."""
+    u = Unpacker(limit)
+
+    async def ready() -> None:
+        u.prestart()
+        deadline = time.monotonic() + 30
+        while len(u._idle) < limit and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(ready())
+    assert len(u._idle) == limit
+    return u
+
+
+def _traced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """("sent" or "answered", wheel file name) for every request to a worker, in order."""
+    trace: list[tuple[str, str]] = []
+    real_send, real_receive = unpacker._Worker.send, unpacker._Worker.receive
+
+    def send(self: unpacker._Worker, wheel: Path, target: Path, name: str, part: Any) -> bool:
+        trace.append(("sent", name))
+        return bool(real_send(self, wheel, target, name, part))
+
+    async def receive(self: unpacker._Worker, name: str) -> str:
+        try:
+            return await real_receive(self, name)
+        finally:
+            trace.append(("answered", name))
+
+    monkeypatch.setattr(unpacker._Worker, "send", send)
+    monkeypatch.setattr(unpacker._Worker, "receive", receive)
+    return trace
+
+
+def test_a_small_part_is_queued_behind_a_busy_worker_s_small_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheels = [build_wheel(tmp_path, f"demo{i}", "1.0") for i in range(3)]
+    trace = _traced(monkeypatch)
+    u = _ready_unpacker(1)
+
+    async def together() -> list[str]:
+        return list(
+            await asyncio.gather(*(u.unpack(w, _target(tmp_path, w.stem), w.name) for w in wheels))
+        )
+
+    assert asyncio.run(together()) == [f"demo{i}-1.0.dist-info" for i in range(3)]
+    # The second is sent before the first is answered; the third waits (one part ahead at most).
+    names = [w.name for w in wheels]
+    assert trace[:3] == [("sent", names[0]), ("sent", names[1]), ("answered", names[0])]
+    assert [n for kind, n in trace if kind == "answered"] == names
+    assert u._started == 1 and len(u._idle) == 1 and not u._busy
+    u.close()
+
+
+def test_a_part_queued_behind_a_refused_wheel_is_unpacked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = build_wheel(tmp_path, "evil", "1.0", files={"../evil.py": b"x"})
+    good = build_wheel(tmp_path, "demo", "1.0")
+    trace = _traced(monkeypatch)
+    u = _ready_unpacker(1)
+
+    async def together() -> list[object]:
+        return list(
+            await asyncio.gather(
+                u.unpack(bad, _target(tmp_path, "bad"), bad.name),
+                u.unpack(good, _target(tmp_path, "good"), good.name),
+                return_exceptions=True,
+            )
+        )
+
+    refused, unpacked = asyncio.run(together())
+    assert trace[:2] == [("sent", bad.name), ("sent", good.name)]  # queued behind it
+    assert isinstance(refused, WheelError) and unpacked == "demo-1.0.dist-info"
+    assert (tmp_path / "good" / "demo-1.0.dist-info" / "RECORD").is_file()
+    assert u._started == 1 and len(u._idle) == 1  # the wheel's fault: the worker stays
+    u.close()
+
+
+def test_a_large_wheel_goes_whole_while_a_part_is_queued_behind_a_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f"pkg/m{i:03}.py": f"V = {i}\n".encode() for i in range(120)}
+    big = build_wheel(tmp_path, "big", "1.0", files=files)
+    monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
+    trace = _traced(monkeypatch)
+    u = _ready_unpacker(2)
+
+    async def scenario() -> str:
+        one, other, behind = [await u._acquire(wait=True, cost=c) for c in (10, 20, 10)]
+        assert behind is one and one is not other  # queued behind the one with less left
+        task = asyncio.ensure_future(u.unpack(big, _target(tmp_path, "big"), big.name))
+        await asyncio.sleep(0.01)  # waits: a large wheel is never queued behind
+        assert other is not None
+        u._release(other, healthy=True)  # free: the large wheel gets it, while one has two
+        name = await asyncio.wait_for(task, 30)
+        for _ in range(2):
+            assert one is not None
+            u._release(one, healthy=True)
+        return name
+
+    assert asyncio.run(scenario()) == "big-1.0.dist-info"
+    assert [t for t in trace if t[0] == "sent"] == [("sent", big.name)]  # whole: one request
+    assert len(u._idle) == 2 and not u._busy
+    u.close()
+
+
 def test_a_waiter_woken_then_interrupted_hands_the_worker_on(tmp_path: Path) -> None:
     u = Unpacker(1)
 
     async def scenario() -> None:
-        lent = await u._acquire(wait=True)
+        lent = await u._acquire(wait=True, cost=unpacker.QUEUE_BEHIND + 1)  # none queue behind
         assert lent is not None
         first = asyncio.ensure_future(u._acquire(wait=True))
         second = asyncio.ensure_future(u._acquire(wait=True))
