@@ -259,13 +259,18 @@ def test_a_large_wheel_is_split_across_free_workers(
     u.close()
 
 
+def _large_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A wheel of 120 members, large enough to be split (``SPLIT_MIN`` lowered to 100)."""
+    monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
+    files = {f"pkg/m{i:03}.py": f"V = {i}\n".encode() for i in range(120)}
+    return build_wheel(tmp_path, "big", "1.0", files=files)
+
+
 def test_a_large_wheel_goes_whole_while_other_wheels_wait_for_a_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = {f"pkg/m{i:03}.py": f"V = {i}\n".encode() for i in range(120)}
-    big = build_wheel(tmp_path, "big", "1.0", files=files)
+    big = _large_wheel(tmp_path, monkeypatch)
     small = [build_wheel(tmp_path, f"small{i}", "1.0") for i in range(3)]
-    monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
     u = Unpacker(2)
     sent: list[tuple[str, tuple[int, int]]] = []
     real_send = unpacker._Worker.send
@@ -742,9 +747,7 @@ def test_a_part_queued_behind_a_refused_wheel_is_unpacked(
 def test_a_large_wheel_goes_whole_while_a_part_is_queued_behind_a_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = {f"pkg/m{i:03}.py": f"V = {i}\n".encode() for i in range(120)}
-    big = build_wheel(tmp_path, "big", "1.0", files=files)
-    monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
+    big = _large_wheel(tmp_path, monkeypatch)
     trace = _traced(monkeypatch)
     u = _ready_unpacker(2)
 
