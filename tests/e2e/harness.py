@@ -77,6 +77,17 @@ def start_seed_pair(
     return pypi, router
 
 
+def stop_all(stoppers: list[Any]) -> None:
+    """Call every stopper, the last started first; one that fails does not keep the others
+    from running. The list is left empty."""
+    for stop in reversed(stoppers):
+        try:
+            stop()
+        except Exception:
+            pass
+    stoppers.clear()
+
+
 class Servers:
     """Everything started once: TLS, wheels, pypiserver, simpleindex, our hosts, the proxy."""
 
@@ -132,12 +143,7 @@ class Servers:
         return self.router.front
 
     def stop(self) -> None:
-        for stop in reversed(self._stoppers):
-            try:
-                stop()
-            except Exception:
-                pass
-        self._stoppers.clear()
+        stop_all(self._stoppers)
         self.loop.stop()
 
 

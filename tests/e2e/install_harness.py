@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.harness import Run, Servers, World, start_seed_pair
+from tests.e2e.harness import Run, Servers, World, start_seed_pair, stop_all
 from tests.e2e.wheels import build_wheel
 
 PRIVATE = "acme-private"
@@ -61,12 +61,7 @@ class SeedServers:
         return self.router.url + "/"
 
     def stop(self) -> None:
-        for stop in reversed(self._stoppers):
-            try:
-                stop()
-            except Exception:
-                pass
-        self._stoppers.clear()
+        stop_all(self._stoppers)
 
 
 class InstallWorld(World):
