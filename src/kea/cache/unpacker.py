@@ -295,7 +295,7 @@ class Unpacker:
         # (-cost, arrival, future) of each part waiting for a worker, as a heap
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._queued = 0
-        self._starting: set[asyncio.Task[None]] = set()  # held until done (``_join``...)
+        self._starting: set[asyncio.Task[None]] = set()  # held until done (``_hold``)
         self._ending: list[_Worker] = []  # closed by close(wait=False), not waited for yet
         self._launched: list[_Worker] = []  # started by launch(), not yet seen ready
         self._busy: set[_Worker] = set()  # lent to one part or more
@@ -489,9 +489,7 @@ class Unpacker:
             await asyncio.wait(joining)
             self.prestart()
 
-        task = asyncio.ensure_future(then_the_rest())
-        self._starting.add(task)
-        task.add_done_callback(self._starting.discard)
+        self._hold(then_the_rest())
 
     def prestart(self) -> None:
         """Start the workers now, each put in the pool once it is ready: the caller knows
@@ -523,7 +521,11 @@ class Unpacker:
             if worker is not None:
                 self._release(worker, healthy=True)
 
-        task = asyncio.ensure_future(start())
+        self._hold(start())
+
+    def _hold(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task held in ``_starting`` until it is done."""
+        task = asyncio.ensure_future(work)
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
 
