@@ -80,6 +80,7 @@ from typing import IO, Any
 
 import kea.log
 from kea.cache.worker import READY
+from kea.child import kea_python
 from kea.errors import KeaError
 
 log = kea.log.get("kea.cache")
@@ -120,15 +121,10 @@ def processes() -> int:
 
 class _Worker:
     def __init__(self) -> None:
-        # -P: the working directory must not shadow modules. The interpreter's isolation flags
-        # and UTF-8 mode carry over (paths travel as text). process_group=0: a Ctrl-C at the
-        # terminal reaches kea alone; a worker ends when kea closes its input.
-        flags = ["-P", "-X", f"utf8={sys.flags.utf8_mode}"]
-        flags += ["-I"] if sys.flags.isolated else []
-        flags += ["-E"] if sys.flags.ignore_environment and not sys.flags.isolated else []
-        flags += ["-s"] if sys.flags.no_user_site and not sys.flags.isolated else []
+        # process_group=0: a Ctrl-C at the terminal reaches kea alone; a worker ends when kea
+        # closes its input.
         self.proc = subprocess.Popen(
-            [sys.executable, *flags, "-c", "from kea.cache.worker import main; main()"],
+            kea_python("from kea.cache.worker import main; main()"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
