@@ -7,6 +7,7 @@ import hashlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,82 @@ def test_stale_temporary_files_of_dead_writers_are_swept_at_start(tmp_path: Path
         assert "removed 2 stale temporary files from the cache" in serve.text()
     finally:
         assert serve.stop() == 0
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _served_200(serve: KeaServe) -> int:
+    """The server's count of 200 answers on the route "local", from ``/metrics``."""
+    status, _, body = http_get(serve.url + "/metrics")
+    assert status == 200
+    line = 'kea_serve_requests_total{route="local",status="200"} '
+    return next((int(x[len(line) :]) for x in body.decode().splitlines() if x.startswith(line)), 0)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_a_dead_worker_is_replaced_and_metrics_count_every_worker(tmp_path: Path) -> None:
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    whl = build_wheel(packages, "crash-pkg", "1.0")
+    serve = KeaServe(
+        tmp_path / "serve",
+        f'[[route]]\nname = "local"\nmatch = "*"\ndirectory = "{packages}"\n',
+        ip="127.0.0.13",
+        args=["--workers", "3"],
+    )
+    first = serve.proc.pid
+    try:
+        for _ in range(30):  # each on a new connection: the kernel spreads them over the workers
+            assert http_get(serve.index + "crash-pkg/")[0] == 200
+        # whichever worker a scrape reaches, it counts all three (each publishes within 1 s)
+        assert _eventually(lambda: _served_200(serve) == 30), _served_200(serve)
+        workers = _tree(first) - {first}
+        assert len(workers) == 2
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        assert _eventually(lambda: len(_tree(first)) == 3 and victim not in _tree(first))
+        assert f"pid {victim}) was killed by SIGKILL; another starts in 0.5s" in serve.text()
+        for _ in range(30):
+            status, _, body = http_get(f"{serve.url}/files/local/crash-pkg/{whl.name}")
+            assert status == 200 and body == whl.read_bytes()
+        # the new worker took its slot's counts over: nothing counted before the kill is lost
+        assert _eventually(lambda: _served_200(serve) == 60), _served_200(serve)
+        replaced = _tree(first) - {first}
+    finally:
+        code = serve.stop()
+    assert code == 0  # the replacement stopped gracefully with the others
+    assert not any(_running(p) for p in replaced)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_workers_end_with_the_first_however_it_ends(tmp_path: Path) -> None:
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    serve = KeaServe(
+        tmp_path / "serve",
+        f'[[route]]\nmatch = "*"\ndirectory = "{packages}"\n',
+        ip="127.0.0.13",
+        args=["--workers", "3"],
+    )
+    workers = _tree(serve.proc.pid) - {serve.proc.pid}
+    assert len(workers) == 2
+    os.kill(serve.proc.pid, signal.SIGKILL)  # no chance to stop them itself
+    serve.proc.wait(10)
+    serve.stop()
+    assert _eventually(lambda: not any(_running(p) for p in workers))

@@ -45,4 +45,4 @@ def serve(**params: Any) -> None:
         return
     from kea.serve.server import run
 
-    run(config)
+    run(config, verbosity=params["verbosity"], quiet=params["quiet"])

@@ -17,6 +17,7 @@ found, cached files by their sha256.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -32,7 +33,7 @@ from kea.index.models import DistFile
 from kea.serve.clientauth import ClientAuth, can_read, can_write
 from kea.serve.config import Route, ServeConfig
 from kea.serve.local import LocalDirectory
-from kea.serve.metrics import Metrics
+from kea.serve.metrics import PUBLISH_EVERY, Board, Metrics
 from kea.serve.names import MAX_NAME, normalize, valid_name
 from kea.serve.negotiate import choose, content_type
 from kea.serve.proxy import Proxy, UpstreamError
@@ -59,11 +60,19 @@ class Problem(Exception):
 
 
 class ServeApp:
-    def __init__(self, config: ServeConfig, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, config: ServeConfig, env: Mapping[str, str], board: Board | None = None
+    ) -> None:
         self.config = config
         self.env = env
         self.store = Store(config.cache_dir)
         self.metrics = Metrics()
+        self.board = board  # several workers: /metrics answers for all (kea.serve.metrics)
+        if board is not None:
+            # This slot's worker before this one, if one died: counting goes on from there.
+            earlier = board.restore()
+            self.metrics = (Metrics.read(earlier) if earlier else None) or self.metrics
+        self._publisher: asyncio.Task[None] | None = None
         self.proxy = Proxy(config, self.store, self.metrics)
         self.auth = ClientAuth(config.htpasswd, config.tokens_file)
         self.local: dict[str, LocalDirectory] = {
@@ -87,9 +96,23 @@ class ServeApp:
 
     async def _startup(self, app: web.Application) -> None:
         await self.proxy.start(self.env)
+        if self.board is not None:
+            self._publisher = asyncio.create_task(self._publish())
 
     async def _cleanup(self, app: web.Application) -> None:
         await self.proxy.close()
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+        if self.board is not None:
+            self.board.publish(self.metrics)  # what this worker counted to the end
+
+    async def _publish(self) -> None:
+        assert self.board is not None
+        while True:
+            await asyncio.sleep(PUBLISH_EVERY)
+            self.board.publish(self.metrics)
 
     # -- middleware: errors, metrics ---------------------------------------------------------
 
@@ -151,8 +174,9 @@ class ServeApp:
             return web.json_response({"status": "ok", "uptime": round(time.time() - self.started)})
         if parts == ["metrics"]:
             request["route"] = "metrics"
+            others = self.board.others() if self.board is not None else ()
             return web.Response(
-                text=self.metrics.render(), content_type="text/plain", charset="utf-8"
+                text=self.metrics.render(others), content_type="text/plain", charset="utf-8"
             )
         if parts and parts[0] == "simple":
             if len(parts) == 1:

@@ -8,6 +8,7 @@ file. Resolved secrets live only in ``Upstream.username``/``password`` (never in
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -107,6 +108,9 @@ class ServeConfig:
     upstreams: tuple[Upstream, ...] = ()
     routes: tuple[Route, ...] = ()
     private: tuple[Pattern, ...] = ()
+    # The file's text as it was read: a worker started later (in place of one that died) is
+    # given this, not whatever the file says by then, so that every worker serves one config.
+    source: str = field(default="", repr=False, compare=False)
 
     def route(self, name: str) -> Route | None:
         for r in self.routes:
@@ -202,7 +206,8 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> ServeConfig
     """Read and validate ``path``; raise UsageError (one line) on any problem."""
     env = os.environ if env is None else env
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise UsageError(
             f"{path}: no such config file", hint="kea serve --config PATH (see kea serve --help)"
@@ -211,7 +216,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> ServeConfig
         raise UsageError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{path}: not valid TOML: {e}") from None
-    return parse_config(data, path, env)
+    return dataclasses.replace(parse_config(data, path, env), source=text)
 
 
 def parse_config(data: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> ServeConfig:
