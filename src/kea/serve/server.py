@@ -284,6 +284,16 @@ def _log_levels(config: ServeConfig) -> None:
     )
 
 
+def _board_root() -> Path | None:
+    """The directory where the workers publish their counters; None (each worker's ``/metrics``
+    then counts its own requests only) where it cannot be made."""
+    try:
+        return Board.create()
+    except OSError as e:
+        log.warning("/metrics will count each worker on its own: %s", e.strerror or e)
+        return None
+
+
 def run(
     config: ServeConfig,
     env: Mapping[str, str] | None = None,
@@ -321,7 +331,11 @@ def run(
         f" cache {config.cache_dir})\n"
     )
     sys.stderr.flush()
-    board_root = Board.create() if config.workers > 1 else None
+    board_root = _board_root() if config.workers > 1 else None
+
+    def board(slot: int) -> Board | None:
+        return Board(board_root, slot) if board_root is not None else None
+
     first = os.getpid()
     # What a worker started in place of a dead one needs (``respawned``).
     spec: dict[str, Any] = {
@@ -332,7 +346,7 @@ def run(
         "workers": config.workers,
         "cache_dir": str(config.cache_dir),
         "access_log": config.access_log,
-        "board": str(board_root),
+        "board": str(board_root) if board_root is not None else None,
         "parent": first,
         "verbosity": verbosity,
         "quiet": quiet,
@@ -374,8 +388,7 @@ def run(
                         sock.close()
                     else:
                         own = sock
-                    assert board_root is not None
-                    asyncio.run(serve_socket(config, own, env, board=Board(board_root, slot)))
+                    asyncio.run(serve_socket(config, own, env, board=board(slot)))
                 except BaseException:
                     code = 1
                 finally:
@@ -383,9 +396,8 @@ def run(
             supervisor.add(slot, _Forked(pid))
         if reuse_port:
             sock.listen(1024)
-        board = Board(board_root, 0) if board_root is not None else None
         try:
-            asyncio.run(serve_socket(config, sock, env, board=board, supervisor=supervisor))
+            asyncio.run(serve_socket(config, sock, env, board=board(0), supervisor=supervisor))
         except BaseException:
             supervisor.stop()
             raise
@@ -431,7 +443,7 @@ def respawned() -> None:
 
         sock = bind(config.host, config.port, reuse_port=True)
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-        board = Board(Path(spec["board"]), spec["slot"])
+        board = Board(Path(spec["board"]), spec["slot"]) if spec["board"] else None
         asyncio.run(serve_socket(config, sock, os.environ, board=board))
     except KeaError as e:
         log.error("worker %d cannot start: %s", spec["slot"], e.message)
