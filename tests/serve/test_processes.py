@@ -39,17 +39,27 @@ def _loads_tls(pid: int) -> bool:
     return "libssl" in maps or "/_ssl." in maps
 
 
-@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
-def test_local_workers_are_n_processes_without_tls(tmp_path: Path) -> None:
+def _local_serve(
+    tmp_path: Path, ip: str, workers: int, project: str | None = None
+) -> tuple[KeaServe, Path | None]:
+    """kea serve with ``workers`` workers and one route, "local", over a folder holding a wheel
+    of ``project`` (none without one); (the server, the wheel)."""
     packages = tmp_path / "packages"
     packages.mkdir()
-    whl = build_wheel(packages, "proc-pkg", "1.0")
+    whl = build_wheel(packages, project, "1.0") if project else None
     serve = KeaServe(
         tmp_path / "serve",
         f'[[route]]\nname = "local"\nmatch = "*"\ndirectory = "{packages}"\n',
-        ip="127.0.0.11",
-        args=["--workers", "3"],
+        ip=ip,
+        args=["--workers", str(workers)],
     )
+    return serve, whl
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_local_workers_are_n_processes_without_tls(tmp_path: Path) -> None:
+    serve, whl = _local_serve(tmp_path, "127.0.0.11", 3, "proc-pkg")
+    assert whl is not None
     try:
         pids = _tree(serve.proc.pid)
         assert len(pids) == 3  # the process started is the first worker: no idle supervisor
@@ -94,15 +104,7 @@ def test_redirect_only_server_loads_no_tls_but_a_proxy_does(tmp_path: Path) -> N
 
 
 def test_sigterm_right_after_start_stops_every_worker(tmp_path: Path) -> None:
-    packages = tmp_path / "packages"
-    packages.mkdir()
-    build_wheel(packages, "early-pkg", "1.0")
-    serve = KeaServe(
-        tmp_path / "serve",
-        f'[[route]]\nmatch = "*"\ndirectory = "{packages}"\n',
-        ip="127.0.0.11",
-        args=["--workers", "4"],
-    )
+    serve, _ = _local_serve(tmp_path, "127.0.0.11", 4, "early-pkg")
     pids = _tree(serve.proc.pid)
     os.kill(serve.proc.pid, signal.SIGTERM)
     assert serve.proc.wait(20) == 0
@@ -168,15 +170,8 @@ def _served_200(serve: KeaServe) -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 def test_a_dead_worker_is_replaced_and_metrics_count_every_worker(tmp_path: Path) -> None:
-    packages = tmp_path / "packages"
-    packages.mkdir()
-    whl = build_wheel(packages, "crash-pkg", "1.0")
-    serve = KeaServe(
-        tmp_path / "serve",
-        f'[[route]]\nname = "local"\nmatch = "*"\ndirectory = "{packages}"\n',
-        ip="127.0.0.13",
-        args=["--workers", "3"],
-    )
+    serve, whl = _local_serve(tmp_path, "127.0.0.13", 3, "crash-pkg")
+    assert whl is not None
     first = serve.proc.pid
     try:
         for _ in range(30):  # each on a new connection: the kernel spreads them over the workers
@@ -203,14 +198,7 @@ def test_a_dead_worker_is_replaced_and_metrics_count_every_worker(tmp_path: Path
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 def test_workers_end_with_the_first_however_it_ends(tmp_path: Path) -> None:
-    packages = tmp_path / "packages"
-    packages.mkdir()
-    serve = KeaServe(
-        tmp_path / "serve",
-        f'[[route]]\nmatch = "*"\ndirectory = "{packages}"\n',
-        ip="127.0.0.13",
-        args=["--workers", "3"],
-    )
+    serve, _ = _local_serve(tmp_path, "127.0.0.13", 3)
     workers = _tree(serve.proc.pid) - {serve.proc.pid}
     assert len(workers) == 2
     os.kill(serve.proc.pid, signal.SIGKILL)  # no chance to stop them itself
