@@ -160,6 +160,13 @@ def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
     return True
 
 
+def _listeners(port: int) -> int:
+    """How many sockets listen on TCP ``port`` (IPv4), from /proc/net/tcp."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    # local address "IP:PORT" (hex), state 0A = LISTEN
+    return sum(1 for x in lines if x.split()[1].endswith(f":{port:04X}") and x.split()[3] == "0A")
+
+
 def _served_200(serve: KeaServe) -> int:
     """The server's count of 200 answers on the route "local", from ``/metrics``."""
     status, _, body = http_get(serve.url + "/metrics")
@@ -184,6 +191,8 @@ def test_a_dead_worker_is_replaced_and_metrics_count_every_worker(tmp_path: Path
         os.kill(victim, signal.SIGKILL)
         assert _eventually(lambda: len(_tree(first)) == 3 and victim not in _tree(first))
         assert f"pid {victim}) was killed by SIGKILL; another starts in 0.5s" in serve.text()
+        # the new worker listens beside the others: the kernel hands it its share of these
+        assert _eventually(lambda: _listeners(serve.port) == 3)
         for _ in range(30):
             status, _, body = http_get(f"{serve.url}/files/local/crash-pkg/{whl.name}")
             assert status == 200 and body == whl.read_bytes()
