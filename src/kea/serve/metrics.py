@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kea.atomic import atomic_write
+from kea.serve.store import read_json, write_atomic
 
 log = logging.getLogger("kea.serve")
 
@@ -170,7 +170,7 @@ class Board:
         if data == self._published:
             return
         try:
-            atomic_write(self._own, data)
+            write_atomic(self._own, data)
         except OSError as e:  # the next publication tries again
             log.warning("cannot publish this worker's metrics: %s", e.strerror or e)
             return
@@ -196,10 +196,7 @@ class Board:
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any] | None:
-        try:
-            snap = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            return None
+        snap = read_json(path)
         return snap if isinstance(snap, dict) else None
 
 

@@ -30,7 +30,7 @@ from kea.errors import KeaError
 from kea.index.models import DistFile
 from kea.serve.config import Route, ServeConfig, Upstream
 from kea.serve.metrics import Metrics
-from kea.serve.store import Store, is_sha256
+from kea.serve.store import Store, is_sha256, read_json, write_json
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -180,9 +180,7 @@ class Proxy:
         key = (route.name, project)
         entry = self._pages.get(key)
         if entry is None:
-            raw = await asyncio.to_thread(
-                self.store.read_json, self.store.page_path(route.name, project)
-            )
+            raw = await asyncio.to_thread(read_json, self.store.page_path(route.name, project))
             entry = PageEntry.from_json(raw) if raw is not None else None
             if entry is not None:
                 self._pages[key] = entry
@@ -298,7 +296,7 @@ class Proxy:
         if not entry.persist:
             return
         path = self.store.page_path(route.name, project)
-        await asyncio.to_thread(self.store.write_json, path, entry.to_json())
+        await asyncio.to_thread(write_json, path, entry.to_json())
 
     # -- files -------------------------------------------------------------------------------
 
@@ -315,7 +313,7 @@ class Proxy:
             if path is not None:
                 return self._from_cache(path, sha)
         if sha is None:
-            ptr = await asyncio.to_thread(self.store.read_json, pointer)
+            ptr = await asyncio.to_thread(read_json, pointer)
             if isinstance(ptr, dict) and is_sha256(str(ptr.get("sha256", ""))):
                 sha = str(ptr["sha256"])
         if sha is not None:
@@ -335,7 +333,7 @@ class Proxy:
         if is_sha256(known):
             path = await asyncio.to_thread(self.store.verified_path, known)
             if path is not None:
-                await asyncio.to_thread(self.store.write_json, pointer, {"sha256": known})
+                await asyncio.to_thread(write_json, pointer, {"sha256": known})
                 self._remember(key, known)
                 return self._from_cache(path, known)
         flight = self._file_flights.get(key)
@@ -353,7 +351,7 @@ class Proxy:
             # One fetch across workers too: wait for another worker's fetch of this file, then
             # look again; a worker that died releases its lock with its process.
             await self._acquire(lock)
-            ptr = await asyncio.to_thread(self.store.read_json, pointer)
+            ptr = await asyncio.to_thread(read_json, pointer)
             if isinstance(ptr, dict) and is_sha256(str(ptr.get("sha256", ""))):
                 done = await asyncio.to_thread(self.store.verified_path, str(ptr["sha256"]))
                 if done is not None:
@@ -362,7 +360,7 @@ class Proxy:
                     return self._from_cache(done, str(ptr["sha256"]))
             response, got = await self._download(request, route, url, hashes, filename)
             if got:
-                await asyncio.to_thread(self.store.write_json, pointer, {"sha256": got})
+                await asyncio.to_thread(write_json, pointer, {"sha256": got})
                 self._remember(key, got)
                 fut.set_result(got)
             else:

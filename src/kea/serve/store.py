@@ -186,14 +186,17 @@ class Store:
     def page_path(self, route: str, project: str) -> Path:
         return self.pages / _safe(route) / (_safe(project) + ".json")
 
-    def read_json(self, path: Path) -> Any:
-        try:
-            return json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            return None
 
-    def write_json(self, path: Path, obj: Any) -> None:
-        write_atomic(path, json.dumps(obj, separators=(",", ":")).encode())
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``; None when it cannot be read or is not JSON."""
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, separators=(",", ":")).encode())
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -202,4 +205,4 @@ def write_atomic(path: Path, data: bytes) -> None:
     atomic_write(path, data)
 
 
-__all__ = ["Store", "is_sha256", "sha256_file", "write_atomic"]
+__all__ = ["Store", "is_sha256", "read_json", "sha256_file", "write_atomic", "write_json"]
