@@ -7,31 +7,12 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.wheels import build_wheel
-from tests.serve.harness import KeaServe, http_get
-
-
-def _tree(pid: int) -> set[int]:
-    """``pid`` and its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    out, todo = {pid}, [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.add(c)
-            todo.append(c)
-    return out
+from tests.serve.harness import KeaServe, eventually, http_get, listeners, process_tree, running
 
 
 def _loads_tls(pid: int) -> bool:
@@ -61,7 +42,7 @@ def test_local_workers_are_n_processes_without_tls(tmp_path: Path) -> None:
     serve, whl = _local_serve(tmp_path, "127.0.0.11", 3, "proc-pkg")
     assert whl is not None
     try:
-        pids = _tree(serve.proc.pid)
+        pids = process_tree(serve.proc.pid)
         assert len(pids) == 3  # the process started is the first worker: no idle supervisor
         # every worker answers (connections are spread by the kernel; ask until all have)
         for _ in range(30):
@@ -105,7 +86,7 @@ def test_redirect_only_server_loads_no_tls_but_a_proxy_does(tmp_path: Path) -> N
 
 def test_sigterm_right_after_start_stops_every_worker(tmp_path: Path) -> None:
     serve, _ = _local_serve(tmp_path, "127.0.0.11", 4, "early-pkg")
-    pids = _tree(serve.proc.pid)
+    pids = process_tree(serve.proc.pid)
     os.kill(serve.proc.pid, signal.SIGTERM)
     assert serve.proc.wait(20) == 0
     serve.stop()
@@ -142,31 +123,6 @@ def test_stale_temporary_files_of_dead_writers_are_swept_at_start(tmp_path: Path
         assert serve.stop() == 0
 
 
-def _running(pid: int) -> bool:
-    """Whether ``pid`` is a process that has not ended (a zombie has)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def _listeners(port: int) -> int:
-    """How many sockets listen on TCP ``port`` (IPv4), from /proc/net/tcp."""
-    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    # local address "IP:PORT" (hex), state 0A = LISTEN
-    return sum(1 for x in lines if x.split()[1].endswith(f":{port:04X}") and x.split()[3] == "0A")
-
-
 def _served_200(serve: KeaServe) -> int:
     """The server's count of 200 answers on the route "local", from ``/metrics``."""
     status, _, body = http_get(serve.url + "/metrics")
@@ -184,33 +140,35 @@ def test_a_dead_worker_is_replaced_and_metrics_count_every_worker(tmp_path: Path
         for _ in range(30):  # each on a new connection: the kernel spreads them over the workers
             assert http_get(serve.index + "crash-pkg/")[0] == 200
         # whichever worker a scrape reaches, it counts all three (each publishes within 1 s)
-        assert _eventually(lambda: _served_200(serve) == 30), _served_200(serve)
-        workers = _tree(first) - {first}
+        assert eventually(lambda: _served_200(serve) == 30), _served_200(serve)
+        workers = process_tree(first) - {first}
         assert len(workers) == 2
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        assert _eventually(lambda: len(_tree(first)) == 3 and victim not in _tree(first))
+        assert eventually(
+            lambda: victim not in process_tree(first) and len(process_tree(first)) == 3
+        )
         assert f"pid {victim}) was killed by SIGKILL; another starts in 0.5s" in serve.text()
         # the new worker listens beside the others: the kernel hands it its share of these
-        assert _eventually(lambda: _listeners(serve.port) == 3)
+        assert eventually(lambda: listeners(serve.port) == 3)
         for _ in range(30):
             status, _, body = http_get(f"{serve.url}/files/local/crash-pkg/{whl.name}")
             assert status == 200 and body == whl.read_bytes()
         # the new worker took its slot's counts over: nothing counted before the kill is lost
-        assert _eventually(lambda: _served_200(serve) == 60), _served_200(serve)
-        replaced = _tree(first) - {first}
+        assert eventually(lambda: _served_200(serve) == 60), _served_200(serve)
+        replaced = process_tree(first) - {first}
     finally:
         code = serve.stop()
     assert code == 0  # the replacement stopped gracefully with the others
-    assert not any(_running(p) for p in replaced)
+    assert not any(running(p) for p in replaced)
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 def test_workers_end_with_the_first_however_it_ends(tmp_path: Path) -> None:
     serve, _ = _local_serve(tmp_path, "127.0.0.13", 3)
-    workers = _tree(serve.proc.pid) - {serve.proc.pid}
+    workers = process_tree(serve.proc.pid) - {serve.proc.pid}
     assert len(workers) == 2
     os.kill(serve.proc.pid, signal.SIGKILL)  # no chance to stop them itself
     serve.proc.wait(10)
     serve.stop()
-    assert _eventually(lambda: not any(_running(p) for p in workers))
+    assert eventually(lambda: not any(running(p) for p in workers))
