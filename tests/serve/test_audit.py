@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -23,7 +25,14 @@ from tests.e2e.harness import User, token
 from tests.e2e.servers.web import ServerLoop
 from tests.e2e.wheels import build_wheel
 from tests.serve.conftest import Wheels
-from tests.serve.harness import KeaServe, http_get, raw_request
+from tests.serve.harness import (
+    KeaServe,
+    eventually,
+    http_get,
+    listeners,
+    process_tree,
+    raw_request,
+)
 from tests.serve.upstream import FakeUpstream
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -734,3 +743,88 @@ def test_the_normalising_redirect_keeps_the_query_as_sent(audit: Audit) -> None:
         status, got, _ = http_get(f"{audit.serve.index}Loc_Pkg/?{query}")
         assert status == 301 and got["Location"] == f"/simple/loc-pkg/?{query}"
         assert "Set-Cookie" not in got
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_a_replaced_worker_proxies_with_the_upstreams_secret_and_never_shows_it(
+    tmp_path: Path, loop: ServerLoop
+) -> None:
+    """A worker started in place of a dead one gets the config's text and the environment its
+    ``${UP_PASSWORD}`` comes from, not the secret itself: it fetches from the upstream with
+    the credentials, and nothing the server writes (at -vvv) or answers shows them."""
+    w = build_wheel(tmp_path / "w", "swap-pkg", "1.0")
+    secret = token("swap-secret-")
+    want = "Basic " + base64.b64encode(f"svc:{secret}".encode()).decode()
+    refused: list[str] = []
+
+    async def start() -> tuple[web.AppRunner, int]:
+        import hashlib
+
+        app = web.Application()
+        digest = hashlib.sha256(w.read_bytes()).hexdigest()
+
+        @web.middleware
+        async def basic(request: web.Request, handler: Any) -> web.StreamResponse:
+            if request.headers.get("Authorization") != want:
+                refused.append(request.path)
+                return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="u"'})
+            return await handler(request)
+
+        async def page(request: web.Request) -> web.StreamResponse:
+            body = f'<a href="/packages/{w.name}#sha256={digest}">{w.name}</a>'
+            return web.Response(
+                text=body, content_type="text/html", headers={"Cache-Control": "max-age=0"}
+            )
+
+        async def file(request: web.Request) -> web.StreamResponse:
+            return web.Response(body=w.read_bytes())
+
+        app.middlewares.append(basic)
+        app.router.add_get("/simple/swap-pkg/", page)
+        app.router.add_get("/packages/{name}", file)
+        return await _serve(app, "127.0.0.21")
+
+    runner, port = loop.call(start())
+    config = f"""
+[server]
+cache-dir = "cache"
+upstream-retries = 0
+
+[[upstream]]
+name = "up"
+url = "http://127.0.0.21:{port}/simple"
+username = "svc"
+password = "${{UP_PASSWORD}}"
+
+[[route]]
+match = "*"
+upstream = "up"
+"""
+    serve = KeaServe(
+        tmp_path / "serve",
+        config,
+        ip="127.0.0.22",
+        env={"UP_PASSWORD": secret},
+        args=["-vvv", "--workers", "2"],
+    )
+    try:
+        first = serve.proc.pid
+        [victim] = process_tree(first) - {first}
+        os.kill(victim, signal.SIGKILL)
+        assert eventually(lambda: victim not in process_tree(first))
+        assert eventually(lambda: len(process_tree(first)) == 2 and listeners(serve.port) == 2)
+        for _ in range(20):  # about half reach the new worker; each page is fetched anew
+            status, _, body = http_get(serve.index + "swap-pkg/")
+            assert status == 200 and f"/files/up/swap-pkg/{w.name}" in body.decode()
+            status, headers, data = http_get(f"{serve.url}/files/up/swap-pkg/{w.name}")
+            assert status == 200 and data == w.read_bytes()
+            assert all(secret not in v for v in headers.values())
+        assert refused == []  # every upstream request carried the credentials
+        status, _, metrics = http_get(serve.url + "/metrics")
+        assert status == 200 and secret.encode() not in metrics
+    finally:
+        serve.stop()
+        loop.call(runner.cleanup())
+    log = serve.text()
+    assert "another starts in" in log and "worker 1 started" in log
+    assert secret not in log and want.split()[1] not in log
