@@ -359,6 +359,29 @@ class Hop:
         self.loop.call(self._runner.cleanup())
 
 
+_SVC = 'username = "svc"\npassword = "${UP_PASSWORD}"'
+
+
+def _proxy_config(url: str, credentials: str = _SVC, name: str = "up") -> str:
+    """A kea-serve.toml proxying every name to one upstream, ``name`` at ``url``, with
+    ``credentials`` (TOML lines of its table; by default user svc with the password from
+    ``UP_PASSWORD``), and no retries."""
+    return f"""
+[server]
+cache-dir = "cache"
+upstream-retries = 0
+
+[[upstream]]
+name = "{name}"
+url = "{url}"
+{credentials}
+
+[[route]]
+match = "*"
+upstream = "{name}"
+"""
+
+
 def test_upstream_redirects_never_reach_the_client_nor_carry_credentials(
     tmp_path: Path, loop: ServerLoop
 ) -> None:
@@ -397,21 +420,7 @@ def test_upstream_redirects_never_reach_the_client_nor_carry_credentials(
         return await _serve(app, "127.0.0.13")
 
     runner, port = loop.call(start())
-    config = f"""
-[server]
-cache-dir = "cache"
-upstream-retries = 0
-
-[[upstream]]
-name = "up"
-url = "http://127.0.0.13:{port}/simple"
-username = "svc"
-password = "${{UP_PASSWORD}}"
-
-[[route]]
-match = "*"
-upstream = "up"
-"""
+    config = _proxy_config(f"http://127.0.0.13:{port}/simple")
     serve = KeaServe(
         tmp_path / "serve", config, ip="127.0.0.15", env={"UP_PASSWORD": secret}, args=["-vvv"]
     )
@@ -554,20 +563,7 @@ def test_an_upstream_refusing_credentials_tells_the_client_nothing_about_them(
     netrc = tmp_path / "secret-dir" / "server-netrc"
     netrc.parent.mkdir()
     netrc.write_text(f"machine 127.0.0.18 login svc password {secret}\n")
-    config = f"""
-[server]
-cache-dir = "cache"
-upstream-retries = 0
-
-[[upstream]]
-name = "up"
-url = "http://127.0.0.18:{port}/simple"
-netrc = "{netrc}"
-
-[[route]]
-match = "*"
-upstream = "up"
-"""
+    config = _proxy_config(f"http://127.0.0.18:{port}/simple", f'netrc = "{netrc}"')
     serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.19", args=["-vvv"])
     try:
         status, headers, body = http_get(serve.index + "any-pkg/")
@@ -671,19 +667,7 @@ def test_an_unreachable_upstream_is_named_not_located(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.23", 0))
         port = s.getsockname()[1]
-    config = f"""
-[server]
-cache-dir = "cache"
-upstream-retries = 0
-
-[[upstream]]
-name = "corp"
-url = "http://127.0.0.23:{port}/internal/simple"
-
-[[route]]
-match = "*"
-upstream = "corp"
-"""
+    config = _proxy_config(f"http://127.0.0.23:{port}/internal/simple", "", name="corp")
     serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.24")
     try:
         for target in ("/simple/any-pkg/", "/files/corp/any-pkg/any_pkg-1.0.tar.gz"):
@@ -785,21 +769,7 @@ def test_a_replaced_worker_proxies_with_the_upstreams_secret_and_never_shows_it(
         return await _serve(app, "127.0.0.21")
 
     runner, port = loop.call(start())
-    config = f"""
-[server]
-cache-dir = "cache"
-upstream-retries = 0
-
-[[upstream]]
-name = "up"
-url = "http://127.0.0.21:{port}/simple"
-username = "svc"
-password = "${{UP_PASSWORD}}"
-
-[[route]]
-match = "*"
-upstream = "up"
-"""
+    config = _proxy_config(f"http://127.0.0.21:{port}/simple")
     serve = KeaServe(
         tmp_path / "serve",
         config,
