@@ -172,3 +172,24 @@ def test_workers_end_with_the_first_however_it_ends(tmp_path: Path) -> None:
     serve.proc.wait(10)
     serve.stop()
     assert eventually(lambda: not any(running(p) for p in workers))
+
+
+def test_a_slot_that_keeps_dying_waits_longer_each_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.5 s before the first replacement, doubling while the slot's workers die within
+    STABLE seconds of their start, at most RESTART_DELAY_MAX; back to 0.5 s after one that
+    lived longer."""
+    from kea.serve import server
+
+    now = [1000.0]
+    monkeypatch.setattr(server.time, "monotonic", lambda: now[0])
+    supervisor = server._Supervisor(lambda slot: server._Forked(0))
+    delays = []
+    for _ in range(9):
+        supervisor.add(1, server._Forked(0))
+        now[0] += 1.0  # dies a second after it started
+        delays.append(supervisor.delay(1))
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    supervisor.add(1, server._Forked(0))
+    now[0] += server.STABLE
+    assert supervisor.delay(1) == server.RESTART_DELAY
+    assert supervisor.delay(2) == server.RESTART_DELAY  # each slot on its own
