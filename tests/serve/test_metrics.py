@@ -3,7 +3,13 @@ the board they are published on (``kea.serve.metrics``)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from kea.serve.metrics import Board, Metrics
 
@@ -84,3 +90,24 @@ def test_board_writes_only_what_changed(tmp_path: Path) -> None:
     board.publish(m)
     assert path.stat().st_ino != first
     assert _local_200(board.restore()) == 2
+
+
+def test_create_removes_the_directories_of_servers_that_are_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server killed before it could remove its snapshot directory leaves it behind; the next
+    server removes it, and leaves those of servers still running (and anything not its own)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    stale = tmp_path / f"kea-serve-metrics-{ended.pid}-abcd"
+    stale.mkdir()
+    (stale / "1.json").write_bytes(b"{}")
+    running = tmp_path / f"kea-serve-metrics-{os.getpid()}-efgh"
+    running.mkdir()
+    unrelated = tmp_path / "kea-serve-metrics-notes"
+    unrelated.mkdir()
+    new = Board.create()
+    assert not stale.exists()
+    assert running.is_dir() and unrelated.is_dir()
+    assert new.parent == tmp_path and new.name.startswith(f"kea-serve-metrics-{os.getpid()}-")

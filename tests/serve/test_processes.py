@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -157,10 +158,17 @@ def test_a_dead_worker_is_replaced_and_metrics_count_every_worker(tmp_path: Path
         # the new worker took its slot's counts over: nothing counted before the kill is lost
         assert eventually(lambda: _served_200(serve) == 60), _served_200(serve)
         replaced = process_tree(first) - {first}
+        boards = list(Path(tempfile.gettempdir()).glob(f"kea-serve-metrics-{first}-*"))
+        assert len(boards) == 1 and {p.name for p in boards[0].iterdir()} == {
+            "0.json",
+            "1.json",
+            "2.json",
+        }
     finally:
         code = serve.stop()
     assert code == 0  # the replacement stopped gracefully with the others
     assert not any(running(p) for p in replaced)
+    assert not boards[0].exists()  # the server removed its snapshots as it stopped
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")

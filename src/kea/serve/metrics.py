@@ -159,10 +159,13 @@ class Board:
 
     @staticmethod
     def create() -> Path:
-        """A new private directory for one server's snapshots (the caller removes it)."""
+        """A new private directory for one server's snapshots (the caller removes it), named
+        after this process. The directories of servers that ended without removing theirs (a
+        SIGKILL) are removed first: their process is gone."""
         import tempfile
 
-        return Path(tempfile.mkdtemp(prefix="kea-serve-metrics-"))
+        _sweep(Path(tempfile.gettempdir()))
+        return Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
 
     def publish(self, metrics: Metrics) -> None:
         """Write this worker's snapshot, unless it is the one written last."""
@@ -198,6 +201,34 @@ class Board:
     def _read(path: Path) -> dict[str, Any] | None:
         snap = read_json(path)
         return snap if isinstance(snap, dict) else None
+
+
+_PREFIX = "kea-serve-metrics-"
+
+
+def _sweep(tmp: Path) -> None:
+    """Remove the snapshot directories in ``tmp`` whose server process no longer runs."""
+    import shutil
+
+    try:
+        names = [n for n in os.listdir(tmp) if n.startswith(_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(_PREFIX) :].partition("-")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(tmp / name, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it runs
+        return True
+    return True
 
 
 __all__ = ["PUBLISH_EVERY", "Board", "Metrics"]
