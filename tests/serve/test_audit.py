@@ -359,6 +359,14 @@ class Hop:
         self.loop.call(self._runner.cleanup())
 
 
+def _wheel_link(whl: Path) -> str:
+    """An upstream page's anchor for ``whl`` under ``/packages/``, with its sha256."""
+    import hashlib
+
+    digest = hashlib.sha256(whl.read_bytes()).hexdigest()
+    return f'<a href="/packages/{whl.name}#sha256={digest}">{whl.name}</a>'
+
+
 _SVC = 'username = "svc"\npassword = "${UP_PASSWORD}"'
 
 
@@ -396,14 +404,11 @@ def test_upstream_redirects_never_reach_the_client_nor_carry_credentials(
     up_seen: list[tuple[str, str | None]] = []
 
     async def start() -> tuple[web.AppRunner, int]:
-        import hashlib
-
         app = web.Application()
-        digest = hashlib.sha256(w.read_bytes()).hexdigest()
+        body = _wheel_link(w)
 
         async def page(request: web.Request) -> web.StreamResponse:
             up_seen.append((request.path_qs, request.headers.get("Authorization")))
-            body = f'<a href="/packages/{w.name}#sha256={digest}">{w.name}</a>'
             return web.Response(text=body, content_type="text/html")
 
         async def file(request: web.Request) -> web.StreamResponse:
@@ -742,10 +747,8 @@ def test_a_replaced_worker_proxies_with_the_upstreams_secret_and_never_shows_it(
     refused: list[str] = []
 
     async def start() -> tuple[web.AppRunner, int]:
-        import hashlib
-
         app = web.Application()
-        digest = hashlib.sha256(w.read_bytes()).hexdigest()
+        body = _wheel_link(w)
 
         @web.middleware
         async def basic(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -755,7 +758,6 @@ def test_a_replaced_worker_proxies_with_the_upstreams_secret_and_never_shows_it(
             return await handler(request)
 
         async def page(request: web.Request) -> web.StreamResponse:
-            body = f'<a href="/packages/{w.name}#sha256={digest}">{w.name}</a>'
             return web.Response(
                 text=body, content_type="text/html", headers={"Cache-Control": "max-age=0"}
             )
