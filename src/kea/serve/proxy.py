@@ -21,9 +21,9 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kea.auth.redact import redact_url
 from kea.errors import KeaError
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from kea.http.client import HttpClient
+    from kea.http.response import Response
 
 log = logging.getLogger("kea.serve")
 
@@ -51,23 +52,48 @@ class UpstreamError(Exception):
         self.message = message
 
 
-@dataclass
-class PageEntry:
-    files: list[DistFile]
-    versions: list[str]
+@dataclass(kw_only=True)
+class Validated:
+    """What a cached upstream answer keeps to be revalidated: its validators and freshness."""
+
     etag: str | None = None
     last_modified: str | None = None
     fetched: float = 0.0
     max_age: int = 0
     stale: bool = False
     persist: bool = True
+
+    def fresh(self, now: float) -> bool:
+        return now - self.fetched < self.max_age
+
+    def validators_json(self) -> dict[str, Any]:
+        return {
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+            "fetched": self.fetched,
+            "max_age": self.max_age,
+        }
+
+    @staticmethod
+    def validators_from(obj: Any) -> dict[str, Any]:
+        """``validators_json``'s fields back, as keyword arguments (TypeError/ValueError when
+        they are not of their types)."""
+        return {
+            "etag": obj.get("etag"),
+            "last_modified": obj.get("last_modified"),
+            "fetched": float(obj.get("fetched") or 0),
+            "max_age": int(obj.get("max_age") or 0),
+        }
+
+
+@dataclass(kw_only=True)
+class PageEntry(Validated):
+    files: list[DistFile]
+    versions: list[str]
     by_name: dict[str, DistFile] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_name = {f.filename: f for f in self.files}
-
-    def fresh(self, now: float) -> bool:
-        return now - self.fetched < self.max_age
 
     def to_json(self) -> dict[str, Any]:
         import msgspec
@@ -75,10 +101,7 @@ class PageEntry:
         return {
             "files": msgspec.to_builtins(self.files),
             "versions": self.versions,
-            "etag": self.etag,
-            "last_modified": self.last_modified,
-            "fetched": self.fetched,
-            "max_age": self.max_age,
+            **self.validators_json(),
         }
 
     @classmethod
@@ -90,13 +113,35 @@ class PageEntry:
             return cls(
                 files=files,
                 versions=list(obj.get("versions") or []),
-                etag=obj.get("etag"),
-                last_modified=obj.get("last_modified"),
-                fetched=float(obj.get("fetched") or 0),
-                max_age=int(obj.get("max_age") or 0),
+                **cls.validators_from(obj),
             )
-        except (KeyError, TypeError, ValueError, msgspec.ValidationError):
+        except (KeyError, TypeError, ValueError, AttributeError, msgspec.ValidationError):
             return None
+
+
+V = TypeVar("V", bound=Validated)
+T = TypeVar("T")
+
+
+async def single_flight(
+    flights: dict[Any, asyncio.Future[T]], key: Any, make: Callable[[], Awaitable[T]]
+) -> T:
+    """``make()``'s result, made once for every caller that asks for ``key`` meanwhile."""
+    flight = flights.get(key)
+    if flight is not None:
+        return await asyncio.shield(flight)
+    fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    flights[key] = fut
+    try:
+        result = await make()
+        fut.set_result(result)
+        return result
+    except BaseException as e:
+        fut.set_exception(e)
+        fut.exception()  # retrieved: no "never retrieved" warning without waiters
+        raise
+    finally:
+        flights.pop(key, None)
 
 
 def _max_age(cache_control: str | None, default: int) -> tuple[int, bool]:
@@ -187,30 +232,59 @@ class Proxy:
         if entry is not None and entry.fresh(time.time()):
             self.metrics.cache_hits["page"] += 1
             return entry
-        flight = self._page_flights.get(key)
-        if flight is not None:
-            return await asyncio.shield(flight)
-        fut: asyncio.Future[PageEntry] = asyncio.get_running_loop().create_future()
-        self._page_flights[key] = fut
-        try:
-            result = await self._fetch_page(route, project, entry)
-            fut.set_result(result)
-            return result
-        except BaseException as e:
-            fut.set_exception(e)
-            fut.exception()  # retrieved: no "never retrieved" warning without waiters
-            raise
-        finally:
-            self._page_flights.pop(key, None)
+        return await single_flight(
+            self._page_flights, key, lambda: self._fetch_page(route, project, entry)
+        )
 
     async def _fetch_page(self, route: Route, project: str, entry: PageEntry | None) -> PageEntry:
-        from kea.http.errors import HttpError, HttpTimeout
-        from kea.index.page import ACCEPT, parse_project_page
+        from kea.index.page import parse_project_page
 
         upstream = route.upstream
-        assert upstream is not None and self.client is not None
+        assert upstream is not None
         self.metrics.cache_misses["page"] += 1
-        url = upstream.project_url(project)
+        got = await self.revalidate(upstream, upstream.project_url(project), entry, project)
+        if isinstance(got, PageEntry):
+            if not got.stale:  # a 304: fresh again
+                await self._save_page(route, project, got)
+            return got
+        resp = got
+        key = (route.name, project)
+        if resp.status != 200:  # 404 or 410
+            self._pages.pop(key, None)
+            raise UpstreamError(404, f"{project} not found on upstream {upstream.name}")
+        try:
+            parsed = parse_project_page(
+                resp.body, resp.url, resp.headers.get("Content-Type"), name=project
+            )
+        except KeaError as e:
+            raise UpstreamError(
+                502,
+                f"upstream {upstream.name} sent a malformed page for {project}:"
+                f" {_unlocated(e.message, upstream)}",
+            ) from None
+        except Exception as e:  # a parser bug must not become a traceback to a client
+            raise UpstreamError(
+                502,
+                f"upstream {upstream.name} sent a malformed page for {project}"
+                f" ({type(e).__name__})",
+            ) from None
+        new = PageEntry(
+            files=list(parsed.files), versions=list(parsed.versions), **self.validators(resp)
+        )
+        self._pages[key] = new
+        await self._save_page(route, project, new)
+        return new
+
+    async def revalidate(
+        self, upstream: Upstream, url: str, entry: V | None, what: str
+    ) -> Response | V:
+        """GET ``url`` of ``upstream`` (a page, or its project list) with ``entry``'s
+        validators. The response when it is a 200, 404 or 410; else ``entry``, made fresh by
+        a 304 or marked stale when the upstream failed (an ``UpstreamError`` without one)."""
+        from kea.http.errors import HttpError, HttpTimeout
+        from kea.index.page import ACCEPT
+
+        assert self.client is not None
         headers = {"Accept": ACCEPT}
         if entry is not None and entry.etag:
             headers["If-None-Match"] = entry.etag
@@ -231,60 +305,38 @@ class Proxy:
                 f"upstream {upstream.name} unreachable: {_unlocated(e.message, upstream)}",
             )
         self.metrics.upstream(upstream.name, time.monotonic() - start, error=resp.status >= 500)
-        now = time.time()
-        max_age, persist = _max_age(resp.headers.get("Cache-Control"), self.config.page_ttl)
-        key = (route.name, project)
         if resp.status == 304 and entry is not None:
-            entry.fetched, entry.max_age, entry.stale = now, max_age, False
-            await self._save_page(route, project, entry)
+            entry.fetched, entry.stale = time.time(), False
+            entry.max_age = self.validators(resp)["max_age"]
             return entry
-        if resp.status in (404, 410):
-            self._pages.pop(key, None)
-            raise UpstreamError(404, f"{project} not found on upstream {upstream.name}")
+        if resp.status in (200, 404, 410):
+            return resp
         if resp.status in (401, 403):
             # where the credentials came from (a server-side path) is for the log only
             log.warning(
                 "upstream %s refused kea serve's credentials for %s (%s; source: %s)",
                 upstream.name,
-                project,
+                what,
                 resp.status,
                 upstream.credential_source,
             )
             return self._stale(
                 entry, 502, f"upstream {upstream.name} refused kea serve's credentials"
             )
-        if resp.status != 200:
-            return self._stale(entry, 502, f"upstream {upstream.name} answered {resp.status}")
-        try:
-            parsed = parse_project_page(
-                resp.body, resp.url, resp.headers.get("Content-Type"), name=project
-            )
-        except KeaError as e:
-            raise UpstreamError(
-                502,
-                f"upstream {upstream.name} sent a malformed page for {project}:"
-                f" {_unlocated(e.message, upstream)}",
-            ) from None
-        except Exception as e:  # a parser bug must not become a traceback to a client
-            raise UpstreamError(
-                502,
-                f"upstream {upstream.name} sent a malformed page for {project}"
-                f" ({type(e).__name__})",
-            ) from None
-        new = PageEntry(
-            files=list(parsed.files),
-            versions=list(parsed.versions),
-            etag=resp.headers.get("ETag"),
-            last_modified=resp.headers.get("Last-Modified"),
-            fetched=now,
-            max_age=max_age,
-            persist=persist,
-        )
-        self._pages[key] = new
-        await self._save_page(route, project, new)
-        return new
+        return self._stale(entry, 502, f"upstream {upstream.name} answered {resp.status}")
 
-    def _stale(self, entry: PageEntry | None, status: int, message: str) -> PageEntry:
+    def validators(self, resp: Response) -> dict[str, Any]:
+        """The validators and freshness of an upstream's answer (``Validated``'s fields)."""
+        max_age, persist = _max_age(resp.headers.get("Cache-Control"), self.config.page_ttl)
+        return {
+            "etag": resp.headers.get("ETag"),
+            "last_modified": resp.headers.get("Last-Modified"),
+            "fetched": time.time(),
+            "max_age": max_age,
+            "persist": persist,
+        }
+
+    def _stale(self, entry: V | None, status: int, message: str) -> V:
         if entry is None:
             raise UpstreamError(status, message)
         log.warning("%s; serving the cached page", message)
