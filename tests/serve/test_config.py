@@ -168,7 +168,7 @@ def test_patterns_and_names() -> None:
     assert compile_pattern("acme-", prefix=True).matches("acme-co")
     assert compile_pattern("pkg-[0-9]").matches("pkg-7")
     assert normalize("Foo.Bar__baz") == "foo-bar-baz"
-    for bad in ("", "..", "../etc", "a/b", "-a", "a" * 129, "a b", "a%2f"):
+    for bad in ("", "..", "../etc", "a/b", "-a", "a" * 129, "a b", "a%2f", "a\n", "a\r"):
         assert not valid_name(bad), bad
     assert valid_name("a" * 128)
 

@@ -111,6 +111,10 @@ def test_traversal_and_overlong_names_are_refused(local_serve: tuple[KeaServe, P
     status, body = raw_request(serve.host, serve.port, "/simple/" + "a" * 200 + "/")
     assert status == 400 and b"longer than 128" in body
     assert raw_request(serve.host, serve.port, "/simple/" + "a" * 5000 + "/")[0] in (400, 414)
+    # a name that ends with a line break is not the project's (nor a cache file, nor a log line)
+    for target in ("/simple/local-pkg%0A/", "/simple/local-pkg%0D%0A/", "/simple/local-pkg%0D/"):
+        status, body = raw_request(serve.host, serve.port, target)
+        assert status in (400, 404) and b"local_pkg" not in body, target
     # a file of another project, or one that is not in the directory, is never served
     assert http_get(serve.url + "/files/local/local-app/local_pkg-2.0-py3-none-any.whl")[0] == 404
     assert http_get(serve.url + "/files/local/local-pkg/kea-serve.toml")[0] == 404

@@ -10,8 +10,8 @@ from kea.dist.names import canonicalize_name
 
 MAX_NAME = 128
 # PEP 508 names: letters/digits, with . _ - inside.
-_VALID_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
-_PATTERN_RE = re.compile(r"^[A-Za-z0-9._\-*?\[\]!]+$")
+_VALID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?\Z")
+_PATTERN_RE = re.compile(r"[A-Za-z0-9._\-*?\[\]!]+\Z")
 
 
 def normalize(name: str) -> str:
