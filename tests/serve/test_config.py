@@ -10,9 +10,9 @@ import pytest
 
 from kea.errors import UsageError
 from kea.serve.config import ServeConfig, load_config
-from kea.serve.names import compile_pattern, normalize, valid_name
+from kea.serve.names import compile_pattern, normalize, valid_name, valid_names
 from kea.serve.negotiate import choose
-from kea.serve.routes import route_for
+from kea.serve.routes import route_for, routed_to
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -151,6 +151,59 @@ directory = "wh"
     assert route_for(config, "acme-secret").name == "corp"  # type: ignore[union-attr]
     # "local-thing" would match route 4, but route 2 (first) wins for a public name
     assert route_for(config, "local-thing").name == "pypi"  # type: ignore[union-attr]
+
+
+ROUTING = (
+    'private = ["acme-*", "in?ernal"]\n'
+    + UPSTREAMS
+    + """
+[[route]]
+match = ["evil", "bad-*"]
+deny = true
+[[route]]
+match = "*"
+upstream = "pypi"
+[[route]]
+match = "acme-[a-m]*"
+upstream = "corp"
+mode = "redirect"
+private = true
+[[route]]
+prefix = "acme-"
+upstream = "corp"
+private = true
+[[route]]
+match = ["Local_Thing", "loc?l-*", "internal", "a.b"]
+directory = "wh"
+private = true
+"""
+)
+
+
+def test_a_route_lists_exactly_the_names_it_is_routed(tmp_path: Path) -> None:
+    """``routed_to`` (one expression per rule, for whole lists) agrees with ``route_for``."""
+    import itertools
+
+    config = load(tmp_path, ROUTING)
+    parts = ["acme", "evil", "bad", "local", "locl", "internal", "intxrnal", "a", "b", "z", "m"]
+    names = sorted(
+        {normalize("-".join(p)) for n in (1, 2, 3) for p in itertools.product(parts, repeat=n)}
+        | {"a-b", "acme-", "acme-n", "acme-b", "local-thing", "bad-", "evil-x", "[a]", "a.*"}
+    )
+    assert len(names) > 1000
+    for route in config.routes:
+        expected = [n for n in names if route_for(config, n) is route]
+        assert routed_to(config, route, names) == expected, route.name
+    assert "internal" in routed_to(config, config.routes[4], names)
+    assert routed_to(config, config.routes[2], names)  # the redirect route gets acme-[a-m]*
+
+
+def test_valid_names_of_a_whole_list() -> None:
+    raw = ["Foo_Bar", "foo-bar", "ok", "a" * 128, "a" * 129, "-x", "x-", "bad name", "two\nlines"]
+    raw += ["", "<b>", "Z.z", "x\n", "é"]
+    expected = sorted({normalize(n) for n in raw if valid_name(n)})
+    assert valid_names(raw) == expected == sorted(["foo-bar", "ok", "a" * 128, "z-z"])
+    assert valid_names([]) == valid_names(["bad name"]) == []
 
 
 def test_private_name_without_private_route_is_unrouted(tmp_path: Path) -> None:

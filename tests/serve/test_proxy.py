@@ -53,7 +53,11 @@ class ProxySetup:
         return f"http://{user.name}:{user.password}@{self.serve.host}:{self.serve.port}/simple/"
 
 
-def proxy_config(public_url: str, private_url: str, *, mode: str = "proxy") -> str:
+def proxy_config(
+    public_url: str, private_url: str, *, mode: str = "proxy", first_routes: str = ""
+) -> str:
+    """The public catch-all and the private route; ``first_routes`` (TOML: routes, upstreams)
+    come before them."""
     return f"""
 private = ["priv-*"]
 
@@ -75,7 +79,7 @@ name = "corp"
 url = "{private_url}/simple"
 username = "${{CORP_USER}}"
 password = "${{CORP_PASSWORD}}"
-
+{first_routes}
 # The public catch-all comes first on purpose: private names must still never reach it.
 [[route]]
 name = "pypi"
@@ -92,15 +96,11 @@ read = ["carol"]
 """
 
 
-@pytest.fixture(scope="module")
-def setup(
-    tmp_path_factory: pytest.TempPathFactory,
-    loop: ServerLoop,
-    tls: Tls,
-    wheels: Wheels,
-    private: Private,
-) -> Iterator[ProxySetup]:
-    root = tmp_path_factory.mktemp("serve-proxy")
+def start_proxy(
+    root: Path, loop: ServerLoop, tls: Tls, wheels: Wheels, private: Private, first_routes: str = ""
+) -> ProxySetup:
+    """kea serve (``proxy_config``) in front of a recording public host (``priv-pkg`` 9.0 and
+    ``pub-pkg``) and the private pypiserver; its users carol (bcrypt) and dave (apr1)."""
     public = FakeUpstream(loop, "127.0.0.3")
     public.add(wheels.priv_public)
     public.add(wheels.pub)
@@ -116,7 +116,7 @@ def setup(
     ht.save()
     serve = KeaServe(
         workdir,
-        proxy_config(public.url, private.server.url),
+        proxy_config(public.url, private.server.url, first_routes=first_routes),
         ip="127.0.0.5",
         env={
             "CORP_USER": private.serve_user.name,
@@ -124,9 +124,21 @@ def setup(
             "SSL_CERT_FILE": str(tls.ca_pem),
         },
     )
-    yield ProxySetup(serve, public, private, carol, dave)
-    serve.stop()
-    public.stop()
+    return ProxySetup(serve, public, private, carol, dave)
+
+
+@pytest.fixture(scope="module")
+def setup(
+    tmp_path_factory: pytest.TempPathFactory,
+    loop: ServerLoop,
+    tls: Tls,
+    wheels: Wheels,
+    private: Private,
+) -> Iterator[ProxySetup]:
+    setup = start_proxy(tmp_path_factory.mktemp("serve-proxy"), loop, tls, wheels, private)
+    yield setup
+    setup.serve.stop()
+    setup.public.stop()
 
 
 @pytest.mark.parametrize("client", CLIENTS)

@@ -1,10 +1,12 @@
 """A scriptable upstream index (aiohttp, on the e2e ``ServerLoop``) that records what it got.
 
 It serves ``/simple/<project>/`` (PEP 503 HTML with sha256 fragments, ``ETag`` and conditional
-GET) and ``/packages/<file>``. Per file or project a ``fault`` makes it misbehave the way real
+GET), the project list ``/simple/`` (PEP 691 JSON when asked for, else HTML; ``ETag`` too) and
+``/packages/<file>``. Per file or project a ``fault`` makes it misbehave the way real
 upstreams do: ``truncate`` (Content-Length promises more than is sent, then the connection
 closes), ``badhash`` (the page lists a wrong sha256), ``malformed`` (a page that is not an index),
-``slow`` (answers after ``slow_seconds``).
+``slow`` (answers after ``slow_seconds``). The faults of the project list are keyed ``/simple/``:
+``malformed``, ``missing`` (404).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +35,7 @@ class FakeUpstream:
     cache_control: str | None = None
     slow_seconds: float = 5.0
     metadata: bool = False  # offer PEP 658 metadata files (extracted from the wheels)
+    listed: list[str] = field(default_factory=list)  # names the project list adds, as given
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -50,6 +54,7 @@ class FakeUpstream:
 
     async def _start(self, port: int) -> int:
         app = web.Application()
+        app.router.add_get("/simple/", self._list)
         app.router.add_get("/simple/{project}/", self._page)
         app.router.add_get("/packages/{filename}", self._file)
         runner = web.AppRunner(app, access_log=None)
@@ -102,6 +107,33 @@ class FakeUpstream:
                 f'<a href="../../packages/{html.escape(name)}#sha256={digest}"{meta}>{name}</a><br>'
             )
         body = ("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n").encode()
+        return self._validated(request, seen, body, "text/html")
+
+    async def _list(self, request: web.Request) -> web.StreamResponse:
+        seen = self._record(request)
+        fault = self.faults.get("/simple/")
+        if fault == "missing":
+            seen.status = 404
+            return web.Response(status=404, text="no project list here")
+        if fault == "malformed":
+            seen.status = 200
+            return web.Response(body=b'{"meta": 1', content_type="application/json")
+        names = sorted({project_of(f) for f in self.files}) + self.listed
+        if "json" in request.headers.get("Accept", ""):
+            doc = {"meta": {"api-version": "1.0"}, "projects": [{"name": n} for n in names]}
+            body, kind = json.dumps(doc).encode(), "application/vnd.pypi.simple.v1+json"
+        else:
+            links = "".join(f'<a href="{html.escape(n)}/">{html.escape(n)}</a>\n' for n in names)
+            body, kind = (
+                f"<!DOCTYPE html><html><body>\n{links}</body></html>\n".encode(),
+                "text/html",
+            )
+        return self._validated(request, seen, body, kind)
+
+    def _validated(
+        self, request: web.Request, seen: Seen, body: bytes, kind: str
+    ) -> web.StreamResponse:
+        """``body``, or a 304 when the client's ``If-None-Match`` names it."""
         etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
         headers = {"ETag": etag}
         if self.cache_control:
@@ -110,7 +142,7 @@ class FakeUpstream:
             seen.status = 304
             return web.Response(status=304, headers=headers)
         seen.status = 200
-        return web.Response(body=body, content_type="text/html", headers=headers)
+        return web.Response(body=body, headers={**headers, "Content-Type": kind})
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         seen = self._record(request)

@@ -2,7 +2,7 @@
 
 URLs::
 
-    GET  /simple/                          project list (local routes)
+    GET  /simple/                          project list (every route the client may read)
     GET  /simple/<name>/                   project page (HTML or JSON by Accept)
     GET  /files/<route>/<project>/<file>   a file (and ``<file>.metadata``, PEP 658)
     POST /  (or /legacy/, /simple/)        legacy upload API (twine)
@@ -32,13 +32,14 @@ from kea.auth.redact import redact_text, redact_url
 from kea.index.models import DistFile
 from kea.serve.clientauth import ClientAuth, can_read, can_write
 from kea.serve.config import Route, ServeConfig
+from kea.serve.lists import ProjectLists
 from kea.serve.local import LocalDirectory
 from kea.serve.metrics import PUBLISH_EVERY, Board, Metrics
 from kea.serve.names import MAX_NAME, normalize, valid_name
 from kea.serve.negotiate import choose, content_type
 from kea.serve.proxy import Proxy, UpstreamError
 from kea.serve.render import render_index, render_project
-from kea.serve.routes import route_for
+from kea.serve.routes import route_for, routed_to
 from kea.serve.store import Store
 from kea.serve.upload import UploadError, check_upload, read_upload
 
@@ -47,6 +48,7 @@ access_log = logging.getLogger("kea.serve.access")
 
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!~-]{0,250}$")
 MAX_PATH = 2048
+STALE_WARNING = '110 kea-serve "Response is Stale"'  # RFC 7234's warning for a stale answer
 
 
 class Problem(Exception):
@@ -74,6 +76,7 @@ class ServeApp:
             self.metrics = (Metrics.read(earlier) if earlier else None) or self.metrics
         self._publisher: asyncio.Task[None] | None = None
         self.proxy = Proxy(config, self.store, self.metrics)
+        self.lists = ProjectLists(config, self.proxy)
         self.auth = ClientAuth(config.htpasswd, config.tokens_file)
         self.local: dict[str, LocalDirectory] = {
             r.name: LocalDirectory(r.directory, self.store.metadata)
@@ -83,6 +86,8 @@ class ServeApp:
         self.started = time.time()
         # Rendered project pages: (route, project, kind) -> (what they were made from, body, etag)
         self._rendered: dict[tuple[str, str, str], tuple[object, bytes, str]] = {}
+        # Rendered project lists, by kind: (what they were made from, parts, body, etag)
+        self._index_rendered: dict[str, tuple[object, list[list[str]], bytes, str]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -219,21 +224,41 @@ class ServeApp:
         return kind
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
+        """The project list: what each route this client may read answers for
+        (``kea.serve.lists``). A proxy route whose upstream cannot give its list, with none
+        cached, fails the whole list (502/504) rather than leaving its names out."""
         request["route"] = "index"
         kind = self._kind(request)
         user: str | None = None
         if self.auth.enabled:
             user, _ = await self._user(request)
-        names: set[str] = set()
+        parts: list[list[str]] = []  # the names each route answers for
+        made_of: list[object] = []  # what identifies them: local names, or a list's identity
+        stale = False
         for route in self.config.routes:
-            local = self.local.get(route.name)
-            if local is None or not can_read(route, user):
+            if route.mode == "deny" or not can_read(route, user):
                 continue
-            for project in await asyncio.to_thread(local.projects_sync):
-                if route_for(self.config, project) is route:
-                    names.add(project)
-        body = render_index(kind, sorted(names))
-        return self._page_response(request, body, kind)
+            local = self.local.get(route.name)
+            if local is not None:
+                projects = await asyncio.to_thread(local.projects_sync)
+                parts.append(routed_to(self.config, route, projects))
+                made_of.append(tuple(parts[-1]))
+                continue
+            routed, old = await self.lists.names(route)
+            parts.append(routed)
+            made_of.append(id(routed))  # the same list until its upstream's list changes
+            stale = stale or old
+        extra = {"Warning": STALE_WARNING} if stale else None
+        # A public index's list makes a ~30 MB page: rendered once, off the event loop.
+        ident = tuple(made_of)
+        cached = self._index_rendered.get(kind)
+        if cached is not None and cached[0] == ident:
+            body, etag = cached[2], cached[3]
+        else:
+            body, etag = await asyncio.to_thread(_render_index, kind, parts)
+            # parts are kept with it: while they are alive, their ids name no other list
+            self._index_rendered[kind] = (ident, parts, body, etag)
+        return self._page_response(request, body, kind, extra, etag)
 
     def _check_name(self, raw: str) -> str:
         if len(raw) > MAX_NAME:
@@ -281,7 +306,7 @@ class ServeApp:
             entry = await self.proxy.page(route, project)
             ident = entry
             if entry.stale:
-                extra["Warning"] = '110 kea-serve "Response is Stale"'
+                extra["Warning"] = STALE_WARNING
         key = (route.name, project, kind)
         cached = self._rendered.get(key)
         if cached is not None and (cached[0] is ident or cached[0] == ident):
@@ -404,6 +429,13 @@ class ServeApp:
             return web.Response(status=200, text="OK\n")
         finally:
             up.discard()
+
+
+def _render_index(kind: str, parts: list[list[str]]) -> tuple[bytes, str]:
+    """The project list made of each route's names (each sorted), and its ETag."""
+    names = sorted(set().union(*parts)) if len(parts) > 1 else (parts[0] if parts else [])
+    body = render_index(kind, names)
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from kea.dist.names import canonicalize_name
@@ -37,6 +38,23 @@ class Pattern:
             return normalized.startswith(self.text)
         return fnmatch.fnmatchcase(normalized, self.text)
 
+    def regex(self) -> str:
+        """A regular expression that matches what ``matches`` does (from a name's start)."""
+        if self.kind == "exact":
+            return re.escape(self.text) + r"\Z"
+        if self.kind == "prefix":
+            return re.escape(self.text)
+        return fnmatch.translate(self.text)
+
+
+def any_of(patterns: Iterable[Pattern]) -> Callable[[str], object]:
+    """One test for "one of ``patterns`` matches" (false when there are none), for testing
+    many names: a single compiled expression instead of a call per pattern."""
+    parts = [p.regex() for p in patterns]
+    if not parts:
+        return lambda name: False
+    return re.compile("|".join(f"(?:{p})" for p in parts)).match
+
 
 def compile_pattern(raw: str, *, prefix: bool = False) -> Pattern:
     raw = raw.strip()
@@ -59,4 +77,26 @@ def compile_pattern(raw: str, *, prefix: bool = False) -> Pattern:
     return Pattern(normalize(raw), "exact")
 
 
-__all__ = ["MAX_NAME", "Pattern", "compile_pattern", "normalize", "valid_name"]
+def valid_names(raw: Iterable[str]) -> list[str]:
+    """The normalised names among ``raw`` that ``valid_name`` accepts, each once, sorted: for a
+    whole index's list (~700,000 names), in a few passes of compiled code over one string."""
+    text = "\n".join(n for n in raw if "\n" not in n)
+    kept = "\n".join(_VALID_LINE_RE.findall(text))
+    # dict, not set: the order stays the list's, which is nearly sorted already (an index
+    # lists by name), and sorting that is one quick pass
+    return sorted(dict.fromkeys(canonicalize_name(kept).split("\n"))) if kept else []
+
+
+_VALID_LINE_RE = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0," + str(MAX_NAME - 2) + r"}[A-Za-z0-9])?$", re.MULTILINE
+)
+
+__all__ = [
+    "MAX_NAME",
+    "Pattern",
+    "any_of",
+    "compile_pattern",
+    "normalize",
+    "valid_name",
+    "valid_names",
+]

@@ -8,7 +8,10 @@ never looked up on a public route.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from kea.serve.config import Route, ServeConfig
+from kea.serve.names import any_of
 
 
 def is_private(config: ServeConfig, normalized: str) -> bool:
@@ -26,4 +29,28 @@ def route_for(config: ServeConfig, normalized: str) -> Route | None:
     return None
 
 
-__all__ = ["is_private", "route_for"]
+def routed_to(config: ServeConfig, route: Route, names: Iterable[str]) -> list[str]:
+    """The ``names`` (normalised) that ``route_for`` gives to ``route``, in their order: with one
+    compiled expression per rule rather than a call per pattern, for a whole index's list."""
+    mine = any_of(route.patterns)
+    private = any_of(config.private)
+    earlier = config.routes[: config.routes.index(route)]
+    # what a name reaches first: any earlier route, or (a private name) only the private and
+    # deny ones
+    before_public = any_of(p for r in earlier for p in r.patterns)
+    before_private = any_of(p for r in earlier if r.private or r.mode == "deny" for p in r.patterns)
+    skips_private = not route.private and route.mode != "deny"
+    out = []
+    for name in names:
+        if not mine(name):
+            continue
+        if private(name):
+            if skips_private or before_private(name):
+                continue
+        elif before_public(name):
+            continue
+        out.append(name)
+    return out
+
+
+__all__ = ["is_private", "route_for", "routed_to"]

@@ -5,6 +5,7 @@ Layout under the cache directory::
     files-v1/<sha256[:2]>/<sha256>                       file bodies, named by their sha256
     pointers-v1/<route>/<project>/<filename>.json        which sha256 a route's file has
     pages-v1/<route>/<project>.json                      upstream project pages + validators
+    lists-v1/<upstream>.json                             upstream project lists + validators
     metadata-v1/<sha256[:2]>/<sha256>.metadata           METADATA of local wheels (own digest
                                                          on its first line, checked on read)
     locks/<sha256 of route, project, file>.lock          one upstream fetch of a file at a time
@@ -185,6 +186,9 @@ class Store:
 
     def page_path(self, route: str, project: str) -> Path:
         return self.pages / _safe(route) / (_safe(project) + ".json")
+
+    def list_path(self, upstream: str) -> Path:
+        return self.root / "lists-v1" / (_safe(upstream) + ".json")
 
 
 def read_json(path: Path) -> Any:
