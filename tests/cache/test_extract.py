@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from kea.cache import extract, zipread
 from kea.cache.archive import WheelError, unpack_wheel
-from tests.cache.wheelmaker import build_wheel
+from tests.cache.wheelmaker import build_wheel, with_hex_record
 
 
 def _unpacked_equals_zip(whl: Path, target: Path) -> int:
@@ -115,6 +116,25 @@ def test_record_mismatch_found_by_any_thread_stops_the_unpack(tmp_path: Path, re
     target.mkdir()
     with pytest.raises(WheelError, match=r"'pkg/m399.py' does not match its RECORD hash"):
         unpack_wheel(whl, target)
+
+
+def test_record_digests_in_hex_are_checked_as_hex(tmp_path: Path, reader: str) -> None:
+    # uv_build before 0.8.13 wrote RECORD digests in hex: such wheels install (pip and uv do
+    # not check RECORD at all), and their files are still checked against those digests.
+    files = {f"pkg/m{i:03}.py": f"V = {i}\n".encode() for i in range(100)}
+    whl = with_hex_record(build_wheel(tmp_path / "good", "hexrec", "1.0", files=files))
+    record = zipfile.ZipFile(whl).read("hexrec-1.0.dist-info/RECORD").decode()
+    assert re.search(r"^pkg/m000\.py,sha256=[0-9a-f]{64},6$", record, re.MULTILINE), record
+    target = tmp_path / "out"
+    target.mkdir()
+    assert unpack_wheel(whl, target) == "hexrec-1.0.dist-info"
+    assert _unpacked_equals_zip(whl, target) == 104
+    bad = build_wheel(tmp_path / "bad", "hexrec", "1.0", files=files, bad_record_hash="pkg/m050.py")
+    with_hex_record(bad)
+    target = tmp_path / "out-bad"
+    target.mkdir()
+    with pytest.raises(WheelError, match=r"'pkg/m050.py' does not match its RECORD hash"):
+        unpack_wheel(bad, target)
 
 
 def _with_central_field(whl: Path, member: str, offset: int, value: int) -> Path:

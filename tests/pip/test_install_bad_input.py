@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cache.wheelmaker import with_hex_record
 from tests.pip.conftest import Kea
 from tests.pip.server import SimpleIndex
 from tests.pip.wheelmaker import build_wheel
@@ -73,6 +74,34 @@ def test_bad_wheels_are_refused_and_never_cached(
     assert r.returncode == 1 and installed(venv) == []
     assert not (tmp_path / "escaped.py").exists() and not Path("/tmp/abs-evil.py").exists()
     assert not cache_holds(Path(kea.env["KEA_CACHE_DIR"]), b"EVIL-1")
+
+
+def test_a_wheel_whose_record_digests_are_in_hex_installs_and_uninstalls(
+    kea: Kea, small_index: SimpleIndex, tmp_path: Path
+) -> None:
+    # uv_build before 0.8.13 wrote RECORD digests in hex (astral-sh/uv#15400); pip and uv
+    # install such wheels without checking RECORD, kea checks them as hex.
+    wheel = build_wheel(
+        small_index.directory,
+        "hexrec",
+        "1.0",
+        files={"hexrec/__init__.py": "V = 1\n"},
+        console_scripts={"hexrec-cli": "hexrec:main"},
+    )
+    with_hex_record(wheel)
+    small_index.scan()
+    venv = kea.venv(tmp_path / "venv")
+    r = kea("pip", "install", "-i", small_index.url, "hexrec", venv=venv)
+    assert r.returncode == 0, r.stderr
+    site = site_packages(venv)
+    assert (site / "hexrec" / "__init__.py").read_text() == "V = 1\n"
+    assert (venv / "bin" / "hexrec-cli").exists()
+    record = (site / "hexrec-1.0.dist-info" / "RECORD").read_text()
+    digest = hashlib.sha256(b"V = 1\n").hexdigest()
+    assert f"hexrec/__init__.py,sha256={digest}," in record  # as the wheel has it, as pip does
+    r = kea("pip", "uninstall", "hexrec", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert installed(venv) == [] and not (venv / "bin" / "hexrec-cli").exists()
 
 
 def test_pages_that_are_not_indexes(kea: Kea, small_index: SimpleIndex, tmp_path: Path) -> None:

@@ -55,7 +55,10 @@ def _check(filename: str, path: str, entry: RecordEntry, digest: bytes | None, s
     if entry is None or digest is None:
         return
     algo, want, want_size = entry
-    if _digest_text(digest) != want.rstrip("="):
+    # RECORD writes a digest in URL-safe base64. Some wheels have it in hex (uv_build before
+    # 0.8.13 wrote them so, astral-sh/uv#15400): the file is checked against that just the same.
+    hex_match = len(want) == 2 * len(digest) and want.lower() == digest.hex()
+    if _digest_text(digest) != want.rstrip("=") and not hex_match:
         raise WheelError(
             f"{filename}: {path!r} does not match its RECORD hash ({algo})",
             hint="the wheel is corrupt or was tampered with; it was not cached",
