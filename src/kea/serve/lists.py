@@ -79,18 +79,15 @@ class ProjectLists:
         An ``UpstreamError`` when a proxy route's upstream has no list to give."""
         if route.mode == "redirect":
             exact = [p.text for p in route.patterns if p.kind == "exact"]
-            return self._routed(route, exact), False
+            return routed_to(self.config, route, exact), False
         assert route.mode == "proxy" and route.upstream is not None
         entry = await self._entry(route.upstream)
         routed = entry.routed.get(route.name)
         if routed is None:
             # a whole public index's list is ~700,000 names: seconds, off the event loop
-            routed = await asyncio.to_thread(self._routed, route, entry.names)
+            routed = await asyncio.to_thread(routed_to, self.config, route, entry.names)
             entry.routed[route.name] = routed
         return routed, entry.stale
-
-    def _routed(self, route: Route, names: list[str]) -> list[str]:
-        return routed_to(self.config, route, names)
 
     async def _entry(self, upstream: Upstream) -> ListEntry:
         entry = self._lists.get(upstream.name)

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from kea.dist.names import canonicalize_name
 
 MAX_NAME = 128
-# PEP 508 names: letters/digits, with . _ - inside.
-_VALID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?\Z")
+# PEP 508 names: letters/digits, with . _ - inside; MAX_NAME characters at most. Multi-line, so
+# that one search finds every name of a list (``valid_names``).
+_NAME_RE = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0," + str(MAX_NAME - 2) + r"}[A-Za-z0-9])?$", re.MULTILINE
+)
 _PATTERN_RE = re.compile(r"[A-Za-z0-9._\-*?\[\]!]+\Z")
 
 
@@ -21,7 +24,7 @@ def normalize(name: str) -> str:
 
 def valid_name(name: str) -> bool:
     """A project name kea serve accepts in a URL (no traversal, no odd characters, bounded)."""
-    return 0 < len(name) <= MAX_NAME and bool(_VALID_RE.match(name))
+    return _NAME_RE.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)
@@ -81,15 +84,11 @@ def valid_names(raw: Iterable[str]) -> list[str]:
     """The normalised names among ``raw`` that ``valid_name`` accepts, each once, sorted: for a
     whole index's list (~700,000 names), in a few passes of compiled code over one string."""
     text = "\n".join(n for n in raw if "\n" not in n)
-    kept = "\n".join(_VALID_LINE_RE.findall(text))
+    kept = "\n".join(_NAME_RE.findall(text))
     # dict, not set: the order stays the list's, which is nearly sorted already (an index
     # lists by name), and sorting that is one quick pass
     return sorted(dict.fromkeys(canonicalize_name(kept).split("\n"))) if kept else []
 
-
-_VALID_LINE_RE = re.compile(
-    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0," + str(MAX_NAME - 2) + r"}[A-Za-z0-9])?$", re.MULTILINE
-)
 
 __all__ = [
     "MAX_NAME",
