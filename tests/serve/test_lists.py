@@ -162,6 +162,10 @@ def test_a_stale_list_is_revalidated_then_served_stale_while_the_upstream_is_dow
         assert headers.get("Warning") == STALE
     finally:
         lists.public.start()
+    metrics = http_get(lists.serve.url + "/metrics")[2].decode()
+    assert re.search(r'^kea_serve_cache_hits_total\{kind="stale-list"\} [1-9]', metrics, re.M)
+    assert "upstream public unreachable" in lists.serve.text()
+    assert "; serving the cached list" in lists.serve.text()
     status, names, headers = lists.names()
     assert (status, names, headers.get("Warning")) == (200, PUBLIC_VIEW, None)
 

@@ -106,7 +106,8 @@ class ProjectLists:
 
     async def _fetch(self, upstream: Upstream, entry: ListEntry | None) -> ListEntry:
         self.proxy.metrics.cache_misses["list"] += 1
-        got = await self.proxy.revalidate(upstream, list_url(upstream), entry, "its project list")
+        url = list_url(upstream)
+        got = await self.proxy.revalidate(upstream, url, entry, "its project list", "list")
         if isinstance(got, ListEntry):
             if not got.stale:  # a 304: fresh again
                 await self._save(upstream, got)

@@ -276,11 +276,12 @@ class Proxy:
         return new
 
     async def revalidate(
-        self, upstream: Upstream, url: str, entry: V | None, what: str
+        self, upstream: Upstream, url: str, entry: V | None, what: str, kind: str = "page"
     ) -> Response | V:
-        """GET ``url`` of ``upstream`` (a page, or its project list) with ``entry``'s
-        validators. The response when it is a 200, 404 or 410; else ``entry``, made fresh by
-        a 304 or marked stale when the upstream failed (an ``UpstreamError`` without one)."""
+        """GET ``url`` of ``upstream`` (a ``kind``: a page, or its project list, for ``what``)
+        with ``entry``'s validators. The response when it is a 200, 404 or 410; else ``entry``,
+        made fresh by a 304 or marked stale when the upstream failed (an ``UpstreamError``
+        without one)."""
         from kea.http.errors import HttpError, HttpTimeout
         from kea.index.page import ACCEPT
 
@@ -295,11 +296,12 @@ class Proxy:
             resp = await self.client.get(url, headers=headers, purpose="page")
         except HttpTimeout:
             self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
-            return self._stale(entry, 504, f"upstream {upstream.name} timed out")
+            return self._stale(kind, entry, 504, f"upstream {upstream.name} timed out")
         except HttpError as e:
             self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
             log.warning("upstream %s: %s", upstream.name, e.message)
             return self._stale(
+                kind,
                 entry,
                 502,
                 f"upstream {upstream.name} unreachable: {_unlocated(e.message, upstream)}",
@@ -321,9 +323,9 @@ class Proxy:
                 upstream.credential_source,
             )
             return self._stale(
-                entry, 502, f"upstream {upstream.name} refused kea serve's credentials"
+                kind, entry, 502, f"upstream {upstream.name} refused kea serve's credentials"
             )
-        return self._stale(entry, 502, f"upstream {upstream.name} answered {resp.status}")
+        return self._stale(kind, entry, 502, f"upstream {upstream.name} answered {resp.status}")
 
     def validators(self, resp: Response) -> dict[str, Any]:
         """The validators and freshness of an upstream's answer (``Validated``'s fields)."""
@@ -336,12 +338,12 @@ class Proxy:
             "persist": persist,
         }
 
-    def _stale(self, entry: V | None, status: int, message: str) -> V:
+    def _stale(self, kind: str, entry: V | None, status: int, message: str) -> V:
         if entry is None:
             raise UpstreamError(status, message)
-        log.warning("%s; serving the cached page", message)
+        log.warning("%s; serving the cached %s", message, kind)
         entry.stale = True
-        self.metrics.cache_hits["stale-page"] += 1
+        self.metrics.cache_hits[f"stale-{kind}"] += 1
         return entry
 
     async def _save_page(self, route: Route, project: str, entry: PageEntry) -> None:
