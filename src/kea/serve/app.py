@@ -48,6 +48,7 @@ access_log = logging.getLogger("kea.serve.access")
 
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!~-]{0,250}$")
 MAX_PATH = 2048
+INDEX_RENDERED = 4  # project lists kept rendered (a public index's is ~30 MB)
 STALE_WARNING = '110 kea-serve "Response is Stale"'  # RFC 7234's warning for a stale answer
 
 
@@ -86,8 +87,9 @@ class ServeApp:
         self.started = time.time()
         # Rendered project pages: (route, project, kind) -> (what they were made from, body, etag)
         self._rendered: dict[tuple[str, str, str], tuple[object, bytes, str]] = {}
-        # Rendered project lists, by kind: (what they were made from, parts, body, etag)
-        self._index_rendered: dict[str, tuple[object, list[list[str]], bytes, str]] = {}
+        # Rendered project lists, the last few: (kind, what they were made from) -> (parts,
+        # body, etag). Clients who may read different routes get different lists.
+        self._index_rendered: dict[tuple[str, object], tuple[list[list[str]], bytes, str]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -250,15 +252,16 @@ class ServeApp:
             stale = stale or old
         extra = {"Warning": STALE_WARNING} if stale else None
         # A public index's list makes a ~30 MB page: rendered once, off the event loop.
-        ident = tuple(made_of)
-        cached = self._index_rendered.get(kind)
-        if cached is not None and cached[0] == ident:
-            body, etag = cached[2], cached[3]
-        else:
+        key = (kind, tuple(made_of))
+        cached = self._index_rendered.pop(key, None)
+        if cached is None:
             body, etag = await asyncio.to_thread(_render_index, kind, parts)
             # parts are kept with it: while they are alive, their ids name no other list
-            self._index_rendered[kind] = (ident, parts, body, etag)
-        return self._page_response(request, body, kind, extra, etag)
+            cached = (parts, body, etag)
+            if len(self._index_rendered) >= INDEX_RENDERED:
+                del self._index_rendered[next(iter(self._index_rendered))]  # the least recent
+        self._index_rendered[key] = cached
+        return self._page_response(request, cached[1], kind, extra, cached[2])
 
     def _check_name(self, raw: str) -> str:
         if len(raw) > MAX_NAME:
