@@ -63,6 +63,11 @@ class Upstream:
     password: str | None = field(default=None, repr=False)
     credential_source: str = "none"  # "env", "netrc <path>", "token-file <path>", "none"
 
+    @property
+    def base_url(self) -> str:
+        """The URL before ``{project}`` (simpleindex style), or the URL itself."""
+        return self.url.split("{project}")[0]
+
     def project_url(self, project: str) -> str:
         if "{project}" in self.url:
             return self.url.replace("{project}", project)

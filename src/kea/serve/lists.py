@@ -20,14 +20,13 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from kea.errors import KeaError
 from kea.serve.config import Route, ServeConfig, Upstream
 from kea.serve.names import valid_names
 from kea.serve.proxy import Proxy, UpstreamError, Validated, single_flight
 from kea.serve.routes import routed_to
-from kea.serve.store import read_json, write_json
 
 log = logging.getLogger("kea.serve")
 
@@ -44,7 +43,7 @@ class ListEntry(Validated):
         return {"names": "\n".join(self.names), **self.validators_json()}
 
     @classmethod
-    def from_json(cls, obj: Any) -> ListEntry | None:
+    def from_json(cls, obj: Any) -> Self | None:
         try:
             names = obj["names"]
             if not isinstance(names, str):
@@ -56,7 +55,7 @@ class ListEntry(Validated):
 
 def list_url(upstream: Upstream) -> str:
     """Where an upstream's project list is: its URL up to ``{project}``, or the URL itself."""
-    return upstream.url.split("{project}")[0].rstrip("/") + "/"
+    return upstream.base_url.rstrip("/") + "/"
 
 
 def _parse(body: bytes, url: str, headers: Mapping[str, str]) -> list[str]:
@@ -92,9 +91,7 @@ class ProjectLists:
     async def _entry(self, upstream: Upstream) -> ListEntry:
         entry = self._lists.get(upstream.name)
         if entry is None:
-            path = self.proxy.store.list_path(upstream.name)
-            raw = await asyncio.to_thread(read_json, path)
-            entry = ListEntry.from_json(raw) if raw is not None else None
+            entry = await ListEntry.load(self.proxy.store.list_path(upstream.name))
             if entry is not None:
                 self._lists[upstream.name] = entry
         if entry is not None and entry.fresh(time.time()):
@@ -134,9 +131,7 @@ class ProjectLists:
         return new
 
     async def _save(self, upstream: Upstream, entry: ListEntry) -> None:
-        if entry.persist:
-            path = self.proxy.store.list_path(upstream.name)
-            await asyncio.to_thread(write_json, path, entry.to_json())
+        await entry.save(self.proxy.store.list_path(upstream.name))
 
 
 __all__ = ["ListEntry", "ProjectLists", "list_url"]

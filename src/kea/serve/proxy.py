@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from kea.auth.redact import redact_url
 from kea.errors import KeaError
@@ -33,6 +33,8 @@ from kea.serve.metrics import Metrics
 from kea.serve.store import Store, is_sha256, read_json, write_json
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from aiohttp import web
 
     from kea.http.client import HttpClient
@@ -65,6 +67,24 @@ class Validated:
 
     def fresh(self, now: float) -> bool:
         return now - self.fetched < self.max_age
+
+    def to_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Self | None:
+        raise NotImplementedError
+
+    @classmethod
+    async def load(cls, path: Path) -> Self | None:
+        """The entry saved at ``path``; None when there is none, or it cannot be read."""
+        raw = await asyncio.to_thread(read_json, path)
+        return cls.from_json(raw) if raw is not None else None
+
+    async def save(self, path: Path) -> None:
+        """Write the entry to ``path`` unless its upstream said not to keep it (no-store)."""
+        if self.persist:
+            await asyncio.to_thread(write_json, path, self.to_json())
 
     def validators_json(self) -> dict[str, Any]:
         return {
@@ -105,7 +125,7 @@ class PageEntry(Validated):
         }
 
     @classmethod
-    def from_json(cls, obj: Any) -> PageEntry | None:
+    def from_json(cls, obj: Any) -> Self | None:
         import msgspec
 
         try:
@@ -172,7 +192,7 @@ def upstream_settings(config: ServeConfig, env: Mapping[str, str]) -> Any:
     private_env = {k: v for k, v in env.items() if not k.startswith("KEA_INDEX") and k != "NETRC"}
     indexes = []
     for up in config.upstreams:
-        index = Index(url=up.url.split("{project}")[0], name=up.name, source=str(config.path))
+        index = Index(url=up.base_url, name=up.name, source=str(config.path))
         prefix = index.env_prefix or ""
         if up.username is not None:
             private_env[prefix + "USERNAME"] = up.username
@@ -225,8 +245,7 @@ class Proxy:
         key = (route.name, project)
         entry = self._pages.get(key)
         if entry is None:
-            raw = await asyncio.to_thread(read_json, self.store.page_path(route.name, project))
-            entry = PageEntry.from_json(raw) if raw is not None else None
+            entry = await PageEntry.load(self.store.page_path(route.name, project))
             if entry is not None:
                 self._pages[key] = entry
         if entry is not None and entry.fresh(time.time()):
@@ -347,10 +366,7 @@ class Proxy:
         return entry
 
     async def _save_page(self, route: Route, project: str, entry: PageEntry) -> None:
-        if not entry.persist:
-            return
-        path = self.store.page_path(route.name, project)
-        await asyncio.to_thread(write_json, path, entry.to_json())
+        await entry.save(self.store.page_path(route.name, project))
 
     # -- files -------------------------------------------------------------------------------
 
