@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from base64 import b64decode, b64encode
+from base64 import b64decode
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,17 +41,13 @@ class Lists:
     def names(self, user: User | None = None, accept: str = JSON) -> tuple[int, list[str], dict]:
         headers = {"Accept": accept}
         if user is not None:
-            headers["Authorization"] = basic(user)
+            headers["Authorization"] = user.header
         status, got, body = http_get(self.serve.index, headers)
         if status != 200:
             return status, [], got
         if accept == JSON:
             return status, [p["name"] for p in json.loads(body)["projects"]], got
         return status, re.findall(r'<a href="/simple/([^/"]+)/">', body.decode()), got
-
-
-def basic(user: User) -> str:
-    return "Basic " + b64encode(f"{user.name}:{user.password}".encode()).decode()
 
 
 # Before the public catch-all and the private route of test_proxy's setup.
@@ -112,7 +108,7 @@ def test_each_route_lists_what_it_serves(lists: Lists) -> None:
 
 def test_every_listed_name_is_served_and_denied_ones_are_not_listed(lists: Lists) -> None:
     _, names, _ = lists.names(lists.carol)
-    auth = {"Authorization": basic(lists.carol)}
+    auth = {"Authorization": lists.carol.header}
     served = {name: http_get(lists.serve.index + f"{name}/", auth)[0] for name in names}
     # 302: the redirect route's name; 404: a name the public upstream lists but has no page for
     assert served == {
