@@ -76,24 +76,29 @@ def build_wheel(
     return out
 
 
+def replace_member(wheel: Path, member: str, data: bytes) -> None:
+    """Replace one member's bytes in ``wheel``, everything else (RECORD too) kept as it is."""
+    tmp = wheel.with_suffix(".tmp")
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(tmp, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, data if info.filename == member else src.read(info))
+    tmp.replace(wheel)
+
+
 def with_hex_record(wheel: Path) -> Path:
     """``wheel`` rewritten with its RECORD's sha256 digests in hex, as uv_build wrote them before
     0.8.13 (astral-sh/uv#15400); members are left as they are."""
-    tmp = wheel.with_suffix(".tmp")
-    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename.endswith(".dist-info/RECORD"):
-                rows = []
-                for row in data.decode().splitlines():
-                    path, digest, size = row.split(",")
-                    if digest.startswith("sha256="):
-                        raw = base64.urlsafe_b64decode(digest[7:] + "=" * (-len(digest[7:]) % 4))
-                        digest = "sha256=" + raw.hex()
-                    rows.append(f"{path},{digest},{size}")
-                data = ("\n".join(rows) + "\n").encode()
-            dst.writestr(info, data)
-    tmp.replace(wheel)
+    with zipfile.ZipFile(wheel) as zf:
+        (record,) = [n for n in zf.namelist() if n.endswith(".dist-info/RECORD")]
+        text = zf.read(record).decode()
+    rows = []
+    for row in text.splitlines():
+        path, digest, size = row.split(",")
+        if digest.startswith("sha256="):
+            raw = base64.urlsafe_b64decode(digest[7:] + "=" * (-len(digest[7:]) % 4))
+            digest = "sha256=" + raw.hex()
+        rows.append(f"{path},{digest},{size}")
+    replace_member(wheel, record, ("\n".join(rows) + "\n").encode())
     return wheel
 
 

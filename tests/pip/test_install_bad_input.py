@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.cache.wheelmaker import with_hex_record
+from tests.cache.wheelmaker import replace_member, with_hex_record
 from tests.pip.conftest import Kea
 from tests.pip.server import SimpleIndex
 from tests.pip.wheelmaker import build_wheel
@@ -28,15 +27,6 @@ def installed(venv: Path) -> list[str]:
     return sorted(p.name for p in site_packages(venv).iterdir() if not p.name.startswith("."))
 
 
-def tamper(wheel: Path, member: str, data: bytes) -> None:
-    """Replace one member's bytes, keeping the wheel's RECORD (now wrong)."""
-    tmp = wheel.with_suffix(".tmp")
-    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(tmp, "w") as dst:
-        for info in src.infolist():
-            dst.writestr(info, data if info.filename == member else src.read(info))
-    tmp.replace(wheel)
-
-
 def cache_holds(cache: Path, needle: bytes) -> bool:
     return any(p.is_file() and needle in p.read_bytes() for p in cache.rglob("*"))
 
@@ -46,7 +36,7 @@ def test_bad_wheels_are_refused_and_never_cached(
     kea: Kea, small_index: SimpleIndex, tmp_path: Path, via: str
 ) -> None:
     w = small_index.directory
-    tamper(build_wheel(w, "badhash", "1.0"), "badhash/__init__.py", b"VERSION = 'EVIL-1'\n")
+    replace_member(build_wheel(w, "badhash", "1.0"), "badhash/__init__.py", b"VERSION = 'EVIL-1'\n")
     build_wheel(w, "dotdot", "1.0", files={"dotdot/__init__.py": "", "../../escaped.py": "x=1"})
     build_wheel(w, "absolute", "1.0", files={"absolute/__init__.py": "", "/tmp/abs-evil.py": ""})
     build_wheel(w, "good", "1.0", requires=["badhash"])
