@@ -8,6 +8,7 @@ requests for the wheels, and records every request path it answered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import html
 import threading
@@ -45,6 +46,8 @@ class SimpleIndex:
         # seconds each wheel download waits before it is answered; the most answered at once
         self.file_delay = 0.0
         self.most_files_at_once = 0
+        # file name (a wheel or its .metadata) -> seconds the server holds it before answering
+        self.held: dict[str, float] = {}
         self._files_now = 0
         self._projects: dict[str, list[Path]] = defaultdict(list)
         self._meta: dict[str, bytes] = {}
@@ -117,6 +120,9 @@ class SimpleIndex:
 
         self.requests.append(request.path)
         filename = request.match_info["filename"]
+        if filename in self.held:  # until the time is up or the server stops
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.held[filename])
         if filename.endswith(".metadata"):
             meta = self._meta.get(filename[: -len(".metadata")])
             if meta is None:
@@ -144,6 +150,7 @@ class SimpleIndex:
         self._loop = loop
 
         async def setup() -> None:
+            self._stopping = asyncio.Event()
             app = web.Application()
             app.router.add_get("/simple/", self._root)
             app.router.add_get("/simple/{name}/", self._project)
@@ -173,6 +180,7 @@ class SimpleIndex:
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._loop = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from kea.atomic import TMP_PREFIX
 from kea.dist.metadata import CoreMetadata, parse_metadata
 from kea.dist.tags import TagRanker
 from kea.errors import KeaError
@@ -283,6 +285,10 @@ def _resolve_with_early_fetch(
     pinned_extra: int = 0,
     file_delay: float = 0.0,
     most_at_once: list[int] | None = None,
+    universe: list[tuple[str, str, list[str]]] | None = None,
+    held: dict[str, float] | None = None,
+    cache_files: list[str] | None = None,
+    downloads: dict[str, str] | None = None,
 ) -> tuple[list[str], list[str], dict[str, str]]:
     """Resolve through a real loopback index, IndexClient, HttpClient and cache; the wheel
     requests seen by the server when the resolution ended, after the installer fetched the
@@ -291,7 +297,11 @@ def _resolve_with_early_fetch(
     listed its hash (its download then fails the hash check; its ``.metadata`` stays good).
     ``pinned_extra``: that many more projects ``p0``... (1.0, no dependencies) to pin;
     ``file_delay``: seconds the server holds each wheel; ``most_at_once`` receives the most
-    wheel downloads the server had in flight at once."""
+    wheel downloads the server had in flight at once. ``universe``: the wheels to serve, as
+    (name, version, requirements), instead of app, dep, winonly and have; ``held``: seconds
+    the server holds these files (by name); ``cache_files`` receives the paths in the cache
+    when the resolution ended, and ``downloads`` the state of each wheel download then (by
+    URL: "running", "done", "failed" or "cancelled")."""
     from packaging.requirements import Requirement
 
     from kea.cache import Cache
@@ -303,15 +313,21 @@ def _resolve_with_early_fetch(
 
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    build_wheel(wheels, "app", "1.0", requires=["dep>=1"])
-    build_wheel(wheels, "app", "2.0", requires=["dep>=1"])
-    build_wheel(wheels, "dep", "1.5")
-    build_wheel(wheels, "winonly", "1.0")
-    build_wheel(wheels, "have", "3.0")
+    if universe is None:
+        universe = [
+            ("app", "1.0", ["dep>=1"]),
+            ("app", "2.0", ["dep>=1"]),
+            ("dep", "1.5", []),
+            ("winonly", "1.0", []),
+            ("have", "3.0", []),
+        ]
+    for name, version, requires in universe:
+        build_wheel(wheels, name, version, requires=requires)
     for i in range(pinned_extra):
         build_wheel(wheels, f"p{i}", "1.0")
     with SimpleIndex(wheels) as index:
         index.file_delay = file_delay
+        index.held = dict(held or {})
         if tamper is not None:
             for path in wheels.glob(f"{tamper}-*.whl"):
                 build_wheel(wheels, tamper, path.name.split("-")[1], files={"extra.py": "x = 1\n"})
@@ -332,6 +348,13 @@ def _resolve_with_early_fetch(
                 client = IndexClient(settings, http, cache)
                 chosen = await resolve_request(spec, client, _Target())
                 at_resolution = [p for p in index.requests if p.endswith(".whl")]
+                if downloads is not None:
+                    for (kind, url), fut in client._tasks.items():
+                        if kind == "wheel":
+                            downloads[url] = _state(fut)
+                if cache_files is not None:
+                    root = tmp_path / "cache"
+                    cache_files.extend(str(p.relative_to(root)) for p in root.rglob("*"))
                 if seen is not None:
                     seen.extend(index.requests)
                 for c in chosen:
@@ -349,17 +372,26 @@ def _resolve_with_early_fetch(
         return asyncio.run(main())
 
 
+def _state(fut: asyncio.Future[object]) -> str:
+    if not fut.done():
+        return "running"
+    if fut.cancelled():
+        return "cancelled"
+    return "failed" if fut.exception() else "done"
+
+
 def test_pinned_wheels_download_while_resolving_and_once(tmp_path: Path) -> None:
     reqs = ["app==1.0", "dep", "winonly==1.0; sys_platform == 'win32'", "have==3.0"]
     early, after, chosen = _resolve_with_early_fetch(
         tmp_path, reqs, fetch_early=True, installed={"have": "3.0"}
     )
     assert chosen == {"app": "1.0", "dep": "1.5", "have": "3.0"}
-    # Only app==1.0 qualified: dep is not pinned, winonly's marker is false, have is installed.
-    # Its download started during the resolution (it may still be running when it ended).
+    # app==1.0's download started as its page arrived; dep's once the resolver decided it
+    # (either may still have been on its way when the resolution ended). winonly's marker is
+    # false and have is installed: neither was downloaded, early or late.
     assert {Path(p).name for p in after} == {"app-1.0-py3-none-any.whl", "dep-1.5-py3-none-any.whl"}
     assert sorted(Path(p).name for p in after).count("app-1.0-py3-none-any.whl") == 1
-    assert {Path(p).name for p in early} <= {"app-1.0-py3-none-any.whl"}
+    assert {Path(p).name for p in early} <= {"app-1.0-py3-none-any.whl", "dep-1.5-py3-none-any.whl"}
 
 
 def test_a_locked_request_takes_metadata_from_the_wheels(tmp_path: Path) -> None:
@@ -413,6 +445,55 @@ def test_early_downloads_of_a_partly_pinned_request_are_limited(tmp_path: Path) 
     # Each wheel was downloaded once: the installer joined the downloads started early.
     names = sorted(Path(p).name for p in after)
     assert names == sorted(set(names)) and len(names) == len(pins) + 2
+
+
+def test_decided_wheels_download_while_the_resolution_still_waits(tmp_path: Path) -> None:
+    # Nothing is pinned. dep's metadata takes the server 0.5 s: the resolver, which has
+    # decided app 2.0 already, waits for it. app's wheel downloads meanwhile.
+    held = {"dep-1.5-py3-none-any.whl.metadata": 0.5}
+    early, after, chosen = _resolve_with_early_fetch(
+        tmp_path, ["app"], fetch_early=True, installed={}, held=held
+    )
+    assert chosen == {"app": "2.0", "dep": "1.5"}
+    assert "app-2.0-py3-none-any.whl" in {Path(p).name for p in early}
+    # Each wheel was downloaded once: the installer joined the downloads started early.
+    assert sorted(Path(p).name for p in after) == [
+        "app-2.0-py3-none-any.whl",
+        "dep-1.5-py3-none-any.whl",
+    ]
+
+
+def test_a_decision_the_search_undid_has_its_download_cancelled(tmp_path: Path) -> None:
+    # pin<2 leaves pin one version, decided first; top 2.0 comes next and stands its own
+    # dependencies, so its wheel starts downloading. Then mid needs pin>=2: the search goes
+    # back to top 1.0 (mid's metadata is held 0.3 s: top 2.0's download has begun by then).
+    # That download, held by the server for 30 s, is cancelled when the resolution ends, and
+    # leaves nothing in the cache.
+    universe = [
+        ("top", "1.0", []),
+        ("top", "2.0", ["mid"]),
+        ("mid", "1.0", ["pin>=2"]),
+        ("pin", "1.0", []),
+        ("pin", "2.0", []),
+    ]
+    seen: list[str] = []
+    files: list[str] = []
+    downloads: dict[str, str] = {}
+    started = time.monotonic()
+    _, after, chosen = _resolve_with_early_fetch(
+        tmp_path, ["top", "pin<2"], fetch_early=True, installed={}, universe=universe,
+        held={"top-2.0-py3-none-any.whl": 30.0, "mid-1.0-py3-none-any.whl.metadata": 0.3},
+        seen=seen, cache_files=files, downloads=downloads,
+    )  # fmt: skip
+    assert time.monotonic() - started < 10  # nothing waited for the held download
+    assert chosen == {"top": "1.0", "pin": "1.0"}
+    assert "top-2.0-py3-none-any.whl" in {Path(p).name for p in seen}
+    assert {Path(u).name: v for u, v in downloads.items()}["top-2.0-py3-none-any.whl"] == (
+        "cancelled"
+    )
+    assert not [f for f in files if Path(f).name.startswith(TMP_PREFIX)]
+    assert [f for f in files if f.startswith("wheels-") and "top-" in f] == []
+    assert sorted(Path(p).name for p in after if "top-1.0" in p) == ["top-1.0-py3-none-any.whl"]
 
 
 def test_metadata_falls_back_to_the_file_when_the_wheel_fails(tmp_path: Path) -> None:

@@ -353,3 +353,48 @@ def test_version_tiers_exhaust_the_first_group_before_the_next() -> None:
     assert pins(lowest) == {"lib": "1.0"}
     # without tiers: simply the highest
     assert pins(resolve(["app"], Universe(u))) == {"app": "1.0", "lib": "3.0"}
+
+
+class _Told(Universe):
+    """Records the decisions the solver reports as standing (``decided``), in order."""
+
+    def __init__(self, packages: dict) -> None:
+        super().__init__(packages)
+        self.told: list[tuple[str, str]] = []
+
+    def decided(self, name: str, version: Version) -> None:
+        self.told.append((name, str(version)))
+
+
+def test_standing_decisions_are_reported_in_order_while_nothing_conflicts() -> None:
+    # These reports start wheel downloads before the resolution ends.
+    u = {
+        "app": {"1.0": ["lib>=1", "util[fast]"]},
+        "lib": {"1.0": ["leaf"], "2.0": ["leaf"]},
+        "util": {"1.0": ["leaf; extra == 'fast'"]},
+        "leaf": {"1.0": []},
+    }
+    told = _Told(u)
+    result = pins(resolve(["app"], told))
+    assert result == {"app": "1.0", "lib": "2.0", "util": "1.0", "leaf": "1.0"}
+    # Every decision, once its dependencies were added: the package named without its
+    # extras (util[fast] is util's wheel too), the root never.
+    assert sorted(told.told) == sorted(
+        [("app", "1.0"), ("lib", "2.0"), ("util", "1.0"), ("util", "1.0"), ("leaf", "1.0")]
+    )
+    assert told.told[0] == ("app", "1.0")
+
+
+def test_no_decision_is_reported_once_the_search_has_met_a_conflict() -> None:
+    # pin is decided first (one candidate), then top 2.0, reported, whose mid needs a pin
+    # it cannot have: the search backtracks to top 1.0, which no report names. A report is
+    # a guess the caller acts on (a download), so after a conflict the solver makes none.
+    u = {
+        "top": {"1.0": [], "2.0": ["mid"]},
+        "mid": {"1.0": ["pin>=2"]},
+        "pin": {"1.0": [], "2.0": []},
+    }
+    told = _Told(u)
+    assert pins(resolve(["top", "pin<2"], told)) == {"top": "1.0", "pin": "1.0"}
+    assert told.told == [("pin", "1.0"), ("top", "2.0")]
+    assert ("top", Version("1.0")) in told.decisions  # decided, after the conflict, untold

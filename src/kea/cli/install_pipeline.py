@@ -294,14 +294,16 @@ def _install(
 
 class Prepared:
     """The "Preparing" bar's count: each wheel once, whether it was prepared while the resolver
-    still worked (a locked request's early downloads, before the bar's size is known) or after
-    it. The bar appears with the first wheel counted. ``bar`` makes it (``Progress``); None:
-    no bar (not a TTY, ``-q``, ``--no-progress``, ``--dry-run``)."""
+    still worked (an early download, before the bar's size is known) or after it. Once the
+    resolution is known (``size``), only the wheels it installs count. The bar appears with the
+    first wheel counted. ``bar`` makes it (``Progress``); None: no bar (not a TTY, ``-q``,
+    ``--no-progress``, ``--dry-run``)."""
 
     def __init__(self, bar: Callable[[int | None], Any] | None) -> None:
         self._make = bar
         self.progress: Any = None
         self.counted: set[str] = set()  # file names of the wheels prepared, layouts kept
+        self._todo: set[str] | None = None  # the file names to install, once known
         self._lock = threading.Lock()  # early wheels are counted from the unpacking threads
 
     def add(self, filename: str, name: str) -> None:
@@ -309,7 +311,7 @@ class Prepared:
             if filename in self.counted:
                 return
             self.counted.add(filename)
-            if self._make is None:
+            if self._make is None or (self._todo is not None and filename not in self._todo):
                 return
             if self.progress is None:
                 self.progress = self._make(None)
@@ -318,9 +320,10 @@ class Prepared:
     def size(self, todo: list[Any]) -> None:
         """The resolution is known: the bar counts the wheels of ``todo`` from now on."""
         with self._lock:
+            self._todo = {c.file.filename for c in todo}
             if self._make is None or not todo:
                 return
-            done = sum(1 for c in todo if c.file.filename in self.counted)
+            done = len(self._todo & self.counted)
             if self.progress is None:
                 self.progress = self._make(len(todo))
             self.progress.set_total(len(todo), done)

@@ -80,6 +80,7 @@ class Prefetcher:
         # Called with each page's selection as soon as it is known, in the same step (no turn
         # of the loop in between): the early downloads (``kea.resolver.provider_fetch``).
         self._page_listeners: list[Callable[[str, Selection], None]] = []
+        self._decision_listeners: list[Callable[[Candidate], None]] = []
 
     # -- on the loop -------------------------------------------------------------------------
 
@@ -134,6 +135,16 @@ class Prefetcher:
         """Call ``listener(name, selection)`` for each page fetched from now on, as it arrives
         (a page that failed is not announced)."""
         self._page_listeners.append(listener)
+
+    def on_decided(self, listener: Callable[[Candidate], None]) -> None:
+        """Call ``listener(candidate)`` on the loop for each decision the resolver reports as
+        standing (``decided``)."""
+        self._decision_listeners.append(listener)
+
+    def _announce(self, cand: Candidate) -> None:
+        if not self._closed:
+            for listener in self._decision_listeners:
+                listener(cand)
 
     def metadata_future(self, cand: Candidate) -> asyncio.Future[CoreMetadata]:
         key = (cand.name, cand.version)
@@ -206,6 +217,12 @@ class Prefetcher:
         names = [n for n in names if canonicalize_name(n) not in self._pages]
         if names:
             self.loop.call_soon_threadsafe(self.prefetch_pages, names)
+
+    def decided(self, cand: Candidate) -> None:
+        """Non-blocking: the resolver's decision for ``cand`` stood its propagation; the
+        listeners hear of it on the loop (none: no hop)."""
+        if self._decision_listeners:
+            self.loop.call_soon_threadsafe(self._announce, cand)
 
     def want_metadata(self, cand: Candidate) -> None:
         """Non-blocking: start fetching the metadata of ``cand`` (no hop when asked already)."""

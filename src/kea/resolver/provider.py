@@ -19,7 +19,7 @@ imports asyncio only for ``resolve_request``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -163,6 +163,16 @@ class IndexProvider:
         cand = self.candidate(name, version)
         if cand is not None:
             self.pre.want_metadata(cand)
+
+    def decided(self, name: str, version: Version) -> None:
+        """The solver's decision for ``name`` stood its propagation (``Solver``): passed on to
+        a bridge that acts on it (the ``Prefetcher``: early downloads)."""
+        tell: Callable[[Candidate], None] | None = getattr(self.pre, "decided", None)
+        if tell is None or name in self.direct:
+            return
+        cand = self.candidate(name, version)
+        if cand is not None:
+            tell(cand)
 
     def metadata_of(self, name: str, version: Version) -> CoreMetadata | None:
         return self._metadata.get((name, version))
@@ -382,9 +392,13 @@ async def resolve_request(
     early = _early_fetch(spec, source, requirements, pins, interpreter.markers)
     if early is not None:
         pre.on_page(early.page_ready)
+        pre.on_decided(early.decided)
     pre.prefetch_pages(canonicalize_name(r.name) for r in requirements if r.name not in direct)
+    kept: set[str] = set()
     try:
         solution = await run_in_worker(lambda: _solve(setup, provider, spec))
+        chosen = _chosen(solution, provider, direct)
+        kept = {c.file.url for c in chosen}
     except ResolutionError as e:
         for sel in provider.selections.values():
             hint = sel.hint()
@@ -410,8 +424,8 @@ async def resolve_request(
     finally:
         await pre.aclose()
         if early is not None:
-            await early.aclose()
-    return _chosen(solution, provider, direct)
+            await early.aclose(keep=kept)
+    return chosen
 
 
 def _chosen(
@@ -442,17 +456,21 @@ def _early_fetch(
     pins: Mapping[str, Version],
     markers: Mapping[str, str],
 ) -> Any:
-    """The ``EarlyFetch`` of this run, or None (not asked for, or nothing to fetch). ``pins``:
-    the run's ``early_pins`` (direct references and overrides left out already)."""
+    """The ``EarlyFetch`` of this run, or None (not asked for). ``pins``: the run's
+    ``early_pins`` (direct references and overrides left out already)."""
     if not spec.fetch_early or not hasattr(source, "start_wheel"):
         return None
     from kea.resolver.provider_fetch import EarlyFetch, locked, narrowed
 
     pins = narrowed(pins, skip=spec.hashes, installed=spec.installed)
-    if not pins:
-        return None
     whole = locked(requirements, pins, markers=markers, installed=spec.installed)
-    return EarlyFetch(source, pins, whole=whole)  # type: ignore[arg-type]
+    return EarlyFetch(
+        source,  # type: ignore[arg-type]
+        pins,
+        whole=whole,
+        skip=spec.hashes,
+        installed=spec.installed,
+    )
 
 
 def _no_deps(

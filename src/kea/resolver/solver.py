@@ -175,6 +175,10 @@ class Solver:
         self._heap: list[tuple[tuple[int, int, int, int], int, str, VersionSet]] = []
         self._pushed = 0
         self.stats = {"decisions": 0, "conflicts": 0, "backjumps": 0}
+        # The last decision, reported to the provider's optional ``decided(name, version)``
+        # once its dependencies have been propagated, while the search has met no conflict.
+        self._unreported: tuple[str, Version] | None = None
+        self._decided_hook = getattr(provider, "decided", None)
 
     # -- public -----------------------------------------------------------------------------------
     def solve(self, *, pinned: bool = True) -> Resolution:
@@ -439,6 +443,8 @@ class Solver:
         return None if index is None else cands.versions[index]
 
     def _decide(self) -> str | None:
+        if self._unreported is not None:
+            self._report(*self._unreported)
         picked = self._pick_package()
         if picked is None:
             return None
@@ -479,7 +485,18 @@ class Solver:
             self.stats["decisions"] += 1
             self._assign(package, Term(True, VersionSet.exact(version)), None)
             self._states[package].decided = version
+            if self._decided_hook is not None and package != ROOT:
+                self._unreported = (package, version)
         return package
+
+    def _report(self, package: str, version: Version) -> None:
+        """Tell the provider that the last decision stood its propagation: its dependencies
+        met no conflict. Only while the search has met none at all (nothing was ever undone):
+        a search that backtracks may still undo it, and the provider acts on it (the wheel's
+        download starts, ``kea.resolver.provider_fetch``)."""
+        self._unreported = None
+        if self.stats["conflicts"] == 0 and self._decided_hook is not None:
+            self._decided_hook(split_key(package)[0], version)
 
     def _blocks(self, incompat: Incompatibility, package: str) -> bool:
         """Whether deciding ``package`` would immediately satisfy ``incompat``."""
