@@ -1,4 +1,4 @@
-"""``kea.http.client.import_aiohttp``: aiohttp without its import-time default SSL contexts.
+"""``kea.http.aio.import_aiohttp``: aiohttp without its import-time default SSL contexts.
 
 Runs in a fresh interpreter (aiohttp must not be imported yet) against stdlib servers on
 loopback: plain http never loads a CA store; https still verifies with kea's own context

@@ -88,6 +88,6 @@ def _imports_for_the_network(still_probing: Callable[[], bool]) -> None:
             return
         importlib.import_module(name)
     if still_probing():
-        from kea.http.client import import_aiohttp
+        from kea.http.aio import import_aiohttp
 
         import_aiohttp()

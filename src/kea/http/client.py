@@ -13,7 +13,7 @@ kea follows redirects itself (aiohttp's following is off) and decides, hop by ho
 credentials go on each request (``kea.auth.store``): same origin keeps them, another origin gets a
 fresh lookup and never the previous origin's secrets, an https → http hop gets nothing, a 401 on a
 request without credentials is retried once, to the URL that answered it, with what a full lookup
-finds. aiohttp is imported (see ``import_aiohttp``) and the TLS context built only for the
+finds. aiohttp is imported (``kea.http.aio.import_aiohttp``) and the TLS context built only for the
 first request, so opening a client that never sends one costs nothing.
 """
 
@@ -22,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,11 +39,11 @@ from kea.http.errors import (
     MissingLocation,
     OfflineError,
     ProxyError,
-    TLSError,
     TooManyRedirects,
     UnsupportedRedirect,
     status_text,
 )
+from kea.http.failures import closed_during_tls, connect_error, tls_error
 from kea.http.proxy import ProxyConfig
 from kea.http.response import Hop, Outcome, Response, Stream, describe, status_error
 from kea.http.retry import RETRY_STATUSES, backoff_delay, parse_retry_after
@@ -69,49 +67,6 @@ POOL_LIMIT = 100
 POOL_LIMIT_PER_HOST = 50
 # Headers that belong to one origin and are dropped when a redirect leaves it.
 ORIGIN_BOUND_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization")
-
-
-_IMPORT_LOCK = threading.Lock()
-
-
-def _trusting_nothing(*args: object, **kwargs: object) -> ssl.SSLContext:
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, but trusts no CA: fails closed
-
-
-def _no_default_paths(self: ssl.SSLContext) -> None:
-    return None
-
-
-def import_aiohttp() -> None:
-    """Import aiohttp without the two default SSL contexts its connector module builds at
-    import time (each loads the system CA store: ``set_default_verify_paths``, tens of ms).
-
-    kea never lets aiohttp use them: every request that makes a TLS handshake passes kea's own
-    context (``HttpClient._ssl_for``), or False for an allowed insecure host, which takes
-    aiohttp's unverified context (it verifies nothing, so it needs no CA). While aiohttp is
-    imported, ``ssl.create_default_context`` gives a context that trusts no CA and
-    ``SSLContext.set_default_verify_paths`` does nothing; both are restored right after. Should
-    anything ever use aiohttp's verified default after all, verification fails (closed), it is
-    never skipped. A no-op when aiohttp is already imported (``kea serve``, tests).
-    """
-    if "aiohttp.connector" in sys.modules:
-        return
-    with _IMPORT_LOCK:
-        if "aiohttp.connector" in sys.modules:
-            return
-        create = ssl.create_default_context
-        own = "set_default_verify_paths" in vars(ssl.SSLContext)
-        paths = vars(ssl.SSLContext).get("set_default_verify_paths")
-        setattr(ssl, "create_default_context", _trusting_nothing)  # noqa: B010
-        setattr(ssl.SSLContext, "set_default_verify_paths", _no_default_paths)  # noqa: B010
-        try:
-            import aiohttp  # noqa: F401
-        finally:
-            setattr(ssl, "create_default_context", create)  # noqa: B010
-            if own:
-                setattr(ssl.SSLContext, "set_default_verify_paths", paths)  # noqa: B010
-            else:
-                delattr(ssl.SSLContext, "set_default_verify_paths")
 
 
 def _user_agent() -> str:
@@ -168,6 +123,8 @@ class HttpClient:
         if self._state != "open":
             raise RuntimeError("HttpClient used outside `async with`")
         if self._session is None:
+            from kea.http.aio import import_aiohttp
+
             import_aiohttp()
             import aiohttp
 
@@ -484,9 +441,13 @@ class HttpClient:
                     f"{redact_url(url)} sent a malformed response ({what})", url=url
                 ) from None
             except aiohttp.ClientConnectorCertificateError as e:
-                raise self._tls_error(url, e.certificate_error) from None
+                raise tls_error(
+                    url, e.certificate_error, self.tls.ca_source, self.settings.env
+                ) from None
             except aiohttp.ClientSSLError as e:
-                raise self._tls_error(url, e.os_error if hasattr(e, "os_error") else e) from None
+                raise tls_error(
+                    url, getattr(e, "os_error", e), self.tls.ca_source, self.settings.env
+                ) from None
             except aiohttp.ClientProxyConnectionError as e:
                 error: HttpError = ProxyError(
                     f"cannot connect to proxy {redact_url(proxy_url or '')}: {describe(e)}",
@@ -499,11 +460,13 @@ class HttpClient:
                 continue
             except aiohttp.ClientConnectorError as e:
                 if isinstance(e.os_error, ssl.SSLError):
-                    raise self._tls_error(url, e.os_error) from None
+                    raise tls_error(
+                        url, e.os_error, self.tls.ca_source, self.settings.env
+                    ) from None
                 if attempt >= self.retries:
                     if origin.scheme == "https" and isinstance(e.os_error, ConnectionResetError):
-                        raise self._closed_during_tls(url, e) from None
-                    raise _connect_error(url, e) from None
+                        raise closed_during_tls(url, e, self.settings.env) from None
+                    raise connect_error(url, e) from None
                 await self._sleep(attempt, None, url, describe(e))
                 attempt += 1
                 continue
@@ -512,7 +475,7 @@ class HttpClient:
                     if origin.scheme == "https":
                         # No response head came back: with TLS 1.3 a server that wants a client
                         # certificate checks it after the handshake and just hangs up.
-                        raise self._closed_during_tls(url, e) from None
+                        raise closed_during_tls(url, e, self.settings.env) from None
                     raise ConnectError(
                         f"connection to {redact_url(url)} failed: {describe(e)}", url=url
                     ) from None
@@ -554,41 +517,6 @@ class HttpClient:
         )
         await asyncio.sleep(delay)
 
-    def _client_cert_hint(self) -> str:
-        path = self.settings.env.get("SSL_CLIENT_CERT")
-        if path:
-            return f"the server did not accept the client certificate from SSL_CLIENT_CERT={path}"
-        return "set SSL_CLIENT_CERT to a PEM file holding your client certificate and its key"
-
-    def _closed_during_tls(self, url: str, err: BaseException) -> TLSError:
-        origin = origin_of(url)
-        return TLSError(
-            f"{origin.host}:{origin.port} closed the TLS connection before answering"
-            f" ({describe(err)}): the server may require a client certificate",
-            hint=self._client_cert_hint(),
-            url=url,
-        )
-
-    def _tls_error(self, url: str, err: BaseException) -> TLSError:
-        origin = origin_of(url)
-        reason = getattr(err, "verify_message", None) or getattr(err, "reason", None) or str(err)
-        if "alert" in str(reason).lower() or "ALERT" in str(err):
-            # The server refused the handshake (TLS 1.2 reports a missing or untrusted client
-            # certificate this way); our own verification of the server did not fail.
-            return TLSError(
-                f"TLS handshake with {origin.host}:{origin.port} refused by the server"
-                f" ({str(reason).lower()}): it may require a client certificate",
-                hint=self._client_cert_hint(),
-                url=url,
-            )
-        return TLSError(
-            f"TLS verification failed for {origin.host}:{origin.port} ({reason});"
-            f" CA certificates from {self.tls.ca_source}",
-            hint="point SSL_CERT_FILE at the CA bundle that signed the server's certificate,"
-            f" or pass --allow-insecure-host {origin.host} to skip the check",
-            url=url,
-        )
-
 
 def _check_scheme(clean: str, original: str) -> None:
     scheme = scheme_of(clean)
@@ -597,19 +525,6 @@ def _check_scheme(clean: str, original: str) -> None:
             f"unsupported URL {redact_url(original)}: kea fetches http:// and https:// URLs",
         )
     origin_of(clean)  # raises UsageError without a host or with a bad port
-
-
-def _connect_error(url: str, e: Exception) -> ConnectError:
-    import aiohttp
-
-    if isinstance(e, aiohttp.ClientConnectorDNSError):
-        host = origin_of(url).host
-        return ConnectError(
-            f"cannot resolve host {host} (for {redact_url(url)})",
-            hint="check the host name and your network/DNS settings",
-            url=url,
-        )
-    return ConnectError(f"cannot connect to {redact_url(url)}: {describe(e)}", url=url)
 
 
 async def _discard(raw: aiohttp.ClientResponse) -> None:
