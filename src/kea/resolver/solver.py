@@ -19,6 +19,7 @@ import kea.log
 from kea.dist import parsed
 from kea.dist.names import canonicalize_name
 from kea.errors import KeaError
+from kea.resolver.candidates import Candidates, allowed_versions
 from kea.resolver.deps import (
     Edge,
     EdgeBuilder,
@@ -50,7 +51,7 @@ from kea.resolver.protocol import (
     ResolutionError,
     Unavailable,
 )
-from kea.resolver.ranges import Point, VersionSet, point_keys, version_key
+from kea.resolver.ranges import VersionSet
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -87,29 +88,6 @@ class _State:
         self.assignments: list[_Assignment] = []
         self.acc: Term | None = None
         self.decided: Version | None = None
-
-
-class _Candidates:
-    """The versions of one package the solver may pick, ascending."""
-
-    __slots__ = ("excluded_pre", "members", "points", "tiers", "versions")
-
-    def __init__(self, versions: list[Version], excluded_pre: list[Version]) -> None:
-        self.versions = versions
-        self.points: list[Point] = point_keys(versions)
-        self.members = set(versions)
-        self.excluded_pre = excluded_pre
-        # Ranked groups (each ascending, with its points): a version of an earlier group is
-        # always chosen before any of a later one (``Provider.version_tiers``).
-        self.tiers: list[tuple[list[Version], list[Point]]] | None = None
-
-    def set_tiers(self, tiers: Sequence[Sequence[Version]]) -> None:
-        groups = []
-        for tier in tiers:
-            members = sorted({v for v in tier if v in self.members}, key=version_key)
-            if members:
-                groups.append((members, point_keys(members)))
-        self.tiers = groups if len(groups) > 1 else None
 
 
 class Solver:
@@ -161,7 +139,7 @@ class Solver:
         self._incompats: dict[str, list[Incompatibility]] = {}
         self._order: dict[str, int] = {}
         self._conflicts: dict[str, int] = {}
-        self._candidates: dict[str, _Candidates | Unavailable] = {}
+        self._candidates: dict[str, Candidates | Unavailable] = {}
         self._raw_deps: dict[tuple[str, Version], Sequence[Requirement] | Unavailable] = {}
         self._dep_index: dict[tuple[str, str, VersionSet], Incompatibility] = {}
         self._chosen_edges: dict[tuple[str, Version], list[Edge]] = {}
@@ -340,39 +318,30 @@ class Solver:
         return sat, previous
 
     # -- decisions --------------------------------------------------------------------------------
-    def _candidates_of(self, name: str) -> _Candidates | Unavailable:
+    def _candidates_of(self, name: str) -> Candidates | Unavailable:
         hit = self._candidates.get(name)
         if hit is not None:
             return hit
         if name == ROOT:
-            result: _Candidates | Unavailable = _Candidates([ROOT_VERSION], [])
+            result: Candidates | Unavailable = Candidates([ROOT_VERSION], [])
         else:
             got = self.provider.versions(name)
-            result = got if isinstance(got, Unavailable) else self._filter_prereleases(name, got)
+            result = (
+                got
+                if isinstance(got, Unavailable)
+                else allowed_versions(
+                    got,
+                    self.options.prerelease,
+                    explicit=name in self.explicit_pre,
+                    preferred=self.preferences.get(name),
+                )
+            )
             ranked = getattr(self.provider, "version_tiers", None)
-            tiers = ranked(name) if ranked is not None and isinstance(result, _Candidates) else None
-            if tiers and isinstance(result, _Candidates):
+            tiers = ranked(name) if ranked is not None and isinstance(result, Candidates) else None
+            if tiers and isinstance(result, Candidates):
                 result.set_tiers(tiers)
         self._candidates[name] = result
         return result
-
-    def _filter_prereleases(self, name: str, versions: Sequence[Version]) -> _Candidates:
-        ordered = sorted(set(versions), key=version_key)
-        mode = self.options.prerelease
-        allow = mode == "allow"
-        if not allow and mode != "disallow":
-            explicit = mode in ("explicit", "if-necessary-or-explicit") and (
-                name in self.explicit_pre
-            )
-            necessary = mode in ("if-necessary", "if-necessary-or-explicit") and all(
-                v.is_prerelease for v in ordered
-            )
-            allow = explicit or necessary
-        if allow:
-            return _Candidates(ordered, [])
-        pref = self.preferences.get(name)
-        keep = [v for v in ordered if not v.is_prerelease or v == pref]
-        return _Candidates(keep, [v for v in ordered if v.is_prerelease and v != pref])
 
     def _pick_package(self) -> tuple[str, VersionSet] | None:
         """The undecided package with a positive term and the least key: one candidate or none
@@ -422,7 +391,7 @@ class Solver:
         conflicts = self._conflicts.get(package, 0)
         return -conflicts if conflicts >= 3 else 0
 
-    def _choose_version(self, package: str, vset: VersionSet, cands: _Candidates) -> Version | None:
+    def _choose_version(self, package: str, vset: VersionSet, cands: Candidates) -> Version | None:
         name, extra = split_key(package)
         if extra is not None:
             base = self._states.get(name)
@@ -530,7 +499,7 @@ class Solver:
             self.provider.prefetch(fresh)
 
     def _dependency_incompat(
-        self, package: str, version: Version, dep: str, dep_set: VersionSet, cands: _Candidates
+        self, package: str, version: Version, dep: str, dep_set: VersionSet, cands: Candidates
     ) -> Incompatibility:
         own = VersionSet.exact(version)
         if dep == package:  # depends on itself, at other versions only
@@ -593,11 +562,11 @@ class Solver:
 
         def versions_of(name: str) -> list[Version] | None:
             cands = self._candidates.get(name)
-            return cands.versions if isinstance(cands, _Candidates) else None
+            return cands.versions if isinstance(cands, Candidates) else None
 
         def excluded_of(name: str) -> list[Version]:
             cands = self._candidates.get(name)
-            return cands.excluded_pre if isinstance(cands, _Candidates) else []
+            return cands.excluded_pre if isinstance(cands, Candidates) else []
 
         error = ResolutionError(explain(incompat, versions_of))
         error.incompatibility = incompat
