@@ -18,6 +18,8 @@ import pytest
 from kea.cache import ARCHIVE, Cache, unpacker
 from kea.cache.archive import WheelError
 from kea.cache.unpacker import Unpacker
+from kea.cache.worker import READY
+from kea.cache.worker_pipe import WorkerProcess
 from kea.errors import KeaError
 from tests.cache.wheelmaker import build_wheel
 
@@ -93,7 +95,7 @@ def test_a_disk_error_comes_back_as_the_same_oserror(tmp_path: Path) -> None:
     u.close()
 
 
-def _lent_worker() -> tuple[Unpacker, unpacker._Worker]:
+def _lent_worker() -> tuple[Unpacker, WorkerProcess]:
     """A one-worker unpacker and its worker, lent to the test as to an unpacking task."""
     u = Unpacker(1)
     worker = asyncio.run(u._acquire(wait=True))
@@ -149,18 +151,18 @@ def test_through_the_cache_a_worker_dying_midway_leaves_nothing_behind(
     cache = Cache(tmp_path / "cache")
     files = {f"pkg/m{i:03}.py": b"x = 1\n" * 200 for i in range(200)}
     wheel = build_wheel(tmp_path, "midway", "1.0", files=files)
-    real_send = unpacker._Worker.send
+    real_send = WorkerProcess.send
 
-    def send_then_die(self: unpacker._Worker, *args: Any) -> bool:
+    def send_then_die(self: WorkerProcess, *args: Any) -> bool:
         sent = real_send(self, *args)
         self.proc.kill()  # with its request in hand: it may have written some files
         return sent
 
-    monkeypatch.setattr(unpacker._Worker, "send", send_then_die)
+    monkeypatch.setattr(WorkerProcess, "send", send_then_die)
     with pytest.raises(KeaError, match="the unpacking process ended"):
         asyncio.run(cache.unpack_local_wheel(wheel))
     assert [p.name for p in (cache.root / ARCHIVE).iterdir()] == []
-    monkeypatch.setattr(unpacker._Worker, "send", real_send)
+    monkeypatch.setattr(WorkerProcess, "send", real_send)
     asyncio.run(cache.unpack_local_wheel(wheel))  # a new worker
     assert len([p for p in (cache.root / ARCHIVE).iterdir()]) == 1
     unpacker._SHARED.close()
@@ -273,13 +275,13 @@ def test_a_large_wheel_goes_whole_while_other_wheels_wait_for_a_worker(
     small = [build_wheel(tmp_path, f"small{i}", "1.0") for i in range(3)]
     u = Unpacker(2)
     sent: list[tuple[str, tuple[int, int]]] = []
-    real_send = unpacker._Worker.send
+    real_send = WorkerProcess.send
 
-    def send(self: unpacker._Worker, wheel: Path, target: Path, name: str, part: Any) -> bool:
+    def send(self: WorkerProcess, wheel: Path, target: Path, name: str, part: Any) -> bool:
         sent.append((name, tuple(part)))
         return bool(real_send(self, wheel, target, name, part))
 
-    monkeypatch.setattr(unpacker._Worker, "send", send)
+    monkeypatch.setattr(WorkerProcess, "send", send)
 
     async def busy() -> list[str]:
         # Both workers are lent out, so the small wheels queue; the large one then waits for
@@ -354,21 +356,21 @@ def test_an_interruption_stops_every_worker_still_writing(
     wheel = build_wheel(tmp_path, "stopped", "1.0", files=files)
     monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
     u = Unpacker(2)
-    lent: list[unpacker._Worker] = []
+    lent: list[WorkerProcess] = []
     real_acquire = u._acquire
 
-    async def acquire(*, wait: bool, cost: int = 0, behind: bool = True) -> unpacker._Worker | None:
+    async def acquire(*, wait: bool, cost: int = 0, behind: bool = True) -> WorkerProcess | None:
         worker = await real_acquire(wait=wait, cost=cost, behind=behind)
         if worker is not None:
             lent.append(worker)
         return worker
 
-    async def never(self: unpacker._Worker, filename: str) -> str:
+    async def never(self: WorkerProcess, filename: str) -> str:
         await asyncio.Event().wait()  # the answer has not come when Ctrl-C cancels the run
         raise AssertionError("not reached")
 
     monkeypatch.setattr(u, "_acquire", acquire)
-    monkeypatch.setattr(unpacker._Worker, "receive", never)
+    monkeypatch.setattr(WorkerProcess, "receive", never)
 
     async def interrupted() -> None:
         task = asyncio.ensure_future(u.unpack(wheel, _target(tmp_path), wheel.name))
@@ -389,7 +391,7 @@ def test_an_interruption_stops_every_worker_still_writing(
 def test_prestarted_workers_wait_ready_in_the_pool(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
 
-    async def prestarted(u: Unpacker) -> list[unpacker._Worker]:
+    async def prestarted(u: Unpacker) -> list[WorkerProcess]:
         u.prestart()
         assert u._started == 2  # counted at once: an unpack now waits for them
         deadline = time.monotonic() + 30
@@ -525,7 +527,7 @@ def test_launched_workers_already_ready_join_without_a_turn_of_the_loop(tmp_path
         assert select.select([worker.out_fd], [], [], 30)[0], "the worker never said it is ready"
         worker._buffer += b"printed by a sitecustomize\n"  # skipped, as wait_ready skips it
 
-    async def adopt() -> list[unpacker._Worker]:
+    async def adopt() -> list[WorkerProcess]:
         u._adopt()
         joined = list(u._idle)  # before any await: no task, no turn of the loop
         assert await u.unpack(wheel, _target(tmp_path), wheel.name) == "demo-1.0.dist-info"
@@ -536,8 +538,8 @@ def test_launched_workers_already_ready_join_without_a_turn_of_the_loop(tmp_path
     u.close()
 
 
-def _reader(data: bytes, *, end: bool, fds: list[int]) -> unpacker._Worker:
-    """A _Worker reading ``data`` from a pipe (closed after it with ``end``), no process."""
+def _reader(data: bytes, *, end: bool, fds: list[int]) -> WorkerProcess:
+    """A WorkerProcess reading ``data`` from a pipe (closed after it with ``end``), no process."""
     r, w = os.pipe()
     os.write(w, data)
     fds.append(r)
@@ -545,7 +547,7 @@ def _reader(data: bytes, *, end: bool, fds: list[int]) -> unpacker._Worker:
         os.close(w)
     else:
         fds.append(w)
-    worker = object.__new__(unpacker._Worker)
+    worker = object.__new__(WorkerProcess)
     worker.out_fd = r
     worker._buffer = bytearray()
     return worker
@@ -554,7 +556,7 @@ def _reader(data: bytes, *, end: bool, fds: list[int]) -> unpacker._Worker:
 def test_ready_now_reads_what_is_there_without_waiting() -> None:
     fds: list[int] = []
     try:
-        said = _reader(b"a .pth file printed this\n" + unpacker.READY, end=False, fds=fds)
+        said = _reader(b"a .pth file printed this\n" + READY, end=False, fds=fds)
         assert said.ready_now() and said._buffer == b""
         partial = _reader(b"a line\nkea-unpack", end=False, fds=fds)  # ready line not whole
         assert not partial.ready_now() and partial._buffer == b"kea-unpack"
@@ -681,20 +683,20 @@ def _ready_unpacker(limit: int) -> Unpacker:
 def _traced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """("sent" or "answered", wheel file name) for every request to a worker, in order."""
     trace: list[tuple[str, str]] = []
-    real_send, real_receive = unpacker._Worker.send, unpacker._Worker.receive
+    real_send, real_receive = WorkerProcess.send, WorkerProcess.receive
 
-    def send(self: unpacker._Worker, wheel: Path, target: Path, name: str, part: Any) -> bool:
+    def send(self: WorkerProcess, wheel: Path, target: Path, name: str, part: Any) -> bool:
         trace.append(("sent", name))
         return bool(real_send(self, wheel, target, name, part))
 
-    async def receive(self: unpacker._Worker, name: str) -> str:
+    async def receive(self: WorkerProcess, name: str) -> str:
         try:
             return await real_receive(self, name)
         finally:
             trace.append(("answered", name))
 
-    monkeypatch.setattr(unpacker._Worker, "send", send)
-    monkeypatch.setattr(unpacker._Worker, "receive", receive)
+    monkeypatch.setattr(WorkerProcess, "send", send)
+    monkeypatch.setattr(WorkerProcess, "receive", receive)
     return trace
 
 
@@ -797,16 +799,16 @@ def test_an_interruption_while_a_part_s_worker_starts_leaves_no_worker_astray(
     files = {f"pkg/m{i:03}.py": b"x = 1\n" for i in range(120)}
     wheel = build_wheel(tmp_path, "split", "1.0", files=files)
     monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
-    real_ready = unpacker._Worker.wait_ready
-    started: list[unpacker._Worker] = []
+    real_ready = WorkerProcess.wait_ready
+    started: list[WorkerProcess] = []
 
-    async def second_never_ready(self: unpacker._Worker) -> bool:
+    async def second_never_ready(self: WorkerProcess) -> bool:
         started.append(self)
         if len(started) == 2:
             await asyncio.Event().wait()  # the second part's worker is still starting
         return await real_ready(self)
 
-    monkeypatch.setattr(unpacker._Worker, "wait_ready", second_never_ready)
+    monkeypatch.setattr(WorkerProcess, "wait_ready", second_never_ready)
     u = Unpacker(2)
 
     async def interrupted() -> None:

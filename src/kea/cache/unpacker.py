@@ -8,10 +8,7 @@ three (270-320 ms). A worker process has a GIL of its own. Cold jupyter install 
 to a journaled ext4, 3 runs each: "Prepared" 1.36-1.60 s with threads, 0.66-0.74 s with two
 workers.
 
-The event loop talks to the workers over their pipes itself (a request line written, the
-answer line awaited with ``add_reader``), so no thread waits on a worker: with a thread per
-wheel blocked on its worker's answer, a cold jupyter install made 6,400-7,800 voluntary context
-switches, and 1,900 without.
+The event loop talks to each worker over its pipes (``kea.cache.worker_pipe``).
 
 ``await unpack(wheel, target, filename)`` returns once the wheel is unpacked
 (``kea.cache.archive.unpack_wheel``, with every check it makes) into ``target``; a
@@ -68,19 +65,16 @@ later loop may use it again.
 from __future__ import annotations
 
 import asyncio
-import collections
 import heapq
-import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import kea.log
-from kea.cache.worker import READY
-from kea.child import kea_python
+from kea.cache.worker_pipe import WorkerProcess
 from kea.errors import KeaError
 
 log = kea.log.get("kea.cache")
@@ -119,165 +113,6 @@ def processes() -> int:
     return max(1, min(_MAX, cores))
 
 
-class _Worker:
-    def __init__(self) -> None:
-        # process_group=0: a Ctrl-C at the terminal reaches kea alone; a worker ends when kea
-        # closes its input.
-        self.proc = subprocess.Popen(
-            kea_python("from kea.cache.worker import main; main()"),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-            process_group=0,
-            bufsize=0,
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.stdin: IO[bytes] = self.proc.stdin
-        self.out_fd = self.proc.stdout.fileno()
-        self._buffer = bytearray()
-        self.costs: collections.deque[int] = collections.deque()  # of the parts sent, unanswered
-        self.dead = False  # killed, or found dead: no longer counted in ``_started``
-        self._turn: asyncio.Future[None] | None = None  # the last part's answer, read or not
-
-    def take_turn(self) -> tuple[asyncio.Future[None] | None, asyncio.Future[None]]:
-        """(the answer to wait for before reading this part's, this part's turn): the worker
-        answers in the order it was sent its parts."""
-        before, self._turn = self._turn, asyncio.get_running_loop().create_future()
-        return before, self._turn
-
-    async def _line(self) -> bytes:
-        """The next line the worker writes (with its newline); what is left, possibly b"", at
-        end of file. The loop wakes this only when the pipe has something to read."""
-        while True:
-            line = self._whole_line()
-            if line is not None:
-                return line
-            chunk = await self._read()
-            if not chunk:
-                line, self._buffer = bytes(self._buffer), bytearray()
-                return line
-            self._buffer += chunk
-
-    def _whole_line(self) -> bytes | None:
-        """The next whole line already read (with its newline), taken from the buffer; None
-        when there is none yet."""
-        end = self._buffer.find(b"\n")
-        if end < 0:
-            return None
-        line = bytes(self._buffer[: end + 1])
-        del self._buffer[: end + 1]
-        return line
-
-    async def _read(self) -> bytes:
-        loop = asyncio.get_running_loop()
-        readable: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            if not readable.done():
-                readable.set_result(None)
-
-        loop.add_reader(self.out_fd, wake)
-        try:
-            await readable
-        finally:
-            loop.remove_reader(self.out_fd)
-        try:
-            return os.read(self.out_fd, 1 << 16)
-        except OSError:
-            return b""
-
-    def ready_now(self) -> bool:
-        """Whether the worker has said it is ready already: its ready line is in the pipe,
-        read here without waiting. What came before the line is skipped, as ``wait_ready``
-        skips it; a line not yet whole stays for ``wait_ready``."""
-        import select
-
-        while select.select([self.out_fd], [], [], 0)[0]:
-            try:
-                chunk = os.read(self.out_fd, 1 << 16)
-            except OSError:
-                return False
-            if not chunk:  # it ended; wait_ready reads the end of file again
-                return False
-            self._buffer += chunk
-        while (line := self._whole_line()) is not None:
-            if line.endswith(READY):
-                return True
-        return False
-
-    async def wait_ready(self) -> bool:
-        """Skip what the interpreter printed while starting (a ``sitecustomize``, a ``.pth``
-        file) up to the worker's ready line; False when it ended first (kea not importable
-        without the working directory, say)."""
-        while True:
-            line = await self._line()
-            if not line.endswith(b"\n"):
-                return False
-            if line.endswith(READY):
-                return True
-
-    def send(self, wheel: Path, target: Path, filename: str, part: tuple[int, int]) -> bool:
-        """Hand the worker its request; False when it is gone (it read nothing). The line is
-        far shorter than a pipe's buffer (64 KiB), and an idle worker's pipe is empty: this
-        does not block."""
-        request = json.dumps([os.fspath(wheel), os.fspath(target), filename, *part])
-        line = memoryview(request.encode("utf-8", "surrogateescape") + b"\n")
-        try:
-            while line:  # a write to a pipe of more than 4 KiB may be cut short
-                line = line[self.stdin.write(line) or 0 :]
-        except OSError:
-            return False
-        return True
-
-    async def receive(self, filename: str) -> str:
-        """The worker's answer to the request sent: the dist-info name, or what it raised."""
-        line = await self._line()
-        if not line.endswith(b"\n"):
-            raise self._failed(filename, "ended")
-        try:
-            kind, *rest = json.loads(line)
-            if kind == "ok":
-                return str(rest[0])
-            if kind == "wheel":
-                from kea.cache.archive import WheelError
-
-                error: Exception = WheelError(str(rest[0]), hint=rest[1])
-            elif kind == "os":  # as the calling thread would have met it (disk full...)
-                error = OSError(rest[0], rest[1], rest[2])
-            else:
-                error = KeaError(f"cannot unpack {filename}: {rest[0]}", hint=rest[1])
-        except (ValueError, TypeError, IndexError):
-            raise self._failed(filename, "answered what kea cannot read") from None
-        raise error
-
-    def _failed(self, filename: str, what: str) -> KeaError:
-        """The worker is not to be trusted further: it is stopped (so it writes nothing more)
-        and the wheel fails."""
-        self.kill()
-        code = self.proc.returncode
-        return KeaError(
-            f"cannot unpack {filename}: the unpacking process {what}"
-            + (f" (exit status {code})" if code is not None and code > 0 else ""),
-            hint="run the command again; if this happens again, report it as a bug in kea",
-        )
-
-    def kill(self) -> None:
-        """Stop the worker and wait for it, so nothing of it is still running."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.close()
-
-    def close(self) -> None:
-        for stream in (self.stdin, self.proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
-
-
 class Unpacker:
     """Up to ``limit`` workers, each lent to one wheel (or part of one) at a time, or two when
     the first is small (``_nearly_free``). ``broken``: no worker is started, every wheel is
@@ -285,16 +120,16 @@ class Unpacker:
 
     def __init__(self, limit: int, *, broken: bool = False) -> None:
         self.limit = limit
-        self._idle: list[_Worker] = []
+        self._idle: list[WorkerProcess] = []
         self._started = 0  # workers alive or starting, idle or lent
         self._broken = broken  # also set once a worker could not start
         # (-cost, arrival, future) of each part waiting for a worker, as a heap
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._queued = 0
         self._starting: set[asyncio.Task[None]] = set()  # held until done (``_hold``)
-        self._ending: list[_Worker] = []  # closed by close(wait=False), not waited for yet
-        self._launched: list[_Worker] = []  # started by launch(), not yet seen ready
-        self._busy: set[_Worker] = set()  # lent to one part or more
+        self._ending: list[WorkerProcess] = []  # closed by close(wait=False), not waited for yet
+        self._launched: list[WorkerProcess] = []  # started by launch(), not yet seen ready
+        self._busy: set[WorkerProcess] = set()  # lent to one part or more
 
     async def unpack(self, wheel: Path, target: Path, filename: str) -> str:
         members = member_count(wheel)
@@ -341,7 +176,7 @@ class Unpacker:
 
     async def _on(
         self,
-        worker: _Worker | None,
+        worker: WorkerProcess | None,
         wheel: Path,
         target: Path,
         filename: str,
@@ -375,7 +210,9 @@ class Unpacker:
                 worker.kill()
             self._release(worker, healthy)
 
-    async def _acquire(self, *, wait: bool, cost: int = 0, behind: bool = True) -> _Worker | None:
+    async def _acquire(
+        self, *, wait: bool, cost: int = 0, behind: bool = True
+    ) -> WorkerProcess | None:
         """An idle worker, else a new one if there is room, else (``behind``) a busy one with
         little left to do (``_nearly_free``); else wait for one (``wait``; the waiter with the
         highest ``cost`` is served first) or None. None also when no worker can be started:
@@ -415,15 +252,15 @@ class Unpacker:
                     self._wake(everyone=False)  # woken, then interrupted: the next one goes
                 raise
 
-    def _lend(self, worker: _Worker, cost: int) -> _Worker:
+    def _lend(self, worker: WorkerProcess, cost: int) -> WorkerProcess:
         worker.costs.append(cost)
         self._busy.add(worker)
         return worker
 
-    def _nearly_free(self) -> _Worker | None:
+    def _nearly_free(self) -> WorkerProcess | None:
         """The busy worker with the least left to do, if that is one part costing at most
         ``QUEUE_BEHIND``: a part sent to it now starts as soon as that one ends."""
-        best: _Worker | None = None
+        best: WorkerProcess | None = None
         for worker in self._busy:
             if worker.dead or len(worker.costs) != 1 or worker.costs[0] > QUEUE_BEHIND:
                 continue
@@ -431,12 +268,12 @@ class Unpacker:
                 best = worker
         return best
 
-    async def _spawn(self, new: _Worker | None = None) -> _Worker | None:
+    async def _spawn(self, new: WorkerProcess | None = None) -> WorkerProcess | None:
         """A new worker (or ``new``, launched already), ready, for a slot already counted in
         ``_started``; None (and the slot given back, the unpacker broken) when none can be
         started."""
         try:
-            new = new or _Worker()
+            new = new or WorkerProcess()
             if await new.wait_ready():
                 return new
         except OSError:
@@ -463,7 +300,7 @@ class Unpacker:
         count = max(1, self.limit - 1)  # one core for kea's own thread (module docstring)
         while not self._broken and self._started < count:
             try:
-                self._launched.append(_Worker())
+                self._launched.append(WorkerProcess())
             except OSError:
                 self._broken = True
                 return
@@ -508,7 +345,7 @@ class Unpacker:
             else:
                 self._join(self._spawn(worker))
 
-    def _join(self, spawn: Coroutine[Any, Any, _Worker | None]) -> None:
+    def _join(self, spawn: Coroutine[Any, Any, WorkerProcess | None]) -> None:
         """Put the worker ``spawn`` gives in the pool once it is ready; the task is held
         until then."""
 
@@ -525,7 +362,7 @@ class Unpacker:
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
 
-    def _release(self, worker: _Worker, healthy: bool) -> None:
+    def _release(self, worker: WorkerProcess, healthy: bool) -> None:
         """``worker`` is done with one part (its oldest): idle again once it has none left."""
         if worker.costs:
             worker.costs.popleft()
