@@ -215,36 +215,23 @@ def test_packages_sharing_a_directory_are_merged_not_claimed(
     assert [p.name for p in (venv / "share" / "nsdemo").iterdir()] == ["b.txt"]
 
 
-def test_recovery_reads_the_per_package_layout_of_earlier_kea(tmp_path: Path, venv: Path) -> None:
-    """An earlier kea staged each package in ``.kea-staging/<txn>-<name>/`` with its own
-    ``journal``: one killed mid-commit is rolled back, one killed after committing is finished."""
+def test_recovery_removes_a_run_killed_before_its_journal(tmp_path: Path, venv: Path) -> None:
+    """A run's journal is created with its first line, written before the first change in
+    place: a run directory without one (killed while staging) only held staged files."""
     from kea.install.transaction import recover
 
     target = target_of(venv, tmp_path / "cache")
     install(target, *_versions(2, tmp_path, "1.0"))
     sp = site_packages(venv)
-    staging = sp / ".kea-staging"
-    # pkg000: its new top-level entry was claimed and made, its old dist-info moved to the trash
-    half = staging / "0123456789ab-pkg000"
-    (half / "trash").mkdir(parents=True)
-    (sp / "pkg000_extra").mkdir()
-    (sp / "pkg000-1.0.dist-info").rename(half / "trash" / "1")
-    ops = [["new", str(sp / "pkg000_extra")], ["mv", str(sp / "pkg000-1.0.dist-info"),
-           str(half / "trash" / "1")]]  # fmt: skip
-    (half / "journal").write_text("".join(json.dumps(op) + "\n" for op in ops))
-    # pkg001: committed; its trash still holds an old file, its module directory was emptied
-    done = staging / "0123456789ab-pkg001"
-    (done / "trash").mkdir(parents=True)
-    (sp / "gone").mkdir()
-    (done / "trash" / "1").write_text("old\n")
-    ops = [["mv", str(sp / "gone" / "old.py"), str(done / "trash" / "1")], ["committed"]]
-    (done / "journal").write_text("".join(json.dumps(op) + "\n" for op in ops))
+    before = sorted(p.name for p in sp.iterdir())
+    run = sp / ".kea-staging" / "0123456789ab"
+    (run / "pkg000-2.0.dist-info").mkdir(parents=True)
+    (run / "pkg000-2.0.dist-info" / "METADATA").write_text("Name: pkg000\nVersion: 2.0\n")
+    (run / "pkg000.new" / "purelib" / "pkg000").mkdir(parents=True)
 
-    assert recover(target) == 2
-    assert not staging.exists()
-    assert not (sp / "pkg000_extra").exists()
-    assert (sp / "pkg000-1.0.dist-info" / "RECORD").is_file()
-    assert not (sp / "gone").exists()  # left empty by the old version: pruned
+    assert recover(target) == 1
+    assert not (sp / ".kea-staging").exists()
+    assert sorted(p.name for p in sp.iterdir()) == [n for n in before if n != ".kea-staging"]
     assert _assert_consistent(venv, ["pkg000", "pkg001"]) == {"pkg000": "1.0", "pkg001": "1.0"}
 
 

@@ -39,8 +39,7 @@ journal *before* it is made:
    are removed.
 
 Recovery runs (under the lock) at the start of every command that opens the environment for
-writing: for a package whose journal lines do not end committed (nor, in the old layout, whose
-directory holds the ``COMMITTED`` file of earlier kea versions) its operations are replayed
+writing: for a package whose journal lines do not end committed its operations are replayed
 backwards — every rename that happened (its
 source gone, its destination present) is reversed, directories kea created are removed and
 claimed paths are deleted — so the old version is back exactly; a committed package only has its
@@ -69,7 +68,7 @@ log = kea.log.get("kea.install")
 
 STAGING_DIR = ".kea-staging"
 LOCK_FILE = ".kea.lock"
-RUN_JOURNAL = "run-journal"  # a run's journal; a package directory of the old layout has "journal"
+RUN_JOURNAL = "run-journal"  # a run's journal, created with its first line
 _COMMITTED = ["committed"]  # a package's last operation once it is new
 
 
@@ -224,8 +223,8 @@ class EnvTransaction:
                 self._lock.release()
 
     def recover(self) -> int:
-        """Roll back uncommitted package swaps, finish committed ones; returns how many runs (or
-        package directories of the old layout) were found."""
+        """Roll back uncommitted package swaps, finish committed ones; returns how many runs
+        were found."""
         try:
             entries = sorted(os.scandir(self.staging), key=lambda e: e.name)
         except OSError:
@@ -237,15 +236,8 @@ class EnvTransaction:
                 self._end_run(path, self._journal.ops, skip=self._done)
             elif os.path.lexists(path / RUN_JOURNAL):
                 self._end_run(path, _read_run_journal(path / RUN_JOURNAL))
-            else:  # a package directory of the old layout, or a run killed before its journal
-                ops = _read_lines(path / "journal")
-                if _COMMITTED in ops or (path / "COMMITTED").exists():
-                    self._finish_old(path, ops)
-                else:
-                    if ops:
-                        log.debug("rolling back an interrupted change: %s", path.name)
-                    self._rollback(ops)
-                    _rmtree(path, ignore_errors=True)
+            else:  # a run killed before its journal's first line changed nothing in place
+                _rmtree(path, ignore_errors=True)
             n += 1
         try:
             os.rmdir(self.staging)
@@ -320,15 +312,6 @@ class EnvTransaction:
         if trash and os.path.lexists(_trash_dir(run, name)):
             _rmtree(_trash_dir(run, name), ignore_errors=True)
         self._prune_after(str(run), ops)
-
-    def _finish_old(self, pkg: Path, ops: list[list[str]]) -> None:
-        """``_finish`` for a package directory of the old layout."""
-        try:  # the usual leftovers: the journal, and the directories the commit emptied
-            os.unlink(pkg / "journal")
-        except OSError:
-            pass
-        _remove_dirs(str(pkg))
-        self._prune_after(str(pkg), ops)
 
     def _prune_after(self, staged_in: str, ops: list[list[str]]) -> None:
         for src in _moved_in(staged_in, ops):
