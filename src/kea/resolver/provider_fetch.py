@@ -191,7 +191,7 @@ class EarlyFetch:
         self._want(cand.file)
 
     def decided(self, cand: Candidate) -> None:
-        """The resolver decided ``cand`` and the decision stood (``Solver._report_decision``):
+        """The resolver decided ``cand`` and the decision stood (``Solver._report``):
         start its wheel's download (or queue it), unless it is installed at that version or
         its requirement lists ``--hash`` values (the installer checks those)."""
         if self._closed or cand.name in self.skip or self.installed.get(cand.name) == cand.version:
