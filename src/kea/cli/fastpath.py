@@ -135,19 +135,6 @@ def stamp_path(args: "Sequence[str]", env: "Mapping[str, str]") -> str | None:
     return os.path.join(directory, BUCKET, stamp_key(args, env))
 
 
-def identity(path: str) -> tuple[int, int, int, int] | None:
-    """(mtime_ns, size, inode, ctime_ns) of ``path`` (symlinks followed), or None when absent.
-
-    The change time is there because nobody can set it: ``cp -p``, ``rsync -a --inplace`` or a
-    tar restore can rewrite a file in place (same inode, same size) and put its mtime back.
-    """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
-
-
 def env_digest(key: str, name: str, value: str | None) -> str | None:
     """What a stamp keeps of the environment variable ``name`` (None: unset): a sha256 salted
     with the stamp's key and the name, so that no stamp holds a plain digest of a value that

@@ -30,6 +30,7 @@ import time
 from typing import IO, TYPE_CHECKING, Any
 
 from kea.cli import fastpath
+from kea.filestamp import code_files, identity
 
 if TYPE_CHECKING:
     from kea.cli.install_request import Request
@@ -67,19 +68,6 @@ def _trim(bucket: str, keep: int = MAX_STAMPS // 2) -> None:
                 pass
     except OSError:
         pass
-
-
-def _code_files() -> list[str]:
-    """The source of the code that gave the answer: kea's modules and the libraries the audit
-    uses, as loaded by this run. An upgraded (or, in a checkout, edited) module makes the stamps
-    it wrote miss, even when kea's version number did not change."""
-    out = []
-    for name, module in list(sys.modules.items()):
-        if name.partition(".")[0] in ("kea", "packaging", "msgspec"):
-            path = getattr(module, "__file__", None)
-            if isinstance(path, str):
-                out.append(os.path.abspath(path))
-    return sorted(out)
 
 
 class _Capture:
@@ -147,7 +135,7 @@ class Recorder:
     def _watch(self, path: str) -> None:
         if path not in self.paths:
             self.paths.append(path)
-            self.identities.append(fastpath.identity(path))
+            self.identities.append(identity(path))
 
     def _watch_config(self, config_file: str | None) -> None:
         """Every file settings and target discovery look for, present or not."""
@@ -254,7 +242,7 @@ class Recorder:
             return None
         for config in settings.config_files:
             self._watch(os.path.abspath(config))
-        for code in _code_files():
+        for code in code_files():
             self._watch(code)
         cutoff = self.started_ns - RACY_NS
         if any(i is not None and i[0] >= cutoff for i in self.identities):

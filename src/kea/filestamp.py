@@ -1,0 +1,40 @@
+"""Identities of files, for answers kea keeps while the files they came from stay as they were:
+the no-op fast path's stamps (``kea.cli.fastpath_stamp``) and the resolution memo
+(``kea.resolver.provider_memo``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+Identity = tuple[int, int, int, int]
+
+
+def identity(path: str) -> Identity | None:
+    """(mtime_ns, size, inode, ctime_ns) of ``path`` (symlinks followed), or None when absent.
+
+    The change time is there because nobody can set it: ``cp -p``, ``rsync -a --inplace`` or a
+    tar restore can rewrite a file in place (same inode, same size) and put its mtime back.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return of_stat(st)
+
+
+def of_stat(st: os.stat_result) -> Identity:
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
+def code_files() -> list[str]:
+    """The source of the code that gave an answer: kea's modules and the libraries it used, as
+    loaded by this run. An upgraded (or, in a checkout, edited) module makes the answers it
+    gave miss, even when kea's version number did not change."""
+    out = []
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] in ("kea", "packaging", "msgspec"):
+            path = getattr(module, "__file__", None)
+            if isinstance(path, str):
+                out.append(os.path.abspath(path))
+    return sorted(out)
