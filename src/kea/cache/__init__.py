@@ -14,7 +14,16 @@ TYPE_CHECKING = False  # typing costs the unpacking workers 5 ms to import
 if TYPE_CHECKING:
     from typing import Any
 
-    from kea.cache.store import ARCHIVE, BUCKETS, INTERPRETERS, METADATA, SIMPLE, WHEELS, Cache
+    from kea.cache.store import (
+        ARCHIVE,
+        BUCKETS,
+        INTERPRETERS,
+        METADATA,
+        RESOLVED,
+        SIMPLE,
+        WHEELS,
+        Cache,
+    )
     from kea.cache.store import url_key as url_key
 
 __all__ = [
@@ -22,6 +31,7 @@ __all__ = [
     "BUCKETS",
     "INTERPRETERS",
     "METADATA",
+    "RESOLVED",
     "SIMPLE",
     "WHEELS",
     "Cache",

@@ -7,6 +7,7 @@ Layout (under ``Cache.root``)::
     wheels-v1/<project>/<source key>.msgpack    where a wheel came from -> its sha256
     archive-v1/<sha256>/                        the wheel unpacked, immutable
     interpreters-v1/                            interpreter facts (kea.install)
+    resolved-v1/last.msgpack                    the last warm resolve (kea.resolver.provider_memo)
 
 Every write is atomic (temp file or directory in the same bucket, then ``os.replace``/rename),
 so concurrent kea processes share one cache safely: two that unpack the same wheel at once each
@@ -29,6 +30,7 @@ import msgspec
 from kea.atomic import TMP_PREFIX, atomic_write
 from kea.digest import sha256
 from kea.errors import KeaError
+from kea.filestamp import Identity, of_stat
 
 if TYPE_CHECKING:
     from kea.settings import Settings
@@ -38,7 +40,8 @@ METADATA = "metadata-v2"  # v1 could hold Requires-Dist cut at a blank continuat
 WHEELS = "wheels-v1"
 ARCHIVE = "archive-v1"
 INTERPRETERS = "interpreters-v1"
-BUCKETS = (SIMPLE, METADATA, WHEELS, ARCHIVE, INTERPRETERS)
+RESOLVED = "resolved-v1"
+BUCKETS = (SIMPLE, METADATA, WHEELS, ARCHIVE, INTERPRETERS, RESOLVED)
 
 LOCKS = ".locks"  # per-entry lock files of older kea versions: skipped by maintenance
 
@@ -157,14 +160,23 @@ class Cache:
     def record_path(self, bucket: str, relpath: str) -> Path:
         return self.bucket(bucket) / relpath
 
-    def read_record(self, bucket: str, relpath: str, type_: type[T]) -> T | None:
-        """A msgpack record, or None when missing or unreadable (a corrupt one is removed)."""
+    def read_record(
+        self,
+        bucket: str,
+        relpath: str,
+        type_: type[T],
+        seen: list[tuple[str, Identity]] | None = None,
+    ) -> T | None:
+        """A msgpack record, or None when missing or unreadable (a corrupt one is removed).
+        ``seen`` receives the path and identity of the file read (``kea.filestamp``)."""
         path = f"{self.root}/{bucket}/{relpath}"  # a str: a warm resolve reads ~2 per package
         try:
             # Unbuffered: a buffered open also asks whether the file is a terminal and where
             # it stands (ioctl, lseek), two system calls per record for nothing.
             with open(path, "rb", buffering=0) as f:
                 data = f.read()
+                if seen is not None:  # the very file read, whatever replaces it later
+                    seen.append((path, of_stat(os.fstat(f.fileno()))))
         except OSError:
             return None
         try:

@@ -12,12 +12,14 @@ nor kea.http.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import kea.log
 from kea.auth.redact import redact_url
+from kea.filestamp import Identity
 from kea.index.findlinks import is_local
 from kea.index.models import DistFile, ProjectPage, normalize_name
 from kea.index.pagecache import CachedPage, load_metadata, load_page
@@ -55,6 +57,15 @@ class CachedIndex:
         if settings.offline and (self.refresh or self.refresh_packages):
             what = "--refresh" if self.refresh else "--refresh-package"
             log.warning("%s is ignored: network access is disabled (--offline)", what)
+        # While watched (``watch``): the path and identity of every record read, and the
+        # time until which every page used is fresh (the resolution memo keeps both).
+        self.seen: list[tuple[str, Identity]] | None = None
+        self.fresh_until = math.inf
+
+    def watch(self) -> None:
+        """Note, from now on, each record read and how long the pages used stay fresh."""
+        self.seen = []
+        self.fresh_until = math.inf
 
     def refreshed(self, name: str) -> bool:
         """Whether ``--refresh`` / ``--refresh-package`` covers the project ``name`` (normalised)
@@ -77,9 +88,11 @@ class CachedIndex:
     def page(self, index_url: str, name: str) -> tuple[CachedPage | None, bool]:
         """The cached page of project ``name`` (normalised) on ``index_url``, and whether it
         answers without asking the index (then logged as such)."""
-        entry = load_page(self.cache, index_url, name)
+        entry = load_page(self.cache, index_url, name, self.seen)
         if entry is None or not (self.offline or (entry.is_fresh() and not self.refreshed(name))):
             return entry, False
+        if self.seen is not None and not self.offline:
+            self.fresh_until = min(self.fresh_until, entry.fresh_until() or -math.inf)
         if log.isEnabledFor(kea.log.DEBUG):  # redacting every page's URL for nothing cost ~1 ms
             log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
         return entry, True
@@ -108,7 +121,7 @@ class CachedIndex:
         """The cached core metadata of ``file``, if it may be used."""
         if self.url_keyed_stale(file):
             return None
-        return load_metadata(self.cache, file)
+        return load_metadata(self.cache, file, self.seen)
 
     def answer_archive(self, file: DistFile) -> Path | None:
         """The cached unpacked archive of the wheel ``file`` (an index file, not a local one),

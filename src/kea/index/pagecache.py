@@ -14,6 +14,7 @@ import msgspec
 
 from kea.cache import METADATA, SIMPLE, Cache, url_key
 from kea.dist.metadata import CoreMetadata
+from kea.filestamp import Identity
 from kea.index.models import DistFile, ProjectPage, normalize_name
 from kea.index.page import header
 
@@ -41,6 +42,14 @@ class CachedPage(msgspec.Struct, omit_defaults=True):
             return False
         now = time.time() if now is None else now
         return (now - self.fetched_at) + self.age < limit
+
+    def fresh_until(self) -> float | None:
+        """The time (``time.time()``) at which the page stops being fresh; None when it never
+        is (``is_fresh`` is true exactly before that time)."""
+        if "no-cache" in (self.cache_control or "").lower():
+            return None
+        limit = self.max_age()
+        return None if limit is None else self.fetched_at - self.age + limit
 
     def validators(self) -> dict[str, str]:
         headers = {}
@@ -71,8 +80,10 @@ def page_rel(index_url: str, name: str) -> str:
     return f"{url_key(index_url)}/{normalize_name(name)}.msgpack"
 
 
-def load_page(cache: Cache, index_url: str, name: str) -> CachedPage | None:
-    return cache.read_record(SIMPLE, page_rel(index_url, name), CachedPage)
+def load_page(
+    cache: Cache, index_url: str, name: str, seen: list[tuple[str, Identity]] | None = None
+) -> CachedPage | None:
+    return cache.read_record(SIMPLE, page_rel(index_url, name), CachedPage, seen)
 
 
 def save_page(
@@ -119,8 +130,10 @@ def metadata_rel(file: DistFile) -> str:
     return f"{project}/{file.filename}-{key}.msgpack"
 
 
-def load_metadata(cache: Cache, file: DistFile) -> CoreMetadata | None:
-    entry = cache.read_record(METADATA, metadata_rel(file), CachedMetadata)
+def load_metadata(
+    cache: Cache, file: DistFile, seen: list[tuple[str, Identity]] | None = None
+) -> CoreMetadata | None:
+    entry = cache.read_record(METADATA, metadata_rel(file), CachedMetadata, seen)
     return entry.metadata if entry is not None else None
 
 

@@ -350,7 +350,14 @@ def resolve_from_cache(
     None when something is not in the cache (``NotCached``), or when there is no solution (an
     error that ``resolve_request`` explains better, with hints that may need the network)."""
     from kea.resolver.provider_cached import CacheOnly, NotCached
+    from kea.resolver.provider_memo import Memo
 
+    memo = Memo.for_run(spec, lookup, interpreter)
+    if memo is not None:
+        recalled = memo.recall()
+        if recalled is not None:
+            return recalled
+        memo.watch()
     setup = _setup(spec, interpreter)
     provider = IndexProvider(
         CacheOnly(lookup, setup.policy), setup.direct, index_strategy=spec.index_strategy
@@ -360,7 +367,10 @@ def resolve_from_cache(
     except (NotCached, KeaError) as e:  # ResolutionError is a KeaError
         log.debug("not answered from the cache alone: %s", e)
         return None
-    return _chosen(solution, provider, setup.direct)
+    chosen = _chosen(solution, provider, setup.direct)
+    if memo is not None:
+        memo.remember(chosen)
+    return chosen
 
 
 async def resolve_request(
