@@ -92,7 +92,8 @@ class CachedIndex:
         if entry is None or not (self.offline or (entry.is_fresh() and not self.refreshed(name))):
             return entry, False
         if self.seen is not None and not self.offline:
-            self.fresh_until = min(self.fresh_until, entry.fresh_until() or -math.inf)
+            until = entry.fresh_until()  # not None: the page is fresh
+            self.fresh_until = min(self.fresh_until, math.inf if until is None else until)
         if log.isEnabledFor(kea.log.DEBUG):  # redacting every page's URL for nothing cost ~1 ms
             log.debug("%s: fresh in the cache (%s)", name, redact_url(entry.page.url))
         return entry, True

@@ -34,18 +34,12 @@ class CachedPage(msgspec.Struct, omit_defaults=True):
         return max_age(self.cache_control)
 
     def is_fresh(self, now: float | None = None) -> bool:
-        cc = (self.cache_control or "").lower()
-        if "no-cache" in cc:
-            return False
-        limit = self.max_age()
-        if limit is None:
-            return False
-        now = time.time() if now is None else now
-        return (now - self.fetched_at) + self.age < limit
+        until = self.fresh_until()
+        return until is not None and (time.time() if now is None else now) < until
 
     def fresh_until(self) -> float | None:
-        """The time (``time.time()``) at which the page stops being fresh; None when it never
-        is (``is_fresh`` is true exactly before that time)."""
+        """The time (``time.time()``) at which the page stops being fresh (its age past its
+        max-age); None when it never is (no max-age, or ``no-cache``)."""
         if "no-cache" in (self.cache_control or "").lower():
             return None
         limit = self.max_age()
