@@ -219,3 +219,38 @@ def test_every_field_of_the_request_is_in_the_key(warm: Warm) -> None:
         kw = {"requirements": value} if name == "requirements" else {name: value}
         spec = ResolveInput(**{"requirements": [Requirement("app")], **kw})
         assert key(spec) != base, name
+
+
+@pytest.mark.e2e
+def test_the_memo_through_kea_pip_install(
+    kea: Any, small_index: SimpleIndex, tmp_path: Path
+) -> None:
+    """The same ``kea pip install --dry-run`` again is answered by the memo; once the pages it
+    used went stale, the next one asks the index, and sees what the index has now."""
+    import re
+    import time
+
+    small_index.page_headers = {"Cache-Control": "max-age=10"}  # three runs fit in it
+    build_wheel(small_index.directory, "app", "1.0", requires=["lib"])
+    build_wheel(small_index.directory, "lib", "1.0")
+    small_index.scan()
+    venv = kea.venv(tmp_path / "v")
+    args = ("pip", "install", "--dry-run", "-v", "-i", small_index.url, "app")
+    fetched = time.time()
+    runs = [kea(*args, venv=venv) for _ in range(3)]  # network, cache alone, memo
+    assert [r.returncode for r in runs] == [0, 0, 0], runs[-1].stderr
+    assert [("from the memo" in r.stderr) for r in runs] == [False, False, True]
+    assert all(" + lib==1.0" in r.lines for r in runs)
+
+    def said(r: Any) -> list[str]:  # what a user sees, the elapsed times left out
+        return [re.sub(r" in \S+$", "", x) for x in r.lines if not x.startswith("DEBUG")]
+
+    assert said(runs[2]) == said(runs[1])
+
+    build_wheel(small_index.directory, "lib", "2.0")
+    small_index.scan()
+    time.sleep(max(0.0, fetched + 10.5 - time.time()))  # every page is stale now
+    later = kea(*args, venv=venv)
+    assert later.returncode == 0, later.stderr
+    assert "from the memo" not in later.stderr
+    assert " + lib==2.0" in later.lines
