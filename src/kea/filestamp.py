@@ -1,6 +1,6 @@
 """Identities of files, for answers kea keeps while the files they came from stay as they were:
 the no-op fast path's stamps (``kea.cli.fastpath_stamp``) and the resolution memo
-(``kea.resolver.provider_memo``)."""
+(``kea.resolver.provider_memo``); and the bound on how many such answers a directory keeps."""
 
 from __future__ import annotations
 
@@ -38,3 +38,26 @@ def code_files() -> list[str]:
             if isinstance(path, str):
                 out.append(os.path.abspath(path))
     return sorted(out)
+
+
+def trim(directory: str, *, most: int, keep: int) -> None:
+    """Past ``most`` files in ``directory`` (one per distinct answer kept, and leftovers of
+    killed writers), remove the least recently written down to ``keep``."""
+    try:
+        names = os.listdir(directory)
+        if len(names) <= most:
+            return
+        aged = []
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                aged.append((os.stat(path).st_mtime_ns, path))
+            except OSError:
+                continue
+        for _, path in sorted(aged)[: max(0, len(aged) - keep)]:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    except OSError:
+        pass

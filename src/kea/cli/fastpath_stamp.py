@@ -30,7 +30,7 @@ import time
 from typing import IO, TYPE_CHECKING, Any
 
 from kea.cli import fastpath
-from kea.filestamp import code_files, identity
+from kea.filestamp import code_files, identity, trim
 
 if TYPE_CHECKING:
     from kea.cli.install_request import Request
@@ -45,29 +45,6 @@ _REFUSING_PARAMS = (
     "verbosity", "dry_run", "upgrade", "upgrade_package", "reinstall", "reinstall_package",
     "no_cache", "editables", "system", "target", "prefix",
 )  # fmt: skip
-
-
-def _trim(bucket: str, keep: int = MAX_STAMPS // 2) -> None:
-    """Past ``MAX_STAMPS`` files (one per distinct command, environment and directory, and
-    leftovers of killed writers), remove the least recently written down to ``keep``."""
-    try:
-        names = os.listdir(bucket)
-        if len(names) <= MAX_STAMPS:
-            return
-        aged = []
-        for name in names:
-            path = os.path.join(bucket, name)
-            try:
-                aged.append((os.stat(path).st_mtime_ns, path))
-            except OSError:
-                continue
-        for _, path in sorted(aged)[: max(0, len(aged) - keep)]:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-    except OSError:
-        pass
 
 
 class _Capture:
@@ -228,7 +205,7 @@ class Recorder:
             except OSError:
                 pass
             return
-        _trim(os.path.dirname(self.path))
+        trim(os.path.dirname(self.path), most=MAX_STAMPS, keep=MAX_STAMPS // 2)
 
     def _stamp(
         self, request: Request, settings: Settings, head: str, took: str
