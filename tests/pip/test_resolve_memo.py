@@ -1,4 +1,4 @@
-"""The resolution memo (``kea.resolver.provider_memo``): a warm resolve is answered by the last
+"""The resolution memo (``kea.resolver.provider_memo``): a warm resolve is answered by an earlier
 one only while everything that answer depended on is unchanged. The cache is filled by a real
 resolve from a loopback index; every check then reads that cache."""
 
@@ -15,7 +15,7 @@ from kea.cache import RESOLVED, Cache
 from kea.index.cached import CachedIndex
 from kea.index.pagecache import load_page, save_page
 from kea.resolver.provider import ResolveInput, resolve_from_cache, resolve_request
-from kea.resolver.provider_memo import NAME, _Answer
+from kea.resolver.provider_memo import KEEP, MOST, Memo, _Answer
 from kea.settings import load_settings
 from tests.pip.server import SimpleIndex
 from tests.pip.test_provider import MARKERS, TAGS
@@ -54,16 +54,23 @@ class Warm:
 
         asyncio.run(main())
 
-    def lookup(self, **kw: Any) -> CachedIndex:
-        return CachedIndex(self.settings, self.cache, offline=False, **kw)
+    def lookup(self, *, offline: bool = False, **kw: Any) -> CachedIndex:
+        return CachedIndex(self.settings, self.cache, offline=offline, **kw)
 
     def resolve(self, *requirements: str, lookup: CachedIndex | None = None) -> dict[str, str]:
         got = resolve_from_cache(self.spec(*requirements), lookup or self.lookup(), _Target())
         assert got is not None
         return {c.name: str(c.version) for c in got}
 
-    def memo(self) -> _Answer | None:
-        return self.cache.read_record(RESOLVED, NAME, _Answer)
+    def name(self, *requirements: str, offline: bool = False) -> str:
+        lookup = self.lookup(offline=offline)
+        memo = Memo.for_run(self.spec(*(requirements or ("app",))), lookup, _Target())
+        assert memo is not None
+        return memo.name
+
+    def memo(self, *requirements: str, offline: bool = False) -> _Answer | None:
+        name = self.name(*requirements, offline=offline)
+        return self.cache.read_record(RESOLVED, name, _Answer)
 
 
 @pytest.fixture
@@ -103,13 +110,25 @@ def test_a_page_stored_again_is_read_again(warm: Warm) -> None:
     assert again.seen is not None
 
 
-def test_another_request_is_resolved_and_kept_instead(warm: Warm) -> None:
+def test_another_request_is_resolved_and_kept_beside(warm: Warm) -> None:
     assert warm.resolve("app") == {"app": "1.0", "lib": "2.0"}
     assert warm.resolve("app", "lib<2") == {"app": "1.0", "lib": "1.0"}
-    assert warm.resolve("app") == {"app": "1.0", "lib": "2.0"}
-    # one answer is kept, the last
-    kept = warm.memo()
-    assert kept is not None and [c[:2] for c in kept.chosen] == [("app", "1.0"), ("lib", "2.0")]
+    # each answer is kept under its own request: both are answered by the memo now
+    for reqs, lib in ((("app",), "2.0"), (("app", "lib<2"), "1.0")):
+        again = warm.lookup()
+        assert warm.resolve(*reqs, lookup=again) == {"app": "1.0", "lib": lib}
+        assert again.seen is None
+        kept = warm.memo(*reqs)
+        assert kept is not None and [c[:2] for c in kept.chosen] == [("app", "1.0"), ("lib", lib)]
+
+
+def test_the_memo_keeps_a_bounded_number_of_answers(warm: Warm) -> None:
+    # Requests that differ only in an installed package they do not use: each its own answer.
+    for i in range(MOST + 1):
+        spec = ResolveInput(requirements=[Requirement("app")], installed={"other": f"{i}.0"})
+        assert resolve_from_cache(spec, warm.lookup(), _Target()) is not None
+    kept = list(warm.cache.bucket(RESOLVED).iterdir())
+    assert len(kept) == KEEP
 
 
 def test_a_changed_module_file_is_a_miss(warm: Warm) -> None:
@@ -125,7 +144,7 @@ def test_a_changed_module_file_is_a_miss(warm: Warm) -> None:
         fresh_until=kept.fresh_until,
         chosen=kept.chosen,
     )
-    warm.cache.write_record(RESOLVED, NAME, changed)
+    warm.cache.write_record(RESOLVED, warm.name(), changed)
     again = warm.lookup()
     assert warm.resolve("app", lookup=again) == {"app": "1.0", "lib": "2.0"}
     assert again.seen is not None  # resolved again
@@ -142,15 +161,13 @@ def test_the_memo_ends_when_a_page_it_used_goes_stale(warm: Warm) -> None:
     stale = _Answer(
         key=kept.key, code=kept.code, records=kept.records, fresh_until=0.0, chosen=kept.chosen
     )
-    warm.cache.write_record(RESOLVED, NAME, stale)
+    warm.cache.write_record(RESOLVED, warm.name(), stale)
     again = warm.lookup()
     assert warm.resolve("app", lookup=again) == {"app": "1.0", "lib": "2.0"}
     assert again.seen is not None
 
 
 def test_no_memo_for_a_refresh_find_links_or_a_direct_reference(warm: Warm, tmp_path: Path) -> None:
-    from kea.resolver.provider_memo import Memo
-
     assert Memo.for_run(warm.spec("app"), warm.lookup(), _Target()) is not None
     assert Memo.for_run(warm.spec("app"), warm.lookup(refresh=True), _Target()) is None
     assert Memo.for_run(warm.spec("app"), warm.lookup(refresh_packages=["lib"]), _Target()) is None
@@ -171,11 +188,11 @@ def test_no_memo_for_a_refresh_find_links_or_a_direct_reference(warm: Warm, tmp_
 
 
 def test_offline_answers_are_kept_without_a_time_limit(warm: Warm) -> None:
-    first = CachedIndex(warm.settings, warm.cache, offline=True)
+    first = warm.lookup(offline=True)
     assert warm.resolve("app", lookup=first) == {"app": "1.0", "lib": "2.0"}
-    kept = warm.memo()
+    kept = warm.memo(offline=True)
     assert kept is not None and kept.fresh_until is None
-    again = CachedIndex(warm.settings, warm.cache, offline=True)
+    again = warm.lookup(offline=True)
     assert warm.resolve("app", lookup=again) == {"app": "1.0", "lib": "2.0"}
     assert again.seen is None
     # the same request online is another request: its pages must be fresh
@@ -186,8 +203,6 @@ def test_offline_answers_are_kept_without_a_time_limit(warm: Warm) -> None:
 
 def test_every_field_of_the_request_is_in_the_key(warm: Warm) -> None:
     from datetime import UTC, datetime
-
-    from kea.resolver.provider_memo import Memo
 
     other: dict[str, Any] = {
         "requirements": [Requirement("app>=1")],

@@ -7,7 +7,7 @@ Layout (under ``Cache.root``)::
     wheels-v1/<project>/<source key>.msgpack    where a wheel came from -> its sha256
     archive-v1/<sha256>/                        the wheel unpacked, immutable
     interpreters-v1/                            interpreter facts (kea.install)
-    resolved-v1/last.msgpack                    the last warm resolve (kea.resolver.provider_memo)
+    resolved-v1/<request digest>.msgpack        warm resolves (kea.resolver.provider_memo)
 
 Every write is atomic (temp file or directory in the same bucket, then ``os.replace``/rename),
 so concurrent kea processes share one cache safely: two that unpack the same wheel at once each

@@ -12,13 +12,14 @@
   only while it is fresh;
 - the code: kea's, packaging's and msgspec's modules.
 
-``remember`` keeps a warm resolve's answer in ``<cache>/resolved-v1/last.msgpack`` with all of
-that: a digest of the request, target and indexes (credentials taken out of their URLs); the
+``remember`` keeps a warm resolve's answer in ``<cache>/resolved-v1/<digest>.msgpack`` with all
+of that: a digest of the request, target and indexes (credentials taken out of their URLs); the
 identity (``kea.filestamp``) of each record read, taken from the open file; the identity of each
 module file; and the time until which every page it used is fresh. ``recall`` gives the answer
 back when the digest is the same, every identity unchanged and that time not reached. Records
-are replaced, never written in place, so a page fetched again has another identity. One answer
-is kept, the last: the same command run again (a CI job, a reinstall) is what this is for.
+are replaced, never written in place, so a page fetched again has another identity. The same
+requests run again (a CI job that installs its dependencies, then its test tools; a reinstall)
+are what this is for: past ``MOST`` answers, the least recently written go.
 
 Nothing is kept or recalled for a request with direct references (their files may change under
 the same name), with find-links, or under a refresh; nothing is kept when a module file changed
@@ -39,7 +40,7 @@ from packaging.version import Version
 import kea.log
 from kea.cache.store import RESOLVED, strip_credentials
 from kea.digest import sha256
-from kea.filestamp import Identity, code_files, identity
+from kea.filestamp import Identity, code_files, identity, trim
 from kea.index.models import DistFile
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ if TYPE_CHECKING:
 log = kea.log.get("kea.resolver")
 
 FORMAT = 1
-NAME = "last.msgpack"
+MOST = 64  # answers kept; past that, trimmed to KEEP
+KEEP = 32
 RACY_NS = 2_000_000_000  # a file changed this close to the run may have been read before
 
 
@@ -89,6 +91,7 @@ class Memo:
     def __init__(self, lookup: CachedIndex, key: str) -> None:
         self.lookup = lookup
         self.key = key
+        self.name = f"{key}.msgpack"
         self.started_ns = time.time_ns()
 
     @classmethod
@@ -119,7 +122,7 @@ class Memo:
 
     def recall(self) -> list[Chosen] | None:
         """The answer kept for this request, if everything it depended on is as it was."""
-        answer = self.lookup.cache.read_record(RESOLVED, NAME, _Answer)
+        answer = self.lookup.cache.read_record(RESOLVED, self.name, _Answer)
         if answer is None or answer.key != self.key:
             return None
         if answer.fresh_until is not None and time.time() >= answer.fresh_until:
@@ -130,7 +133,7 @@ class Memo:
         from kea.resolver.provider import Chosen
 
         log.debug(
-            "resolved from the memo of the last warm resolve (%d packages)", len(answer.chosen)
+            "resolved from the memo of an earlier warm resolve (%d packages)", len(answer.chosen)
         )
         return [
             Chosen(name=name, version=Version(version), file=file, display_name=display)
@@ -162,6 +165,8 @@ class Memo:
             chosen=[(c.name, str(c.version), c.file, c.display_name) for c in chosen],
         )
         try:
-            self.lookup.cache.write_record(RESOLVED, NAME, answer)
+            self.lookup.cache.write_record(RESOLVED, self.name, answer)
         except OSError as e:  # a memo is never worth failing a run for
             log.debug("the resolution memo was not written: %s", e)
+            return
+        trim(str(self.lookup.cache.bucket(RESOLVED)), most=MOST, keep=KEEP)
