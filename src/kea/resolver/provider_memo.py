@@ -1,4 +1,4 @@
-"""The resolution memo: a warm resolve answered by the last one, when nothing it used changed.
+"""The resolution memo: a warm resolve answered by an earlier one, when nothing it used changed.
 
 ``resolve_from_cache`` reads ~200 records and runs the PubGrub search: ~30 ms of a ~105 ms warm
 ``kea pip install --dry-run`` of jupyter (97 packages). Its answer depends on nothing but
@@ -19,7 +19,7 @@ module file; and the time until which every page it used is fresh. ``recall`` gi
 back when the digest is the same, every identity unchanged and that time not reached. Records
 are replaced, never written in place, so a page fetched again has another identity. The same
 requests run again (a CI job that installs its dependencies, then its test tools; a reinstall)
-are what this is for: past ``MOST`` answers, the least recently written go.
+are what this is for: past ``MOST`` answers, the least recently written go, down to ``KEEP``.
 
 Nothing is kept or recalled for a request with direct references (their files may change under
 the same name), with find-links, or under a refresh; nothing is kept when a module file changed
