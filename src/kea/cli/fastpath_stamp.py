@@ -30,14 +30,13 @@ import time
 from typing import IO, TYPE_CHECKING, Any
 
 from kea.cli import fastpath
-from kea.filestamp import code_files, identity, trim
+from kea.filestamp import RACY_NS, code_files, identity, trim
 
 if TYPE_CHECKING:
     from kea.cli.install_request import Request
     from kea.install.environment import Target
     from kea.settings import Settings
 
-RACY_NS = 2_000_000_000
 MAX_STAMPS = 256
 
 # A non-empty value of any of these params means the run may not write a stamp.

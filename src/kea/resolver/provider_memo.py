@@ -40,7 +40,7 @@ from packaging.version import Version
 import kea.log
 from kea.cache.store import RESOLVED, strip_credentials
 from kea.digest import sha256
-from kea.filestamp import Identity, code_files, identity, trim
+from kea.filestamp import RACY_NS, Identity, code_files, identity, trim
 from kea.index.models import DistFile
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ log = kea.log.get("kea.resolver")
 FORMAT = 1
 MOST = 64  # answers kept; past that, trimmed to KEEP
 KEEP = 32
-RACY_NS = 2_000_000_000  # a file changed this close to the run may have been read before
 
 
 _NOT_KEY = frozenset({"fetch_early"})  # how the wheels are fetched, not what is chosen
@@ -148,7 +147,7 @@ class Memo:
         """Keep ``chosen``, the answer of the resolve ``watch`` saw, unless a module file it ran
         changed too recently to tell."""
         seen = self.lookup.seen
-        if seen is None or any(c.direct_url is not None for c in chosen):
+        if seen is None:  # not watched: nothing to vouch for the answer
             return
         code = [(path, ident) for path in code_files() if (ident := identity(path)) is not None]
         cutoff = self.started_ns - RACY_NS
