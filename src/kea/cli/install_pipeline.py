@@ -356,7 +356,7 @@ async def _prepare(
         async with sem:
             archive = await _archive_for(c, index, cache, hashes.get(c.name))
         if c.file.filename not in bar.counted:  # else its download kept the layout already
-            await asyncio.to_thread(keep_layout, archive)
+            keep_layout(archive)  # on the loop, as ``_open_index``'s are
         out[c.name] = archive
         bar.add(c.file.filename, c.name)
 
