@@ -61,6 +61,29 @@ def test_store_wheel_streams_verifies_and_unpacks(tmp_path: Path) -> None:
     assert leftovers(cache) == [f"{ARCHIVE}/{sha}", f"{WHEELS}/demo"]
 
 
+def test_store_wheel_says_when_the_bytes_are_in(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0", files={"demo/a.py": b"a = 1\n"}, padding=5000)
+    sha = sha256_of(wheel)
+    cache = Cache(tmp_path / "cache")
+    sent = [0]
+    told: list[tuple[int, bool]] = []
+
+    async def counted() -> AsyncIterator[bytes]:
+        async for chunk in chunks_of(wheel):
+            sent[0] += len(chunk)
+            yield chunk
+
+    def spooled() -> None:
+        told.append((sent[0], (cache.root / ARCHIVE / sha).exists()))
+
+    archive = asyncio.run(
+        cache.store_wheel(counted(), wheel.name, {"sha256": sha}, spooled=spooled)
+    )
+    # Once, with every byte in and before the wheel was unpacked.
+    assert told == [(wheel.stat().st_size, False)]
+    assert (archive / "demo" / "a.py").read_bytes() == b"a = 1\n"
+
+
 def test_executable_bit_is_kept(tmp_path: Path) -> None:
     import zipfile
 

@@ -177,6 +177,30 @@ def test_fetch_wheel_downloads_once_and_verifies(tmp_path: Path, wheels: list[Pa
     asyncio.run(main())
 
 
+def test_start_wheel_says_when_a_download_s_bytes_are_in(
+    tmp_path: Path, wheels: list[Path]
+) -> None:
+    async def main() -> None:
+        async with IndexServer(wheels) as srv:
+            settings = make_settings(tmp_path, [srv.url + "/simple"])
+            cache = Cache(tmp_path / "cache")
+            async with index_client(settings, cache) as client:
+                (page,) = await client.project_pages("demo")
+                f = by_name(page.files, "demo-2.0-py3-none-any.whl")
+                told: list[bool] = []
+                task = client.start_wheel(f, lambda: told.append(task.done()))
+                archive = await task
+                assert told == [False]  # once, before the task ended (it unpacks next)
+                assert (archive / "demo" / "__init__.py").is_file()
+            # A wheel the cache has already is not downloaded: nothing to tell.
+            async with index_client(settings, cache) as client:
+                again: list[bool] = []
+                assert await client.start_wheel(f, lambda: again.append(True)) == archive
+                assert again == []
+
+    asyncio.run(main())
+
+
 # -- strategies ----------------------------------------------------------------------------
 
 

@@ -447,6 +447,69 @@ def test_early_downloads_of_a_partly_pinned_request_are_limited(tmp_path: Path) 
     assert names == sorted(set(names)) and len(names) == len(pins) + 2
 
 
+class _HandDriven:
+    """A wheel source whose downloads the test moves on by hand: each ``start_wheel`` is kept
+    with its ``downloaded`` callback and the future the test ends."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, tuple[object, asyncio.Future[Path]]] = {}
+
+    def start_wheel(self, file: DistFile, downloaded: object = None) -> asyncio.Future[Path]:
+        fut: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
+        self.started[file.filename] = (downloaded, fut)
+        return fut
+
+    def metadata_with_wheel(self, file: DistFile) -> None:
+        pass
+
+    def bytes_in(self, filename: str) -> None:
+        downloaded = self.started[filename][0]
+        assert callable(downloaded)
+        downloaded()
+
+
+def test_a_download_s_turn_on_the_wire_ends_when_its_bytes_are_in() -> None:
+    from kea.resolver.provider_fetch import LIMIT, EarlyFetch
+    from kea.resolver.provider_select import Candidate
+
+    def decision(i: int) -> Candidate:
+        name = f"p{i}-1.0-py3-none-any.whl"
+        file = DistFile(name, f"https://files.example/{name}")
+        return Candidate(f"p{i}", Version("1.0"), file, "https://index.example/simple/")
+
+    async def main() -> None:
+        source = _HandDriven()
+        fetch = EarlyFetch(source, {})  # type: ignore[arg-type]
+        for i in range(3 * LIMIT):
+            fetch.decided(decision(i))
+        first = list(source.started)
+        assert len(first) == LIMIT
+        # Their bytes are in: they wait to be unpacked, off the wire, and as many more start.
+        for name in first:
+            source.bytes_in(name)
+        second = [n for n in source.started if n not in first]
+        assert len(second) == LIMIT
+        # Those are in too: twice LIMIT now wait to be unpacked, and nothing more starts
+        # until one of them ends. Told twice, a download frees its turn once.
+        for name in second:
+            source.bytes_in(name)
+        source.bytes_in(second[0])
+        assert len(source.started) == 2 * LIMIT
+        source.started[first[0]][1].set_result(Path("/unpacked"))
+        await asyncio.sleep(0)  # done callbacks run on the loop
+        assert len(source.started) == 2 * LIMIT + 1
+        # A download that fails before its bytes are all in frees its turn as it ends.
+        newest = list(source.started)[-1]
+        source.started[newest][1].set_exception(KeaError("connection reset"))
+        await asyncio.sleep(0)
+        assert len(source.started) == 2 * LIMIT + 2
+        await fetch.aclose()
+        assert all(fut.done() for _, fut in source.started.values())
+        assert len(source.started) == 2 * LIMIT + 2  # nothing queued started after the end
+
+    asyncio.run(main())
+
+
 def test_decided_wheels_download_while_the_resolution_still_waits(tmp_path: Path) -> None:
     # Nothing is pinned. dep's metadata takes the server 0.5 s: the resolver, which has
     # decided app 2.0 already, waits for it. app's wheel downloads meanwhile.

@@ -20,7 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import time
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -239,11 +239,12 @@ class Cache:
         expected_hashes: Mapping[str, str] | None = None,
         *,
         url: str | None = None,
+        spooled: Callable[[], None] | None = None,
     ) -> Path:
         """Stream a wheel in, verify its hashes while streaming, unpack it once; the archive dir.
 
         Hashing and writing happen as the chunks arrive (``kea.cache.spool``), unpacking in a
-        worker process (``kea.cache.unpacker``).
+        worker process (``kea.cache.unpacker``). ``spooled`` is called once every chunk is in.
 
         A hash mismatch or an unsafe/corrupt wheel raises ``KeaError`` and leaves nothing cached.
         """
@@ -260,6 +261,8 @@ class Cache:
                 digests, size = await spool(chunks, tmp, hashers_for(expected_hashes))
             except WriteFailed as e:
                 raise KeaError(f"cannot write {filename} into the cache: {e}") from None
+            if spooled is not None:
+                spooled()
             verify_hashes(filename, expected_hashes or {}, digests)
             return await self._archive_from_file(tmp, filename, digests, url or "", size, None)
         finally:

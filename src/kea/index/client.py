@@ -364,12 +364,17 @@ class IndexClient:
         """The unpacked archive of a wheel: from the cache, or downloaded once and verified."""
         return await self._once("wheel", file.url, lambda: self._fetch_wheel(file))
 
-    def start_wheel(self, file: DistFile) -> asyncio.Future[Path]:
+    def start_wheel(
+        self, file: DistFile, downloaded: Callable[[], None] | None = None
+    ) -> asyncio.Future[Path]:
         """``fetch_wheel``'s shared task, started now without waiting for it (the early
-        downloads of ``kea.resolver.provider_fetch``)."""
-        return self._shared("wheel", file.url, lambda: self._fetch_wheel(file))
+        downloads of ``kea.resolver.provider_fetch``). If this starts it and the wheel is
+        downloaded, ``downloaded`` is called once its bytes are all in, before unpacking."""
+        return self._shared("wheel", file.url, lambda: self._fetch_wheel(file, downloaded))
 
-    async def _fetch_wheel(self, file: DistFile) -> Path:
+    async def _fetch_wheel(
+        self, file: DistFile, downloaded: Callable[[], None] | None = None
+    ) -> Path:
         if not file.is_wheel:
             raise KeaError(f"{file.filename}: building from source is not supported yet")
         if is_local(file.url):
@@ -381,7 +386,7 @@ class IndexClient:
         async with http.stream(file.url, purpose="file") as stream:
             stream.raise_for_status()
             archive = await self.cache.store_wheel(
-                stream.iter_chunks(), file.filename, file.hashes, url=file.url
+                stream.iter_chunks(), file.filename, file.hashes, url=file.url, spooled=downloaded
             )
         if self.unpacked is not None:
             self.unpacked(archive, file.filename)

@@ -18,10 +18,15 @@ Two kinds of wheel are known so early:
   package installed at the decided version.
 
 The download is the source's shared task for the file (``start_wheel``), so the installer's
-later request for it joins the same task. At most ``LIMIT`` early downloads run at a time,
-leaving connections for the resolver's pages and metadata; the others wait in a queue. Those
-still queued when the resolution ends are dropped (the installer asks for what it needs
-itself); a download already started runs on inside the source if the solution has its file.
+later request for it joins the same task. At most ``LIMIT`` early downloads are on the wire at
+a time, leaving connections for the resolver's pages and metadata, and at most ``LIMIT`` more
+have their bytes in and wait to be unpacked; the others wait in a queue. A download's turn on
+the wire ends when its last byte is in (``start_wheel``'s ``downloaded``), not once it is
+unpacked: held until then, jupyter's last 30 wheels on the seed path (every upstream answer
+50 ms late) were requested only as the first ones were unpacked, 0.8-1.5 s into the run, and
+the unpacking workers waited for them at the end. Those still queued when the resolution ends
+are dropped (the installer asks for what it needs itself); a download already started runs on
+inside the source if the solution has its file.
 
 When every requirement is such a pin (a locked file: ``uv pip compile``'s output), every one of
 those wheels is needed whatever the resolver finds, and nothing else waits for the resolution
@@ -36,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -54,14 +59,17 @@ if TYPE_CHECKING:
 log = kea.log.get("kea.resolver.provider")
 
 
-LIMIT = 8  # early downloads at once, leaving connections for the resolver's pages and metadata
+LIMIT = 8  # early downloads on the wire, leaving connections for the resolver's pages and metadata
 LOCKED_LIMIT = 50  # the same when every requirement is pinned (as many as one host gets)
 
 
 class WheelSource(Protocol):
-    def start_wheel(self, file: DistFile) -> asyncio.Future[Path]:
+    def start_wheel(
+        self, file: DistFile, downloaded: Callable[[], None] | None = None
+    ) -> asyncio.Future[Path]:
         """The download (and unpacking) of a wheel, started now as a task shared with whoever
-        asks for the same file later in the run."""
+        asks for the same file later in the run. ``downloaded`` is called once its bytes are
+        all in, before it is unpacked, if this call starts the task and it downloads."""
         ...
 
     def metadata_with_wheel(self, file: DistFile) -> None:
@@ -172,8 +180,9 @@ class EarlyFetch:
                 self.installed[canonicalize_name(raw)] = Version(have)
             except InvalidVersion:
                 continue
-        self._running = 0
-        self._queue: deque[DistFile] = deque()  # over the limit: started as others end
+        self._running = 0  # downloads on the wire (their bytes not all in yet)
+        self._open = 0  # downloads started and not ended (on the wire, or being unpacked)
+        self._queue: deque[DistFile] = deque()  # over the limits: started as others move on
         self._asked: set[str] = set()  # URLs started or queued
         self._started: dict[str, asyncio.Future[Path]] = {}  # URL -> the source's task
         self._closed = False
@@ -207,23 +216,44 @@ class EarlyFetch:
         if not self._remote_wheel(file) or file.url in self._asked:
             return
         self._asked.add(file.url)
-        if self._running >= self.limit:
-            self._queue.append(file)
-        else:
-            self._start(file)
+        self._queue.append(file)
+        self._next()
+
+    def _next(self) -> None:
+        """Start queued downloads while there is room: fewer than ``limit`` on the wire, and
+        fewer than twice that not yet ended."""
+        while (
+            self._queue
+            and not self._closed
+            and self._running < self.limit
+            and self._open < 2 * self.limit
+        ):
+            self._start(self._queue.popleft())
 
     def _start(self, file: DistFile) -> None:
         self._running += 1
-        task = self._started[file.url] = self.source.start_wheel(file)
-        task.add_done_callback(lambda fut: self._ended(file, fut))
+        self._open += 1
+        on_wire = [True]
 
-    def _ended(self, file: DistFile, fut: asyncio.Future[Path]) -> None:
-        self._running -= 1
+        def off_the_wire() -> None:
+            if on_wire:
+                on_wire.clear()
+                self._running -= 1
+                self._next()
+
+        task = self._started[file.url] = self.source.start_wheel(file, off_the_wire)
+        task.add_done_callback(lambda fut: self._ended(file, fut, off_the_wire))
+
+    def _ended(
+        self, file: DistFile, fut: asyncio.Future[Path], off_the_wire: Callable[[], None]
+    ) -> None:
+        """A download ended (unpacked, failed, found in the cache or cancelled)."""
+        self._open -= 1
         if not fut.cancelled() and fut.exception() is not None:
             # the installer meets it again and reports it
             log.debug("early download of %s failed: %s", file.filename, fut.exception())
-        if self._queue and not self._closed:
-            self._start(self._queue.popleft())
+        off_the_wire()  # if its bytes never all came in
+        self._next()
 
     async def aclose(self, keep: Collection[str] = ()) -> None:
         """Start nothing more: downloads not started are left to the installer. Those started
