@@ -664,6 +664,62 @@ def test_waiting_parts_get_a_worker_costliest_first() -> None:
     u.close()
 
 
+def test_a_waiting_part_is_lent_a_worker_with_one_small_part_left() -> None:
+    u = Unpacker(1)
+
+    async def scenario() -> None:
+        lent = await u._acquire(wait=True, cost=unpacker.QUEUE_BEHIND + 1)  # none queue behind
+        assert lent is not None
+        a = asyncio.ensure_future(u._acquire(wait=True, cost=100))
+        whole = asyncio.ensure_future(u._acquire(wait=True, cost=50, behind=False))
+        b = asyncio.ensure_future(u._acquire(wait=True, cost=10))
+        await asyncio.sleep(0.01)
+        assert not (a.done() or whole.done() or b.done())
+        u._release(lent, healthy=True)
+        assert await asyncio.wait_for(a, 10) is lent
+        # a's part is small: b, the costliest waiter that takes a busy worker, is lent it
+        # before a's part ends, ahead of the costlier part that never queues behind (a large
+        # wheel that may yet be split).
+        assert await asyncio.wait_for(b, 10) is lent
+        assert list(lent.costs) == [100, 10] and not whole.done()
+        u._release(lent, healthy=True)  # a's part answered; b's is under way
+        await asyncio.sleep(0.01)
+        assert not whole.done()
+        u._release(lent, healthy=True)  # b's too: the worker is free
+        assert await asyncio.wait_for(whole, 10) is lent
+        u._release(lent, healthy=True)
+
+    asyncio.run(scenario())
+    assert u._waiting == [] and len(u._idle) == 1 and not u._busy
+    u.close()
+
+
+def test_a_waiter_lent_a_busy_worker_then_interrupted_gives_its_place_up() -> None:
+    u = Unpacker(1)
+
+    async def scenario() -> None:
+        lent = await u._acquire(wait=True, cost=10)
+        assert lent is not None
+        assert await u._acquire(wait=True, cost=5) is lent  # queued behind: nothing waits
+        c = asyncio.ensure_future(u._acquire(wait=True, cost=7))
+        d = asyncio.ensure_future(u._acquire(wait=True, cost=3))
+        await asyncio.sleep(0.01)
+        assert not (c.done() or d.done())  # the worker has two parts already
+        u._release(lent, healthy=True)  # the first answered: c is lent the worker ...
+        assert list(lent.costs) == [5, 7]
+        c.cancel()  # ... and interrupted before it sends anything
+        assert await asyncio.wait_for(d, 10) is lent
+        with pytest.raises(asyncio.CancelledError):
+            await c
+        assert list(lent.costs) == [5, 3]
+        for _ in range(2):
+            u._release(lent, healthy=True)
+
+    asyncio.run(scenario())
+    assert u._waiting == [] and len(u._idle) == 1 and not u._busy
+    u.close()
+
+
 def _ready_unpacker(limit: int) -> Unpacker:
     """An unpacker whose ``limit`` workers are started, ready and idle (as a run's are when
     its wheels arrive)."""
