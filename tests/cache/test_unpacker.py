@@ -720,6 +720,29 @@ def test_a_waiter_lent_a_busy_worker_then_interrupted_gives_its_place_up() -> No
     u.close()
 
 
+def test_a_lent_waiter_interrupted_after_the_worker_s_other_parts_ended_leaves_it_idle() -> None:
+    u = Unpacker(1)
+
+    async def scenario() -> None:
+        lent = await u._acquire(wait=True, cost=10)
+        assert lent is not None
+        assert await u._acquire(wait=True, cost=5) is lent  # queued behind: nothing waits
+        c = asyncio.ensure_future(u._acquire(wait=True, cost=7))
+        await asyncio.sleep(0.01)
+        u._release(lent, healthy=True)  # the first answered: c is lent the worker ...
+        u._release(lent, healthy=True)  # ... the second too, before c runs ...
+        c.cancel()  # ... and c is interrupted: nothing was sent, the worker has no part
+        with pytest.raises(asyncio.CancelledError):
+            await c
+        assert u._idle == [lent] and not u._busy and not lent.costs
+        assert await asyncio.wait_for(u._acquire(wait=True, cost=1), 10) is lent
+        u._release(lent, healthy=True)
+
+    asyncio.run(scenario())
+    assert u._waiting == [] and len(u._idle) == 1 and u._started == 1
+    u.close()
+
+
 def _ready_unpacker(limit: int) -> Unpacker:
     """An unpacker whose ``limit`` workers are started, ready and idle (as a run's are when
     its wheels arrive)."""

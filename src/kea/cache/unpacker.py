@@ -259,11 +259,10 @@ class Unpacker:
                     heapq.heapify(self._waiting)
                 elif woken.done() and not woken.cancelled():
                     handed = woken.result()
-                    if handed is not None:  # lent, then interrupted before anything was sent
-                        handed.costs.remove(cost)  # any entry of this cost: they count alike
-                        if not handed.costs:
-                            self._busy.discard(handed)
-                    self._wake(everyone=False)  # woken, then interrupted: the next one goes
+                    if handed is None:
+                        self._wake(everyone=False)  # woken, then interrupted: the next one goes
+                    else:
+                        self._unlend(handed, cost)
                 raise
             if handed is not None:
                 return handed
@@ -273,6 +272,18 @@ class Unpacker:
         self._busy.add(worker)
         self._pass_behind(worker)
         return worker
+
+    def _unlend(self, worker: WorkerProcess, cost: int) -> None:
+        """A part lent ``worker`` (``_pass_behind``) was interrupted before it sent anything:
+        its place goes to the next waiter, or the worker is idle if that was all it had."""
+        worker.costs.remove(cost)  # any entry of this cost: they count alike
+        if worker.costs:
+            self._pass_behind(worker)
+            return
+        self._busy.discard(worker)
+        if not worker.dead:
+            self._idle.append(worker)
+            self._wake(everyone=False)
 
     def _pass_behind(self, worker: WorkerProcess) -> None:
         """While parts wait, a worker with one small part (``QUEUE_BEHIND``) is lent at once
@@ -395,21 +406,24 @@ class Unpacker:
         task.add_done_callback(self._starting.discard)
 
     def _release(self, worker: WorkerProcess, healthy: bool) -> None:
-        """``worker`` is done with one part (its oldest): idle again once it has none left."""
+        """``worker`` is done with one part (its oldest): idle again once it has none left. A
+        waiter is woken when a worker is idle or there is room for a new one; while the worker
+        is on its next part, that part may take one behind it instead (``_pass_behind``)."""
         if worker.costs:
             worker.costs.popleft()
         if not worker.costs:
             self._busy.discard(worker)
         elif healthy and not worker.dead:
-            self._pass_behind(worker)  # the part it is on now may take one behind it
+            self._pass_behind(worker)
         if not healthy:
             if not worker.dead:
                 worker.dead = True
                 self._started -= 1
                 worker.close()
+                self._wake(everyone=False)
         elif not worker.costs and not worker.dead:
             self._idle.append(worker)
-        self._wake(everyone=False)
+            self._wake(everyone=False)
 
     def _wake(self, *, everyone: bool) -> None:
         """Wake the waiter with the costliest part, the oldest of those (a worker is free, or
