@@ -370,6 +370,15 @@ def _wheel_link(whl: Path) -> str:
 _SVC = 'username = "svc"\npassword = "${UP_PASSWORD}"'
 
 
+def _serve_proxy(tmp_path: Path, url: str, ip: str, secret: str, *args: str) -> KeaServe:
+    """kea serve on ``ip``, at ``-vvv``, proxying every name to the upstream at ``url`` as user
+    svc with the password ``secret`` (``_proxy_config``); ``args``: more command-line options."""
+    config = _proxy_config(url)
+    return KeaServe(
+        tmp_path / "serve", config, ip=ip, env={"UP_PASSWORD": secret}, args=["-vvv", *args]
+    )
+
+
 def _proxy_config(url: str, credentials: str = _SVC, name: str = "up") -> str:
     """A kea-serve.toml proxying every name to one upstream, ``name`` at ``url``, with
     ``credentials`` (TOML lines of its table; by default user svc with the password from
@@ -425,10 +434,7 @@ def test_upstream_redirects_never_reach_the_client_nor_carry_credentials(
         return await _serve(app, "127.0.0.13")
 
     runner, port = loop.call(start())
-    config = _proxy_config(f"http://127.0.0.13:{port}/simple")
-    serve = KeaServe(
-        tmp_path / "serve", config, ip="127.0.0.15", env={"UP_PASSWORD": secret}, args=["-vvv"]
-    )
+    serve = _serve_proxy(tmp_path, f"http://127.0.0.13:{port}/simple", "127.0.0.15", secret)
     try:
         status, headers, body = http_get(serve.index + "hop-pkg/")
         assert status == 200 and f"/files/up/hop-pkg/{w.name}" in body.decode()
@@ -771,13 +777,8 @@ def test_a_replaced_worker_proxies_with_the_upstreams_secret_and_never_shows_it(
         return await _serve(app, "127.0.0.21")
 
     runner, port = loop.call(start())
-    config = _proxy_config(f"http://127.0.0.21:{port}/simple")
-    serve = KeaServe(
-        tmp_path / "serve",
-        config,
-        ip="127.0.0.22",
-        env={"UP_PASSWORD": secret},
-        args=["-vvv", "--workers", "2"],
+    serve = _serve_proxy(
+        tmp_path, f"http://127.0.0.21:{port}/simple", "127.0.0.22", secret, "--workers", "2"
     )
     try:
         first = serve.proc.pid

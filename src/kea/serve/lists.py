@@ -24,8 +24,9 @@ from typing import Any, Self
 
 from kea.errors import KeaError
 from kea.serve.config import Route, ServeConfig, Upstream
+from kea.serve.entries import Validated
 from kea.serve.names import valid_names
-from kea.serve.proxy import Proxy, UpstreamError, Validated, single_flight
+from kea.serve.proxy import Proxy, UpstreamError, single_flight
 from kea.serve.routes import routed_to
 
 log = logging.getLogger("kea.serve")

@@ -6,12 +6,13 @@ from the config (``KEA_INDEX_<NAME>_USERNAME/PASSWORD`` in a private env mapping
 process environment), no netrc, no keyring. So an upstream's secret goes to its origin only.
 
 Pages are parsed (HTML or JSON), cached on disk with their validators (``ETag``,
-``Last-Modified``) and freshness (``Cache-Control: max-age``, else ``page-ttl``), revalidated when
-stale, and served stale when the upstream is down. Files are streamed to the first client while
-being written to a temporary file and hashed; the last chunk is held back until the hash is
-checked, so a client never receives a complete file that failed its hash. A good body is renamed
-into the content-addressed store; a bad or truncated one is dropped and the client's connection
-is aborted. Concurrent requests for the same file wait for that one fetch (single flight).
+``Last-Modified``) and freshness (``Cache-Control: max-age``, else ``page-ttl``; the records are
+``kea.serve.entries``), revalidated when stale, and served stale when the upstream is down.
+Files are streamed to the first client while being written to a temporary file and hashed; the
+last chunk is held back until the hash is checked, so a client never receives a complete file
+that failed its hash. A good body is renamed into the content-addressed store; a bad or
+truncated one is dropped and the client's connection is aborted. Concurrent requests for the
+same file wait for that one fetch (single flight).
 """
 
 from __future__ import annotations
@@ -22,19 +23,16 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kea.auth.redact import redact_url
 from kea.errors import KeaError
-from kea.index.models import DistFile
 from kea.serve.config import Route, ServeConfig, Upstream
+from kea.serve.entries import PageEntry, Validated, freshness
 from kea.serve.metrics import Metrics
 from kea.serve.store import Store, is_sha256, read_json, write_json
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from aiohttp import web
 
     from kea.http.client import HttpClient
@@ -52,91 +50,6 @@ class UpstreamError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-@dataclass(kw_only=True)
-class Validated:
-    """What a cached upstream answer keeps to be revalidated: its validators and freshness."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-    fetched: float = 0.0
-    max_age: int = 0
-    stale: bool = False
-    persist: bool = True
-
-    def fresh(self, now: float) -> bool:
-        return now - self.fetched < self.max_age
-
-    def to_json(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def from_json(cls, obj: Any) -> Self | None:
-        raise NotImplementedError
-
-    @classmethod
-    async def load(cls, path: Path) -> Self | None:
-        """The entry saved at ``path``; None when there is none, or it cannot be read."""
-        raw = await asyncio.to_thread(read_json, path)
-        return cls.from_json(raw) if raw is not None else None
-
-    async def save(self, path: Path) -> None:
-        """Write the entry to ``path`` unless its upstream said not to keep it (no-store)."""
-        if self.persist:
-            await asyncio.to_thread(write_json, path, self.to_json())
-
-    def validators_json(self) -> dict[str, Any]:
-        return {
-            "etag": self.etag,
-            "last_modified": self.last_modified,
-            "fetched": self.fetched,
-            "max_age": self.max_age,
-        }
-
-    @staticmethod
-    def validators_from(obj: Any) -> dict[str, Any]:
-        """``validators_json``'s fields back, as keyword arguments (TypeError/ValueError when
-        they are not of their types)."""
-        return {
-            "etag": obj.get("etag"),
-            "last_modified": obj.get("last_modified"),
-            "fetched": float(obj.get("fetched") or 0),
-            "max_age": int(obj.get("max_age") or 0),
-        }
-
-
-@dataclass(kw_only=True)
-class PageEntry(Validated):
-    files: list[DistFile]
-    versions: list[str]
-    by_name: dict[str, DistFile] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.by_name = {f.filename: f for f in self.files}
-
-    def to_json(self) -> dict[str, Any]:
-        import msgspec
-
-        return {
-            "files": msgspec.to_builtins(self.files),
-            "versions": self.versions,
-            **self.validators_json(),
-        }
-
-    @classmethod
-    def from_json(cls, obj: Any) -> Self | None:
-        import msgspec
-
-        try:
-            files = msgspec.convert(obj["files"], list[DistFile])
-            return cls(
-                files=files,
-                versions=list(obj.get("versions") or []),
-                **cls.validators_from(obj),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError, msgspec.ValidationError):
-            return None
 
 
 V = TypeVar("V", bound=Validated)
@@ -162,27 +75,6 @@ async def single_flight(
         raise
     finally:
         flights.pop(key, None)
-
-
-def _max_age(cache_control: str | None, default: int) -> tuple[int, bool]:
-    """(seconds fresh, may persist) from an upstream ``Cache-Control``."""
-    if not cache_control:
-        return default, True
-    persist = True
-    age: int | None = None
-    for part in cache_control.lower().split(","):
-        k, _, v = part.strip().partition("=")
-        if k == "no-cache":
-            age = 0
-        elif k == "no-store":
-            persist = False
-            age = 0
-        elif k in ("max-age", "s-maxage") and age != 0:
-            try:
-                age = max(0, int(v.strip().strip('"')))
-            except ValueError:
-                pass
-    return (default if age is None else age), persist
 
 
 def upstream_settings(config: ServeConfig, env: Mapping[str, str]) -> Any:
@@ -348,7 +240,7 @@ class Proxy:
 
     def validators(self, resp: Response) -> dict[str, Any]:
         """The validators and freshness of an upstream's answer (``Validated``'s fields)."""
-        max_age, persist = _max_age(resp.headers.get("Cache-Control"), self.config.page_ttl)
+        max_age, persist = freshness(resp.headers.get("Cache-Control"), self.config.page_ttl)
         return {
             "etag": resp.headers.get("ETag"),
             "last_modified": resp.headers.get("Last-Modified"),
@@ -605,4 +497,4 @@ async def _send(out: web.StreamResponse, data: bytes) -> bool:
         return False
 
 
-__all__ = ["PageEntry", "Proxy", "UpstreamError", "upstream_settings"]
+__all__ = ["Proxy", "UpstreamError", "upstream_settings"]
