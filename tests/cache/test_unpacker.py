@@ -694,20 +694,30 @@ def test_a_waiting_part_is_lent_a_worker_with_one_small_part_left() -> None:
     u.close()
 
 
+async def _a_part_queued_behind_and_one_waiting(
+    u: Unpacker,
+) -> tuple[WorkerProcess, asyncio.Future[WorkerProcess | None]]:
+    """On a one-worker ``u``: the worker lent a part of cost 10, a part of cost 5 queued
+    behind it (nothing waits), and a part of cost 7 waiting."""
+    lent = await u._acquire(wait=True, cost=10)
+    assert lent is not None
+    assert await u._acquire(wait=True, cost=5) is lent
+    waiting = asyncio.ensure_future(u._acquire(wait=True, cost=7))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # the worker has two parts already
+    return lent, waiting
+
+
 def test_a_waiter_lent_a_busy_worker_then_interrupted_gives_its_place_up() -> None:
     u = Unpacker(1)
 
     async def scenario() -> None:
-        lent = await u._acquire(wait=True, cost=10)
-        assert lent is not None
-        assert await u._acquire(wait=True, cost=5) is lent  # queued behind: nothing waits
-        c = asyncio.ensure_future(u._acquire(wait=True, cost=7))
+        lent, c = await _a_part_queued_behind_and_one_waiting(u)
         d = asyncio.ensure_future(u._acquire(wait=True, cost=3))
         await asyncio.sleep(0.01)
-        assert not (c.done() or d.done())  # the worker has two parts already
         u._release(lent, healthy=True)  # the first answered: c is lent the worker ...
-        assert list(lent.costs) == [5, 7]
-        c.cancel()  # ... and interrupted before it sends anything
+        assert list(lent.costs) == [5, 7] and not d.done()
+        c.cancel()  # ... and interrupted before it sends anything: d takes its place
         assert await asyncio.wait_for(d, 10) is lent
         with pytest.raises(asyncio.CancelledError):
             await c
@@ -724,11 +734,7 @@ def test_a_lent_waiter_interrupted_after_the_worker_s_other_parts_ended_leaves_i
     u = Unpacker(1)
 
     async def scenario() -> None:
-        lent = await u._acquire(wait=True, cost=10)
-        assert lent is not None
-        assert await u._acquire(wait=True, cost=5) is lent  # queued behind: nothing waits
-        c = asyncio.ensure_future(u._acquire(wait=True, cost=7))
-        await asyncio.sleep(0.01)
+        lent, c = await _a_part_queued_behind_and_one_waiting(u)
         u._release(lent, healthy=True)  # the first answered: c is lent the worker ...
         u._release(lent, healthy=True)  # ... the second too, before c runs ...
         c.cancel()  # ... and c is interrupted: nothing was sent, the worker has no part
