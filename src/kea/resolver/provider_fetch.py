@@ -180,7 +180,7 @@ class EarlyFetch:
                 self.installed[canonicalize_name(raw)] = Version(have)
             except InvalidVersion:
                 continue
-        self._running = 0  # downloads on the wire (their bytes not all in yet)
+        self._on_wire: set[str] = set()  # URLs of downloads whose bytes are not all in yet
         self._open = 0  # downloads started and not ended (on the wire, or being unpacked)
         self._queue: deque[DistFile] = deque()  # over the limits: started as others move on
         self._asked: set[str] = set()  # URLs started or queued
@@ -225,34 +225,32 @@ class EarlyFetch:
         while (
             self._queue
             and not self._closed
-            and self._running < self.limit
+            and len(self._on_wire) < self.limit
             and self._open < 2 * self.limit
         ):
             self._start(self._queue.popleft())
 
     def _start(self, file: DistFile) -> None:
-        self._running += 1
+        url = file.url
+        self._on_wire.add(url)
         self._open += 1
-        on_wire = [True]
+        task = self._started[url] = self.source.start_wheel(file, lambda: self._off_wire(url))
+        task.add_done_callback(lambda fut: self._ended(file, fut))
 
-        def off_the_wire() -> None:
-            if on_wire:
-                on_wire.clear()
-                self._running -= 1
-                self._next()
+    def _off_wire(self, url: str) -> None:
+        """The download of ``url`` has its bytes in (or ended without them): its turn on the
+        wire goes to the next one."""
+        if url in self._on_wire:
+            self._on_wire.remove(url)
+            self._next()
 
-        task = self._started[file.url] = self.source.start_wheel(file, off_the_wire)
-        task.add_done_callback(lambda fut: self._ended(file, fut, off_the_wire))
-
-    def _ended(
-        self, file: DistFile, fut: asyncio.Future[Path], off_the_wire: Callable[[], None]
-    ) -> None:
+    def _ended(self, file: DistFile, fut: asyncio.Future[Path]) -> None:
         """A download ended (unpacked, failed, found in the cache or cancelled)."""
         self._open -= 1
         if not fut.cancelled() and fut.exception() is not None:
             # the installer meets it again and reports it
             log.debug("early download of %s failed: %s", file.filename, fut.exception())
-        off_the_wire()  # if its bytes never all came in
+        self._off_wire(file.url)  # if its bytes never all came in
         self._next()
 
     async def aclose(self, keep: Collection[str] = ()) -> None:
