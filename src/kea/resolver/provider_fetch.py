@@ -250,7 +250,7 @@ class EarlyFetch:
         if not fut.cancelled() and fut.exception() is not None:
             # the installer meets it again and reports it
             log.debug("early download of %s failed: %s", file.filename, fut.exception())
-        self._off_wire(file.url)  # if its bytes never all came in
+        self._on_wire.discard(file.url)  # if its bytes never all came in
         self._next()
 
     async def aclose(self, keep: Collection[str] = ()) -> None:
