@@ -240,7 +240,8 @@ def test_recovery_of_a_run_rolls_back_and_finishes_package_by_package(
 ) -> None:
     """One run's journal holds every package's lines: each is finished or rolled back on its
     own, and everything the run staged goes with its directory."""
-    from kea.install.transaction import RUN_JOURNAL, recover
+    from kea.install.journal import RUN_JOURNAL
+    from kea.install.transaction import recover
 
     target = target_of(venv, tmp_path / "cache")
     install(target, *_versions(2, tmp_path, "1.0"))

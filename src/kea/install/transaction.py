@@ -7,15 +7,13 @@ directory, the ``--prefix`` or ``--target`` directory, or the interpreter's pref
 ``flock`` (``kea.install.envlock``) released by the OS if the process dies; see
 ``lock_path``), so site-packages holds no kea file.
 A run that changes packages gets one directory ``<site-packages>/.kea-staging/<txn>/`` (removed
-when the run ends) holding its ``run-journal`` (a write-ahead log shared by its packages, one
-JSON list per line: the package's name, then the operation), every package's staged
+when the run ends) holding its ``run-journal`` (a write-ahead log shared by its packages:
+``kea.install.journal`` gives its lines and how they are undone), every package's staged
 ``.dist-info`` (their names differ), and where needed ``<name>.new/<scheme key>/`` (staged
 entries that must be merged or swapped, see ``kea.install.wheel``) and ``<name>.trash/``. One
 directory and one journal per run, not per package: where each inode costs a scan of recently
 freed ones (the bench's disk), making and removing a directory and a journal file for each of
-jupyter's 97 packages took about 30 of the 230 ms its warm install spent installing. (kea
-before this layout made one directory per package, ``<txn>-<name>/`` with its own
-``journal``; recovery still reads those.)
+jupyter's 97 packages took about 30 of the 230 ms its warm install spent installing.
 
 Before staging, ``prepare`` picks the top-level entries no other package of the run names, and
 ``open_package`` (one call per package, in the staging workers) *claims* those of them that do not
@@ -50,63 +48,31 @@ and that one is rolled back (with every package not committed yet).
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import kea.log
 from kea.dist.installed import InstalledDist
 from kea.errors import KeaError
 from kea.install.environment import Target
+from kea.install.journal import (
+    COMMITTED,
+    RUN_JOURNAL,
+    Journal,
+    moved_in,
+    read_run_journal,
+    rmtree,
+    undo,
+)
 from kea.install.wheel import SCHEME_KEYS, StagedWheel, new_dir
 
 log = kea.log.get("kea.install")
 
 STAGING_DIR = ".kea-staging"
 LOCK_FILE = ".kea.lock"
-RUN_JOURNAL = "run-journal"  # a run's journal, created with its first line
-_COMMITTED = ["committed"]  # a package's last operation once it is new
-
-
-class _Journal:
-    """A run's write-ahead log: ``[package, operation...]`` per line, appended by any thread. The
-    file is created with the first line; each package's operations are kept in ``ops`` too."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._f: IO[str] | None = None
-        self._lock = threading.Lock()
-        self.ops: dict[str, list[list[str]]] = {}
-
-    def add(self, name: str, op: list[str]) -> None:
-        self.add_many(name, [op])
-
-    def add_many(self, name: str, ops: list[list[str]]) -> None:
-        if not ops:
-            return
-        text = "".join(json.dumps([name, *op]) + "\n" for op in ops)
-        with self._lock:
-            if self._f is None:
-                self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-            self._f.write(text)
-            self._f.flush()
-            self.ops.setdefault(name, []).extend(ops)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._f is not None:
-                self._f.close()
-                self._f = None
-
-
-def _rmtree(path: str | Path, *, ignore_errors: bool = False) -> None:
-    import shutil  # not on the path of an install that commits: only rollback and cleanup
-
-    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 def _remove_dirs(path: str) -> None:
@@ -117,33 +83,7 @@ def _remove_dirs(path: str) -> None:
                 raise OSError(f"{here} is not empty")
             os.rmdir(here)
     except OSError:
-        _rmtree(path, ignore_errors=True)
-
-
-def _read_lines(path: Path) -> list[list[str]]:
-    """The journal's lines that are lists of strings; reading stops at a torn last line."""
-    ops: list[list[str]] = []
-    try:
-        text = path.read_text("utf-8")
-    except OSError:
-        return ops
-    for line in text.splitlines():
-        try:
-            op = json.loads(line)
-        except ValueError:
-            break  # a torn last line: its operation never started
-        if isinstance(op, list) and all(isinstance(x, str) for x in op):
-            ops.append(op)
-    return ops
-
-
-def _read_run_journal(path: Path) -> dict[str, list[list[str]]]:
-    """A run's journal: each package's operations in order."""
-    by_name: dict[str, list[list[str]]] = {}
-    for line in _read_lines(path):
-        if len(line) >= 2:
-            by_name.setdefault(line[0], []).append(line[1:])
-    return by_name
+        rmtree(path, ignore_errors=True)
 
 
 def lock_path(target: Target) -> Path:
@@ -175,10 +115,10 @@ class EnvTransaction:
         self.run_dir = self.staging / self.id
         self.timeout = timeout
         self._lock: Any = None
-        self._journal = _Journal(self.run_dir / RUN_JOURNAL)
+        self._journal = Journal(self.run_dir / RUN_JOURNAL)
         self._run_made = False
         self._done: set[str] = set()  # packages of this run with nothing left to do
-        self.recovered = 0  # interrupted runs (or old-layout packages) found on entering
+        self.recovered = 0  # interrupted runs found on entering
         self._roots = {k: Path(getattr(target.scheme, k)) for k in SCHEME_KEYS}
         bases = {os.path.normpath(str(p)) for p in self._roots.values()}
         if target.kind == "venv":
@@ -235,9 +175,9 @@ class EnvTransaction:
             if entry.name == self.id:  # this run's: what it still has to do is known here
                 self._end_run(path, self._journal.ops, skip=self._done)
             elif os.path.lexists(path / RUN_JOURNAL):
-                self._end_run(path, _read_run_journal(path / RUN_JOURNAL))
+                self._end_run(path, read_run_journal(path / RUN_JOURNAL))
             else:  # a run killed before its journal's first line changed nothing in place
-                _rmtree(path, ignore_errors=True)
+                rmtree(path, ignore_errors=True)
             n += 1
         try:
             os.rmdir(self.staging)
@@ -255,7 +195,7 @@ class EnvTransaction:
         for name, ops in by_name.items():
             if name in skip:
                 continue
-            if _COMMITTED in ops:
+            if COMMITTED in ops:
                 self._finish(run, name, ops)
             else:
                 if ops:
@@ -266,36 +206,17 @@ class EnvTransaction:
         except FileNotFoundError:
             pass
         except OSError:
-            _rmtree(run, ignore_errors=True)
+            rmtree(run, ignore_errors=True)
             return
         try:
             os.rmdir(run)
         except FileNotFoundError:
             pass
         except OSError:  # staged dist-infos and trees of packages that never committed
-            _rmtree(run, ignore_errors=True)
+            rmtree(run, ignore_errors=True)
 
     def _rollback(self, ops: list[list[str]]) -> None:
-        for op in reversed(ops):
-            if op[0] == "mv" and len(op) == 3:
-                src, dst = op[1], op[2]
-                if not os.path.lexists(src) and os.path.lexists(dst):
-                    try:
-                        os.rename(dst, src)
-                    except FileNotFoundError:
-                        os.makedirs(os.path.dirname(src), exist_ok=True)
-                        os.rename(dst, src)
-            elif op[0] == "mkdir" and len(op) == 2:
-                try:
-                    os.rmdir(op[1])
-                except OSError:
-                    pass
-            elif op[0] == "new" and len(op) == 2 and self._inside(op[1]):
-                path = op[1]
-                if os.path.isdir(path) and not os.path.islink(path):
-                    _rmtree(path, ignore_errors=True)
-                elif os.path.lexists(path):
-                    os.unlink(path)
+        undo(ops, self._inside)
 
     def _inside(self, path: str) -> bool:
         p = os.path.normpath(path)
@@ -310,11 +231,11 @@ class EnvTransaction:
         if new and os.path.lexists(new_dir(run, name)):
             _remove_dirs(new_dir(run, name))
         if trash and os.path.lexists(_trash_dir(run, name)):
-            _rmtree(_trash_dir(run, name), ignore_errors=True)
+            rmtree(_trash_dir(run, name), ignore_errors=True)
         self._prune_after(str(run), ops)
 
     def _prune_after(self, staged_in: str, ops: list[list[str]]) -> None:
-        for src in _moved_in(staged_in, ops):
+        for src in moved_in(staged_in, ops):
             self._prune(os.path.dirname(src))
 
     def _prune(self, directory: str) -> None:
@@ -505,13 +426,13 @@ class EnvTransaction:
                 if os.path.lexists(di_dst):
                     displace(di_dst)
                 self._mv(name, di_src, di_dst)  # the commit point of the move phase
-            self._journal.add(name, _COMMITTED)
+            self._journal.add(name, COMMITTED)
         except BaseException:
             self._rollback(self._journal.ops.get(name, []))
             for leftover in (new_dir(run, name), trash):
-                _rmtree(leftover, ignore_errors=True)
+                rmtree(leftover, ignore_errors=True)
             if staged is not None:
-                _rmtree(f"{run}/{staged.dist_info}", ignore_errors=True)
+                rmtree(f"{run}/{staged.dist_info}", ignore_errors=True)
             self._done.add(name)
             raise
         cleanup = Cleanup(
@@ -547,13 +468,6 @@ class EnvTransaction:
                 self._mv(name, entry.path, dst)
 
 
-def _moved_in(staged_in: str | Path, ops: list[list[str]]) -> list[str]:
-    """The sources of the renames in ``ops`` that came from outside ``staged_in`` (the old
-    version's files displaced into the trash): their directories may be left empty."""
-    staging = f"{staged_in}{os.sep}"
-    return [op[1] for op in ops if op[0] == "mv" and not op[1].startswith(staging)]
-
-
 def _trash_dir(run: str | Path, name: str) -> str:
     return f"{run}/{name}.trash"
 
@@ -572,7 +486,7 @@ class Cleanup:
     @property
     def removes(self) -> bool:
         """Whether there is anything to remove (a fresh package claimed in full has nothing)."""
-        return self._new or self._trash or bool(_moved_in(self._txn.run_dir, self._ops))
+        return self._new or self._trash or bool(moved_in(self._txn.run_dir, self._ops))
 
     def run(self) -> None:
         txn = self._txn
