@@ -88,7 +88,7 @@ def undo(ops: list[list[str]], inside: Callable[[str], bool]) -> None:
     """Reverse, last first, whichever of a package's ``ops`` happened: a rename whose source is
     gone and whose destination is there goes back; a directory made is removed if still empty;
     a claimed path is deleted, provided ``inside`` says it is in the environment (a journal
-    is a file anyone could have written: it never makes kea delete elsewhere)."""
+    read back from disk never makes kea delete anything outside it)."""
     for op in reversed(ops):
         if op[0] == "mv" and len(op) == 3:
             src, dst = op[1], op[2]
