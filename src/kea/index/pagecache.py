@@ -6,7 +6,6 @@ fetched. ``max-age`` makes it fresh (used without any request); a stale page is 
 distribution file never changes, so it is stored without validators.
 """
 
-import re
 import time
 from collections.abc import Mapping
 
@@ -15,10 +14,9 @@ import msgspec
 from kea.cache import METADATA, SIMPLE, Cache, url_key
 from kea.dist.metadata import CoreMetadata
 from kea.filestamp import Identity
+from kea.http.cache_control import cache_control
 from kea.index.models import DistFile, ProjectPage, normalize_name
 from kea.index.page import header
-
-_MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 
 
 class CachedPage(msgspec.Struct, omit_defaults=True):
@@ -40,10 +38,10 @@ class CachedPage(msgspec.Struct, omit_defaults=True):
     def fresh_until(self) -> float | None:
         """The time (``time.time()``) at which the page stops being fresh (its age past its
         max-age); None when it never is (no max-age, or ``no-cache``)."""
-        if "no-cache" in (self.cache_control or "").lower():
+        said = cache_control(self.cache_control)
+        if said.no_cache or said.max_age is None:
             return None
-        limit = self.max_age()
-        return None if limit is None else self.fetched_at - self.age + limit
+        return self.fetched_at - self.age + said.max_age
 
     def validators(self) -> dict[str, str]:
         headers = {}
@@ -59,15 +57,13 @@ class CachedMetadata(msgspec.Struct):
     metadata: CoreMetadata
 
 
-def max_age(cache_control: str | None) -> int | None:
-    if not cache_control:
-        return None
-    m = _MAX_AGE_RE.search(cache_control)
-    return int(m.group(1)) if m else None
+def max_age(value: str | None) -> int | None:
+    """A private cache's max-age: ``s-maxage`` is for shared caches only."""
+    return cache_control(value).max_age
 
 
-def storable(cache_control: str | None) -> bool:
-    return "no-store" not in (cache_control or "").lower()
+def storable(value: str | None) -> bool:
+    return not cache_control(value).no_store
 
 
 def page_rel(index_url: str, name: str) -> str:

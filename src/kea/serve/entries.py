@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
+from kea.http.cache_control import cache_control
 from kea.index.models import DistFile
 from kea.serve.store import read_json, write_json
 
@@ -102,23 +103,14 @@ class PageEntry(Validated):
             return None
 
 
-def freshness(cache_control: str | None, default: int) -> tuple[int, bool]:
-    """(seconds fresh, may be kept on disk) from an upstream's ``Cache-Control``; ``default``
-    seconds when it says nothing about freshness."""
-    if not cache_control:
-        return default, True
-    persist = True
-    age: int | None = None
-    for part in cache_control.lower().split(","):
-        k, _, v = part.strip().partition("=")
-        if k == "no-cache":
-            age = 0
-        elif k == "no-store":
-            persist = False
-            age = 0
-        elif k in ("max-age", "s-maxage") and age != 0:
-            try:
-                age = max(0, int(v.strip().strip('"')))
-            except ValueError:
-                pass
-    return (default if age is None else age), persist
+def freshness(value: str | None, default: int) -> tuple[int, bool]:
+    """(seconds fresh, may be kept on disk) from an upstream's ``Cache-Control``, as a shared
+    cache reads it: ``s-maxage`` before ``max-age``; ``default`` seconds when it says nothing
+    about freshness."""
+    said = cache_control(value)
+    if said.no_store:
+        return 0, False
+    if said.no_cache:
+        return 0, True
+    age = said.max_age if said.s_maxage is None else said.s_maxage
+    return (default if age is None else age), True
