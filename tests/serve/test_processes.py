@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -13,7 +14,16 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.wheels import build_wheel
-from tests.serve.harness import KeaServe, eventually, http_get, listeners, process_tree, running
+from tests.serve.harness import (
+    PY,
+    KeaServe,
+    clean_env,
+    eventually,
+    http_get,
+    listeners,
+    process_tree,
+    running,
+)
 
 
 def _loads_tls(pid: int) -> bool:
@@ -201,3 +211,50 @@ def test_a_slot_that_keeps_dying_waits_longer_each_time(monkeypatch: pytest.Monk
     now[0] += server.STABLE
     assert supervisor.delay(1) == server.RESTART_DELAY
     assert supervisor.delay(2) == server.RESTART_DELAY  # each slot on its own
+
+
+_STOP_AND_REPORT = """
+import asyncio, os, signal, sys
+from pathlib import Path
+from kea.serve.config import parse_config
+from kea.serve.server import bind, serve_socket
+
+folder = Path(sys.argv[1])
+config = parse_config(
+    {"route": [{"name": "local", "match": "*", "directory": str(folder)}],
+     "server": {"cache-dir": str(folder.parent / "cache")}},
+    folder.parent / "kea-serve.toml",
+    os.environ,
+)
+sock = bind("127.0.0.12", 0)
+
+async def main():
+    asyncio.get_running_loop().call_later(0.3, os.kill, os.getpid(), signal.SIGTERM)
+    await serve_socket(config, sock, os.environ)
+    # the loop still runs (asyncio.run has not closed it yet)
+    print("wakeup fd:", signal.set_wakeup_fd(-1), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_stopped_worker_lets_go_of_the_signal_wakeup_fd_before_its_loop_closes(
+    tmp_path: Path,
+) -> None:
+    # asyncio closes a loop's wakeup fd before it lets go of the signals: a signal in between
+    # (the SIGCHLD of the other workers, which stop at the same moment) was written to a closed
+    # fd, and Python printed a traceback ("Exception ignored when trying to write to the signal
+    # wakeup fd"), now and then, at the end of test_faults' three-worker test. serve_socket
+    # now lets go of it once the server has stopped, with its loop still running.
+    folder = tmp_path / "packages"
+    folder.mkdir()
+    done = subprocess.run(
+        [PY, "-c", _STOP_AND_REPORT, str(folder)],
+        env=clean_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "wakeup fd: -1"
+    assert "Traceback" not in done.stderr

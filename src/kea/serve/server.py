@@ -274,6 +274,12 @@ async def serve_socket(
         if supervisor is not None:
             supervisor.stop()
         await runner.cleanup()
+        # The loop is stopping: no signal needs to wake it any more. Let go of its wakeup fd
+        # now, because when asyncio closes a loop it closes that fd first and lets go of the
+        # signals only after. A signal in between (the other workers' SIGCHLD, as they all
+        # stop at once) was written to the closed fd, and Python printed "Exception ignored
+        # when trying to write to the signal wakeup fd" with a traceback.
+        signal.set_wakeup_fd(-1)
 
 
 def _log_levels(config: ServeConfig) -> None:
