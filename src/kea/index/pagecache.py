@@ -14,7 +14,7 @@ import msgspec
 from kea.cache import METADATA, SIMPLE, Cache, url_key
 from kea.dist.metadata import CoreMetadata
 from kea.filestamp import Identity
-from kea.http.cache_control import cache_control
+from kea.index.cache_control import cache_control
 from kea.index.models import DistFile, ProjectPage, normalize_name
 from kea.index.page import header
 

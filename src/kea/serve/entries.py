@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
-from kea.http.cache_control import cache_control
+from kea.index.cache_control import cache_control
 from kea.index.models import DistFile
 from kea.serve.store import read_json, write_json
 

@@ -1,9 +1,9 @@
 """``Cache-Control`` as kea's two caches read it: the installer's page cache (private) and
-``kea serve``'s (shared), both through ``kea.http.cache_control``."""
+``kea serve``'s (shared), both through ``kea.index.cache_control``."""
 
 import pytest
 
-from kea.http.cache_control import CacheControl, cache_control
+from kea.index.cache_control import CacheControl, cache_control
 from kea.index.models import ProjectPage
 from kea.index.pagecache import CachedPage, max_age, storable
 from kea.serve.entries import freshness

@@ -3,7 +3,8 @@
 kea has two HTTP caches that read this header: the installer's page cache
 (``kea.index.pagecache``, a private cache) and ``kea serve``'s (``kea.serve.entries``, a shared
 one). Both read it here, and each applies its own rule: a private cache ignores ``s-maxage``; a
-shared one takes it before ``max-age`` (RFC 9111 §5.2.2.10).
+shared one takes it before ``max-age`` (RFC 9111 §5.2.2.10). It lives here, not in
+``kea.http``: a run answered from the page cache reads it and never imports the network layer.
 
 The reading:
 - directive names are case-insensitive; a quoted value is unquoted;
