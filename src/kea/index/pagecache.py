@@ -28,9 +28,6 @@ class CachedPage(msgspec.Struct, omit_defaults=True):
     age: int = 0
     missing: bool = False  # a cached 404: the index does not have the project
 
-    def max_age(self) -> int | None:
-        return max_age(self.cache_control)
-
     def is_fresh(self, now: float | None = None) -> bool:
         until = self.fresh_until()
         return until is not None and (time.time() if now is None else now) < until
