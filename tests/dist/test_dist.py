@@ -4,7 +4,8 @@ import pytest
 from packaging.tags import Tag, sys_tags
 
 from kea.dist.metadata import decode_metadata, encode_metadata, parse_metadata
-from kea.dist.record import is_safe_relpath, parse_plain_record, parse_record, write_record
+from kea.dist.placement import is_safe_relpath
+from kea.dist.record import parse_record, write_record
 from kea.dist.tags import TagRanker
 from kea.dist.wheel_name import (
     is_sdist_filename,
@@ -130,28 +131,6 @@ def test_write_record_matches_csv_with_and_without_quoting() -> None:
     for entries in (plain, odd, []):
         assert write_record(entries) == by_csv(entries)
         assert parse_record(write_record(entries)) == entries
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "a.py,sha256=AAAA,4\nb/c.py,sha256=BBBB,\nx.dist-info/RECORD,,\n",
-        "a.py,sha256=AAAA,4\r\nb.py,,\r\n\r\n,stray\n",
-        "a.py,sha256=AAAA,4,more\n",
-    ],
-)
-def test_plain_record_is_read_as_csv_reads_it(text: str) -> None:
-    plain = parse_plain_record(text)
-    assert plain is not None
-    entries, lines = plain
-    assert entries == parse_record(text)
-    assert [ln.partition(",")[0] for ln in lines] == [e.path for e in entries]
-    assert all("\r" not in ln for ln in lines)
-
-
-@pytest.mark.parametrize("text", ['"a,b.py",sha256=AAAA,4\n', "a.py,,\rb.py,,\n"])
-def test_a_record_needing_csv_is_left_to_it(text: str) -> None:
-    assert parse_plain_record(text) is None
 
 
 def test_canonicalize_name_agrees_with_packaging_and_its_memo_stays_bounded() -> None:

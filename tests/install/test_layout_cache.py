@@ -136,3 +136,15 @@ def test_a_layout_kept_by_this_process_is_taken_from_memory_once(tmp_path: Path)
         [again] = read_wheels([arch], exe, pool)
         assert (arch / LAYOUT_FILE).is_file()
         assert again.kept_rows == got.kept_rows
+
+
+@pytest.mark.parametrize("name", ["WHEEL", "RECORD", "entry_points.txt"])
+def test_a_dist_info_file_that_is_not_utf8_is_named_in_one_error(tmp_path: Path, name: str) -> None:
+    arch = archive(tmp_path, "demo-pkg", "1.0", **DEMO)
+    path = next(arch.glob("*.dist-info")) / name
+    path.write_bytes(path.read_bytes() + b"# caf\xe9\n")
+    keep_layout(arch)  # left to the install, which reports it
+    assert not (arch / LAYOUT_FILE).exists()
+    with pytest.raises(KeaError, match=rf"demo_pkg-1\.0\.dist-info/{name} is not UTF-8") as e:
+        read_wheel(arch, "/usr/bin/python3")
+    assert e.value.hint == "the wheel is malformed; nothing was installed"

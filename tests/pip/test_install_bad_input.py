@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,32 @@ def test_bad_wheels_are_refused_and_never_cached(
     assert r.returncode == 1 and installed(venv) == []
     assert not (tmp_path / "escaped.py").exists() and not Path("/tmp/abs-evil.py").exists()
     assert not cache_holds(Path(kea.env["KEA_CACHE_DIR"]), b"EVIL-1")
+
+
+@pytest.mark.parametrize("via", ["index", "find-links"])
+def test_a_wheel_whose_dist_info_is_not_utf8_is_refused_in_one_line(
+    kea: Kea, small_index: SimpleIndex, tmp_path: Path, via: str
+) -> None:
+    w = small_index.directory
+    wheel_file = (
+        b"Wheel-Version: 1.0\nGenerator: caf\xe9\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    build_wheel(w, "latin", "1.0", wheel_file=wheel_file)
+    small_index.scan()
+    venv = kea.venv(tmp_path / "venv")
+    source = ("-i", small_index.url) if via == "index" else ("--no-index", "-f", str(w))
+    r = kea("pip", "install", *source, "latin", venv=venv)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr and "bug in kea" not in r.stderr
+    errors = [line for line in r.lines if line.startswith("error:")]
+    assert len(errors) == 1
+    assert re.fullmatch(
+        r"error: invalid wheel [0-9a-f]{64}: latin-1\.0\.dist-info/WHEEL is not UTF-8 "
+        r"\(invalid continuation byte at byte 33\)",
+        errors[0],
+    ), errors
+    assert "hint: the wheel is malformed; nothing was installed" in r.lines
+    assert installed(venv) == []
 
 
 def test_a_wheel_whose_record_digests_are_in_hex_installs_and_uninstalls(

@@ -27,10 +27,12 @@ def build_wheel(
     files: Mapping[str, str | bytes] | None = None,
     console_scripts: Mapping[str, str] | None = None,
     tag: str = "py3-none-any",
+    wheel_file: bytes | None = None,
 ) -> Path:
     """Write ``<name>-<version>-<tag>.whl`` into ``dest``; return its path.
 
     By default the wheel holds one module ``<name>/__init__.py`` defining ``VERSION``.
+    ``wheel_file``: the dist-info's ``WHEEL`` instead of the usual one (listed in RECORD).
     """
     dest.mkdir(parents=True, exist_ok=True)
     dist = canonicalize_name(name).replace("-", "_")
@@ -52,8 +54,11 @@ def build_wheel(
         contents[path] = text.encode() if isinstance(text, str) else text
     contents[f"{dist_info}/METADATA"] = ("\n".join(meta) + "\n\n").encode()
     contents[f"{dist_info}/WHEEL"] = (
-        f"Wheel-Version: 1.0\nGenerator: kea-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
-    ).encode()
+        wheel_file
+        or (
+            f"Wheel-Version: 1.0\nGenerator: kea-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
+        ).encode()
+    )
     if console_scripts:
         lines = ["[console_scripts]"] + [f"{k} = {v}" for k, v in console_scripts.items()]
         contents[f"{dist_info}/entry_points.txt"] = ("\n".join(lines) + "\n").encode()

@@ -56,6 +56,7 @@ from typing import Any
 
 import kea.log
 from kea.dist.installed import InstalledDist
+from kea.dist.placement import SCHEME_KEYS
 from kea.errors import KeaError
 from kea.install.environment import Target
 from kea.install.journal import (
@@ -67,7 +68,7 @@ from kea.install.journal import (
     rmtree,
     undo,
 )
-from kea.install.wheel import SCHEME_KEYS, StagedWheel, new_dir
+from kea.install.wheel import StagedWheel, new_dir
 
 log = kea.log.get("kea.install")
 

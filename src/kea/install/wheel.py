@@ -27,24 +27,17 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from kea.dist.metadata import parse_headers, parse_metadata
-from kea.dist.record import (
-    RecordEntry,
-    check_safe,
-    hash_bytes,
-    is_safe_relpath,
-    parse_plain_record,
-    parse_record,
-    write_record,
-)
+from kea.dist.metadata import CoreMetadata, parse_metadata
+from kea.dist.placement import SCHEME_KEYS, place
+from kea.dist.record import RecordEntry, hash_bytes, write_record
 from kea.errors import KeaError
 from kea.install.environment import Scheme
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-SCHEME_KEYS = ("purelib", "platlib", "scripts", "data", "headers")
-_SKIP_IN_DIST_INFO = {"RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER", "REQUESTED"}
+    from kea.dist.placement import Placement
+
 _LIBS = ("purelib", "platlib")
 
 
@@ -301,77 +294,45 @@ def _compute_layout(archive: Path) -> WheelLayout:
     dist_info = find_dist_info(archive)
     di = dist_info.name
     label = archive.name
+    base = os.fspath(dist_info)
+    meta = parse_metadata(_read(f"{base}/METADATA", label), source=f"{label}: METADATA")
+    wheel_text = _text(f"{base}/WHEEL", label)
+    record_text = _text(f"{base}/RECORD", label)
+    placement = place(record_text, wheel_text, di, label=label, headers_name=meta.name)
+    return _layout(archive, di, meta, placement)
+
+
+def _read(path: str, label: str) -> bytes:
     try:
-        wheel_text = (dist_info / "WHEEL").read_text("utf-8")
-        meta = parse_metadata((dist_info / "METADATA").read_bytes(), source=f"{label}: METADATA")
-        record_text = (dist_info / "RECORD").read_text("utf-8")
+        with open(path, "rb") as f:
+            return f.read()
     except OSError as e:
-        raise KeaError(f"invalid wheel {label}: cannot read {e.filename}: {e.strerror}") from None
-    plain = parse_plain_record(record_text, source=f"{label}: RECORD")
-    rows: Sequence[str | None]  # each entry's line, kept as it is where it can be
-    if plain is not None:
-        record, rows = plain
-    else:  # quoting (or stray line breaks): csv reads it
-        record = parse_record(record_text, source=f"{label}: RECORD")
-        rows = [None] * len(record)
-    wheel_info = dict(parse_headers(wheel_text))
-    purelib = wheel_info.get("root-is-purelib", "true").strip().lower() == "true"
-    root_key = "purelib" if purelib else "platlib"
-    data_prefix = di[: -len(".dist-info")] + ".data/"
-    di_prefix = di + "/"
+        raise KeaError(f"invalid wheel {label}: cannot read {path}: {e.strerror}") from None
 
-    # Where every RECORD path goes. Whether each file is really in the archive is checked when
-    # it is linked (a missing one fails the install, which is then rolled back).
-    kept_rows: list[str] = []
-    others: list[tuple[str, str, str, str, int | None]] = []
-    dirs: dict[tuple[str, str], None] = {(root_key, di): None}
-    tops: dict[tuple[str, str], bool] = {}
-    source = f"{label}: RECORD"
-    di_len, data_len = len(di_prefix), len(data_prefix)
-    last_dir: tuple[str, str] | None = None  # files of one directory come together in RECORD
-    for entry, row in zip(record, rows, strict=True):
-        path = entry.path
-        if not is_safe_relpath(path):
-            check_safe(path, source=source)
-        if path.startswith(di_prefix) and path[di_len:] in _SKIP_IN_DIST_INFO:
-            continue
-        if path.startswith(data_prefix):
-            key, _, rel = path[data_len:].partition("/")
-            if key not in SCHEME_KEYS or not rel:
-                raise KeaError(f"{label}: unknown .data scheme in {path!r}")
-            check_safe(rel, source=source)
-            if key == "headers":
-                rel = f"{meta.name}/{rel}"
-                check_safe(rel, source=f"{label}: METADATA Name")
-            others.append((key, rel, path, entry.hash, entry.size))
-        elif row is not None:
-            key, rel = root_key, path
-            kept_rows.append(row)
-        else:
-            key, rel = root_key, path
-            others.append((key, rel, path, entry.hash, entry.size))
-        parent = rel.rpartition("/")[0]
-        if not parent:  # a top-level file
-            if not (key == root_key and rel == di):
-                tops[(key, rel)] = True
-            continue
-        here = (key, parent)
-        if here == last_dir:
-            continue
-        last_dir = here
-        top = parent.partition("/")[0]
-        if not (key == root_key and top == di):
-            tops.setdefault((key, top), False)
-        while parent and (key, parent) not in dirs:
-            dirs[(key, parent)] = None
-            parent = parent.rpartition("/")[0]
 
+def _text(path: str, label: str) -> str:
+    """A dist-info file of the archive, which must be UTF-8 (a ``KeaError`` names it if not)."""
+    try:
+        return _read(path, label).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise KeaError(
+            f"invalid wheel {label}: {'/'.join(path.split('/')[-2:])} is not UTF-8 "
+            f"({e.reason} at byte {e.start})",
+            hint="the wheel is malformed; nothing was installed",
+        ) from None
+
+
+def _layout(archive: Path, di: str, meta: CoreMetadata, placement: Placement) -> WheelLayout:
+    """The layout of ``archive`` from its files' placement, with its entry points' launchers."""
+    root_key, kept_rows, others, dirs, top_list = placement
+    tops = {(key, top): is_file for key, top, is_file in top_list}
     entry_points: list[tuple[str, str, bytes]] = []
-    ep_path = dist_info / "entry_points.txt"
-    if ep_path.is_file():
+    ep_path = f"{archive}/{di}/entry_points.txt"
+    if os.path.isfile(ep_path):
         from installer.scripts import Script
 
-        for kind, name, module, attr in _entry_points(ep_path.read_text("utf-8"), label):
+        ep_text = _text(ep_path, archive.name)
+        for kind, name, module, attr in _entry_points(ep_text, archive.name):
             script = Script(name, module, attr, section=kind)  # type: ignore[arg-type]
             # The launcher's code after its #! line; the line itself is the interpreter's.
             _, data = script.generate("/python", "posix")
@@ -386,7 +347,7 @@ def _compute_layout(archive: Path) -> WheelLayout:
         root_key=root_key,
         kept_rows=kept_rows,
         others=others,
-        dirs=sorted(dirs, key=lambda d: (d[1].count("/"), d)),
+        dirs=dirs,
         tops=[(key, top, is_file) for (key, top), is_file in tops.items()],
         entry_points=entry_points,
     )
