@@ -17,16 +17,17 @@ from kea.dist.metadata import parse_headers
 from kea.dist.record_lines import csv_rows, plain_lines, size_of
 from kea.errors import KeaError
 
-TYPE_CHECKING = False
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from typing import TypeAlias
 
     # (key, path under the scheme, path in the archive, RECORD hash, RECORD size)
     Other: TypeAlias = tuple[str, str, str, str, int | None]
     # (root key, root-key rows kept as RECORD has them, the other files, every directory
-    # (key, path) parents first, the top-level entries (key, name, is a file))
+    # (key, path) parents first, the top-level entries {(key, name): is a file})
     Placement: TypeAlias = tuple[
-        str, list[str], list[Other], list[tuple[str, str]], list[tuple[str, str, bool]]
+        str, list[str], list[Other], list[tuple[str, str]], dict[tuple[str, str], bool]
     ]
 
 SCHEME_KEYS = ("purelib", "platlib", "scripts", "data", "headers")
@@ -129,10 +130,4 @@ def place(
         while parent and (key, parent) not in dirs:
             dirs[(key, parent)] = None
             parent = parent.rpartition("/")[0]
-    return (
-        key0,
-        kept_rows,
-        others,
-        sorted(dirs, key=lambda d: (d[1].count("/"), d)),
-        [(key, top, is_file) for (key, top), is_file in tops.items()],
-    )
+    return key0, kept_rows, others, sorted(dirs, key=lambda d: (d[1].count("/"), d)), tops

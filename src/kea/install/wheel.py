@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from kea.dist.metadata import CoreMetadata, parse_metadata
+from kea.dist.metadata import parse_metadata
 from kea.dist.placement import SCHEME_KEYS, place
 from kea.dist.record import RecordEntry, hash_bytes, write_record
 from kea.errors import KeaError
@@ -35,8 +35,6 @@ from kea.install.environment import Scheme
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
-
-    from kea.dist.placement import Placement
 
 _LIBS = ("purelib", "platlib")
 
@@ -298,8 +296,33 @@ def _compute_layout(archive: Path) -> WheelLayout:
     meta = parse_metadata(_read(f"{base}/METADATA", label), source=f"{label}: METADATA")
     wheel_text = _text(f"{base}/WHEEL", label)
     record_text = _text(f"{base}/RECORD", label)
-    placement = place(record_text, wheel_text, di, label=label, headers_name=meta.name)
-    return _layout(archive, di, meta, placement)
+    root_key, kept_rows, others, dirs, tops = place(
+        record_text, wheel_text, di, label=label, headers_name=meta.name
+    )
+    entry_points: list[tuple[str, str, bytes]] = []
+    ep_path = f"{base}/entry_points.txt"
+    if os.path.isfile(ep_path):
+        from installer.scripts import Script
+
+        for kind, name, module, attr in _entry_points(_text(ep_path, label), label):
+            script = Script(name, module, attr, section=kind)  # type: ignore[arg-type]
+            # The launcher's code after its #! line; the line itself is the interpreter's.
+            _, data = script.generate("/python", "posix")
+            entry_points.append((kind, name, data.split(b"\n", 1)[1]))
+            tops[("scripts", name)] = True
+    return WheelLayout(
+        archive=archive,
+        name=meta.canonical_name,
+        display_name=meta.name,
+        version=meta.version,
+        dist_info=di,
+        root_key=root_key,
+        kept_rows=kept_rows,
+        others=others,
+        dirs=dirs,
+        tops=[(key, top, is_file) for (key, top), is_file in tops.items()],
+        entry_points=entry_points,
+    )
 
 
 def _read(path: str, label: str) -> bytes:
@@ -320,37 +343,6 @@ def _text(path: str, label: str) -> str:
             f"({e.reason} at byte {e.start})",
             hint="the wheel is malformed; nothing was installed",
         ) from None
-
-
-def _layout(archive: Path, di: str, meta: CoreMetadata, placement: Placement) -> WheelLayout:
-    """The layout of ``archive`` from its files' placement, with its entry points' launchers."""
-    root_key, kept_rows, others, dirs, top_list = placement
-    tops = {(key, top): is_file for key, top, is_file in top_list}
-    entry_points: list[tuple[str, str, bytes]] = []
-    ep_path = f"{archive}/{di}/entry_points.txt"
-    if os.path.isfile(ep_path):
-        from installer.scripts import Script
-
-        ep_text = _text(ep_path, archive.name)
-        for kind, name, module, attr in _entry_points(ep_text, archive.name):
-            script = Script(name, module, attr, section=kind)  # type: ignore[arg-type]
-            # The launcher's code after its #! line; the line itself is the interpreter's.
-            _, data = script.generate("/python", "posix")
-            entry_points.append((kind, name, data.split(b"\n", 1)[1]))
-            tops[("scripts", name)] = True
-    return WheelLayout(
-        archive=archive,
-        name=meta.canonical_name,
-        display_name=meta.name,
-        version=meta.version,
-        dist_info=di,
-        root_key=root_key,
-        kept_rows=kept_rows,
-        others=others,
-        dirs=dirs,
-        tops=[(key, top, is_file) for (key, top), is_file in tops.items()],
-        entry_points=entry_points,
-    )
 
 
 class StagePlan(msgspec.Struct):
