@@ -4,6 +4,7 @@ connects anywhere (local folders, redirects) does not load the TLS stack."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -142,6 +143,21 @@ def _served_200(serve: KeaServe) -> int:
     return next((int(x[len(line) :]) for x in body.decode().splitlines() if x.startswith(line)), 0)
 
 
+def _published_200(first: int) -> int:
+    """The 200s of the local route in the snapshots the workers of server ``first`` published."""
+    total = 0
+    for board in Path(tempfile.gettempdir()).glob(f"kea-serve-metrics-{first}-*"):
+        for path in board.glob("*.json"):
+            try:
+                snap = json.loads(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            total += sum(
+                n for route, status, n in snap["requests"] if (route, status) == ("local", 200)
+            )
+    return total
+
+
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 def test_a_dead_worker_is_replaced_and_metrics_count_every_worker(tmp_path: Path) -> None:
     serve, whl = _local_serve(tmp_path, "127.0.0.13", 3, "crash-pkg")
@@ -152,6 +168,10 @@ def test_a_dead_worker_is_replaced_and_metrics_count_every_worker(tmp_path: Path
             assert http_get(serve.index + "crash-pkg/")[0] == 200
         # whichever worker a scrape reaches, it counts all three (each publishes within 1 s)
         assert eventually(lambda: _served_200(serve) == 30), _served_200(serve)
+        # A scrape adds the live counts of the worker it reaches, published or not; a SIGKILL
+        # loses what a worker has not published yet (up to PUBLISH_EVERY). The victim's counts
+        # must be on the board before it is killed.
+        assert eventually(lambda: _published_200(first) == 30), _published_200(first)
         workers = process_tree(first) - {first}
         assert len(workers) == 2
         victim = min(workers)
