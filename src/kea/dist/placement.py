@@ -13,11 +13,11 @@ entries (best of 9, 3 alternated runs of each, one process, the archives on the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kea.dist.metadata import parse_headers
 from kea.dist.record_lines import csv_rows, plain_lines, size_of
 from kea.errors import KeaError
-
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing import TypeAlias
