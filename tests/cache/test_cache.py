@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kea.cache import ARCHIVE, WHEELS, Cache
-from kea.cache.store import WheelPointer
+from kea.cache.store import WheelPointer, url_key
 from kea.errors import KeaError
 from kea.settings import Settings, load_settings
 from tests.cache.wheelmaker import build_wheel, sha256_of
@@ -111,6 +111,61 @@ def test_hash_mismatch_while_streaming_leaves_nothing(tmp_path: Path) -> None:
         asyncio.run(cache.store_wheel(chunks_of(wheel), wheel.name, {"sha256": "1" * 64}))
     assert "hash mismatch for demo-1.0-py3-none-any.whl" in str(e.value)
     assert leftovers(cache) == []
+
+
+def test_a_download_is_checked_before_an_archive_already_there_is_taken(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0", files={"demo/a.py": b"a = 1\n"})
+    sha = sha256_of(wheel)
+    cache = Cache(tmp_path / "cache")
+    first = "https://one.example/demo-1.0-py3-none-any.whl"
+    archive = asyncio.run(
+        cache.store_wheel(chunks_of(wheel), wheel.name, {"sha256": sha}, url=first)
+    )
+    before = sorted(p.relative_to(archive) for p in archive.rglob("*"))
+    # Another URL claims the same sha256 but sends other bytes: the archive named by that
+    # sha256 is there, yet the download is checked and refused, and no pointer is written.
+    tampered = build_wheel(tmp_path / "t", "demo", "1.0", files={"demo/a.py": b"a = 2\n"})
+    second = "https://two.example/demo-1.0-py3-none-any.whl"
+    with pytest.raises(KeaError) as e:
+        asyncio.run(cache.store_wheel(chunks_of(tampered), wheel.name, {"sha256": sha}, url=second))
+    assert str(e.value).startswith(f"hash mismatch for {wheel.name}: expected sha256:{sha}")
+    assert cache.find_archive(wheel.name, url=second) is None
+    assert len(list((cache.root / WHEELS).rglob("*.msgpack"))) == 1
+    assert sorted(p.relative_to(archive) for p in archive.rglob("*")) == before
+    # The same bytes from the second URL are taken, checked, and pointed to.
+    again = asyncio.run(
+        cache.store_wheel(chunks_of(wheel), wheel.name, {"SHA256": sha.upper()}, url=second)
+    )
+    assert again == archive and cache.find_archive(wheel.name, url=second) == archive
+
+
+@pytest.mark.parametrize("claim", ["../" * 3 + "x" * 55, "1" * 63, "g" * 64, ""])
+def test_a_malformed_sha256_is_no_archive_name(tmp_path: Path, claim: str) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    cache = Cache(tmp_path / "cache")
+    with pytest.raises(KeaError, match=f"hash mismatch for {wheel.name}: expected sha256:"):
+        asyncio.run(cache.store_wheel(chunks_of(wheel), wheel.name, {"sha256": claim}))
+    assert leftovers(cache) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", wheel.name]
+
+
+def test_every_expected_hash_is_checked(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    sha, md5 = sha256_of(wheel), hashlib.md5(wheel.read_bytes()).hexdigest()
+    cache = Cache(tmp_path / "cache")
+    with pytest.raises(KeaError, match="expected md5:0{32}, got md5:" + md5):
+        asyncio.run(
+            cache.store_wheel(chunks_of(wheel), wheel.name, {"sha256": sha, "md5": "0" * 32})
+        )
+    assert leftovers(cache) == []
+    archive = asyncio.run(
+        cache.store_wheel(
+            chunks_of(wheel), wheel.name, {"sha256": sha, "md5": md5, "whirl-9": "?"}, url="u"
+        )
+    )
+    pointer = cache.read_record(WHEELS, f"demo/{wheel.name}-{url_key('u')}.msgpack", WheelPointer)
+    assert archive.name == sha and pointer is not None
+    assert pointer.hashes == {"sha256": sha, "md5": md5}
 
 
 @pytest.mark.parametrize(

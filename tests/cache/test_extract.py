@@ -220,3 +220,20 @@ def test_record_rows_split_by_hand_read_as_csv_reads_them(
     monkeypatch.setattr(archive, "_rows", lambda t: csv.reader(io.StringIO(t)))
     assert by_hand == archive.read_record("w.whl", text.encode())
     assert by_hand["a.py"] == ("sha256", "AAAA", 4)
+
+
+def test_the_whole_file_is_checked_before_anything_is_written(tmp_path: Path, reader: str) -> None:
+    import hashlib
+
+    whl = build_wheel(tmp_path, "demo", "1.0", files={"demo/a.py": b"a = 1\n"})
+    sha = hashlib.sha256(whl.read_bytes()).hexdigest()
+    for part in ((0, 1), (1, 2)):
+        target = tmp_path / f"out{part[0]}"
+        target.mkdir()
+        with pytest.raises(WheelError, match=f"expected sha256:{'1' * 64}, got sha256:{sha}"):
+            unpack_wheel(whl, target, part=part, hashes={"sha256": "1" * 64})
+        assert list(target.iterdir()) == []
+    target = tmp_path / "good"
+    target.mkdir()
+    assert unpack_wheel(whl, target, hashes={"sha256": sha}) == "demo-1.0.dist-info"
+    assert (target / "demo" / "a.py").read_bytes() == b"a = 1\n"

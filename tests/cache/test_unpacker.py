@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import os
 import signal
 import subprocess
@@ -80,6 +81,62 @@ def test_a_refused_wheel_keeps_its_message_hint_and_type(tmp_path: Path) -> None
     assert not (tmp_path / "evil.py").exists()
     assert len(u._idle) == 1  # the wheel's fault: the worker stays
     u.close()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_worker_checks_the_whole_wheel_before_writing_anything(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0", files={"demo/data.txt": b"x" * 5000})
+    u = Unpacker(1)
+    target = _target(tmp_path)
+    with pytest.raises(WheelError) as e:
+        asyncio.run(u.unpack(wheel, target, wheel.name, {"sha256": "0" * 64}))
+    assert e.value.message == (
+        f"hash mismatch for {wheel.name}: expected sha256:{'0' * 64}, got sha256:{_digest(wheel)}"
+    )
+    assert e.value.hint == "the file changed on the index or was corrupted in transit; not cached"
+    assert list(target.iterdir()) == []
+    assert len(u._idle) == 1  # the wheel's fault: the worker stays
+    good = {"sha256": _digest(wheel).upper()}
+    assert asyncio.run(u.unpack(wheel, target, wheel.name, good)) == "demo-1.0.dist-info"
+    assert (target / "demo" / "data.txt").read_bytes() == b"x" * 5000
+    u.close()
+
+
+def test_every_part_of_a_split_wheel_checks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheel = _large_wheel(tmp_path, monkeypatch)
+    u = Unpacker(2)
+    target = _target(tmp_path)
+    parts: list[tuple[int, int]] = []
+    real_send = WorkerProcess.send
+
+    def send(
+        self: WorkerProcess, wheel: Path, target: Path, name: str, part: Any, *rest: Any
+    ) -> bool:
+        parts.append(tuple(part))
+        return bool(real_send(self, wheel, target, name, part, *rest))
+
+    monkeypatch.setattr(WorkerProcess, "send", send)
+    with pytest.raises(WheelError, match=r"hash mismatch for big-1\.0-py3-none-any\.whl"):
+        asyncio.run(u.unpack(wheel, target, wheel.name, {"sha256": "0" * 64}))
+    assert sorted(parts) == [(0, 2), (1, 2)] and list(target.iterdir()) == []
+    u.close()
+
+
+def test_without_a_worker_the_calling_thread_checks_the_wheel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    u = Unpacker(1)
+    target = _target(tmp_path)
+    with pytest.raises(WheelError, match="hash mismatch"):
+        asyncio.run(u.unpack(wheel, target, wheel.name, {"sha256": "0" * 64}))
+    assert u._broken and list(target.iterdir()) == []
 
 
 def test_a_disk_error_comes_back_as_the_same_oserror(tmp_path: Path) -> None:
@@ -277,9 +334,11 @@ def test_a_large_wheel_goes_whole_while_other_wheels_wait_for_a_worker(
     sent: list[tuple[str, tuple[int, int]]] = []
     real_send = WorkerProcess.send
 
-    def send(self: WorkerProcess, wheel: Path, target: Path, name: str, part: Any) -> bool:
+    def send(
+        self: WorkerProcess, wheel: Path, target: Path, name: str, part: Any, *rest: Any
+    ) -> bool:
         sent.append((name, tuple(part)))
-        return bool(real_send(self, wheel, target, name, part))
+        return bool(real_send(self, wheel, target, name, part, *rest))
 
     monkeypatch.setattr(WorkerProcess, "send", send)
 
@@ -770,9 +829,11 @@ def _traced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     trace: list[tuple[str, str]] = []
     real_send, real_receive = WorkerProcess.send, WorkerProcess.receive
 
-    def send(self: WorkerProcess, wheel: Path, target: Path, name: str, part: Any) -> bool:
+    def send(
+        self: WorkerProcess, wheel: Path, target: Path, name: str, part: Any, *rest: Any
+    ) -> bool:
         trace.append(("sent", name))
-        return bool(real_send(self, wheel, target, name, part))
+        return bool(real_send(self, wheel, target, name, part, *rest))
 
     async def receive(self: WorkerProcess, name: str) -> str:
         try:

@@ -136,6 +136,7 @@ def unpack_wheel(
     *,
     part: tuple[int, int] = (0, 1),
     threads: int | None = None,
+    hashes: Mapping[str, str] | None = None,
 ) -> str:
     """Unpack ``wheel`` into the (existing, empty) directory ``target``, verifying RECORD.
 
@@ -147,12 +148,18 @@ def unpack_wheel(
     A wheel of up to ``WHOLE_MAX`` bytes is read whole and its members are taken from memory
     (``kea.cache.zipread``); a larger one, or one of a shape that module leaves alone, is read
     through ``zipfile``. Both make the same checks.
+
+    ``hashes``: what the whole file must hash to (``verify_hashes``), checked before anything
+    is read from it or written, by every part: the installing process leaves that check to
+    the unpacking when it knows the sha256 a download should have (``kea.cache.store``).
     """
     from kea.cache import zipread
 
     filename = filename or os.path.basename(wheel)
     data = _read_whole(wheel, filename)
     try:
+        if hashes:
+            _check_file(wheel, data, filename, hashes)
         entries = None
         if data is not None:
             try:
@@ -306,14 +313,34 @@ def _check_coverage(
             raise WheelError(f"{filename}: RECORD lists {path!r} but the wheel lacks it")
 
 
+def _check_file(
+    wheel: str | Path, data: bytes | mmap.mmap | None, filename: str, expected: Mapping[str, str]
+) -> None:
+    """The whole file against ``expected`` (``verify_hashes``); ``data`` is its bytes, or None
+    when it is read here."""
+    hashers = hashers_for(expected)
+    if data is not None:
+        for h in hashers.values():
+            h.update(data)
+    else:
+        try:
+            with open(wheel, "rb") as f:
+                while chunk := f.read(CHUNK << 4):
+                    for h in hashers.values():
+                        h.update(chunk)
+        except OSError as e:
+            raise WheelError(f"{filename}: cannot read the wheel: {e.strerror}") from None
+    verify_hashes(filename, expected, {a: h.hexdigest() for a, h in hashers.items()})
+
+
 def verify_hashes(filename: str, expected: Mapping[str, str], actual: Mapping[str, str]) -> None:
-    """Every expected hash that kea could compute must match; a ``KeaError`` otherwise."""
+    """Every expected hash that kea could compute must match; a ``WheelError`` otherwise."""
     for algo, want in expected.items():
         got = actual.get(algo.lower())
         if got is None:
             continue
         if got.lower() != want.lower():
-            raise KeaError(
+            raise WheelError(
                 f"hash mismatch for {filename}: expected {algo}:{want.lower()}, got {algo}:{got}",
                 hint="the file changed on the index or was corrupted in transit; not cached",
             )

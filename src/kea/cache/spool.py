@@ -1,5 +1,8 @@
 """Spool a download to a file: each chunk is hashed and written as it arrives, on the event loop.
 
+Hashed here only when nobody else will: a download whose sha256 is known is checked by the
+unpacking worker instead (``kea.cache.store``), and spooled with no hasher.
+
 Each download used to hand its chunks to a writer thread of its own. On two cores the hand-overs
 cost more than the work they moved: every chunk woke a thread that then took its turn with the
 GIL, and a cold jupyter install (97 wheels, 56 MB) spent 87 ms more wall time and 104 ms more

@@ -256,13 +256,22 @@ class Cache:
 
         prestart()  # the unpacking workers start while this wheel downloads
 
+        # With the sha256 it should have known, the download is checked where it is unpacked
+        # (or in a thread, should its archive exist already): not on the event loop, which
+        # would hash every byte as it arrives while the workers wait for wheels.
+        claimed = _claimed_digests(expected_hashes)
         try:
             try:
-                digests, size = await spool(chunks, tmp, hashers_for(expected_hashes))
+                hashers = {} if claimed else hashers_for(expected_hashes)
+                digests, size = await spool(chunks, tmp, hashers)
             except WriteFailed as e:
                 raise KeaError(f"cannot write {filename} into the cache: {e}") from None
             if spooled is not None:
                 spooled()
+            if claimed:
+                return await self._archive_from_file(
+                    tmp, filename, claimed, url or "", size, None, unchecked=True
+                )
             verify_hashes(filename, expected_hashes or {}, digests)
             return await self._archive_from_file(tmp, filename, digests, url or "", size, None)
         finally:
@@ -308,9 +317,13 @@ class Cache:
         source: str,
         size: int,
         mtime_ns: int | None,
+        *,
+        unchecked: bool = False,
     ) -> Path:
         """The archive of ``wheel`` (whose hashes are ``digests``), unpacked now unless it is
-        there already; the pointer from ``source`` to it written.
+        there already; the pointer from ``source`` to it written. ``unchecked``: ``digests``
+        are what the file should hash to, not what it was seen to: it is checked against them
+        before anything of it is unpacked (or before its archive, there already, is taken).
 
         No lock: the wheel is unpacked into a directory of its own and renamed into place.
         Two processes unpacking the same wheel at once both do the work, the first rename
@@ -324,11 +337,19 @@ class Cache:
         sha = digests["sha256"]
         archive_root = self.bucket(ARCHIVE)
         final = archive_root / sha
-        if not final.is_dir():
+        if unchecked and final.is_dir():
+            import asyncio
+
+            from kea.cache.archive import verify_hashes
+
+            seen = await asyncio.to_thread(_hash_file, wheel, digests)
+            verify_hashes(filename, digests, seen)
+        elif not final.is_dir():
             tmp = archive_root / f"{TMP_PREFIX}{os.urandom(16).hex()}"
             tmp.mkdir()
             try:
-                await unpack(wheel, tmp, filename)  # in a worker process (kea.cache.unpacker)
+                # in a worker process (kea.cache.unpacker)
+                await unpack(wheel, tmp, filename, digests if unchecked else None)
                 os.rename(tmp, final)
             except WheelError:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -355,6 +376,24 @@ class Cache:
                 ),
             )
         return final
+
+
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def _claimed_digests(expected: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The hashes a download is expected to have, by lower-case algorithm, for those hashlib
+    knows; None unless they include a well-formed sha256 (it names the archive directory)."""
+    if not expected:
+        return None
+    import hashlib
+
+    known = hashlib.algorithms_available
+    claimed = {a.lower(): v.lower() for a, v in expected.items() if a.lower() in known}
+    sha = claimed.get("sha256", "")
+    if len(sha) != 64 or not _SHA256_HEX.issuperset(sha):
+        return None
+    return claimed
 
 
 def _hash_file(path: Path, expected_hashes: Mapping[str, str] | None) -> dict[str, str]:

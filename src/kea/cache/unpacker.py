@@ -75,7 +75,7 @@ import heapq
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,28 +138,30 @@ class Unpacker:
         self._launched: list[WorkerProcess] = []  # started by launch(), not yet seen ready
         self._busy: set[WorkerProcess] = set()  # lent to one part or more
 
-    async def unpack(self, wheel: Path, target: Path, filename: str) -> str:
+    async def unpack(
+        self, wheel: Path, target: Path, filename: str, hashes: Mapping[str, str] | None = None
+    ) -> str:
         members = member_count(wheel)
         try:
             cost = os.path.getsize(wheel) + members * MEMBER_BYTES
         except OSError:
             cost = 0
         if self.limit == 1 or members < SPLIT_MIN:
-            return await self._part(wheel, target, filename, (0, 1), cost)
+            return await self._part(wheel, target, filename, (0, 1), cost, hashes)
         # A large wheel is split only when the worker it gets would otherwise leave the others
         # idle: no other wheel waits for one then (see the module docstring).
         worker = await self._acquire(wait=True, cost=cost, behind=False)
         if worker is None or self._waiting or any(len(w.costs) > 1 for w in self._busy):
-            return await self._on(worker, wheel, target, filename, (0, 1))
+            return await self._on(worker, wheel, target, filename, (0, 1), hashes)
         n = self.limit
         others = [
-            asyncio.ensure_future(self._part(wheel, target, filename, (k, n), cost // n))
+            asyncio.ensure_future(self._part(wheel, target, filename, (k, n), cost // n, hashes))
             for k in range(1, n)
         ]
         # Every part is waited for, failed or not: none may still be writing afterwards. If
         # this is cancelled, so are the other parts, and each stops its worker (``_part``).
         try:
-            first = await self._on(worker, wheel, target, filename, (0, n))
+            first = await self._on(worker, wheel, target, filename, (0, n), hashes)
         except Exception:
             await asyncio.gather(*others, return_exceptions=True)
             raise
@@ -174,12 +176,18 @@ class Unpacker:
         return first
 
     async def _part(
-        self, wheel: Path, target: Path, filename: str, part: tuple[int, int], cost: int
+        self,
+        wheel: Path,
+        target: Path,
+        filename: str,
+        part: tuple[int, int],
+        cost: int,
+        hashes: Mapping[str, str] | None,
     ) -> str:
         """Part ``part`` of the wheel, unpacked by the next free worker (the costliest waiting
         part first), or in a thread when no worker can be had."""
         worker = await self._acquire(wait=True, cost=cost)
-        return await self._on(worker, wheel, target, filename, part)
+        return await self._on(worker, wheel, target, filename, part, hashes)
 
     async def _on(
         self,
@@ -188,18 +196,21 @@ class Unpacker:
         target: Path,
         filename: str,
         part: tuple[int, int],
+        hashes: Mapping[str, str] | None,
     ) -> str:
         """Part ``part`` of the wheel, unpacked by ``worker`` (lent to this call, which gives
         it back), or in a thread when it is None."""
         # Nothing between here and the try below may fail: the worker would never be released.
-        if worker is not None and not worker.send(wheel, target, filename, part):
+        if worker is not None and not worker.send(wheel, target, filename, part, hashes):
             worker.kill()  # it died while idle and read nothing: the part is done here instead
             self._release(worker, healthy=False)
             worker = None
         if worker is None:
             from kea.cache.archive import unpack_wheel
 
-            return await _in_a_thread(unpack_wheel, wheel, target, filename, part=part)
+            return await _in_a_thread(
+                unpack_wheel, wheel, target, filename, part=part, hashes=hashes
+            )
         before, mine = worker.take_turn()
         healthy = False
         try:
@@ -506,7 +517,10 @@ def prestart() -> None:
     _shared().prestart()
 
 
-async def unpack(wheel: Path, target: Path, filename: str) -> str:
+async def unpack(
+    wheel: Path, target: Path, filename: str, hashes: Mapping[str, str] | None = None
+) -> str:
     """Unpack ``wheel`` into the existing, empty ``target`` in a worker process; returns the
-    name of its ``.dist-info`` directory. Raises what ``unpack_wheel`` raises."""
-    return await _shared().unpack(wheel, target, filename)
+    name of its ``.dist-info`` directory. Raises what ``unpack_wheel`` raises; ``hashes`` are
+    what the whole wheel must hash to, checked before anything is written."""
+    return await _shared().unpack(wheel, target, filename, hashes)

@@ -30,12 +30,12 @@ def serve() -> None:
     out.write(READY)
     out.flush()
     for line in sys.stdin.buffer:
-        wheel, target, filename, k, n = json.loads(line.decode("utf-8", "surrogateescape"))
+        wheel, target, filename, k, n, hashes = json.loads(line.decode("utf-8", "surrogateescape"))
         reply: list[object]
         try:
             # One thread: the threads of one process would take turns with the GIL; the other
             # workers are the parallelism (a large wheel is split across them).
-            dist_info = unpack_wheel(wheel, target, filename, part=(k, n), threads=1)
+            dist_info = unpack_wheel(wheel, target, filename, part=(k, n), threads=1, hashes=hashes)
             reply = ["ok", dist_info]
         except WheelError as e:
             reply = ["wheel", e.message, e.hint]

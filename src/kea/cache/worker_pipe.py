@@ -13,6 +13,7 @@ import collections
 import json
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -122,11 +123,20 @@ class WorkerProcess:
             if line.endswith(READY):
                 return True
 
-    def send(self, wheel: Path, target: Path, filename: str, part: tuple[int, int]) -> bool:
+    def send(
+        self,
+        wheel: Path,
+        target: Path,
+        filename: str,
+        part: tuple[int, int],
+        hashes: Mapping[str, str] | None = None,
+    ) -> bool:
         """Hand the worker its request; False when it is gone (it read nothing). The line is
         far shorter than a pipe's buffer (64 KiB), and an idle worker's pipe is empty: this
-        does not block."""
-        request = json.dumps([os.fspath(wheel), os.fspath(target), filename, *part])
+        does not block. ``hashes``: what the whole wheel must hash to (``unpack_wheel``)."""
+        request = json.dumps(
+            [os.fspath(wheel), os.fspath(target), filename, *part, dict(hashes or {}) or None]
+        )
         line = memoryview(request.encode("utf-8", "surrogateescape") + b"\n")
         try:
             while line:  # a write to a pipe of more than 4 KiB may be cut short
