@@ -265,8 +265,6 @@ def _install(
     from kea.install.installer import apply_plan
     from kea.install.plan import WantedDist, make_plan
 
-    kea.log.ensure()  # the installer's thread pool (concurrent.futures) logs through logging
-
     direct = {e.name for e in request.requirements}
     wanted = [
         WantedDist(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 import msgspec
 
@@ -20,6 +19,7 @@ from kea.install.environment import Target
 from kea.install.link import Linker
 from kea.install.plan import Plan
 from kea.install.stage import run_stages
+from kea.install.threads import Threads
 from kea.install.transaction import Cleanup, EnvTransaction
 from kea.install.wheel import (
     StagedWheel,
@@ -69,7 +69,7 @@ def apply_plan(
         workers = max(1, jobs or min(32, os.cpu_count() or 1))
         staged: list[StagedWheel] = []
         if wants:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
+            with Threads(workers) as pool:
                 layouts = read_wheels([w.archive for w in wants], python, pool)
                 _check_unique(layouts)
                 candidates = txn.prepare(
@@ -118,7 +118,7 @@ def apply_plan(
         # Every package is new now: what they leave to remove (trash, emptied directories) goes
         # in parallel.
         if sum(c.removes for c in cleanups) > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
+            with Threads(workers) as pool:
                 list(pool.map(Cleanup.run, cleanups))
         else:
             for cleanup in cleanups:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from typing import TypeVar
 
 from kea.errors import KeaError
 from kea.install.link import Linker
+from kea.install.threads import Threads
 from kea.install.wheel import StagePlan, WheelLayout, missing_file, write_new
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ _MIN_DIRS = 8
 _MIN_FILES = 64
 
 
-def run_stages(plans: Sequence[StagePlan], linker: Linker, pool: Executor, workers: int) -> None:
+def run_stages(plans: Sequence[StagePlan], linker: Linker, pool: Threads, workers: int) -> None:
     """Create the directories, then the files, of every plan; the first failure is raised
     (what was created stays for the caller's transaction to roll back)."""
     first, subtrees = _dir_tasks([d for p in plans for d in p.dirs], workers)
@@ -156,7 +156,7 @@ def _writes(chunk: list[tuple[str, bytes, int]]) -> None:
 
 
 def _split(
-    pool: Executor, workers: int, fn: Callable[[list[T]], None], items: list[T], least: int
+    pool: Threads, workers: int, fn: Callable[[list[T]], None], items: list[T], least: int
 ) -> None:
     """``fn`` over ``items`` in contiguous chunks, about four per worker (so a slow chunk does
     not hold the others up), and waits for them all."""
@@ -167,7 +167,7 @@ def _split(
     _run(pool, fn, [items[i : i + size] for i in range(0, len(items), size)])
 
 
-def _run(pool: Executor, fn: Callable[[T], None], tasks: list[T]) -> None:
+def _run(pool: Threads, fn: Callable[[T], None], tasks: list[T]) -> None:
     """``fn`` over each task, in the pool when there are several (else in this thread); waits
     for them all and raises the first failure."""
     if len(tasks) <= 1:

@@ -34,7 +34,7 @@ from kea.errors import KeaError
 from kea.install.environment import Scheme
 
 if TYPE_CHECKING:
-    from concurrent.futures import Executor
+    from kea.install.threads import Threads
 
 _LIBS = ("purelib", "platlib")
 
@@ -210,7 +210,7 @@ def keep_layout(archive: Path) -> None:
     _KEPT[os.fspath(archive)] = layout
 
 
-def read_wheels(archives: Sequence[Path], executable: str, pool: Executor) -> list[WheelLayout]:
+def read_wheels(archives: Sequence[Path], executable: str, pool: Threads) -> list[WheelLayout]:
     """``read_wheel`` of each archive. Layouts this process kept (``keep_layout``) are taken as
     they are; those kept by an earlier run are loaded in this thread: each is a small
     marshal load, pure Python work that only waits for the GIL behind the pool's threads (97 of
