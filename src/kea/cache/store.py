@@ -241,10 +241,12 @@ class Cache:
         url: str | None = None,
         spooled: Callable[[], None] | None = None,
     ) -> Path:
-        """Stream a wheel in, verify its hashes while streaming, unpack it once; the archive dir.
+        """Stream a wheel in, check its hashes, unpack it once; the archive dir.
 
-        Hashing and writing happen as the chunks arrive (``kea.cache.spool``), unpacking in a
-        worker process (``kea.cache.unpacker``). ``spooled`` is called once every chunk is in.
+        Chunks are written as they arrive (``kea.cache.spool``), unpacking is done in a worker
+        process (``kea.cache.unpacker``). With a well-formed expected sha256 the worker checks
+        the whole file before it writes anything; without one the chunks are hashed as they
+        arrive. ``spooled`` is called once every chunk is in.
 
         A hash mismatch or an unsafe/corrupt wheel raises ``KeaError`` and leaves nothing cached.
         """
