@@ -111,32 +111,12 @@ def test_every_part_of_a_split_wheel_checks_it(
     wheel = _large_wheel(tmp_path, monkeypatch)
     u = Unpacker(2)
     target = _target(tmp_path)
-    parts: list[tuple[int, int]] = []
-    real_send = WorkerProcess.send
-
-    def send(
-        self: WorkerProcess, wheel: Path, target: Path, name: str, part: Any, *rest: Any
-    ) -> bool:
-        parts.append(tuple(part))
-        return bool(real_send(self, wheel, target, name, part, *rest))
-
-    monkeypatch.setattr(WorkerProcess, "send", send)
+    sent = _sent_parts(monkeypatch)
     with pytest.raises(WheelError, match=r"hash mismatch for big-1\.0-py3-none-any\.whl"):
         asyncio.run(u.unpack(wheel, target, wheel.name, {"sha256": "0" * 64}))
-    assert sorted(parts) == [(0, 2), (1, 2)] and list(target.iterdir()) == []
+    assert sorted(part for _, part in sent) == [(0, 2), (1, 2)]
+    assert list(target.iterdir()) == []
     u.close()
-
-
-def test_without_a_worker_the_calling_thread_checks_the_wheel(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
-    wheel = build_wheel(tmp_path, "demo", "1.0")
-    u = Unpacker(1)
-    target = _target(tmp_path)
-    with pytest.raises(WheelError, match="hash mismatch"):
-        asyncio.run(u.unpack(wheel, target, wheel.name, {"sha256": "0" * 64}))
-    assert u._broken and list(target.iterdir()) == []
 
 
 def test_a_disk_error_comes_back_as_the_same_oserror(tmp_path: Path) -> None:
@@ -269,6 +249,11 @@ def test_a_worker_that_cannot_start_leaves_the_unpacking_to_the_caller(
     assert asyncio.run(u.unpack(wheel, _target(tmp_path, "a"), wheel.name)) == "demo-1.0.dist-info"
     assert u._broken and u._started == 0
     assert asyncio.run(u.unpack(wheel, _target(tmp_path, "b"), wheel.name)) == "demo-1.0.dist-info"
+    # The calling thread checks the whole wheel too, before it writes anything.
+    target = _target(tmp_path, "c")
+    with pytest.raises(WheelError, match="hash mismatch"):
+        asyncio.run(u.unpack(wheel, target, wheel.name, {"sha256": "0" * 64}))
+    assert list(target.iterdir()) == []
     assert (tmp_path / "b" / "demo-1.0.dist-info" / "RECORD").is_file()
 
 
@@ -295,6 +280,11 @@ def test_without_a_worker_the_calling_thread_unpacks(
     assert asyncio.run(u.unpack(wheel, _target(tmp_path, "a"), wheel.name)) == "demo-1.0.dist-info"
     assert u._broken and u._started == 0
     assert asyncio.run(u.unpack(wheel, _target(tmp_path, "b"), wheel.name)) == "demo-1.0.dist-info"
+    # The calling thread checks the whole wheel too, before it writes anything.
+    target = _target(tmp_path, "c")
+    with pytest.raises(WheelError, match="hash mismatch"):
+        asyncio.run(u.unpack(wheel, target, wheel.name, {"sha256": "0" * 64}))
+    assert list(target.iterdir()) == []
 
 
 def test_a_large_wheel_is_split_across_free_workers(
@@ -318,6 +308,21 @@ def test_a_large_wheel_is_split_across_free_workers(
     u.close()
 
 
+def _sent_parts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[int, int]]]:
+    """(wheel file name, part) of every request sent to a worker from now on, in order."""
+    sent: list[tuple[str, tuple[int, int]]] = []
+    real_send = WorkerProcess.send
+
+    def send(
+        self: WorkerProcess, wheel: Path, target: Path, name: str, part: Any, *rest: Any
+    ) -> bool:
+        sent.append((name, tuple(part)))
+        return bool(real_send(self, wheel, target, name, part, *rest))
+
+    monkeypatch.setattr(WorkerProcess, "send", send)
+    return sent
+
+
 def _large_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A wheel of 120 members, large enough to be split (``SPLIT_MIN`` lowered to 100)."""
     monkeypatch.setattr(unpacker, "SPLIT_MIN", 100)
@@ -331,16 +336,7 @@ def test_a_large_wheel_goes_whole_while_other_wheels_wait_for_a_worker(
     big = _large_wheel(tmp_path, monkeypatch)
     small = [build_wheel(tmp_path, f"small{i}", "1.0") for i in range(3)]
     u = Unpacker(2)
-    sent: list[tuple[str, tuple[int, int]]] = []
-    real_send = WorkerProcess.send
-
-    def send(
-        self: WorkerProcess, wheel: Path, target: Path, name: str, part: Any, *rest: Any
-    ) -> bool:
-        sent.append((name, tuple(part)))
-        return bool(real_send(self, wheel, target, name, part, *rest))
-
-    monkeypatch.setattr(WorkerProcess, "send", send)
+    sent = _sent_parts(monkeypatch)
 
     async def busy() -> list[str]:
         # Both workers are lent out, so the small wheels queue; the large one then waits for
