@@ -318,19 +318,26 @@ def _check_file(
 ) -> None:
     """The whole file against ``expected`` (``verify_hashes``); ``data`` is its bytes, or None
     when it is read here."""
+    if data is None:
+        verify_hashes(filename, expected, hash_file(wheel, expected))
+        return
     hashers = hashers_for(expected)
-    if data is not None:
-        for h in hashers.values():
-            h.update(data)
-    else:
-        try:
-            with open(wheel, "rb") as f:
-                while chunk := f.read(CHUNK << 4):
-                    for h in hashers.values():
-                        h.update(chunk)
-        except OSError as e:
-            raise WheelError(f"{filename}: cannot read the wheel: {e.strerror}") from None
+    for h in hashers.values():
+        h.update(data)
     verify_hashes(filename, expected, {a: h.hexdigest() for a, h in hashers.items()})
+
+
+def hash_file(path: str | Path, expected: Mapping[str, str] | None) -> dict[str, str]:
+    """sha256 and every algorithm of ``expected`` (``hashers_for``) of the file at ``path``."""
+    hashers = hashers_for(expected)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                for h in hashers.values():
+                    h.update(chunk)
+    except OSError as e:
+        raise KeaError(f"cannot read {path}: {e.strerror}") from None
+    return {a: h.hexdigest() for a, h in hashers.items()}
 
 
 def verify_hashes(filename: str, expected: Mapping[str, str], actual: Mapping[str, str]) -> None:

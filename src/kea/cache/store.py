@@ -305,7 +305,9 @@ class Cache:
                 archive = self.archive_path(pointer.sha256)
                 if archive is not None:
                     return archive
-        digests = await asyncio.to_thread(_hash_file, path, expected_hashes)
+        from kea.cache.archive import hash_file
+
+        digests = await asyncio.to_thread(hash_file, path, expected_hashes)
         verify_hashes(filename, expected_hashes or {}, digests)
         return await self._archive_from_file(
             path, filename, digests, source, st.st_size, st.st_mtime_ns
@@ -342,9 +344,9 @@ class Cache:
         if unchecked and final.is_dir():
             import asyncio
 
-            from kea.cache.archive import verify_hashes
+            from kea.cache.archive import hash_file, verify_hashes
 
-            seen = await asyncio.to_thread(_hash_file, wheel, digests)
+            seen = await asyncio.to_thread(hash_file, wheel, digests)
             verify_hashes(filename, digests, seen)
         elif not final.is_dir():
             tmp = archive_root / f"{TMP_PREFIX}{os.urandom(16).hex()}"
@@ -396,21 +398,6 @@ def _claimed_digests(expected: Mapping[str, str] | None) -> dict[str, str] | Non
     if len(sha) != 64 or not _SHA256_HEX.issuperset(sha):
         return None
     return claimed
-
-
-def _hash_file(path: Path, expected_hashes: Mapping[str, str] | None) -> dict[str, str]:
-    """sha256 and every algorithm of ``expected_hashes`` of the file at ``path``."""
-    from kea.cache.archive import CHUNK, hashers_for
-
-    hashers = hashers_for(expected_hashes)
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                for h in hashers.values():
-                    h.update(chunk)
-    except OSError as e:
-        raise KeaError(f"cannot read {path}: {e.strerror}") from None
-    return {a: h.hexdigest() for a, h in hashers.items()}
 
 
 def _pointer_rel(filename: str, source: str) -> str:

@@ -135,7 +135,7 @@ class WorkerProcess:
         far shorter than a pipe's buffer (64 KiB), and an idle worker's pipe is empty: this
         does not block. ``hashes``: what the whole wheel must hash to (``unpack_wheel``)."""
         request = json.dumps(
-            [os.fspath(wheel), os.fspath(target), filename, *part, dict(hashes or {}) or None]
+            [os.fspath(wheel), os.fspath(target), filename, *part, dict(hashes) if hashes else None]
         )
         line = memoryview(request.encode("utf-8", "surrogateescape") + b"\n")
         try:
