@@ -119,7 +119,7 @@ def apply_plan(
         # in parallel.
         if sum(c.removes for c in cleanups) > 1:
             with Threads(workers) as pool:
-                list(pool.map(Cleanup.run, cleanups))
+                pool.map(Cleanup.run, cleanups)
         else:
             for cleanup in cleanups:
                 cleanup.run()
