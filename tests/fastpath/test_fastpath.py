@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -345,17 +346,74 @@ def test_venv_created_in_cwd_changes_the_target(setup: Setup) -> None:
     assert (site_packages(setup.kea.cwd / ".venv") / "lib-2.0.dist-info").is_dir()
 
 
-def test_racy_stamp_is_not_written(setup: Setup) -> None:
+def _racy_metadata(setup: Setup, ns: int) -> tuple[Path, dict[str, Any], Path]:
+    """Settle, give leaf's METADATA the times ``ns``, and let one full run write the stamp:
+    (METADATA, the stamp's content, the stamp)."""
     setup.settle()
     meta = site_packages(setup.venv) / "leaf-1.0.dist-info" / "METADATA"
-    # changed "now" (from every run's point of view: its mtime is ahead of the clock), so a
-    # change in the same tick as a run's read could go unseen: no stamp may rely on it
+    os.utime(meta, ns=(ns, ns))
+    first = setup.run()
+    assert first.code == 0 and AUDITED.match(first.stderr) and not first.hit
+    (stamp,) = setup.stamps()
+    data = marshal.loads(stamp.read_bytes())
+    index = data["paths"].index(str(meta))
+    # only that file is racy: its content is what vouches for it
+    assert [i for i, _ in data["digests"]] == [index]
+    return meta, data, stamp
+
+
+def test_racy_file_is_vouched_for_by_its_content(setup: Setup) -> None:
+    # changed "now" from every run's point of view (its mtime is ahead of the clock), so a
+    # change in the same tick as a run's read would not show in its identity
     ahead = time.time_ns() + 60_000_000_000
+    meta, data, stamp = _racy_metadata(setup, ahead)
+    hit = setup.run()
+    assert hit.code == 0 and AUDITED.match(hit.stderr) and hit.hit
+    assert marshal.loads(stamp.read_bytes())["digests"] == data["digests"]  # still racy: kept
+    # a change that the identity does not show (as if it fell in the tick of the run's read):
+    # same size, the same mtime, and the stamp made to hold the new change time
+    meta.write_bytes(meta.read_bytes().replace(b"Version: 1.0", b"Version: 1.9"))
     os.utime(meta, ns=(ahead, ahead))
-    for _ in range(2):
-        r = setup.run()
-        assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit
-    assert setup.stamps() == []
+    index = data["paths"].index(str(meta))
+    st = meta.stat()
+    data["identities"][index] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+    stamp.write_bytes(marshal.dumps(data))
+    r = setup.run()
+    assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit
+
+
+def test_racy_stamp_settles_into_a_plain_one(setup: Setup) -> None:
+    meta, data, stamp = _racy_metadata(setup, time.time_ns() - 500_000_000)
+    assert setup.run().hit
+    assert marshal.loads(stamp.read_bytes())["digests"] == data["digests"]
+    # once the file is older than 2 s, a hit writes the stamp again without the digest
+    time.sleep(max(0.0, (meta.stat().st_mtime_ns + 2_100_000_000 - time.time_ns()) / 1e9))
+    assert setup.run().hit
+    settled = marshal.loads(stamp.read_bytes())
+    assert settled["digests"] == []
+    assert {k: v for k, v in settled.items() if k != "digests"} == {
+        k: v for k, v in data.items() if k != "digests"
+    }
+    assert stamp.stat().st_mode & 0o777 == 0o600
+    assert setup.run().hit
+
+
+def test_racy_file_read_before_it_was_watched_refuses_the_stamp(tmp_path: Path) -> None:
+    from kea.cli.fastpath_stamp import Recorder
+
+    fresh = tmp_path / "fresh"
+    fresh.write_text("x")
+    recorder = Recorder(["pip", "install"], str(tmp_path / "stamp"))
+    recorder._watch(str(fresh))
+    assert recorder.digests == [(0, fastpath.content_digest("stamp", str(fresh)))]
+    digest = fastpath.content_digest
+    assert digest("stamp", str(tmp_path)) != digest("stamp", str(fresh))
+    assert digest("other", str(fresh)) != digest("stamp", str(fresh))  # salted by the key
+    # kea's own code is watched after it was imported: its content now may not be what ran
+    code = tmp_path / "code.py"
+    code.write_text("y")
+    recorder._watch(str(code), unread=False)
+    assert len(recorder.paths) == 2 and len(recorder.digests) == 1
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,14 @@ directories and every ``*.dist-info/METADATA`` in them, the source files of the 
 answered; the sha256 of every requirements file read (nested ones included) and a salted one
 of every ``${VAR}`` those files expand. A stamp is readable by its owner only.
 
+A file changed within 2 seconds of the run that wrote the stamp ("racy", as git calls it) may
+have changed again in the same tick of the file system's clock after the run read it, and its
+stat identity would not show it. Such a file (a ``METADATA`` the install just before wrote, say)
+has the sha256 of its content in the stamp too (of its sorted listing for a directory), taken
+before the run read it; a hit reads and compares it. Once every such file is older than 2
+seconds, the hit that sees it rewrites the stamp without those digests: from then on, a change
+can only come with a new mtime.
+
 Stamps live in ``<cache dir>/fastpath-v1/``; the cache dir is found as settings would
 (``--cache-dir``, ``KEA_CACHE_DIR``, the platform default on Linux and macOS), and the full path
 writes a stamp only when its real cache dir is that same directory. ``KEA_NO_FASTPATH=1`` turns
@@ -35,7 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-FORMAT = 2  # 2: identities with the change time, salted env digests
+FORMAT = 3  # 2: identities with the change time, salted env digests; 3: racy files' content
 BUCKET = "fastpath-v1"
 
 # Environment variables that can change what ``kea pip install`` does or prints, beyond KEA_*:
@@ -145,6 +153,20 @@ def env_digest(key: str, name: str, value: str | None) -> str | None:
     return sha256_hex(text.encode("utf-8", "surrogateescape"))
 
 
+def content_digest(key: str, path: str) -> str:
+    """The sha256 of what kea reads of ``path`` (a file's bytes, a directory's sorted names),
+    salted with the stamp's key as ``env_digest`` is (a config file may hold a credential).
+    Raises OSError when it cannot be read."""
+    salt = key.encode() + b"\0"
+    try:
+        names = os.listdir(path)
+    except NotADirectoryError:
+        with open(path, "rb") as f:
+            return "f" + sha256_hex(salt + f.read())
+    joined = "\0".join(sorted(names))
+    return "d" + sha256_hex(salt + joined.encode("utf-8", "surrogateescape"))
+
+
 def elapsed(seconds: float) -> str:
     """uv's durations, as ``kea.cli.install_output.elapsed`` prints them."""
     if seconds < 1:
@@ -168,6 +190,9 @@ def check(stamp: "Any", key: str) -> tuple[str, str] | None:
             return None
         if ident != (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns):
             return None
+    for index, digest in stamp["digests"]:
+        if content_digest(key, paths[index]) != digest:
+            return None
     for path, resolved, digest in stamp["files"]:
         if os.path.realpath(path) != resolved:
             return None
@@ -182,6 +207,24 @@ def check(stamp: "Any", key: str) -> tuple[str, str] | None:
     if type(before) is not str or type(after) is not str:
         return None
     return before, after
+
+
+def settled(stamp: "dict[str, Any]", path: str, now_ns: int) -> None:
+    """After a hit that compared contents: once none of those files changed within 2 seconds
+    of now, their identities alone will show a change, so the stamp is written again without
+    the digests. Any failure leaves the stamp as it was."""
+    from kea.filestamp import RACY_NS
+
+    cutoff = now_ns - RACY_NS
+    idents = stamp["identities"]
+    if any(idents[i][0] >= cutoff for i, _ in stamp["digests"]):
+        return
+    try:
+        from kea.cli.fastpath_stamp import write_stamp
+
+        write_stamp(path, {**stamp, "digests": []})
+    except Exception:  # a stamp is only ever an optimisation
+        pass
 
 
 def try_noop(args: list[str], started: float) -> bool:
@@ -217,4 +260,6 @@ def try_noop(args: list[str], started: float) -> bool:
             sys.stderr.flush()
         except BrokenPipeError:  # as the full path (kea.cli.output.run_cli) ends
             sys.exit(1)
+    if stamp["digests"]:
+        settled(stamp, path, time.time_ns())
     return True

@@ -17,9 +17,15 @@ path; only when ``kea.cli.main`` saw the exact arguments). The recorder then
   that printed anything besides its summary line (a warning, say) writes no stamp.
 
 ``finish`` writes the stamp only when the run printed exactly the summary line, every
-requirement was a plain registry one, the cache directory is the one the fast path computes, and
-no recorded mtime is "racy": within 2 seconds of the run's start or later (as git does with its
-index), since a file changed in the same tick as the run may have been read before the change.
+requirement was a plain registry one and the cache directory is the one the fast path computes.
+
+A file whose mtime is "racy" (within 2 seconds of the run's start or later, as
+git says of its index) may change again, after the run read it, in the same tick of the file
+system's clock, which its identity would not show. A file watched before it is read gets the
+digest of its content (``fastpath.content_digest``) when it is racy, taken right after its
+identity and before the run reads it; the fast path then compares contents too. A file watched
+at the end (kea's own code, the config files settings named), or racy and unreadable, cannot be
+vouched for that way: then no stamp is written.
 """
 
 from __future__ import annotations
@@ -44,6 +50,37 @@ _REFUSING_PARAMS = (
     "verbosity", "dry_run", "upgrade", "upgrade_package", "reinstall", "reinstall_package",
     "no_cache", "editables", "system", "target", "prefix",
 )  # fmt: skip
+
+
+def write_stamp(path: str, stamp: dict[str, Any]) -> bool:
+    """Write ``stamp`` at ``path`` whole or not at all; False when it could not be written."""
+    import marshal
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    bucket = os.path.dirname(path)
+    try:
+        os.makedirs(bucket, mode=0o700, exist_ok=True)
+        mode = os.stat(bucket).st_mode
+        if mode & 0o077:  # made by an older kea, or under another umask
+            try:
+                os.chmod(bucket, mode & 0o700)
+            except OSError:  # not the owner, or modes are fixed there (vfat): still write
+                pass
+        # owner only: the name is a hash of the arguments and the environment (credentials
+        # included), the content names the user's files
+        if os.path.lexists(tmp):  # a leftover of a killed writer of the same pid
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(fd, "wb") as f:
+            f.write(marshal.dumps(stamp))
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+    return True
 
 
 class _Capture:
@@ -77,8 +114,11 @@ class Recorder:
         self.argv = argv
         self.path = path
         self.started_ns = time.time_ns()
+        self._cutoff = self.started_ns - RACY_NS
+        self._key = os.path.basename(path)
         self.paths: list[str] = []
         self.identities: list[tuple[int, int, int, int] | None] = []
+        self.digests: list[tuple[int, str]] = []  # (index in paths, content digest) of racy ones
         self.failed = False
         self._out = _Capture(sys.stdout)
         self._err = _Capture(sys.stderr)
@@ -108,10 +148,20 @@ class Recorder:
         sys.stderr = recorder._err
         return recorder
 
-    def _watch(self, path: str) -> None:
-        if path not in self.paths:
-            self.paths.append(path)
-            self.identities.append(identity(path))
+    def _watch(self, path: str, *, unread: bool = True) -> None:
+        """Record ``path``'s identity. ``unread``: kea has not read the file yet, so when it is
+        racy, the digest of its content taken now (after the identity, before the read) may
+        vouch for it: a change before the read, or after, makes the content differ."""
+        if path in self.paths:
+            return
+        ident = identity(path)
+        self.paths.append(path)
+        self.identities.append(ident)
+        if unread and ident is not None and ident[0] >= self._cutoff:
+            try:
+                self.digests.append((len(self.paths) - 1, fastpath.content_digest(self._key, path)))
+            except OSError:  # unreadable: the racy check at the end refuses the stamp
+                pass
 
     def _watch_config(self, config_file: str | None) -> None:
         """Every file settings and target discovery look for, present or not."""
@@ -178,33 +228,8 @@ class Recorder:
             return
         if stamp is None:
             return
-        import marshal
-
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        bucket = os.path.dirname(self.path)
-        try:
-            os.makedirs(bucket, mode=0o700, exist_ok=True)
-            mode = os.stat(bucket).st_mode
-            if mode & 0o077:  # made by an older kea, or under another umask
-                try:
-                    os.chmod(bucket, mode & 0o700)
-                except OSError:  # not the owner, or modes are fixed there (vfat): still write
-                    pass
-            # owner only: the name is a hash of the arguments and the environment (credentials
-            # included), the content names the user's files
-            if os.path.lexists(tmp):  # a leftover of a killed writer of the same pid
-                os.unlink(tmp)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with open(fd, "wb") as f:
-                f.write(marshal.dumps(stamp))
-            os.replace(tmp, self.path)
-        except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            return
-        trim(os.path.dirname(self.path), most=MAX_STAMPS, keep=MAX_STAMPS // 2)
+        if write_stamp(self.path, stamp):
+            trim(os.path.dirname(self.path), most=MAX_STAMPS, keep=MAX_STAMPS // 2)
 
     def _stamp(
         self, request: Request, settings: Settings, head: str, took: str
@@ -217,12 +242,13 @@ class Recorder:
         if output is None:
             return None
         for config in settings.config_files:
-            self._watch(os.path.abspath(config))
+            self._watch(os.path.abspath(config), unread=False)
         for code in code_files():
-            self._watch(code)
-        cutoff = self.started_ns - RACY_NS
-        if any(i is not None and i[0] >= cutoff for i in self.identities):
-            return None
+            self._watch(code, unread=False)
+        vouched = {index for index, _ in self.digests}
+        for index, i in enumerate(self.identities):
+            if i is not None and i[0] >= self._cutoff and index not in vouched:
+                return None
         files = request.files
         digests = list(files.digests) if files is not None else []
         env_names = list(files.env_names) if files is not None else []
@@ -233,6 +259,7 @@ class Recorder:
             "key": key,
             "paths": list(self.paths),
             "identities": list(self.identities),
+            "digests": list(self.digests),
             "files": digests,
             "env": env,
             "output": output,
