@@ -209,6 +209,37 @@ def check(stamp: "Any", key: str) -> tuple[str, str] | None:
     return before, after
 
 
+def write_stamp(path: str, stamp: "dict[str, Any]") -> bool:
+    """Write ``stamp`` at ``path`` whole or not at all; False when it could not be written."""
+    import marshal
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    bucket = os.path.dirname(path)
+    try:
+        os.makedirs(bucket, mode=0o700, exist_ok=True)
+        mode = os.stat(bucket).st_mode
+        if mode & 0o077:  # made by an older kea, or under another umask
+            try:
+                os.chmod(bucket, mode & 0o700)
+            except OSError:  # not the owner, or modes are fixed there (vfat): still write
+                pass
+        # owner only: the name is a hash of the arguments and the environment (credentials
+        # included), the content names the user's files
+        if os.path.lexists(tmp):  # a leftover of a killed writer of the same pid
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(fd, "wb") as f:
+            f.write(marshal.dumps(stamp))
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+    return True
+
+
 def settled(stamp: "dict[str, Any]", path: str, now_ns: int) -> None:
     """After a hit that compared contents: once none of those files changed within 2 seconds
     of now, their identities alone will show a change, so the stamp is written again without
@@ -220,8 +251,6 @@ def settled(stamp: "dict[str, Any]", path: str, now_ns: int) -> None:
     if any(idents[i][0] >= cutoff for i, _ in stamp["digests"]):
         return
     try:
-        from kea.cli.fastpath_stamp import write_stamp
-
         write_stamp(path, {**stamp, "digests": []})
     except Exception:  # a stamp is only ever an optimisation
         pass

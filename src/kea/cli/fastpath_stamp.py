@@ -52,37 +52,6 @@ _REFUSING_PARAMS = (
 )  # fmt: skip
 
 
-def write_stamp(path: str, stamp: dict[str, Any]) -> bool:
-    """Write ``stamp`` at ``path`` whole or not at all; False when it could not be written."""
-    import marshal
-
-    tmp = f"{path}.{os.getpid()}.tmp"
-    bucket = os.path.dirname(path)
-    try:
-        os.makedirs(bucket, mode=0o700, exist_ok=True)
-        mode = os.stat(bucket).st_mode
-        if mode & 0o077:  # made by an older kea, or under another umask
-            try:
-                os.chmod(bucket, mode & 0o700)
-            except OSError:  # not the owner, or modes are fixed there (vfat): still write
-                pass
-        # owner only: the name is a hash of the arguments and the environment (credentials
-        # included), the content names the user's files
-        if os.path.lexists(tmp):  # a leftover of a killed writer of the same pid
-            os.unlink(tmp)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with open(fd, "wb") as f:
-            f.write(marshal.dumps(stamp))
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        return False
-    return True
-
-
 class _Capture:
     """A text stream that passes everything to ``stream`` and, while recording, keeps a copy."""
 
@@ -228,7 +197,7 @@ class Recorder:
             return
         if stamp is None:
             return
-        if write_stamp(self.path, stamp):
+        if fastpath.write_stamp(self.path, stamp):
             trim(os.path.dirname(self.path), most=MAX_STAMPS, keep=MAX_STAMPS // 2)
 
     def _stamp(
