@@ -211,7 +211,9 @@ class Bench:
 
     # -- running -------------------------------------------------------------------------------
     def warm_up(self, tool: str, set_name: str, sc: tools.Scenario, servers: Servers) -> Sample:
-        """One untimed run that leaves the state the timed runs expect."""
+        """Untimed runs that leave the state the timed runs expect. For a full venv: the install
+        that fills it (hyperfine's ``--prepare``), then the scenario's own command once (its
+        ``--warmup``), as every timed run after it is."""
         if sc.venv == "full":
             full = self.venvs / f"{tool}-{set_name}-full"
             self.fresh_venv(full)
@@ -219,6 +221,17 @@ class Bench:
             ctx = self.ctx(tool, set_name, base, servers)
             ctx = tools.Ctx(ctx.bin, full, ctx.cache, ctx.requirements, ctx.index_url)
             cmd = tools.command(tool, base, ctx)
+            assert cmd is not None
+            filled = run_timed(
+                cmd,
+                self.env(tool, sc),
+                timeout=self.args.timeout,
+                secrets=[self.password],
+                log=str(self.logfile(set_name, sc.name, tool, "prepare")),
+            )
+            if not filled.ok:
+                return filled
+            cmd = tools.command(tool, sc, self.ctx(tool, set_name, sc, servers))
         elif sc.offline:
             base = tools.SCENARIOS["install-warm"]
             cmd = tools.command(tool, base, self.ctx(tool, set_name, base, servers))
