@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -409,11 +410,22 @@ def test_racy_file_read_before_it_was_watched_refuses_the_stamp(tmp_path: Path) 
     digest = fastpath.content_digest
     assert digest("stamp", str(tmp_path)) != digest("stamp", str(fresh))
     assert digest("other", str(fresh)) != digest("stamp", str(fresh))  # salted by the key
+    # a pipe (``--config-file <(...)``) is never read for a digest: that would take its
+    # content from kea, or wait for a writer
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    watcher = threading.Thread(target=recorder._watch, args=(str(fifo),), daemon=True)
+    watcher.start()
+    watcher.join(10)
+    assert not watcher.is_alive()
+    assert str(fifo) in recorder.paths and len(recorder.digests) == 1
+    with pytest.raises(OSError, match="not a regular file"):
+        fastpath.content_digest("stamp", str(fifo))
     # kea's own code is watched after it was imported: its content now may not be what ran
     code = tmp_path / "code.py"
     code.write_text("y")
     recorder._watch(str(code), unread=False)
-    assert len(recorder.paths) == 2 and len(recorder.digests) == 1
+    assert len(recorder.paths) == 3 and len(recorder.digests) == 1
 
 
 @pytest.mark.parametrize(

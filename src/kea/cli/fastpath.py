@@ -156,15 +156,25 @@ def env_digest(key: str, name: str, value: str | None) -> str | None:
 def content_digest(key: str, path: str) -> str:
     """The sha256 of what kea reads of ``path`` (a file's bytes, a directory's sorted names),
     salted with the stamp's key as ``env_digest`` is (a config file may hold a credential).
-    Raises OSError when it cannot be read."""
+
+    Raises OSError when it cannot be read, and for anything else than a regular file or a
+    directory: reading a pipe (``--config-file <(...)``) would take what kea is about to
+    read, or wait for a writer; it is opened without waiting and never read."""
+    import stat  # loaded at start-up with os
+
     salt = key.encode() + b"\0"
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        names = os.listdir(path)
-    except NotADirectoryError:
-        with open(path, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            joined = "\0".join(sorted(os.listdir(fd)))
+            return "d" + sha256_hex(salt + joined.encode("utf-8", "surrogateescape"))
+        if not stat.S_ISREG(mode):
+            raise OSError(f"not a regular file: {path}")
+        with open(fd, "rb", closefd=False) as f:
             return "f" + sha256_hex(salt + f.read())
-    joined = "\0".join(sorted(names))
-    return "d" + sha256_hex(salt + joined.encode("utf-8", "surrogateescape"))
+    finally:
+        os.close(fd)
 
 
 def elapsed(seconds: float) -> str:
