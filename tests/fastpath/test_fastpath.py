@@ -399,6 +399,20 @@ def test_racy_stamp_settles_into_a_plain_one(setup: Setup) -> None:
     assert setup.run().hit
 
 
+def test_racy_pyvenv_cfg_refuses_the_stamp(setup: Setup) -> None:
+    # the target's pyvenv.cfg is read while the target is found, before it can be watched:
+    # its content now may not be what was read, so it cannot vouch for itself
+    setup.settle()
+    cfg = setup.venv / "pyvenv.cfg"
+    assert not str(cfg).startswith(str(setup.kea.cwd))  # not one of the cwd's .venv markers
+    now = time.time_ns()
+    os.utime(cfg, ns=(now, now))
+    for _ in range(2):
+        r = setup.run()
+        assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit
+    assert setup.stamps() == []
+
+
 def test_racy_file_read_before_it_was_watched_refuses_the_stamp(tmp_path: Path) -> None:
     from kea.cli.fastpath_stamp import Recorder
 

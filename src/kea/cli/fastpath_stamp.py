@@ -24,8 +24,9 @@ git says of its index) may change again, after the run read it, in the same tick
 system's clock, which its identity would not show. A file watched before it is read gets the
 digest of its content (``fastpath.content_digest``) when it is racy, taken right after its
 identity and before the run reads it; the fast path then compares contents too. A file watched
-at the end (kea's own code, the config files settings named), or racy and unreadable, cannot be
-vouched for that way: then no stamp is written.
+after it was read (kea's own code, the config files settings named, the target interpreter and
+its ``pyvenv.cfg``), or racy and unreadable, cannot be vouched for that way: then no stamp is
+written.
 """
 
 from __future__ import annotations
@@ -163,10 +164,12 @@ class Recorder:
             # runs, from what no stamp watches (PYENV_VERSION, .python-version...)
             self.failed = True
             return
-        self._watch(exe)
+        # finding the target ran the interpreter (or read its cached facts) and read its
+        # pyvenv.cfg before this: what they hold now may not be what was read
+        self._watch(exe, unread=False)
         bindir = os.path.dirname(exe)
-        self._watch(os.path.join(bindir, "pyvenv.cfg"))
-        self._watch(os.path.join(os.path.dirname(bindir), "pyvenv.cfg"))
+        self._watch(os.path.join(bindir, "pyvenv.cfg"), unread=False)
+        self._watch(os.path.join(os.path.dirname(bindir), "pyvenv.cfg"), unread=False)
         for root in target.roots():
             self._watch(str(root))
             try:
