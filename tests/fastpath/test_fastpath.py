@@ -399,6 +399,51 @@ def test_racy_stamp_settles_into_a_plain_one(setup: Setup) -> None:
     assert setup.run().hit
 
 
+def test_racy_config_file_is_vouched_for_by_its_content(setup: Setup) -> None:
+    setup.env.pop("KEA_NO_CONFIG")
+    setup.settle()
+    config = setup.kea.cwd / "kea.toml"
+    config.write_text('link-mode = "copy"\n')  # written now: racy for the next 2 s
+    first = setup.run()
+    assert first.code == 0 and AUDITED.match(first.stderr) and not first.hit
+    (stamp,) = setup.stamps()
+    data = marshal.loads(stamp.read_bytes())
+    assert data["paths"].index(str(config)) in [i for i, _ in data["digests"]]
+    assert setup.run().hit
+    config.write_text('bogus-key = "1"\n')  # the same size
+    r = setup.run()
+    assert r.code != 0 and "bogus-key" in r.stderr and not r.hit
+
+
+def test_config_file_that_is_a_pipe_is_read_by_the_run(setup: Setup) -> None:
+    # a FIFO made just now is racy; the stamp's recorder must not open it (that would wake the
+    # writer, which would write into a pipe nobody reads), so the run's own read gets the text
+    fifo = setup.tmp / "config.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with open(fifo, "w") as f:  # blocks until a reader opens it
+            f.write('bogus-key = "1"\n')
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "kea", *setup.args, "--config-file", str(fifo)],
+            cwd=setup.kea.cwd,
+            env=setup.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        if writer.is_alive():  # kea never read it: let the writer go
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(10)
+    assert proc.returncode != 0 and "bogus-key" in proc.stderr, proc.stderr
+    assert setup.stamps() == []
+
+
 def test_racy_pyvenv_cfg_refuses_the_stamp(setup: Setup) -> None:
     # the target's pyvenv.cfg is read while the target is found, before it can be watched:
     # its content now may not be what was read, so it cannot vouch for itself

@@ -155,22 +155,27 @@ def env_digest(key: str, name: str, value: str | None) -> str | None:
 
 def content_digest(key: str, path: str) -> str:
     """The sha256 of what kea reads of ``path`` (a file's bytes, a directory's sorted names),
-    salted with the stamp's key as ``env_digest`` is (a config file may hold a credential).
+    salted with the stamp's key as ``env_digest`` is (no digest in a stamp matches one made
+    anywhere else; the stamp itself is its owner's only).
 
-    Raises OSError when it cannot be read, and for anything else than a regular file or a
-    directory: reading a pipe (``--config-file <(...)``) would take what kea is about to
-    read, or wait for a writer; it is opened without waiting and never read."""
+    Raises OSError when it cannot be read, and for anything but a regular file or a
+    directory, which is not even opened: opening a pipe (``--config-file`` a FIFO) would count
+    as its reader, wake its writer and lose what it wrote; a terminal could become the
+    session's. A path replaced between the look and the open is refused too."""
     import stat  # loaded at start-up with os
 
+    st = os.stat(path)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise OSError(f"not a regular file: {path}")
     salt = key.encode() + b"\0"
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            raise OSError(f"replaced while read: {path}")
+        if stat.S_ISDIR(opened.st_mode):
             joined = "\0".join(sorted(os.listdir(fd)))
             return "d" + sha256_hex(salt + joined.encode("utf-8", "surrogateescape"))
-        if not stat.S_ISREG(mode):
-            raise OSError(f"not a regular file: {path}")
         with open(fd, "rb", closefd=False) as f:
             return "f" + sha256_hex(salt + f.read())
     finally:

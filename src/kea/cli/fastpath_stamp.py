@@ -25,8 +25,9 @@ system's clock, which its identity would not show. A file watched before it is r
 digest of its content (``fastpath.content_digest``) when it is racy, taken right after its
 identity and before the run reads it; the fast path then compares contents too. A file watched
 after it was read (kea's own code, the config files settings named, the target interpreter and
-its ``pyvenv.cfg``), or racy and unreadable, cannot be vouched for that way: then no stamp is
-written.
+its ``pyvenv.cfg``, the ``.venv`` markers that ``kea.cli.early_probe`` reads before the run
+starts recording), or racy and unreadable, or not a regular file or directory, cannot be
+vouched for that way: then no stamp is written.
 """
 
 from __future__ import annotations
@@ -139,8 +140,10 @@ class Recorder:
 
         directory = os.getcwd()
         while True:
-            for name in ("kea.toml", "pyproject.toml", os.path.join(".venv", "pyvenv.cfg")):
+            for name in ("kea.toml", "pyproject.toml"):
                 self._watch(os.path.join(directory, name))
+            # read before this by kea.cli.early_probe, which looks for the target's interpreter
+            self._watch(os.path.join(directory, ".venv", "pyvenv.cfg"), unread=False)
             parent = os.path.dirname(directory)
             if parent == directory:
                 break
