@@ -12,6 +12,20 @@ from kea.auth.redact import query_has_signature, redact_text, redact_url
         ("https://h/f.whl?X-Amz-Signature=abc&x=1", "https://h/f.whl?X-Amz-Signature=****&x=1"),
         ("https://h/f?sv=1&sig=s3cr3t", "https://h/f?sv=1&sig=****"),
         ("https://h/simple/", "https://h/simple/"),
+        # mistyped: the parser finds no userinfo, so all up to the last "@" goes
+        ("http:/u:p4ss@h/simple/", "http:/****@h/simple/"),
+        ("http:u:p4ss@h/simple/", "http:****@h/simple/"),
+        ("u:p4ss@h:8080/simple/", "u:****@h:8080/simple/"),
+        ("tok3n@h/simple/", "****@h/simple/"),
+        ("http://u:p4/ss@h/simple/", "http://****@h/simple/"),
+        ("http://u:p4#ss@h/simple/", "http://****@h/simple/"),
+        ("http://u:p4?ss@h/simple/?token=t0k", "http://****@h/simple/?token=****"),
+        ("git+https://h/repo.git@v1", "git+https://****@v1"),  # over-masked, never leaked
+        # a password cut at an unencoded "#" or "?" before kea quoted it: its start is no port
+        ("http://u:p4", "http://u:****"),
+        ("http://[::1]:8080/simple/", "http://[::1]:8080/simple/"),
+        ("http://[::1]/simple/", "http://[::1]/simple/"),
+        ("http://[::1:bad/x", "http://[::1:bad/x"),
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:
@@ -24,6 +38,13 @@ def test_redact_text_finds_urls_and_headers() -> None:
     assert "s3cret" not in out
     assert "YWxpY2U6czNjcmV0" not in out
     assert "https://alice:****@h/x" in out
+
+
+def test_redact_text_finds_mistyped_urls() -> None:
+    text = r"error: URL http:///alice:s3cret@h/x has no host; GET http:\\bob:t0ken@h/y"
+    out = redact_text(text)
+    assert "s3cret" not in out and "t0ken" not in out
+    assert "http:///****@h/x" in out
 
 
 def test_signature_detection() -> None:

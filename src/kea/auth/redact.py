@@ -8,7 +8,7 @@ the same to every URL found in free text, and hides ``Authorization``-style head
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
 
 MASK = "****"
 
@@ -37,18 +37,35 @@ SECRET_PARAMS = frozenset(
     }
 )
 
-_URL_RE = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*://[^\s"'<>`]+""")
+# A URL in free text: a scheme, then at least one slash or backslash (``http:/h``, ``http:\\h``
+# are mistyped URLs, and may hold userinfo as well as a well-formed one).
+_URL_RE = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*:[/\\]+[^\s"'<>`]+""")
 _HEADER_RE = re.compile(
     r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie)(\s*[:=]\s*)([^\r\n]+)"
 )
+# Where the authority of a mistyped URL starts: after its scheme (if any) and slashes.
+_AUTHORITY_START = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*:)?[/\\]*")
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with userinfo and secret query values masked."""
+    """Return ``url`` with userinfo and secret query values masked.
+
+    A well-formed URL keeps its username (``https://u:****@h/``; a username alone becomes
+    ``****@``, since it may be a token). Any other text with an ``@`` after its scheme is taken
+    for a mistyped URL whose userinfo the parser did not find (``http:/u:p@h``, ``u:p@h/simple``
+    without a scheme, a password holding ``/``, ``?`` or ``#``): everything from the start of
+    its authority to its last ``@`` is masked. That also masks the path of a rare well-formed
+    URL with an ``@`` after its host (``git+https://h/repo@v1``): a safe mistake."""
     try:
         parts = urlsplit(url)
     except ValueError:
-        return _redact_unparsable(url)
+        parts = None
+    if parts is None or "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        return _redact_mistyped(url)
+    return _redact_parts(parts)
+
+
+def _redact_parts(parts: SplitResult) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")
@@ -57,11 +74,30 @@ def redact_url(url: str) -> str:
             netloc = f"{user}:{MASK}@{hostport}" if user else f"{MASK}@{hostport}"
         else:
             netloc = f"{MASK}@{hostport}"
+    else:
+        host, sep, port = netloc.rpartition(":")
+        if sep and port and "]" not in port and not port.isdigit():
+            # not a port: the start of a password cut at an unencoded "/", "?" or "#"
+            netloc = f"{host}:{MASK}"
     query = parts.query
     if query:
         query = _redact_query(query)
-    fragment = parts.fragment
-    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redact_mistyped(url: str) -> str:
+    start = _AUTHORITY_START.match(url).end()  # type: ignore[union-attr]  # always matches
+    at = url.rfind("@")
+    if at < start:
+        return url
+    rest = url[at + 1 :]
+    # what follows the last "@" is host, path and query: secret query values are masked too
+    head, sep, query = rest.partition("?")
+    if sep:
+        fragment_sep = "#" if "#" in query else ""
+        query, _, fragment = query.partition("#")
+        rest = f"{head}?{_redact_query(query)}{fragment_sep}{fragment}"
+    return f"{url[:start]}{MASK}@{rest}"
 
 
 def _redact_query(query: str) -> str:
@@ -73,11 +109,6 @@ def _redact_query(query: str) -> str:
         else:
             out.append(pair)
     return "&".join(out)
-
-
-def _redact_unparsable(text: str) -> str:
-    # Not a URL urllib can split: still hide anything between "//" and "@".
-    return re.sub(r"(//)[^/@\s]*@", rf"\1{MASK}@", text)
 
 
 def redact_text(text: str) -> str:

@@ -59,8 +59,8 @@ def split_userinfo(url: str) -> SplitURL:
     """
     try:
         parts = urlsplit(url)
-    except ValueError as e:
-        raise UsageError(f"invalid URL {redact_url(url)}: {e}") from None
+    except ValueError:  # its text may quote the netloc, userinfo and all
+        raise UsageError(f"invalid URL {redact_url(url)}") from None
     if "@" not in parts.netloc:
         return SplitURL(url, None, None)
     userinfo, _, hostport = parts.netloc.rpartition("@")
@@ -74,9 +74,16 @@ def origin_of(url: str) -> Origin:
     """The origin of an http(s) URL; UsageError when it has no host or a bad port."""
     try:
         parts = urlsplit(url)
+    except ValueError:  # its text may quote the netloc, userinfo and all
+        raise UsageError(f"invalid URL {redact_url(url)}") from None
+    try:
         port = parts.port
-    except ValueError as e:
-        raise UsageError(f"invalid URL {redact_url(url)}: {e}") from None
+    except ValueError:  # its text quotes the "port": part of a password with a "/" in it?
+        raise UsageError(
+            f"invalid URL {redact_url(url)}: its port is not a number from 0 to 65535",
+            hint="a password or token with /, ?, # or @ in it is written percent-encoded "
+            "(%2F, %3F, %23, %40)",
+        ) from None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if not host:

@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from kea.auth.redact import redact_url
 from kea.errors import KeaError
 from kea.index.models import DistFile, ProjectPage, normalize_name
 
@@ -89,7 +90,7 @@ def scan_local_find_links(location: str) -> dict[str, ProjectPage]:
             raise KeaError(f"cannot read find-links file {path}: {e.strerror}") from None
         return parse_find_links_page(body, path.resolve().as_uri())
     raise KeaError(
-        f"find-links location {location} does not exist",
+        f"find-links location {redact_url(location)} does not exist",
         hint="--find-links takes a directory, an HTML file, or an http(s) URL of a page",
     )
 

@@ -66,7 +66,9 @@ def metadata_from_zip(path: Path | str | IO[bytes], filename: str | None = None)
     try:
         with zipfile.ZipFile(path) as zf:
             return zf.read(_pick(filename, zf.namelist()))
-    except (zipfile.BadZipFile, OSError, KeyError) as e:
+    except OSError as e:  # not its text: that quotes the path, which may be a mistyped URL
+        raise KeaError(f"{filename}: not a valid wheel: {e.strerror or type(e).__name__}") from None
+    except (zipfile.BadZipFile, KeyError) as e:
         raise KeaError(f"{filename}: not a valid wheel: {e}") from None
 
 
