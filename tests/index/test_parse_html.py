@@ -239,3 +239,21 @@ def test_link_joining_shortcut_agrees_with_urljoin() -> None:
     html = "".join(f'<a href="{h}">x</a>' for h in hrefs)
     page = parse_project_html(html, base)
     assert [f.url for f in page.files] == [urljoin(base, h) for h in hrefs]
+
+
+def test_an_href_no_url_parser_takes_is_skipped_not_a_crash() -> None:
+    # urljoin raises ValueError on "http://[::1:bad/": one such link must not sink the page
+    page = """<html><body>
+        <a href="http://[::1:bad/demo-0.9-py3-none-any.whl">demo-0.9-py3-none-any.whl</a>
+        <a href="/files/demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a>
+    </body></html>"""
+    parsed = parse_project_html(page, "https://idx.example/simple/demo/")
+    assert [f.url for f in parsed.files] == ["https://idx.example/files/demo-1.0-py3-none-any.whl"]
+    # a <base href> that is not a URL is ignored, as a browser does
+    based = page.replace("<body>", '<body><base href="http://[::1">')
+    parsed = parse_project_html(based, "https://idx.example/simple/demo/")
+    assert [f.url for f in parsed.files] == ["https://idx.example/files/demo-1.0-py3-none-any.whl"]
+    # only unparsable links: "none to a distribution file", the usual one-line error
+    only_bad = '<html><a href="http://[::1:bad/demo-1.0-py3-none-any.whl">x</a></html>'
+    with pytest.raises(KeaError, match="none to a distribution file"):
+        parse_project_html(only_bad, "https://idx.example/simple/demo/")

@@ -121,3 +121,12 @@ def test_root_json() -> None:
 def test_binary_garbage_is_not_an_index() -> None:
     with pytest.raises(KeaError, match="not a package index page"):
         parse_project_page(b"\x00\x01PK\x03\x04", "https://p/simple/x/", "application/zip")
+
+
+def test_a_file_url_no_url_parser_takes_is_skipped() -> None:
+    data = pypi_like()
+    data["files"][0]["url"] = "http://[::1:bad/demo_pkg-1.0.tar.gz"
+    page = parse_project_page(
+        json.dumps(data).encode(), "https://pypi.example/simple/demo-pkg/", JSON_TYPE
+    )
+    assert [f.filename for f in page.files] == ["demo_pkg-2.0-py3-none-any.whl"]

@@ -208,8 +208,7 @@ def parse_project_html(
     if stripped and not stripped.startswith("<"):
         raise not_an_index(url, "the response is not HTML")
     anchors, base = _collect(text)
-    base_url = urljoin(url, base) if base else url
-    join = _Joiner(base_url)
+    join = _Joiner(_base_url(url, base))
     files: list[DistFile] = []
     others = 0
     for a in anchors:
@@ -217,8 +216,12 @@ def parse_project_html(
         if not href:
             continue
         href = href.strip()
-        full, hashes = _split_hash_fragment(join(href))
-        filename = _filename_of(full, a.text)
+        try:
+            full, hashes = _split_hash_fragment(join(href))
+            filename = _filename_of(full, a.text)
+        except ValueError:  # an href no URL parser takes (``http://[::1:x/``): not a file
+            others += 1
+            continue
         if not is_dist_filename(filename):
             others += 1
             continue
@@ -253,6 +256,17 @@ def parse_project_html(
     return ProjectPage(name=project, url=url, files=files)
 
 
+def _base_url(url: str, base: str | None) -> str:
+    """Where a page's relative links point from: its ``<base href>``, unless that is not a URL
+    the parser takes (then the page's own URL, as a browser does)."""
+    if not base:
+        return url
+    try:
+        return urljoin(url, base)
+    except ValueError:
+        return url
+
+
 def _name_from_url(url: str) -> str:
     parts = [p for p in urlsplit(url).path.split("/") if p]
     return normalize_name(unquote(parts[-1])) if parts else ""
@@ -272,8 +286,11 @@ def links_in_html(body: bytes | str, url: str, *, charset: str | None = None) ->
     """Absolute hrefs of every anchor of a page (for find-links pages)."""
     text = _decode(body, charset)
     anchors, base = _collect(text)
-    base_url = urljoin(url, base) if base else url
+    base_url = _base_url(url, base)
     for a in anchors:
         href = a.attrs.get("href")
         if href:
-            yield urljoin(base_url, href.strip())
+            try:
+                yield urljoin(base_url, href.strip())
+            except ValueError:  # not a URL: not a link to follow
+                continue

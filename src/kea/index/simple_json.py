@@ -114,7 +114,10 @@ def parse_project_json(body: bytes, url: str, *, name: str | None = None) -> Pro
                 if f.dist_info_metadata is not None
                 else f.data_dist_info_metadata
             )
-        link, frag_hashes = _split_hash_fragment(urljoin(url, f.url))
+        try:
+            link, frag_hashes = _split_hash_fragment(urljoin(url, f.url))
+        except ValueError:  # a "url" no URL parser takes (``http://[::1:x/``): not a file
+            continue
         hashes = _hashes(f.hashes) or frag_hashes
         yanked: bool | str = f.yanked
         if isinstance(yanked, str) and not yanked:
