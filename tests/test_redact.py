@@ -1,6 +1,6 @@
 import pytest
 
-from kea.auth.redact import query_has_signature, redact_text, redact_url
+from kea.auth.redact import holds_secret, query_has_signature, redact_text, redact_url
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,23 @@ def test_signature_detection() -> None:
     assert query_has_signature("https://b/f?X-Amz-Credential=a&X-Amz-Signature=b")
     assert query_has_signature("https://b/f?sv=1&sig=x")
     assert not query_has_signature("https://b/f?x=1")
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("https://h/f.whl", False),
+        ("https://h:8080/f.whl?x=1", False),
+        ("https://u:p@h/f.whl", True),
+        ("https://tok@h/f.whl", True),
+        ("https://h/f.whl?X-Amz-Signature=s", True),
+        ("http:/u:p@h/f.whl", True),
+    ],
+)
+def test_holds_secret_is_what_redaction_would_mask(url: str, secret: bool) -> None:
+    assert holds_secret(url) is secret
+
+
+def test_holds_secret_sees_a_password_cut_into_the_port() -> None:
+    assert holds_secret("http://u:p4ss")
+    assert not holds_secret("http://127.0.0.1:8731/files/a-1.0-py3-none-any.whl")

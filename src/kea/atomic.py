@@ -12,12 +12,14 @@ import os
 TMP_PREFIX = ".tmp-"
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``path`` whole or not at all; the temporary file is removed if the write fails."""
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> None:
+    """Write ``path`` whole or not at all; the temporary file is removed if the write fails.
+    ``private``: readable by its owner only (it holds a credential)."""
     head, name = os.path.split(os.fspath(path))
     tmp = os.path.join(head, f"{TMP_PREFIX}{name}.{os.urandom(6).hex()}")
     try:
-        with open(tmp, "xb") as f:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        with open(os.open(tmp, flags, 0o600 if private else 0o666), "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:

@@ -88,3 +88,31 @@ def test_files_known_by_url_alone_are_not_answered_under_refresh(tmp_path: Path)
     assert refreshing.url_keyed_stale(by_url) and not refreshing.url_keyed_stale(by_hash)
     assert refreshing.answer_archive(by_url) is None
     assert refreshing.answer_metadata(by_url) is None
+
+
+def test_a_page_whose_links_carry_credentials_is_its_owners_only(tmp_path: Path) -> None:
+    import os
+
+    from kea.index.pagecache import page_rel, touch_page
+
+    cache = Cache(tmp_path / "cache")
+    links = {
+        "plain": "https://files.example/f.whl",
+        "userinfo": "https://dl-user:dl-s3cret@files.example/f.whl",
+        "signed": "https://files.example/f.whl?X-Amz-Signature=s1gned&X-Amz-Credential=c",
+    }
+    old = os.umask(0o022)
+    try:
+        for name, url in links.items():
+            f = DistFile(filename=f"{name}-1.0-py3-none-any.whl", url=url, hashes={})
+            entry = save_page(
+                cache, A, name, ProjectPage(name=name, url=f"{A}/{name}/", files=[f]), FRESH
+            )
+            path = cache.root / "simple-v1" / page_rel(A, name)
+            mode = path.stat().st_mode & 0o777
+            assert mode == (0o644 if name == "plain" else 0o600), (name, oct(mode))
+            assert entry is not None
+            touch_page(cache, A, entry, FRESH)  # a 304 writes it again: still private
+            assert path.stat().st_mode & 0o777 == mode
+    finally:
+        os.umask(old)

@@ -98,7 +98,9 @@ class SimpleIndex:
             raise web.HTTPMovedPermanently(f"/simple/{name}/")
         if name in self.canned:
             content_type, data = self.canned[name]
-            return web.Response(body=data, headers={"Content-Type": content_type})
+            return web.Response(
+                body=data, headers={**self.page_headers, "Content-Type": content_type}
+            )
         files = self._projects.get(name)
         if not files:
             raise web.HTTPNotFound()

@@ -111,6 +111,15 @@ def _redact_query(query: str) -> str:
     return "&".join(out)
 
 
+def holds_secret(url: str) -> bool:
+    """True when ``redact_url`` would mask something in ``url`` (userinfo, a signed query).
+    Cheap for the common link (asked of every file of every page kea stores)."""
+    authority = url.partition("//")[2].partition("/")[0]
+    port = authority.rpartition(":")[2] if ":" in authority else ""
+    maybe = "@" in url or "?" in url or (port and not port.isdigit() and "]" not in port)
+    return bool(maybe) and redact_url(url) != url
+
+
 def redact_text(text: str) -> str:
     """Redact every URL and every credential header value found in ``text``."""
     if not text:
@@ -132,4 +141,4 @@ _SIGNATURE_PARAMS = frozenset(
     {"x-amz-signature", "x-amz-credential", "x-goog-signature", "x-goog-credential", "sig"}
 )
 
-__all__ = ["MASK", "query_has_signature", "redact_text", "redact_url"]
+__all__ = ["MASK", "holds_secret", "query_has_signature", "redact_text", "redact_url"]

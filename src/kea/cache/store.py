@@ -188,7 +188,9 @@ class Cache:
                 pass
             return None
 
-    def write_record(self, bucket: str, relpath: str, obj: Any) -> None:
+    def write_record(self, bucket: str, relpath: str, obj: Any, *, private: bool = False) -> None:
+        """Store ``obj`` (msgpack); ``private``: it holds a credential (a link an index gave
+        with userinfo or a signed query), so only its owner may read the file."""
         path = f"{self.bucket(bucket)}/{relpath}"
         parent = path.rpartition("/")[0]
         data = msgspec.msgpack.encode(obj)
@@ -196,10 +198,10 @@ class Cache:
             os.makedirs(parent, exist_ok=True)
             self._made_dirs.add(parent)
         try:
-            atomic_write(path, data)
+            atomic_write(path, data, private=private)
         except FileNotFoundError:  # the directory went since (a concurrent `kea cache clean`)
             os.makedirs(parent, exist_ok=True)
-            atomic_write(path, data)
+            atomic_write(path, data, private=private)
 
     def remove_record(self, bucket: str, relpath: str) -> None:
         (self.root / bucket / relpath).unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from kea.auth.redact import holds_secret
 from kea.cache import METADATA, SIMPLE, Cache, url_key
 from kea.dist.metadata import CoreMetadata
 from kea.filestamp import Identity
@@ -94,7 +95,7 @@ def save_page(
         age=_int(header(headers, "Age")),
     )
     if storable(cc):
-        cache.write_record(SIMPLE, page_rel(index_url, name), entry)
+        cache.write_record(SIMPLE, page_rel(index_url, name), entry, private=_private(page))
         return entry
     cache.remove_record(SIMPLE, page_rel(index_url, name))
     return None
@@ -107,7 +108,14 @@ def touch_page(cache: Cache, index_url: str, entry: CachedPage, headers: Mapping
     entry.cache_control = header(headers, "Cache-Control") or entry.cache_control
     entry.etag = header(headers, "ETag") or entry.etag
     entry.last_modified = header(headers, "Last-Modified") or entry.last_modified
-    cache.write_record(SIMPLE, page_rel(index_url, entry.page.name), entry)
+    cache.write_record(
+        SIMPLE, page_rel(index_url, entry.page.name), entry, private=_private(entry.page)
+    )
+
+
+def _private(page: ProjectPage) -> bool:
+    """A page whose links carry credentials (userinfo, a signed query) is its owner's only."""
+    return any(holds_secret(f.url) for f in page.files)
 
 
 def metadata_rel(file: DistFile) -> str:

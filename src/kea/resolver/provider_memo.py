@@ -38,6 +38,7 @@ import msgspec
 from packaging.version import Version
 
 import kea.log
+from kea.auth.redact import holds_secret
 from kea.cache.store import RESOLVED, strip_credentials
 from kea.digest import sha256
 from kea.filestamp import RACY_NS, Identity, code_files, identity, trim
@@ -164,7 +165,8 @@ class Memo:
             chosen=[(c.name, str(c.version), c.file, c.display_name) for c in chosen],
         )
         try:
-            self.lookup.cache.write_record(RESOLVED, self.name, answer)
+            private = any(holds_secret(c.file.url) for c in chosen)
+            self.lookup.cache.write_record(RESOLVED, self.name, answer, private=private)
         except OSError as e:  # a memo is never worth failing a run for
             log.debug("the resolution memo was not written: %s", e)
             return
