@@ -108,7 +108,7 @@ def test_early_probe_is_started_from_the_raw_arguments_and_collected(
     cache = tmp_path / "cold-cache"  # not the fixtures' cache, where `kea venv` left the facts
     args = ["-r", "req.txt", "--python", str(venv), "--cache-dir", str(cache), "--no-progress"]
     early_probe.start(args, os.environ)
-    started = environment._STARTED.get(python)
+    started = environment._STARTED.get(python, (None,))[0]
     assert started is not None
     info = query_interpreter(python, cache / "interpreters-v1")
     assert python not in environment._STARTED and started.returncode == 0  # collected
@@ -121,6 +121,32 @@ def test_early_probe_is_started_from_the_raw_arguments_and_collected(
         early_probe.start([*args[:-1], *extra], os.environ)
     early_probe.start(["--python", "3.11", "--cache-dir", str(tmp_path / "other")], os.environ)
     assert environment._STARTED == {}
+
+
+def test_a_probe_started_before_pyvenv_cfg_changed_is_not_taken(
+    tmp_path: Path, make_venv: Callable[[str], Path]
+) -> None:
+    """The probe started ahead saw the venv without the base's site-packages; the venv was
+    then changed to include them before kea asked: the answer (and what is cached) must be
+    the venv's as it is when asked, not as it was when the probe started."""
+    cache = tmp_path / "facts"
+    venv = make_venv("venv")
+    python = str(venv / "bin" / "python")
+    plain = query_interpreter(python, tmp_path / "elsewhere")
+    environment.probe_in_background(python, cache)
+    ahead = environment._STARTED[python][0]
+    ahead.wait(60)  # it has read the venv as it was (its answer waits in the pipe)
+    cfg = venv / "pyvenv.cfg"
+    cfg.write_text(
+        cfg.read_text().replace(
+            "include-system-site-packages = false", "include-system-site-packages = true"
+        )
+    )
+    info = query_interpreter(python, cache)
+    assert python not in environment._STARTED
+    assert ahead.stdout is not None and ahead.stdout.closed  # ended, its answer unread
+    assert len(info.sys_path) > len(plain.sys_path)  # the base's site-packages are visible
+    assert query_interpreter(python, cache) == info  # cached under the identity it answers
 
 
 def test_kea_works_while_it_waits_for_a_probe(

@@ -172,10 +172,15 @@ def query_interpreter(executable: str | Path, cache_dir: Path | None = None) -> 
     cached = _cached(exe, key, cache_file)
     if cached is not None:
         return cached
-    info = _run_probe(exe)
+    info = _run_probe(exe, key)
     if not _is_the_interpreter(exe, info.sys_executable):
         # A launcher (a pyenv shim, a wrapper script) picks its interpreter anew on every run,
         # from things its file does not show (PYENV_VERSION, .python-version): never cached.
+        return info
+    try:
+        if _identity(exe) != key:  # changed while it ran: the answer may be of either state
+            return info
+    except OSError:
         return info
     try:
         bucket.mkdir(parents=True, exist_ok=True)
@@ -195,8 +200,9 @@ def _is_the_interpreter(exe: str, reported: str) -> bool:
     return reported == exe or os.path.realpath(reported) == os.path.realpath(exe)
 
 
-# Probes started ahead of their query (``probe_in_background``), by absolute executable path.
-_STARTED: dict[str, subprocess.Popen[bytes]] = {}
+# Probes started ahead of their query (``probe_in_background``), by absolute executable path,
+# with the identity (``_identity``) the interpreter had when each started.
+_STARTED: dict[str, tuple[subprocess.Popen[bytes], list[int]]] = {}
 
 # Work for kea's own thread while it waits for a probe (set by the CLI, see ``_run_probe``): it
 # is called with a function that tells whether the probe still runs, and should stop soon
@@ -217,9 +223,10 @@ def probe_in_background(executable: str | Path, cache_dir: Path) -> None:
     if exe in _STARTED:
         return
     try:
-        if _cached(exe, _identity(exe), _cache_file(exe, cache_dir)) is not None:
+        key = _identity(exe)
+        if _cached(exe, key, _cache_file(exe, cache_dir)) is not None:
             return
-        _STARTED[exe] = _start_probe(exe)
+        _STARTED[exe] = (_start_probe(exe), key)
     except OSError:
         return
 
@@ -236,11 +243,21 @@ def _start_probe(exe: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _run_probe(exe: str) -> Interpreter:
+def _run_probe(exe: str, key: list[int]) -> Interpreter:
+    """The facts of ``exe`` whose identity is ``key``: from the probe started ahead when it
+    started on that same identity (else that one is ended, unread), or from a new probe."""
     import subprocess
 
+    ahead = _STARTED.pop(exe, None)
+    proc = None
+    if ahead is not None:
+        if ahead[1] == key:
+            proc = ahead[0]
+        else:  # the interpreter or its pyvenv.cfg changed since it started
+            ahead[0].kill()
+            ahead[0].communicate()
     try:
-        proc = _STARTED.pop(exe, None) or _start_probe(exe)
+        proc = proc or _start_probe(exe)
     except OSError as e:
         raise KeaError(f"cannot run Python interpreter {exe}: {e.strerror}") from None
     if while_probing is not None and proc.poll() is None:
