@@ -263,3 +263,61 @@ def test_recovery_of_a_run_rolls_back_and_finishes_package_by_package(
     assert not (sp / ".kea-staging").exists()
     assert not (sp / "pkg001_extra").exists()
     assert _assert_consistent(venv, ["pkg000", "pkg001"]) == {"pkg000": "1.0", "pkg001": "1.0"}
+
+
+# Ctrl-C at a chosen rename of the commit: the process sends itself SIGINT, then the rename goes
+# on (as it would when the signal came a moment later).
+_CTRL_C_AT_RENAME = """
+import os as _os, signal as _signal
+from kea.install.transaction import EnvTransaction as _T
+
+_after, _done, _mv = int(_os.environ["CTRL_C_AFTER"]), [0], _T._mv
+
+def _mv_then_ctrl_c(self, name, src, dst):
+    if _done[0] == _after:
+        _os.kill(_os.getpid(), _signal.SIGINT)
+    _done[0] += 1
+    _mv(self, name, src, dst)
+
+_T._mv = _mv_then_ctrl_c
+"""
+_CATCH = _INSTALL.replace(
+    "apply_plan(target, make_plan(wanted, installed_dists(target)), compile_bytecode=True)",
+    """try:
+    apply_plan(target, make_plan(wanted, installed_dists(target)), compile_bytecode=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)""",
+)
+
+
+@pytest.mark.parametrize("ctrl_c_after", [0, 5, 30])
+def test_ctrl_c_during_the_commit_waits_until_every_package_is_new(
+    tmp_path: Path, venv: Path, ctrl_c_after: int
+) -> None:
+    """A Ctrl-C between two packages' commits used to leave one new and requiring versions of
+    the others that were still old; the commit's renames now all finish, then the run ends as
+    interrupted."""
+    target = target_of(venv, tmp_path / "cache")
+    old = _versions(4, tmp_path, "1.0")
+    new = _versions(4, tmp_path, "2.0")
+    install(target, *old)
+    names = [w.name for w in old]
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps([[w.name, w.version, str(w.archive)] for w in new]))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CTRL_C_AT_RENAME + _CATCH,
+            str(venv),
+            str(tmp_path / "c"),
+            str(spec),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CTRL_C_AFTER": str(ctrl_c_after)},
+        timeout=120,
+    )
+    assert proc.returncode == 130 and proc.stdout.split()[-1] == "interrupted", proc.stderr
+    assert set(_assert_consistent(venv, names).values()) == {"2.0"}

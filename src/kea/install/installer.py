@@ -16,6 +16,7 @@ import msgspec
 from kea.dist.installed import InstalledDist, find_installed
 from kea.errors import KeaError
 from kea.install.environment import Target
+from kea.install.interrupts import held
 from kea.install.link import Linker
 from kea.install.plan import Plan
 from kea.install.stage import run_stages
@@ -105,34 +106,46 @@ def apply_plan(
             for s in staged:
                 write_staged_record(s)
 
-        new_names = {s.name for s in staged}
-        cleanups: list[Cleanup] = []
-        for s in staged:  # one package after another: each rename is journaled
-            old = current.get(s.name)
-            cleanup = txn.commit(s, old, defer_cleanup=True)
-            if cleanup is not None:
-                cleanups.append(cleanup)
-            if old is not None:
-                report.removed.append((old.name, old.version))
-            report.installed.append((s.display_name, s.version))
-        # Every package is new now: what they leave to remove (trash, emptied directories) goes
-        # in parallel.
-        if sum(c.removes for c in cleanups) > 1:
-            with Threads(workers) as pool:
-                pool.map(Cleanup.run, cleanups)
-        else:
-            for cleanup in cleanups:
-                cleanup.run()
-        for dist in plan.to_remove:
-            if dist.name in new_names:
-                continue
-            old = current.get(dist.name)
-            if old is not None:
-                txn.commit(None, old)
-                report.removed.append((old.name, old.version))
+        with held():  # a Ctrl-C now waits until the set of packages is wholly new
+            _commit_all(txn, staged, plan, current, report, workers)
     report.link_methods = set(linker.used)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _commit_all(
+    txn: EnvTransaction,
+    staged: list[StagedWheel],
+    plan: Plan,
+    current: dict[str, InstalledDist],
+    report: InstallReport,
+    workers: int,
+) -> None:
+    new_names = {s.name for s in staged}
+    cleanups: list[Cleanup] = []
+    for s in staged:  # one package after another: each rename is journaled
+        old = current.get(s.name)
+        cleanup = txn.commit(s, old, defer_cleanup=True)
+        if cleanup is not None:
+            cleanups.append(cleanup)
+        if old is not None:
+            report.removed.append((old.name, old.version))
+        report.installed.append((s.display_name, s.version))
+    # Every package is new now: what they leave to remove (trash, emptied directories) goes
+    # in parallel.
+    if sum(c.removes for c in cleanups) > 1:
+        with Threads(workers) as pool:
+            pool.map(Cleanup.run, cleanups)
+    else:
+        for cleanup in cleanups:
+            cleanup.run()
+    for dist in plan.to_remove:
+        if dist.name in new_names:
+            continue
+        old = current.get(dist.name)
+        if old is not None:
+            txn.commit(None, old)
+            report.removed.append((old.name, old.version))
 
 
 def _check_unique(layouts: list[WheelLayout]) -> None:
@@ -147,7 +160,7 @@ def uninstall(target: Target, names: Iterable[str]) -> InstallReport:
     """Remove the named (canonical) distributions that are installed; others are ignored."""
     start = time.perf_counter()
     report = InstallReport()
-    with EnvTransaction(target) as txn:
+    with EnvTransaction(target) as txn, held():
         current = installed_dists(target)
         for name in names:
             old = current.get(name)
