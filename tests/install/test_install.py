@@ -194,3 +194,45 @@ def test_failed_staging_removes_entries_created_in_place(tmp_path: Path, venv: P
     assert installed_dists(target) == {}
     install(target, WantedDist("fine", "1.0", fine))
     assert py(venv, "import fine; print(fine.VERSION)") == "1.0"
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"console_scripts": {"python": "m:main"}},
+        {"gui_scripts": {"python3": "m:main"}},
+        {"data": {"scripts/activate": "#!/bin/sh\n"}},
+        {"console_scripts": {"python3.11": "m:main"}},
+    ],
+    ids=["console python", "gui python3", "data script activate", "console python3.11"],
+)
+def test_a_script_that_would_replace_the_interpreter_is_refused(
+    tmp_path: Path, venv: Path, shape: dict[str, dict[str, str]]
+) -> None:
+    """A wheel's ``python = m:main`` entry point made bin/python a launcher that named itself
+    in its #! line: the environment could no longer run, not even for kea to undo it."""
+    target = target_of(venv, tmp_path / "cache")
+    before = {p.name: os.path.realpath(p) for p in (venv / "bin").iterdir()}
+    arch = archive(tmp_path, "clobber", "1.0", files={"m.py": "def main(): pass\n"}, **shape)
+    with pytest.raises(KeaError, match="would replace the environment's own interpreter"):
+        install(target, WantedDist("clobber", "1.0", arch))
+    assert {p.name: os.path.realpath(p) for p in (venv / "bin").iterdir()} == before
+    assert py(venv, "print('still runs')") == "still runs"
+    assert not list(site_packages(venv).glob("clobber*"))
+
+
+def test_an_environment_kea_cannot_write_to_is_one_line_and_unchanged(
+    tmp_path: Path, venv: Path
+) -> None:
+    """What a read-only site-packages gives (root writes anywhere, so the staging directory's
+    place is taken by a file instead): an error naming the environment, not an unexpected
+    OSError."""
+    target = target_of(venv, tmp_path / "cache")
+    blocker = site_packages(venv) / ".kea-staging"
+    blocker.write_text("not a directory\n")
+    arch = archive(tmp_path, "demo-pkg", "1.0", **DEMO)
+    with pytest.raises(KeaError, match=r"cannot write to .*site-packages") as caught:
+        install(target, WantedDist("demo-pkg", "1.0", arch))
+    assert caught.value.hint is not None and "nothing was changed" in caught.value.hint
+    assert not list(site_packages(venv).glob("demo*"))
+    assert blocker.read_text() == "not a directory\n"

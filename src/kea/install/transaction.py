@@ -253,8 +253,14 @@ class EnvTransaction:
 
     def _make_run_dir(self) -> None:
         if not self._run_made:
-            self.staging.mkdir(exist_ok=True)
-            self.run_dir.mkdir(exist_ok=True)
+            try:
+                self.staging.mkdir(exist_ok=True)
+                self.run_dir.mkdir(exist_ok=True)
+            except OSError as e:
+                raise KeaError(
+                    f"cannot write to {self.root}: {e.strerror}",
+                    hint="nothing was changed; check that the environment is writable by you",
+                ) from None
             self._run_made = True
 
     def stage_dir(self) -> Path:

@@ -21,6 +21,7 @@ keeps the archive's own rows for files installed under the same path and writes 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -419,6 +420,7 @@ def plan_stage(
         src = f"{arch}/{path}"
         dst = _locate(staged, key, rel)
         if key == "scripts":
+            _refuse_reserved_script(layout, rel, executable)
             # A #!python script gets this interpreter's #! line (a rewritten copy); any other
             # script (a shell script, a 25 MB binary) is linked like any file when the archive
             # already has it executable, and copied with the executable bits otherwise.
@@ -445,6 +447,7 @@ def plan_stage(
 
     # 3. Launchers for console and GUI entry points.
     for fname, data in layout.launchers:
+        _refuse_reserved_script(layout, fname, executable)
         writes.append((_locate(staged, "scripts", fname), data, 0o755))
         files[("scripts", fname)] = RecordEntry("", hash_bytes(data), len(data))
 
@@ -461,6 +464,31 @@ def plan_stage(
     if record:
         writes.append((record_path(staged), record_bytes(staged), 0o644))
     return StagePlan(layout, staged, dirs, base, links, writes)
+
+
+# What a script may not replace in the scripts directory: the environment's interpreter (under
+# any of its names) and its activation scripts. A wheel's `python = mod:main` entry point made
+# bin/python a launcher whose #! line named itself: kea (and everything else) could no longer
+# run that environment, not even to uninstall the package.
+_INTERPRETER_NAME = re.compile(r"(?i)python(\d+(\.\d+)?)?w?(\.exe)?|pypy\d*(\.\d+)?(\.exe)?")
+_ACTIVATION = frozenset(
+    {"activate", "activate.bat", "activate.csh", "activate.fish", "activate.nu", "activate.ps1",
+     "activate_this.py", "deactivate.bat", "deactivate.nu"}
+)  # fmt: skip
+
+
+def _refuse_reserved_script(layout: WheelLayout, name: str, executable: str) -> None:
+    base = name.rpartition("/")[2]
+    if (
+        _INTERPRETER_NAME.fullmatch(base)
+        or base.lower() in _ACTIVATION
+        or base == os.path.basename(executable)
+    ):
+        raise KeaError(
+            f"{layout.display_name} {layout.version}: its script {base!r} would replace the "
+            "environment's own interpreter or activation script",
+            hint="nothing was installed; the wheel is at fault (a script of that name)",
+        )
 
 
 def missing_file(layout: WheelLayout, path: str) -> KeaError:
