@@ -393,3 +393,14 @@ def test_member_paths_that_escape_are_refused(name: str) -> None:
 
     with pytest.raises(WheelError):
         check_member_path("w.whl", name)
+
+
+def test_a_directory_where_a_record_goes_is_replaced(tmp_path: Path) -> None:
+    """A damaged cache (a directory at a record's path) made every later write of that record
+    fail with an unexpected IsADirectoryError."""
+    cache = Cache(tmp_path / "cache")
+    spot = cache.bucket("simple-v1") / "k" / "demo.msgpack"
+    (spot / "junk").mkdir(parents=True)
+    cache.write_record("simple-v1", "k/demo.msgpack", {"a": 1})
+    assert spot.is_file()
+    assert cache.read_record("simple-v1", "k/demo.msgpack", dict) == {"a": 1}

@@ -123,6 +123,7 @@ def test_a_result_for_a_partial_environment_is_not_remembered(tmp_path: Path) ->
         b"\x00not msgpack at all",
         b"\x91\x01",  # a list, not a map
         b"\x82\xa5lines\x81\xa1a\x93\x01\x02\x03\xa5marks\x81\xa1e\x81\xa1k\x01",  # bad shapes
+        b"\x81\xa3\xff\xfe\xfd\x01",  # a string that is not UTF-8: msgspec's UnicodeDecodeError
     ],
 )
 def test_a_damaged_memo_is_ignored(content: bytes, tmp_path: Path) -> None:
@@ -312,3 +313,16 @@ def test_a_locked_file_s_lines_need_no_packaging_parser_on_a_first_run(tmp_path:
     # Other spellings still go to packaging.
     for other in ("a == 1.0", "a==1.0.*", "a==1.0A1", "a==1.0-1", "a===1.0"):
         assert "packaging.requirements" in run(f"parsed.requirement({other!r})", tmp_path)
+
+
+@pytest.mark.parametrize("line", ["alpha==" + "1" * 4301, "alpha>=1." + "9" * 5000 + ",<3"])
+def test_a_number_int_cannot_take_is_an_invalid_requirement(line: str) -> None:
+    """packaging's pattern takes a 5,000-digit version; Python's int() does not (over 4,300
+    digits), so it used to fail later, as an unexpected ValueError, wherever it became a
+    Version."""
+    with pytest.raises(parsed.InvalidRequirement, match="more than 4,300 digits"):
+        parsed.requirement(line)
+    spec = line.partition("alpha")[2]
+    with pytest.raises(parsed.InvalidSpecifier, match="more than 4,300 digits"):
+        parsed.specifier_parts(spec)
+    parsed.requirement("alpha==" + "1" * 4300)  # the most int() takes: still a requirement

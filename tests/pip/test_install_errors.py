@@ -174,3 +174,19 @@ def test_a_version_left_out_by_platform_tags_gets_a_hint(kea: Kea, tmp_path: Pat
     ok = kea("pip", "install", "--no-index", "--find-links", str(links), "mixed", venv=venv)
     assert ok.returncode == 0, ok.stderr
     assert " + mixed==1.0" in ok.lines
+
+
+def test_a_wheel_whose_metadata_gives_another_version_is_refused(
+    kea: Kea, small_index: SimpleIndex, tmp_path: Path
+) -> None:
+    """Installed, it was the metadata's version under the file's name, and every later run
+    installed it again (the file's version was never there)."""
+    wheel = build_wheel(small_index.directory, "mismatchv", "9.9")
+    wheel.rename(wheel.with_name("mismatchv-1.0-py3-none-any.whl"))
+    small_index.scan()
+    venv = kea.venv(tmp_path / "v")
+    r = kea("pip", "install", "-i", small_index.url, "mismatchv==1.0", venv=venv)
+    assert r.returncode == 1
+    assert_one_error(r.stderr)
+    assert "mismatchv-1.0-py3-none-any.whl: its metadata gives the version 9.9, not 1.0" in r.stderr
+    assert not list(venv.glob("lib/python3*/site-packages/mismatchv*"))

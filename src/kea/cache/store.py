@@ -202,6 +202,11 @@ class Cache:
         except FileNotFoundError:  # the directory went since (a concurrent `kea cache clean`)
             os.makedirs(parent, exist_ok=True)
             atomic_write(path, data, private=private)
+        except IsADirectoryError:  # a damaged cache: a directory where the record goes
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+            atomic_write(path, data, private=private)
 
     def remove_record(self, bucket: str, relpath: str) -> None:
         (self.root / bucket / relpath).unlink(missing_ok=True)

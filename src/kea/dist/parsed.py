@@ -183,6 +183,17 @@ def _identity(req: Any) -> tuple[object, ...]:
     return (canonicalize_name(req.name), frozenset(req.extras), str(req.specifier), req.url, marker)
 
 
+# Python's int() takes at most 4,300 digits (CVE-2020-10735); packaging's version pattern
+# has no bound, so such a version would parse here and fail wherever it becomes a Version.
+_INT_DIGITS = 4300
+_LONG_NUMBER = re.compile(rf"\d{{{_INT_DIGITS + 1}}}")
+
+
+def _refuse_long_numbers(text: str, error: type[ValueError]) -> None:
+    if len(text) > _INT_DIGITS and _LONG_NUMBER.search(text):
+        raise error(f"a number of more than {_INT_DIGITS:,} digits ({len(text):,} characters)")
+
+
 def requirement(line: str) -> Requirement:
     """``line`` parsed, from the memo when it has it; else by packaging (and remembered).
 
@@ -192,6 +203,7 @@ def requirement(line: str) -> Requirement:
     parts = _lines.get(line)
     _asked.add(line)
     if parts is None:
+        _refuse_long_numbers(line, InvalidRequirement)
         if _BARE.fullmatch(line):
             return Parsed(line, (), "", "", "", line)  # type: ignore[return-value]
         pinned = _PINNED.fullmatch(line)
@@ -234,6 +246,7 @@ def specifier_parts(text: str) -> tuple[tuple[tuple[str, str], ...], bool]:
     hit = _specs.get(text)
     _asked.add(text)
     if hit is None:
+        _refuse_long_numbers(text, InvalidSpecifier)
         pin = _PIN.fullmatch(text)
         if pin:
             return (("==", pin[1]),), bool(pin[2] or pin[3])
@@ -293,7 +306,7 @@ def load(cache_root: Path) -> None:
 
     try:
         doc = msgspec.msgpack.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, ValueError):  # a damaged file: invalid UTF-8 is a ValueError
         return
     if not isinstance(doc, dict):
         return

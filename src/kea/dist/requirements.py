@@ -168,6 +168,8 @@ def _invalid(text: str, detail: str, source: str, column_offset: int) -> Require
     if column is not None and column >= 1:
         where = f"{source}, column {column + column_offset}"
     shown = redact_text(text)
+    if len(shown) > 200:  # one line: a 100 KB requirement is not echoed whole
+        shown = f"{shown[:80]}...{shown[-20:]}"
     return RequirementsError(
         f"invalid requirement {shown!r} ({where}): {reason}",
         hint=(

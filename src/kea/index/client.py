@@ -299,6 +299,14 @@ class IndexClient:
                 f"{file.filename}: its metadata names the project {meta.name!r}, not {name!r}",
                 hint=f"the index lists a wrong file for {name}",
             )
+        listed = file.version
+        if listed is not None and meta.parsed_version != listed:
+            # installed, it would be the metadata's version under the file's name, and every
+            # later run would find the file's version missing and install it again
+            raise KeaError(
+                f"{file.filename}: its metadata gives the version {meta.version}, not {listed}",
+                hint=f"the index lists a wrong file for {name}",
+            )
         save_metadata(self.cache, file, meta)
         return meta
 
