@@ -236,3 +236,15 @@ def test_an_environment_kea_cannot_write_to_is_one_line_and_unchanged(
     assert caught.value.hint is not None and "nothing was changed" in caught.value.hint
     assert not list(site_packages(venv).glob("demo*"))
     assert blocker.read_text() == "not a directory\n"
+
+
+def test_a_wheel_with_a_top_level_kea_staging_is_refused(tmp_path: Path, venv: Path) -> None:
+    """It went into kea's own staging directory, where the next run's recovery took it for a
+    run killed before its journal and removed it."""
+    target = target_of(venv, tmp_path / "cache")
+    files = {"sneaky/__init__.py": "", ".kea-staging/x": "1\n"}
+    arch = archive(tmp_path, "sneaky", "1.0", files=files)
+    with pytest.raises(KeaError, match=r"top-level \.kea-staging"):
+        install(target, WantedDist("sneaky", "1.0", arch))
+    assert not (site_packages(venv) / ".kea-staging").exists()
+    assert not list(site_packages(venv).glob("sneaky*"))

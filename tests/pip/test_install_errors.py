@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.pip.conftest import Kea
 from tests.pip.server import SimpleIndex
 from tests.pip.wheelmaker import build_wheel
@@ -190,3 +192,17 @@ def test_a_wheel_whose_metadata_gives_another_version_is_refused(
     assert_one_error(r.stderr)
     assert "mismatchv-1.0-py3-none-any.whl: its metadata gives the version 9.9, not 1.0" in r.stderr
     assert not list(venv.glob("lib/python3*/site-packages/mismatchv*"))
+
+
+@pytest.mark.parametrize(
+    ("python", "says"),
+    [("/bin/true", "it printed nothing"), ("/bin/echo", "bad answer")],
+)
+def test_a_python_that_is_not_python_is_one_line_with_a_hint(
+    kea: Kea, python: str, says: str
+) -> None:
+    r = kea("pip", "install", "--python", python, "six")
+    assert r.returncode != 0
+    lines = assert_one_error(r.stderr)
+    assert f"cannot query Python interpreter {python}: {says}" in lines[0]
+    assert any(line.startswith("hint: --python takes a Python 3 interpreter") for line in lines)

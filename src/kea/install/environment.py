@@ -271,15 +271,21 @@ def _run_probe(exe: str, key: list[int]) -> Interpreter:
         proc.kill()
         proc.communicate()
         raise KeaError(f"Python interpreter {exe} did not answer within 60s") from None
+    hint = "--python takes a Python 3 interpreter, the directory of a venv, or a version"
     if proc.returncode != 0:
         last = (stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-        raise KeaError(f"cannot query Python interpreter {exe}: {last}")
+        raise KeaError(f"cannot query Python interpreter {exe}: {last}", hint=hint)
+    lines = stdout.strip().splitlines()
+    if not lines:  # /bin/true, say
+        raise KeaError(f"cannot query Python interpreter {exe}: it printed nothing", hint=hint)
     try:
-        raw = msgspec.json.decode(stdout.strip().splitlines()[-1])
+        raw = msgspec.json.decode(lines[-1])
         raw["executable"] = exe
         return msgspec.convert(raw, Interpreter)
-    except (IndexError, msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise KeaError(f"cannot query Python interpreter {exe}: bad answer ({e})") from None
+    except (TypeError, msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise KeaError(
+            f"cannot query Python interpreter {exe}: bad answer ({e})", hint=hint
+        ) from None
 
 
 # -- finding interpreters ---------------------------------------------------------------------

@@ -68,11 +68,10 @@ from kea.install.journal import (
     rmtree,
     undo,
 )
-from kea.install.wheel import StagedWheel, new_dir
+from kea.install.wheel import STAGING_DIR, StagedWheel, new_dir
 
 log = kea.log.get("kea.install")
 
-STAGING_DIR = ".kea-staging"
 LOCK_FILE = ".kea.lock"
 
 

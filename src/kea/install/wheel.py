@@ -362,6 +362,11 @@ class StagePlan(msgspec.Struct):
     writes: list[tuple[str, bytes, int]]  # (destination, content, mode)
 
 
+# kea's own directory in site-packages, where a run stages what it installs and journals it
+# (``kea.install.transaction``): no wheel may put anything there.
+STAGING_DIR = ".kea-staging"
+
+
 def plan_stage(
     layout: WheelLayout,
     stage: Path,
@@ -380,6 +385,12 @@ def plan_stage(
     after compiling bytecode)."""
     di = layout.dist_info
     root_key = layout.root_key
+    if any(top == STAGING_DIR for _, top, _ in layout.tops):
+        raise KeaError(
+            f"{layout.display_name} {layout.version}: the wheel has a top-level {STAGING_DIR}, "
+            "the directory where kea stages installs",
+            hint="nothing was installed; the wheel is at fault",
+        )
     staged = StagedWheel(
         name=layout.name,
         display_name=layout.display_name,
