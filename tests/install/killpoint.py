@@ -1,5 +1,6 @@
 """Fault injection for the kill tests, from the test side: Python source that, run in a child
-process before it installs, makes the install transaction die by SIGKILL at a chosen rename.
+process before it installs, makes the install transaction die by SIGKILL at a chosen rename
+(or get a Ctrl-C there, ``CTRL_C_AT_RENAME``).
 
 The child dies where a crash hurts most: its journal already names the rename, the rename itself
 is not done. ``KILL_AT_RENAME`` reads the rename's index (0 = the first) from the environment
@@ -25,6 +26,26 @@ if _os.environ.get({KILL_AFTER!r}, "").isdigit():
     _T._mv = _dying_mv
 """
 
+CTRL_C_AFTER = "KEA_TEST_CTRL_C_AFTER_RENAMES"
+
+# Ctrl-C at a chosen rename: the process sends itself SIGINT there, and the rename goes on (as
+# it would when the signal came a moment later). Patches nothing when the variable is unset.
+CTRL_C_AT_RENAME = f"""
+import os as _os, signal as _signal
+if _os.environ.get({CTRL_C_AFTER!r}, "").isdigit():
+    from kea.install.transaction import EnvTransaction as _T
+
+    _after, _done, _mv = int(_os.environ[{CTRL_C_AFTER!r}]), [0], _T._mv
+
+    def _mv_then_ctrl_c(self, name, src, dst):
+        if _done[0] == _after:
+            _os.kill(_os.getpid(), _signal.SIGINT)
+        _done[0] += 1
+        _mv(self, name, src, dst)
+
+    _T._mv = _mv_then_ctrl_c
+"""
+
 _MAIN = """
 import sys
 sys.argv[0] = "kea"
@@ -33,4 +54,4 @@ main()
 """
 
 # ``kea`` itself, as ``python -m kea`` runs it, after KILL_AT_RENAME: ``python -c CLI args...``.
-CLI = KILL_AT_RENAME + _MAIN
+CLI = KILL_AT_RENAME + CTRL_C_AT_RENAME + _MAIN

@@ -15,7 +15,7 @@ import pytest
 from kea.install.plan import WantedDist
 from tests.install.conftest import run_kea
 from tests.install.helpers import archive, install, py, site_packages, target_of
-from tests.install.killpoint import KILL_AFTER, KILL_AT_RENAME
+from tests.install.killpoint import CTRL_C_AFTER, CTRL_C_AT_RENAME, KILL_AFTER, KILL_AT_RENAME
 
 _INSTALL = """
 import json, sys
@@ -265,26 +265,13 @@ def test_recovery_of_a_run_rolls_back_and_finishes_package_by_package(
     assert _assert_consistent(venv, ["pkg000", "pkg001"]) == {"pkg000": "1.0", "pkg001": "1.0"}
 
 
-# Ctrl-C at a chosen rename of the commit: the process sends itself SIGINT, then the rename goes
-# on (as it would when the signal came a moment later).
-_CTRL_C_AT_RENAME = """
-import os as _os, signal as _signal
-from kea.install.transaction import EnvTransaction as _T
-
-_after, _done, _mv = int(_os.environ["CTRL_C_AFTER"]), [0], _T._mv
-
-def _mv_then_ctrl_c(self, name, src, dst):
-    if _done[0] == _after:
-        _os.kill(_os.getpid(), _signal.SIGINT)
-    _done[0] += 1
-    _mv(self, name, src, dst)
-
-_T._mv = _mv_then_ctrl_c
-"""
 _CATCH = _INSTALL.replace(
     "apply_plan(target, make_plan(wanted, installed_dists(target)), compile_bytecode=True)",
-    """try:
-    apply_plan(target, make_plan(wanted, installed_dists(target)), compile_bytecode=True)
+    """plan = make_plan(wanted, installed_dists(target))
+report = apply_plan(target, plan, compile_bytecode=True)
+print("installed", len(report.installed), flush=True)
+try:
+    report.raise_if_interrupted()
 except KeyboardInterrupt:
     print("interrupted", flush=True)
     sys.exit(130)""",
@@ -309,15 +296,16 @@ def test_ctrl_c_during_the_commit_waits_until_every_package_is_new(
         [
             sys.executable,
             "-c",
-            _CTRL_C_AT_RENAME + _CATCH,
+            CTRL_C_AT_RENAME + _CATCH,
             str(venv),
             str(tmp_path / "c"),
             str(spec),
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "CTRL_C_AFTER": str(ctrl_c_after)},
+        env={**os.environ, CTRL_C_AFTER: str(ctrl_c_after)},
         timeout=120,
     )
-    assert proc.returncode == 130 and proc.stdout.split()[-1] == "interrupted", proc.stderr
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stdout.splitlines()[-2:] == ["installed 4", "interrupted"], proc.stdout
     assert set(_assert_consistent(venv, names).values()) == {"2.0"}

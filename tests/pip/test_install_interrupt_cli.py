@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.install.killpoint import CLI, KILL_AFTER
+from tests.install.killpoint import CLI, CTRL_C_AFTER, KILL_AFTER
 from tests.pip.conftest import Kea
 from tests.pip.server import SimpleIndex
 from tests.pip.wheelmaker import build_wheel
@@ -109,3 +109,20 @@ def test_kea_pip_install_killed_then_next_install_succeeds(
         assert r.returncode == 0, r.stderr
         assert consistent(venv) == {"2.0"}
         assert kea("pip", "install", "-i", universe.url, *old, venv=venv).returncode == 0
+
+
+def test_ctrl_c_in_the_commit_finishes_it_says_so_and_exits_130(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    """A Ctrl-C between two packages' commits waits until every package is new; the run then
+    prints what it installed, and ends as interrupted."""
+    venv = kea.venv(tmp_path / "venv")
+    old = [f"{n}==1.0" for n in NAMES]
+    assert kea("pip", "install", "-i", universe.url, *old, venv=venv).returncode == 0
+    proc = spawn(kea, venv, universe.url, **{CTRL_C_AFTER: "5"})
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = err.splitlines()
+    assert "Installed 12 packages" in "".join(lines), err
+    assert lines[-1] == "error: interrupted", err
+    assert consistent(venv) == {"2.0"}

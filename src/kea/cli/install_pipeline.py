@@ -285,6 +285,7 @@ def _install(
         say(f"Uninstalled {packages(len(report.removed))} in {elapsed(report.seconds)}")
     say(f"Installed {packages(len(report.installed))} in {elapsed(report.seconds)}")
     change_lines(report.installed, report.removed)
+    report.raise_if_interrupted()
 
 
 # -- preparing archives ---------------------------------------------------------------------------

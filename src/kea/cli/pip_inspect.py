@@ -71,6 +71,7 @@ def uninstall(**params: Any) -> None:
     info(f"Uninstalled {packages(len(report.removed))} in {elapsed(report.seconds)}")
     for removed_name, version in sorted(report.removed):
         info(f" - {removed_name}=={version}")
+    report.raise_if_interrupted()
 
 
 @click.command("list", help="List installed packages.")

@@ -37,6 +37,13 @@ class InstallReport(msgspec.Struct):
     removed: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (name, version)
     seconds: float = 0.0
     link_methods: set[str] = msgspec.field(default_factory=set)
+    # a Ctrl-C came while the environment changed, and waited for it: the caller says what was
+    # done, then ends the run as interrupted (``raise_if_interrupted``)
+    interrupted: bool = False
+
+    def raise_if_interrupted(self) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
 
 
 def installed_dists(target: Target) -> dict[str, InstalledDist]:
@@ -106,8 +113,9 @@ def apply_plan(
             for s in staged:
                 write_staged_record(s)
 
-        with held():  # a Ctrl-C now waits until the set of packages is wholly new
+        with held(then_raise=False) as ctrl_c:  # waits until the set is wholly new
             _commit_all(txn, staged, plan, current, report, workers)
+        report.interrupted = ctrl_c.came
     report.link_methods = set(linker.used)
     report.seconds = time.perf_counter() - start
     return report
@@ -160,7 +168,7 @@ def uninstall(target: Target, names: Iterable[str]) -> InstallReport:
     """Remove the named (canonical) distributions that are installed; others are ignored."""
     start = time.perf_counter()
     report = InstallReport()
-    with EnvTransaction(target) as txn, held():
+    with EnvTransaction(target) as txn, held(then_raise=False) as ctrl_c:
         current = installed_dists(target)
         for name in names:
             old = current.get(name)
@@ -168,5 +176,6 @@ def uninstall(target: Target, names: Iterable[str]) -> InstallReport:
                 continue
             txn.commit(None, old)
             report.removed.append((old.name, old.version))
+    report.interrupted = ctrl_c.came
     report.seconds = time.perf_counter() - start
     return report

@@ -4,8 +4,9 @@ An install commits its packages one after another (``kea.install.transaction``: 
 old or new, even after kill -9). A Ctrl-C between two of them used to stop the run there and
 leave a mixed set: one package new and requiring versions of others that were still old. The
 renames of a commit take milliseconds, so ``held()`` lets them all finish, with what they leave
-to clean up, and then raises the ``KeyboardInterrupt`` the user asked for: the environment is
-wholly new, and the run still ends as interrupted (exit 130).
+to clean up; then the ``KeyboardInterrupt`` the user asked for is raised, once the run has
+said what it did: the environment is wholly new, and the run still ends as interrupted (exit
+130).
 """
 
 from __future__ import annotations
@@ -17,26 +18,34 @@ from collections.abc import Iterator
 from types import FrameType
 
 
+class Held:
+    """What ``held`` saw: ``came`` is True once a Ctrl-C arrived while it held them."""
+
+    came = False
+
+
 @contextlib.contextmanager
-def held() -> Iterator[None]:
-    """Run the block with SIGINT held back; raise KeyboardInterrupt after it if one came.
-    Outside the main thread, or when SIGINT has a handler that is not Python's default, the
-    block runs as it is (only the main thread may set handlers; someone else chose one)."""
+def held(*, then_raise: bool = True) -> Iterator[Held]:
+    """Run the block with SIGINT held back; after it, raise the KeyboardInterrupt if one came
+    (``then_raise``), or leave that to the caller, who can first tell what was done
+    (``Held.came``). Outside the main thread, or when SIGINT has a handler that is not Python's
+    default, the block runs as it is (only the main thread may set handlers; someone else chose
+    this one)."""
+    seen = Held()
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
     ):
-        yield
+        yield seen
         return
-    came: list[int] = []
 
     def note(signum: int, frame: FrameType | None) -> None:
-        came.append(signum)
+        seen.came = True
 
     signal.signal(signal.SIGINT, note)
     try:
-        yield
+        yield seen
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    if came:
+    if seen.came and then_raise:
         raise KeyboardInterrupt
