@@ -113,7 +113,7 @@ def apply_plan(
             for s in staged:
                 write_staged_record(s)
 
-        with held(then_raise=False) as ctrl_c:  # waits until the set is wholly new
+        with held() as ctrl_c:  # waits until the set is wholly new
             _commit_all(txn, staged, plan, current, report, workers)
         report.interrupted = ctrl_c.came
     report.link_methods = set(linker.used)
@@ -168,7 +168,7 @@ def uninstall(target: Target, names: Iterable[str]) -> InstallReport:
     """Remove the named (canonical) distributions that are installed; others are ignored."""
     start = time.perf_counter()
     report = InstallReport()
-    with EnvTransaction(target) as txn, held(then_raise=False) as ctrl_c:
+    with EnvTransaction(target) as txn, held() as ctrl_c:
         current = installed_dists(target)
         for name in names:
             old = current.get(name)

@@ -25,12 +25,11 @@ class Held:
 
 
 @contextlib.contextmanager
-def held(*, then_raise: bool = True) -> Iterator[Held]:
-    """Run the block with SIGINT held back; after it, raise the KeyboardInterrupt if one came
-    (``then_raise``), or leave that to the caller, who can first tell what was done
-    (``Held.came``). Outside the main thread, or when SIGINT has a handler that is not Python's
-    default, the block runs as it is (only the main thread may set handlers; someone else chose
-    this one)."""
+def held() -> Iterator[Held]:
+    """Run the block with SIGINT noted instead of raised (``Held.came``): the caller says what
+    was done, then raises the KeyboardInterrupt. Outside the main thread, or when SIGINT has a
+    handler that is not Python's default, the block runs as it is (only the main thread may
+    set handlers; someone else chose this one)."""
     seen = Held()
     if (
         threading.current_thread() is not threading.main_thread()
@@ -47,5 +46,3 @@ def held(*, then_raise: bool = True) -> Iterator[Held]:
         yield seen
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    if seen.came and then_raise:
-        raise KeyboardInterrupt
