@@ -203,8 +203,15 @@ def test_failed_staging_removes_entries_created_in_place(tmp_path: Path, venv: P
         {"gui_scripts": {"python3": "m:main"}},
         {"data": {"scripts/activate": "#!/bin/sh\n"}},
         {"console_scripts": {"python3.11": "m:main"}},
+        {"data": {"data/bin/python": "#!/bin/sh\n"}},
     ],
-    ids=["console python", "gui python3", "data script activate", "console python3.11"],
+    ids=[
+        "console python",
+        "gui python3",
+        "data script activate",
+        "console python3.11",
+        "data file in bin",
+    ],
 )
 def test_a_script_that_would_replace_the_interpreter_is_refused(
     tmp_path: Path, venv: Path, shape: dict[str, dict[str, str]]

@@ -430,6 +430,8 @@ def plan_stage(
     for key, rel, path, digest, size in layout.others:
         src = f"{arch}/{path}"
         dst = _locate(staged, key, rel)
+        if key == "data" and rel.count("/") == 1 and rel.split("/")[0] in ("bin", "Scripts"):
+            _refuse_reserved_script(layout, rel, executable)  # <prefix>/bin/ of a venv
         if key == "scripts":
             _refuse_reserved_script(layout, rel, executable)
             # A #!python script gets this interpreter's #! line (a rewritten copy); any other
