@@ -19,4 +19,10 @@ try:
 except ImportError:  # pragma: no cover - a Python built without them
     from hashlib import sha256
 
-__all__ = ["sha256"]
+
+def short(data: bytes) -> int:
+    """64 bits of the sha256 of ``data``, as an int (a cache key, a stamp's check)."""
+    return int.from_bytes(sha256(data).digest()[:8], "big")
+
+
+__all__ = ["sha256", "short"]

@@ -21,9 +21,11 @@ A file changed within 2 seconds of the run that wrote the stamp ("racy", as git 
 have changed again in the same tick of the file system's clock after the run read it, and its
 stat identity would not show it. Such a file (a ``METADATA`` the install just before wrote, say)
 has the sha256 of its content in the stamp too (of its sorted listing for a directory), taken
-before the run read it; a hit reads and compares it. Once every such file is older than 2
-seconds, the hit that sees it rewrites the stamp without those digests: from then on, a change
-can only come with a new mtime.
+before the run read it; a hit reads and compares it. The target's pyvenv.cfg is read before
+it can be watched; the digest of the content the interpreter's facts were for
+(``kea.install.environment.cfg_read``) vouches for it instead. Once every such file is older
+than 2 seconds, the hit that sees it rewrites the stamp without those digests: from then on, a
+change can only come with a new mtime.
 
 Stamps live in ``<cache dir>/fastpath-v1/``; the cache dir is found as settings would
 (``--cache-dir``, ``KEA_CACHE_DIR``, the platform default on Linux and macOS), and the full path
@@ -43,7 +45,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-FORMAT = 3  # 2: identities with the change time, salted env digests; 3: racy files' content
+# 2: identities with the change time, salted env digests; 3: racy files' content; 4: the
+# content digest of the pyvenv.cfg the interpreter's facts were for
+FORMAT = 4
 BUCKET = "fastpath-v1"
 
 # Environment variables that can change what ``kea pip install`` does or prints, beyond KEA_*:
@@ -153,31 +157,56 @@ def env_digest(key: str, name: str, value: str | None) -> str | None:
     return sha256_hex(text.encode("utf-8", "surrogateescape"))
 
 
-def content_digest(key: str, path: str) -> str:
-    """The sha256 of what kea reads of ``path`` (a file's bytes, a directory's sorted names),
-    salted with the stamp's key as ``env_digest`` is (no digest in a stamp matches one made
-    anywhere else; the stamp itself is its owner's only).
-
-    Raises OSError when it cannot be read, and for anything but a regular file or a
-    directory, which is not even opened: opening a pipe (``--config-file`` a FIFO) would count
-    as its reader, wake its writer and lose what it wrote; a terminal could become the
-    session's. A path replaced between the look and the open is refused too."""
+def _open_safely(path: str) -> tuple[int, int]:
+    """(descriptor, mode) of ``path`` opened for reading, only when it is a regular file or a
+    directory: a pipe (``--config-file`` a FIFO) is not even opened, since opening it would
+    count as its reader, wake its writer and lose what it wrote; a terminal could become the
+    session's. A path replaced between the look and the open is refused. OSError otherwise."""
     import stat  # loaded at start-up with os
 
     st = os.stat(path)
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         raise OSError(f"not a regular file: {path}")
-    salt = key.encode() + b"\0"
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    opened = os.fstat(fd)
+    if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+        os.close(fd)
+        raise OSError(f"replaced while read: {path}")
+    return fd, opened.st_mode
+
+
+def content_digest(key: str, path: str) -> str:
+    """The sha256 of what kea reads of ``path`` (a file's bytes, a directory's sorted names),
+    salted with the stamp's key as ``env_digest`` is (no digest in a stamp matches one made
+    anywhere else; the stamp itself is its owner's only). OSError when it cannot be read, or
+    is not a regular file or directory (``_open_safely``)."""
+    import stat
+
+    salt = key.encode() + b"\0"
+    fd, mode = _open_safely(path)
     try:
-        opened = os.fstat(fd)
-        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
-            raise OSError(f"replaced while read: {path}")
-        if stat.S_ISDIR(opened.st_mode):
+        if stat.S_ISDIR(mode):
             joined = "\0".join(sorted(os.listdir(fd)))
             return "d" + sha256_hex(salt + joined.encode("utf-8", "surrogateescape"))
         with open(fd, "rb", closefd=False) as f:
             return "f" + sha256_hex(salt + f.read())
+    finally:
+        os.close(fd)
+
+
+def cfg_digest(path: str) -> int:
+    """The 64-bit digest of a regular file's content that ``kea.install.environment`` keys an
+    interpreter's facts on (its pyvenv.cfg). OSError as ``_open_safely``, or for a directory."""
+    import stat
+
+    from kea.digest import short
+
+    fd, mode = _open_safely(path)
+    try:
+        if not stat.S_ISREG(mode):
+            raise OSError(f"not a regular file: {path}")
+        with open(fd, "rb", closefd=False) as f:
+            return short(f.read())
     finally:
         os.close(fd)
 
@@ -207,6 +236,9 @@ def check(stamp: "Any", key: str) -> tuple[str, str] | None:
             return None
     for index, digest in stamp["digests"]:
         if content_digest(key, paths[index]) != digest:
+            return None
+    for index, want in stamp["cfg"]:
+        if cfg_digest(paths[index]) != want:
             return None
     for path, resolved, digest in stamp["files"]:
         if os.path.realpath(path) != resolved:
@@ -263,10 +295,10 @@ def settled(stamp: "dict[str, Any]", path: str, now_ns: int) -> None:
 
     cutoff = now_ns - RACY_NS
     idents = stamp["identities"]
-    if any(idents[i][0] >= cutoff for i, _ in stamp["digests"]):
+    if any(idents[i][0] >= cutoff for i, _ in (*stamp["digests"], *stamp["cfg"])):
         return
     try:
-        write_stamp(path, {**stamp, "digests": []})
+        write_stamp(path, {**stamp, "digests": [], "cfg": []})
     except Exception:  # a stamp is only ever an optimisation
         pass
 
@@ -304,6 +336,6 @@ def try_noop(args: list[str], started: float) -> bool:
             sys.stderr.flush()
         except BrokenPipeError:  # as the full path (kea.cli.output.run_cli) ends
             sys.exit(1)
-    if stamp["digests"]:
+    if stamp["digests"] or stamp["cfg"]:
         settled(stamp, path, time.time_ns())
     return True

@@ -24,10 +24,11 @@ git says of its index) may change again, after the run read it, in the same tick
 system's clock, which its identity would not show. A file watched before it is read gets the
 digest of its content (``fastpath.content_digest``) when it is racy, taken right after its
 identity and before the run reads it; the fast path then compares contents too. A file watched
-after it was read (kea's own code, the config files settings named, the target interpreter and
-its ``pyvenv.cfg``, the ``.venv`` markers that ``kea.cli.early_probe`` reads before the run
-starts recording), or racy and unreadable, or not a regular file or directory, cannot be
-vouched for that way: then no stamp is written.
+after it was read (kea's own code, the config files settings named, the target interpreter, the
+``.venv`` markers that ``kea.cli.early_probe`` reads before the run starts recording), or racy
+and unreadable, or not a regular file or directory, cannot be vouched for that way: then no
+stamp is written. The target's ``pyvenv.cfg`` is vouched for by the digest of the content the
+interpreter's facts were for (``kea.install.environment.cfg_read``), compared the same way.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class Recorder:
         self.paths: list[str] = []
         self.identities: list[tuple[int, int, int, int] | None] = []
         self.digests: list[tuple[int, str]] = []  # (index in paths, content digest) of racy ones
+        self.cfg: list[tuple[int, int]] = []  # (index in paths, digest) of the pyvenv.cfg read
         self.failed = False
         self._out = _Capture(sys.stdout)
         self._err = _Capture(sys.stderr)
@@ -173,6 +175,14 @@ class Recorder:
         bindir = os.path.dirname(exe)
         self._watch(os.path.join(bindir, "pyvenv.cfg"), unread=False)
         self._watch(os.path.join(os.path.dirname(bindir), "pyvenv.cfg"), unread=False)
+        from kea.install.environment import cfg_read
+
+        read = cfg_read(exe)  # the content the facts were for vouches for a racy pyvenv.cfg
+        if read is not None and read[0] in self.paths:
+            index = self.paths.index(read[0])
+            ident = self.identities[index]
+            if ident is not None and ident[0] >= self._cutoff:
+                self.cfg.append((index, read[1]))
         for root in target.roots():
             self._watch(str(root))
             try:
@@ -220,7 +230,7 @@ class Recorder:
             self._watch(os.path.abspath(config), unread=False)
         for code in code_files():
             self._watch(code, unread=False)
-        vouched = {index for index, _ in self.digests}
+        vouched = {index for index, _ in (*self.digests, *self.cfg)}
         for index, i in enumerate(self.identities):
             if i is not None and i[0] >= self._cutoff and index not in vouched:
                 return None
@@ -235,6 +245,7 @@ class Recorder:
             "paths": list(self.paths),
             "identities": list(self.identities),
             "digests": list(self.digests),
+            "cfg": list(self.cfg),
             "files": digests,
             "env": env,
             "output": output,

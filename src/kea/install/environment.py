@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from kea.digest import sha256
+from kea.digest import sha256, short
 from kea.errors import KeaError
 
 if TYPE_CHECKING:
@@ -120,22 +120,41 @@ def _identity(executable: str) -> list[int]:
     the interpreter each time. Another base interpreter, an upgraded one, or other venv
     options (``pyvenv.cfg``: ``home``, ``include-system-site-packages``) ask again.
     """
+    return _identity_and_cfg(executable)[0]
+
+
+def _identity_and_cfg(executable: str) -> tuple[list[int], str | None]:
+    """``_identity``, and the path of the ``pyvenv.cfg`` whose content it holds (or None)."""
     st = os.stat(executable)
-    return [st.st_mtime_ns, st.st_size, st.st_ino, _venv_cfg_digest(executable)]
+    cfg, digest = _venv_cfg(executable)
+    return [st.st_mtime_ns, st.st_size, st.st_ino, digest], cfg
 
 
-def _venv_cfg_digest(executable: str) -> int:
-    """64 bits of the sha256 of the ``pyvenv.cfg`` Python would read for ``executable`` (in
-    its directory or the parent), or 0 when there is none."""
+def _venv_cfg(executable: str) -> tuple[str | None, int]:
+    """The ``pyvenv.cfg`` Python would read for ``executable`` (in its directory or the
+    parent) and 64 bits of the sha256 of its content; (None, 0) when there is none."""
     bindir = os.path.dirname(executable)
     for directory in (bindir, os.path.dirname(bindir)):
+        path = os.path.join(directory, "pyvenv.cfg")
         try:
-            with open(os.path.join(directory, "pyvenv.cfg"), "rb") as f:
+            with open(path, "rb") as f:
                 data = f.read()
         except OSError:
             continue
-        return int.from_bytes(sha256(data).digest()[:8], "big")
-    return 0
+        return path, short(data)
+    return None, 0
+
+
+# The pyvenv.cfg each answer of ``query_interpreter`` this run was for, by executable: its path
+# and the digest of the content the answer holds for (``cfg_read``).
+_CFG_READ: dict[str, tuple[str, int]] = {}
+
+
+def cfg_read(executable: str) -> tuple[str, int] | None:
+    """The pyvenv.cfg (path, 64-bit digest of its content) that the facts this run got for
+    ``executable`` hold for, or None. The no-op stamp keeps it: a pyvenv.cfg changed less than
+    2 s before is then vouched for by that content, the content the answer came from."""
+    return _CFG_READ.get(os.path.abspath(executable))
 
 
 def _packaging_dir() -> str:
@@ -164,13 +183,16 @@ def query_interpreter(executable: str | Path, cache_dir: Path | None = None) -> 
     """
     exe = os.path.abspath(os.fspath(executable))
     try:
-        key = _identity(exe)
+        key, cfg = _identity_and_cfg(exe)
     except OSError:
         raise KeaError(f"no Python interpreter at {exe}") from None
+    _CFG_READ.pop(exe, None)
     bucket = cache_dir if cache_dir is not None else default_cache_dir()
     cache_file = _cache_file(exe, bucket)
     cached = _cached(exe, key, cache_file)
     if cached is not None:
+        if cfg is not None:
+            _CFG_READ[exe] = (cfg, key[3])
         return cached
     info = _run_probe(exe, key)
     if not _is_the_interpreter(exe, info.sys_executable):
@@ -182,6 +204,8 @@ def query_interpreter(executable: str | Path, cache_dir: Path | None = None) -> 
             return info
     except OSError:
         return info
+    if cfg is not None:
+        _CFG_READ[exe] = (cfg, key[3])
     try:
         bucket.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
