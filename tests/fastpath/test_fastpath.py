@@ -347,27 +347,40 @@ def test_venv_created_in_cwd_changes_the_target(setup: Setup) -> None:
     assert (site_packages(setup.kea.cwd / ".venv") / "lib-2.0.dist-info").is_dir()
 
 
-def _racy_metadata(setup: Setup, ns: int) -> tuple[Path, dict[str, Any], Path]:
-    """Settle, give leaf's METADATA the times ``ns``, and let one full run write the stamp:
-    (METADATA, the stamp's content, the stamp)."""
+def _racy(setup: Setup, path: Path, ns: int, field: str) -> tuple[dict[str, Any], Path]:
+    """Settle, give ``path`` the times ``ns``, and let one full run write the stamp: (the
+    stamp's content, the stamp). Only ``path`` is racy: its entry in the stamp's ``field``
+    (``digests``: its content; ``cfg``: the content the interpreter's facts were for) is what
+    vouches for it."""
     setup.settle()
-    meta = site_packages(setup.venv) / "leaf-1.0.dist-info" / "METADATA"
-    os.utime(meta, ns=(ns, ns))
+    os.utime(path, ns=(ns, ns))
     first = setup.run()
     assert first.code == 0 and AUDITED.match(first.stderr) and not first.hit
     (stamp,) = setup.stamps()
     data = marshal.loads(stamp.read_bytes())
-    index = data["paths"].index(str(meta))
-    # only that file is racy: its content is what vouches for it
-    assert [i for i, _ in data["digests"]] == [index]
-    return meta, data, stamp
+    assert [i for i, _ in data[field]] == [data["paths"].index(str(path))]
+    assert [i for i, _ in data["cfg" if field == "digests" else "digests"]] == []
+    return data, stamp
+
+
+def _unseen_change(stamp: Path, data: dict[str, Any], path: Path) -> None:
+    """Give the stamp ``path``'s identity now, as if its change fell in the tick of the read."""
+    index = data["paths"].index(str(path))
+    st = path.stat()
+    data["identities"][index] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+    stamp.write_bytes(marshal.dumps(data))
+
+
+def _leaf_metadata(setup: Setup) -> Path:
+    return site_packages(setup.venv) / "leaf-1.0.dist-info" / "METADATA"
 
 
 def test_racy_file_is_vouched_for_by_its_content(setup: Setup) -> None:
     # changed "now" from every run's point of view (its mtime is ahead of the clock), so a
     # change in the same tick as a run's read would not show in its identity
     ahead = time.time_ns() + 60_000_000_000
-    meta, data, stamp = _racy_metadata(setup, ahead)
+    meta = _leaf_metadata(setup)
+    data, stamp = _racy(setup, meta, ahead, "digests")
     hit = setup.run()
     assert hit.code == 0 and AUDITED.match(hit.stderr) and hit.hit
     assert marshal.loads(stamp.read_bytes())["digests"] == data["digests"]  # still racy: kept
@@ -375,16 +388,14 @@ def test_racy_file_is_vouched_for_by_its_content(setup: Setup) -> None:
     # same size, the same mtime, and the stamp made to hold the new change time
     meta.write_bytes(meta.read_bytes().replace(b"Version: 1.0", b"Version: 1.9"))
     os.utime(meta, ns=(ahead, ahead))
-    index = data["paths"].index(str(meta))
-    st = meta.stat()
-    data["identities"][index] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
-    stamp.write_bytes(marshal.dumps(data))
+    _unseen_change(stamp, data, meta)
     r = setup.run()
     assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit
 
 
 def test_racy_stamp_settles_into_a_plain_one(setup: Setup) -> None:
-    meta, data, stamp = _racy_metadata(setup, time.time_ns() - 500_000_000)
+    meta = _leaf_metadata(setup)
+    data, stamp = _racy(setup, meta, time.time_ns() - 500_000_000, "digests")
     assert setup.run().hit
     assert marshal.loads(stamp.read_bytes())["digests"] == data["digests"]
     # once the file is older than 2 s, a hit writes the stamp again without the digest
@@ -448,23 +459,12 @@ def test_racy_pyvenv_cfg_is_vouched_for_by_the_content_the_facts_were_for(setup:
     # the target's pyvenv.cfg is read while the target is found, before it can be watched: the
     # digest of the content the interpreter's facts were for vouches for it (a venv made, then
     # installed into and audited within 2 s: the bench's no-op, and scripts)
-    setup.settle()
     cfg = setup.venv / "pyvenv.cfg"
     assert not str(cfg).startswith(str(setup.kea.cwd))  # not one of the cwd's .venv markers
-    now = time.time_ns()
-    os.utime(cfg, ns=(now, now))
-    first = setup.run()
-    assert first.code == 0 and AUDITED.match(first.stderr) and not first.hit
-    (stamp,) = setup.stamps()
-    data = marshal.loads(stamp.read_bytes())
-    index = data["paths"].index(str(cfg))
-    assert [i for i, _ in data["cfg"]] == [index]
+    data, stamp = _racy(setup, cfg, time.time_ns(), "cfg")
     assert setup.run().hit
-    # another content that the identity does not show (the stamp given the new identity)
-    cfg.write_text(cfg.read_text() + "prompt = other\n")
-    st = cfg.stat()
-    data["identities"][index] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
-    stamp.write_bytes(marshal.dumps(data))
+    cfg.write_text(cfg.read_text() + "prompt = other\n")  # another content, the same identity
+    _unseen_change(stamp, data, cfg)
     r = setup.run()
     assert r.code == 0 and AUDITED.match(r.stderr) and not r.hit
 
