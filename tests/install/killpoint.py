@@ -28,17 +28,19 @@ if _os.environ.get({KILL_AFTER!r}, "").isdigit():
 
 CTRL_C_AFTER = "KEA_TEST_CTRL_C_AFTER_RENAMES"
 
-# Ctrl-C at a chosen rename: the process sends itself SIGINT there, and the rename goes on (as
-# it would when the signal came a moment later). Patches nothing when the variable is unset.
+# Ctrl-C at chosen renames ("5" or "5,30": one SIGINT at each): the process sends itself
+# SIGINT there, and the rename goes on (as it would when the signal came a moment later).
+# Patches nothing when the variable is unset.
 CTRL_C_AT_RENAME = f"""
 import os as _os, signal as _signal
-if _os.environ.get({CTRL_C_AFTER!r}, "").isdigit():
+if _os.environ.get({CTRL_C_AFTER!r}, ""):
     from kea.install.transaction import EnvTransaction as _T
 
-    _after, _done, _mv = int(_os.environ[{CTRL_C_AFTER!r}]), [0], _T._mv
+    _at = {{int(n) for n in _os.environ[{CTRL_C_AFTER!r}].split(",")}}
+    _done, _mv = [0], _T._mv
 
     def _mv_then_ctrl_c(self, name, src, dst):
-        if _done[0] == _after:
+        if _done[0] in _at:
             _os.kill(_os.getpid(), _signal.SIGINT)
         _done[0] += 1
         _mv(self, name, src, dst)

@@ -114,8 +114,16 @@ def apply_plan(
                 write_staged_record(s)
 
         with held() as ctrl_c:  # waits until the set is wholly new
-            _commit_all(txn, staged, plan, current, report, workers)
+            cleanups = _commit_all(txn, staged, plan, current, report)
         report.interrupted = ctrl_c.came
+        # Every package is new now: what they leave to remove (trash, emptied directories)
+        # goes in parallel, and may be interrupted (the next run's recovery finishes it).
+        if sum(c.removes for c in cleanups) > 1:
+            with Threads(workers) as pool:
+                pool.map(Cleanup.run, cleanups)
+        else:
+            for cleanup in cleanups:
+                cleanup.run()
     report.link_methods = set(linker.used)
     report.seconds = time.perf_counter() - start
     return report
@@ -127,8 +135,9 @@ def _commit_all(
     plan: Plan,
     current: dict[str, InstalledDist],
     report: InstallReport,
-    workers: int,
-) -> None:
+) -> list[Cleanup]:
+    """Commit every staged package, then remove what the plan drops; returns what the
+    commits left to clean up."""
     new_names = {s.name for s in staged}
     cleanups: list[Cleanup] = []
     for s in staged:  # one package after another: each rename is journaled
@@ -139,14 +148,6 @@ def _commit_all(
         if old is not None:
             report.removed.append((old.name, old.version))
         report.installed.append((s.display_name, s.version))
-    # Every package is new now: what they leave to remove (trash, emptied directories) goes
-    # in parallel.
-    if sum(c.removes for c in cleanups) > 1:
-        with Threads(workers) as pool:
-            pool.map(Cleanup.run, cleanups)
-    else:
-        for cleanup in cleanups:
-            cleanup.run()
     for dist in plan.to_remove:
         if dist.name in new_names:
             continue
@@ -154,6 +155,7 @@ def _commit_all(
         if old is not None:
             txn.commit(None, old)
             report.removed.append((old.name, old.version))
+    return cleanups
 
 
 def _check_unique(layouts: list[WheelLayout]) -> None:

@@ -26,23 +26,21 @@ class Held:
 
 @contextlib.contextmanager
 def held() -> Iterator[Held]:
-    """Run the block with SIGINT noted instead of raised (``Held.came``): the caller says what
-    was done, then raises the KeyboardInterrupt. Outside the main thread, or when SIGINT has a
-    handler that is not Python's default, the block runs as it is (only the main thread may
-    set handlers; someone else chose this one)."""
+    """Run the block with SIGINT noted instead of acted on (``Held.came``): the caller says
+    what was done, then raises the KeyboardInterrupt. Whatever handler was there before
+    (Python's default, or asyncio's while ``asyncio.run`` runs, which would cancel the run's
+    task on a second Ctrl-C) is put back after the block. Outside the main thread, where no
+    handler can be set, the block runs as it is."""
     seen = Held()
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    if threading.current_thread() is not threading.main_thread():
         yield seen
         return
 
     def note(signum: int, frame: FrameType | None) -> None:
         seen.came = True
 
-    signal.signal(signal.SIGINT, note)
+    before = signal.signal(signal.SIGINT, note)
     try:
         yield seen
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, before)
