@@ -8,6 +8,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from tests.pip.conftest import Kea
 from tests.pip.server import SimpleIndex
 from tests.pip.wheelmaker import build_wheel
@@ -15,14 +17,20 @@ from tests.pip.wheelmaker import build_wheel
 SECRET = "dl-s3cret-xyzzy"
 
 
+@pytest.mark.parametrize(
+    "form",
+    ["http://dl-user:{secret}@{host}/files/{name}", "http://{host}/files/{name}?token={secret}"],
+    ids=["userinfo", "signed query"],
+)
 def test_links_with_credentials_are_cached_owner_only(
-    kea: Kea, small_index: SimpleIndex, tmp_path: Path
+    kea: Kea, small_index: SimpleIndex, tmp_path: Path, form: str
 ) -> None:
     wheel = build_wheel(small_index.directory, "alpha", "1.0")
     small_index.scan()
     digest = hashlib.sha256(Path(wheel).read_bytes()).hexdigest()
     host = small_index.url.split("//", 1)[1].split("/", 1)[0]
-    href = f"http://dl-user:{SECRET}@{host}/files/{Path(wheel).name}#sha256={digest}"
+    link = form.format(secret=SECRET, host=host, name=Path(wheel).name)
+    href = f"{link}#sha256={digest}"
     page = f'<html><body><a href="{href}">{Path(wheel).name}</a></body></html>'
     small_index.canned["alpha"] = ("text/html", page.encode())
     small_index.page_headers = {"Cache-Control": "max-age=600"}

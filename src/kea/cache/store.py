@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from kea.atomic import TMP_PREFIX, atomic_write
+from kea.auth.redact import redact_url
 from kea.digest import sha256
 from kea.errors import KeaError
 from kea.filestamp import Identity, of_stat
@@ -379,7 +380,9 @@ class Cache:
                 WheelPointer(
                     filename=filename,
                     sha256=sha,
-                    source=strip_credentials(source),
+                    # where it came from, for a reader of the cache only: no credential (a
+                    # signed query's values are masked as in any output)
+                    source=redact_url(strip_credentials(source)),
                     hashes=dict(digests),
                     size=size,
                     mtime_ns=mtime_ns,
