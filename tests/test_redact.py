@@ -25,7 +25,11 @@ from kea.auth.redact import holds_secret, query_has_signature, redact_text, reda
         ("http://u:p4", "http://u:****"),
         ("http://[::1]:8080/simple/", "http://[::1]:8080/simple/"),
         ("http://[::1]/simple/", "http://[::1]/simple/"),
-        ("http://[::1:bad/x", "http://[::1:bad/x"),
+        ("http://[::1:bad/x", "http://****/x"),  # no parse: the whole authority goes
+        ("https://u:p4ss\uff20h/simple/", "https://****/simple/"),  # a full-width @
+        # nothing masked: the text as it was (not lower-cased, no "?" dropped)
+        ("C:\\Users\\me\\x.whl", "C:\\Users\\me\\x.whl"),
+        ("HTTPS://H/simple/?", "HTTPS://H/simple/?"),
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:

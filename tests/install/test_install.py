@@ -203,6 +203,7 @@ def test_failed_staging_removes_entries_created_in_place(tmp_path: Path, venv: P
         {"gui_scripts": {"python3": "m:main"}},
         {"data": {"scripts/activate": "#!/bin/sh\n"}},
         {"console_scripts": {"python3.11": "m:main"}},
+        {"console_scripts": {"python3.13t": "m:main"}},
         {"data": {"data/bin/python": "#!/bin/sh\n"}},
     ],
     ids=[
@@ -210,6 +211,7 @@ def test_failed_staging_removes_entries_created_in_place(tmp_path: Path, venv: P
         "gui python3",
         "data script activate",
         "console python3.11",
+        "console python3.13t",
         "data file in bin",
     ],
 )

@@ -58,11 +58,14 @@ def redact_url(url: str) -> str:
     URL with an ``@`` after its host (``git+https://h/repo@v1``): a safe mistake."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+    except ValueError:  # "[" unclosed, a netloc NFKC changes ("u:p＠h")...
         parts = None
     if parts is None or "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
-        return _redact_mistyped(url)
-    return _redact_parts(parts)
+        out = _redact_mistyped(url, whole_authority=parts is None)
+    else:
+        out = _redact_parts(parts)
+    # nothing masked: the text as it was (urlunsplit would lower-case a scheme, drop a "?")
+    return out if MASK in out else url
 
 
 def _redact_parts(parts: SplitResult) -> str:
@@ -85,10 +88,13 @@ def _redact_parts(parts: SplitResult) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _redact_mistyped(url: str) -> str:
+def _redact_mistyped(url: str, *, whole_authority: bool = False) -> str:
     start = _AUTHORITY_START.match(url).end()  # type: ignore[union-attr]  # always matches
     at = url.rfind("@")
     if at < start:
+        if whole_authority:  # no "@" to go by, and no parse: all up to the path goes
+            end = min((i for i in (url.find(c, start) for c in "/?#") if i >= 0), default=len(url))
+            return f"{url[:start]}{MASK}{url[end:]}" if end > start else url
         return url
     rest = url[at + 1 :]
     # what follows the last "@" is host, path and query: secret query values are masked too

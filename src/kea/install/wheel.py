@@ -483,7 +483,7 @@ def plan_stage(
 # any of its names) and its activation scripts. A wheel's `python = mod:main` entry point made
 # bin/python a launcher whose #! line named itself: kea (and everything else) could no longer
 # run that environment, not even to uninstall the package.
-_INTERPRETER_NAME = re.compile(r"(?i)python(\d+(\.\d+)?)?w?(\.exe)?|pypy\d*(\.\d+)?(\.exe)?")
+_INTERPRETER_NAME = re.compile(r"(?i)python(\d+(\.\d+)?t?)?w?(\.exe)?|pypy\d*(\.\d+)?(\.exe)?")
 _ACTIVATION = frozenset(
     {"activate", "activate.bat", "activate.csh", "activate.fish", "activate.nu", "activate.ps1",
      "activate_this.py", "deactivate.bat", "deactivate.nu"}
