@@ -273,6 +273,7 @@ def _install(
             archive=archives[c.name],
             direct_url=c.direct_url,
             requested=c.name in direct,
+            filename=c.file.filename,
         )
         for c in todo
     ]

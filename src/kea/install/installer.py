@@ -78,7 +78,9 @@ def apply_plan(
         staged: list[StagedWheel] = []
         if wants:
             with Threads(workers) as pool:
-                layouts = read_wheels([w.archive for w in wants], python, pool)
+                layouts = read_wheels(
+                    [w.archive for w in wants], python, pool, [w.filename for w in wants]
+                )
                 _check_unique(layouts)
                 candidates = txn.prepare(
                     [

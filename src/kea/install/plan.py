@@ -20,6 +20,7 @@ class WantedDist(msgspec.Struct, frozen=True):
     archive: Path
     direct_url: str | None = None  # JSON text for direct_url.json (URL / path installs)
     requested: bool = True  # named by the user (writes REQUESTED)
+    filename: str | None = None  # the wheel's file name, to name it in errors
 
     @property
     def canonical_name(self) -> str:

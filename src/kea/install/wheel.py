@@ -127,14 +127,16 @@ def _locate(staged: StagedWheel, key: str, rel: str) -> str:
     return f"{new_dir(staged.stage, staged.name)}/{key}/{rel}"
 
 
-def find_dist_info(archive: Path) -> Path:
+def find_dist_info(archive: Path, label: str | None = None) -> Path:
+    """The one ``.dist-info`` directory of ``archive``; errors name the wheel by ``label``
+    (its file name) when known, else by the archive's path in the cache."""
     try:
         found = [p for p in archive.iterdir() if p.name.endswith(".dist-info") and p.is_dir()]
     except OSError as e:
         raise KeaError(f"cannot read wheel archive {archive}: {e.strerror}") from None
     if len(found) != 1:
         what = "no" if not found else "more than one"
-        raise KeaError(f"invalid wheel {archive.name}: {what} .dist-info directory")
+        raise KeaError(f"invalid wheel {label or archive}: {what} .dist-info directory")
     return found[0]
 
 
@@ -170,8 +172,9 @@ def _entry_points(text: str, source: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def read_wheel(archive: Path, executable: str) -> WheelLayout:
-    """The layout of ``archive`` with launchers for ``executable``; every path checked.
+def read_wheel(archive: Path, executable: str, filename: str | None = None) -> WheelLayout:
+    """The layout of ``archive`` with launchers for ``executable``; every path checked (an
+    error names the wheel by ``filename`` when given).
 
     Launchers are the ``installer`` library's, generated once per archive; only their ``#!``
     line (``_shebang``, the same rule as ``#!python`` scripts get) is made per interpreter, so a
@@ -183,7 +186,7 @@ def read_wheel(archive: Path, executable: str) -> WheelLayout:
     """
     layout = _load_layout(archive)
     if layout is None:
-        layout = _compute_layout(archive)
+        layout = _compute_layout(archive, filename)
         _save_layout(layout)
     return _with_launchers(layout, executable)
 
@@ -211,15 +214,22 @@ def keep_layout(archive: Path) -> None:
     _KEPT[os.fspath(archive)] = layout
 
 
-def read_wheels(archives: Sequence[Path], executable: str, pool: Threads) -> list[WheelLayout]:
-    """``read_wheel`` of each archive. Layouts this process kept (``keep_layout``) are taken as
-    they are; those kept by an earlier run are loaded in this thread: each is a small
-    marshal load, pure Python work that only waits for the GIL behind the pool's threads (97 of
-    them: 7-14 ms here, 13-18 ms in a pool of 4). Layouts to compute (a first install from the
-    archive: RECORD read and checked) go to ``pool``."""
+def read_wheels(
+    archives: Sequence[Path],
+    executable: str,
+    pool: Threads,
+    filenames: Sequence[str | None] | None = None,
+) -> list[WheelLayout]:
+    """``read_wheel`` of each archive (``filenames``: the wheels', to name them in errors).
+    Layouts this process kept (``keep_layout``) are taken as they are; those kept by an
+    earlier run are loaded in this thread: each is a small marshal load, pure Python work that
+    only waits for the GIL behind the pool's threads (97 of them: 7-14 ms here, 13-18 ms in a
+    pool of 4). Layouts to compute (a first install from the archive: RECORD read and checked)
+    go to ``pool``."""
     found = [_KEPT.pop(os.fspath(a), None) or _load_layout(a) for a in archives]
     todo = [i for i, lay in enumerate(found) if lay is None]
-    made = pool.map(lambda i: read_wheel(archives[i], executable), todo)
+    names = filenames or [None] * len(archives)
+    made = pool.map(lambda i: read_wheel(archives[i], executable, names[i]), todo)
     computed = dict(zip(todo, made, strict=True))
     return [
         computed[i] if lay is None else _with_launchers(lay, executable)
@@ -288,11 +298,13 @@ def _save_layout(layout: WheelLayout) -> None:
             pass
 
 
-def _compute_layout(archive: Path) -> WheelLayout:
-    """Read ``archive``'s dist-info and check every path, before anything is created."""
-    dist_info = find_dist_info(archive)
+def _compute_layout(archive: Path, filename: str | None = None) -> WheelLayout:
+    """Read ``archive``'s dist-info and check every path, before anything is created. Errors
+    name the wheel by ``filename``, else by its dist-info directory (the archive's own name
+    in the cache is a digest, which tells a reader nothing)."""
+    dist_info = find_dist_info(archive, filename)
     di = dist_info.name
-    label = archive.name
+    label = filename or di
     base = os.fspath(dist_info)
     meta = parse_metadata(_read(f"{base}/METADATA", label), source=f"{label}: METADATA")
     wheel_text = _text(f"{base}/WHEEL", label)
