@@ -253,7 +253,42 @@ def test_a_wheel_with_a_top_level_kea_staging_is_refused(tmp_path: Path, venv: P
     target = target_of(venv, tmp_path / "cache")
     files = {"sneaky/__init__.py": "", ".kea-staging/x": "1\n"}
     arch = archive(tmp_path, "sneaky", "1.0", files=files)
-    with pytest.raises(KeaError, match=r"top-level \.kea-staging"):
+    with pytest.raises(
+        KeaError, match=r"writes into \.kea-staging, the directory where kea stages"
+    ):
         install(target, WantedDist("sneaky", "1.0", arch))
     assert not (site_packages(venv) / ".kea-staging").exists()
     assert not list(site_packages(venv).glob("sneaky*"))
+
+
+@pytest.mark.parametrize("lib", ["lib", "lib64"])
+def test_a_wheel_reaching_kea_staging_through_its_data_scheme_is_refused(
+    tmp_path: Path, venv: Path, lib: str
+) -> None:
+    """The data scheme's root is the environment's: ``.data/data/lib/python3.X/site-packages/``
+    is site-packages itself (``lib64`` a link to ``lib`` where the venv has one)."""
+    target = target_of(venv, tmp_path / "cache")
+    rel = site_packages(venv).relative_to(venv)
+    if lib == "lib64":
+        if not (venv / "lib64").is_symlink():
+            (venv / "lib64").symlink_to("lib")
+        rel = Path("lib64", *rel.parts[1:])
+    files = {
+        "sneaky/__init__.py": "",
+        f"sneaky-1.0.data/data/{rel}/.kea-staging/x": "1\n",
+        "sneaky-1.0.data/data/share/sneaky/.kea-staging/y": "2\n",  # elsewhere: harmless
+    }
+    arch = archive(tmp_path, "sneaky", "1.0", files=files)
+    with pytest.raises(
+        KeaError, match=r"writes into \.kea-staging, the directory where kea stages"
+    ):
+        install(target, WantedDist("sneaky", "1.0", arch))
+    assert not (site_packages(venv) / ".kea-staging").exists()
+    assert not list(site_packages(venv).glob("sneaky*"))
+    assert not (venv / "share" / "sneaky").exists()
+    # the harmless one alone installs
+    del files[f"sneaky-1.0.data/data/{rel}/.kea-staging/x"]
+    install(
+        target, WantedDist("sneaky", "1.0", archive(tmp_path / "ok", "sneaky", "1.0", files=files))
+    )
+    assert (venv / "share" / "sneaky" / ".kea-staging" / "y").read_text() == "2\n"

@@ -379,6 +379,21 @@ class StagePlan(msgspec.Struct):
 STAGING_DIR = ".kea-staging"
 
 
+def _reaches_staging(layout: WheelLayout, scheme: Scheme) -> bool:
+    """Whether a file of another scheme lands in site-packages' ``STAGING_DIR`` all the same
+    (``<name>.data/data/lib/python3.X/site-packages/.kea-staging/...``: the data scheme's root is
+    the environment's). Only paths naming that directory are resolved."""
+    suspects = [(key, rel) for key, rel, *_ in layout.others if STAGING_DIR in rel.split("/")]
+    if not suspects:
+        return False
+    staging = {os.path.realpath(f"{getattr(scheme, k)}/{STAGING_DIR}") for k in _LIBS}
+    for key, rel in suspects:
+        place = os.path.realpath(f"{getattr(scheme, key)}/{rel}")
+        if any(place == s or place.startswith(f"{s}/") for s in staging):
+            return True
+    return False
+
+
 def plan_stage(
     layout: WheelLayout,
     stage: Path,
@@ -397,9 +412,9 @@ def plan_stage(
     after compiling bytecode)."""
     di = layout.dist_info
     root_key = layout.root_key
-    if any(top == STAGING_DIR for _, top, _ in layout.tops):
+    if any(top == STAGING_DIR for _, top, _ in layout.tops) or _reaches_staging(layout, scheme):
         raise KeaError(
-            f"{layout.display_name} {layout.version}: the wheel has a top-level {STAGING_DIR}, "
+            f"{layout.display_name} {layout.version}: the wheel writes into {STAGING_DIR}, "
             "the directory where kea stages installs",
             hint="nothing was installed; the wheel is at fault",
         )
