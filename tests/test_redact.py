@@ -51,6 +51,41 @@ def test_redact_text_finds_mistyped_urls() -> None:
     assert "http:///****@h/x" in out
 
 
+@pytest.mark.parametrize(
+    ("text", "shown", "secret"),
+    [
+        ("error: 'http://al:pa'ss@h/simple' x", "error: 'http://al:****@h/simple' x", "ss@"),
+        ("GET `http://al:pa`ss@h/x`", "GET `http://al:****@h/x`", "ss@"),
+        ("GET http://al:pa ss@h/x failed", "GET http://al:****@h/x failed", "ss@"),
+        ('GET "http://al:pa"ss@h/x"', 'GET "http://al:****@h/x"', "ss@"),
+        ("GET http://al ice:pw@h/x", "GET http://al ice:****@h/x", "pw"),  # a space in the username
+        ("GET http://al:pa ss@w@h/x", "GET http://al:****@h/x", "w@h"),  # an "@" in it too
+    ],
+)
+def test_redact_text_masks_a_password_that_cuts_its_url(text: str, shown: str, secret: str) -> None:
+    """A quote, a backtick or a space ends a URL in free text; in a password (unencoded) it
+    left the rest of the password in clear."""
+    out = redact_text(text)
+    assert out == shown
+    assert secret not in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "see http://example.com and mail bob@example.org",  # no ":" before the "@"
+        "http://host:8080 is down; write to me:at@x",  # a port: the URL was whole
+        "GET 'http://h/x' as 'a:b@c'",  # the URL has a path: it ended there
+    ],
+)
+def test_redact_text_leaves_text_after_a_whole_url_alone(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_redact_text_looks_for_the_userinfo_end_on_the_same_line_only() -> None:
+    assert redact_text("GET http://h:abc\nuser:pw@other") == "GET http://h:****\nuser:pw@other"
+
+
 def test_signature_detection() -> None:
     assert query_has_signature("https://b/f?X-Amz-Credential=a&X-Amz-Signature=b")
     assert query_has_signature("https://b/f?sv=1&sig=x")

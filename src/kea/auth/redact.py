@@ -45,6 +45,10 @@ _HEADER_RE = re.compile(
 )
 # Where the authority of a mistyped URL starts: after its scheme (if any) and slashes.
 _AUTHORITY_START = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*:)?[/\\]*")
+# A URL of free text cut inside its userinfo by a character that ends URLs there (a quote, a
+# backtick, a space): only an authority, no "@", no path. ``_cut_userinfo`` decides.
+_AUTHORITY_ONLY = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[/\\]+([^/\\?#@]*)")
+_URL_TAIL = re.compile(r"""[^\s"'<>`]*""")
 
 
 def redact_url(url: str) -> str:
@@ -127,11 +131,44 @@ def holds_secret(url: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """Redact every URL and every credential header value found in ``text``."""
+    """Redact every URL and every credential header value found in ``text``.
+
+    A URL ends at a space, a quote or a backtick, which a password may hold unencoded
+    (``http://u:pa'ss@h/``): a URL cut so inside its userinfo (``_cut_userinfo``) is taken on to
+    the ``@`` that ends it, and masked whole."""
     if not text:
         return text
-    text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
-    return _HEADER_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    out: list[str] = []
+    pos = 0
+    while (m := _URL_RE.search(text, pos)) is not None:
+        end = _cut_userinfo(text, m)
+        out.append(text[pos : m.start()])
+        out.append(redact_url(text[m.start() : end]))
+        pos = end
+    out.append(text[pos:])
+    return _HEADER_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", "".join(out))
+
+
+def _cut_userinfo(text: str, m: re.Match[str]) -> int:
+    """Where the URL that ``m`` found in ``text`` ends: ``m.end()``, or past the ``@`` of its
+    userinfo when the match stopped inside it. That is: the match is an authority alone (no
+    ``@``, no path), the rest of its line holds an ``@`` with no ``/`` before it, and either
+    the match ends in a ``:`` and something not a port (``u:pa`` of ``u:pa ss@h``) or the text
+    up to that ``@`` holds the ``:`` (``us`` of ``us er:pw@h``)."""
+    end = m.end()
+    whole = _AUTHORITY_ONLY.fullmatch(m.group(0))
+    if whole is None or end == len(text):
+        return end
+    line_end = text.find("\n", end)
+    at = text.find("@", end, len(text) if line_end < 0 else line_end)
+    if at < 0 or "/" in text[end:at]:
+        return end
+    _, colon, port = whole.group(1).rpartition(":")
+    cut_password = colon and not (port.isdigit() or "]" in port)
+    cut_username = not colon and ":" in text[end:at]
+    if not (cut_password or cut_username):
+        return end
+    return _URL_TAIL.match(text, at + 1).end()  # type: ignore[union-attr]  # always matches
 
 
 def query_has_signature(url: str) -> bool:
