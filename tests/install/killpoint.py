@@ -48,6 +48,23 @@ if _os.environ.get({CTRL_C_AFTER!r}, ""):
     _T._mv = _mv_then_ctrl_c
 """
 
+CTRL_C_STAGING = "KEA_TEST_CTRL_C_WHILE_STAGING"
+
+# A Ctrl-C as the install starts staging (linking files under .kea-staging), before any commit.
+CTRL_C_AT_STAGING = f"""
+import os as _os, signal as _signal
+if _os.environ.get({CTRL_C_STAGING!r}, ""):
+    import kea.install.installer as _inst
+
+    _stages = _inst.run_stages
+
+    def _ctrl_c_then_stage(*args, **kwargs):
+        _os.kill(_os.getpid(), _signal.SIGINT)
+        return _stages(*args, **kwargs)
+
+    _inst.run_stages = _ctrl_c_then_stage
+"""
+
 _MAIN = """
 import sys
 sys.argv[0] = "kea"
@@ -56,4 +73,4 @@ main()
 """
 
 # ``kea`` itself, as ``python -m kea`` runs it, after KILL_AT_RENAME: ``python -c CLI args...``.
-CLI = KILL_AT_RENAME + CTRL_C_AT_RENAME + _MAIN
+CLI = KILL_AT_RENAME + CTRL_C_AT_RENAME + CTRL_C_AT_STAGING + _MAIN

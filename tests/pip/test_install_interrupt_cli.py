@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.install.killpoint import CLI, CTRL_C_AFTER, KILL_AFTER
+from tests.install.killpoint import CLI, CTRL_C_AFTER, CTRL_C_STAGING, KILL_AFTER
 from tests.pip.conftest import Kea
 from tests.pip.server import SimpleIndex
 from tests.pip.wheelmaker import build_wheel
@@ -64,11 +64,11 @@ def universe(small_index: SimpleIndex) -> SimpleIndex:
     return small_index
 
 
-def spawn(kea: Kea, venv: Path, url: str, **env: str) -> subprocess.Popen[str]:
+def spawn(kea: Kea, venv: Path, url: str, *args: str, **env: str) -> subprocess.Popen[str]:
     """``kea pip install`` of every package at 2.0 (``killpoint.CLI``: as ``python -m kea``,
     dying at a rename when ``env`` names one)."""
     reqs = [f"{n}==2.0" for n in NAMES]
-    return subprocess.Popen([sys.executable, "-c", CLI, "pip", "install", "-i", url, *reqs],
+    return subprocess.Popen([sys.executable, "-c", CLI, "pip", "install", "-i", url, *args, *reqs],
                             cwd=kea.cwd, env={**kea.env, "VIRTUAL_ENV": str(venv), **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
@@ -129,3 +129,31 @@ def test_ctrl_c_in_the_commit_finishes_it_says_so_and_exits_130(
     assert "Installed 12 packages" in "".join(lines), err
     assert lines[-1] == "error: interrupted", err
     assert consistent(venv) == {"2.0"}
+
+
+@pytest.mark.parametrize("path", ["network", "cache"])
+def test_ctrl_c_while_staging_installs_nothing_and_exits_130(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path, path: str
+) -> None:
+    """A Ctrl-C before the first commit stops the install there, whichever path the run took:
+    on the network path asyncio's handler only cancelled the run once the install had
+    finished, so every package was installed before the run ended as interrupted."""
+    venv = kea.venv(tmp_path / "venv")
+    old = [f"{n}==1.0" for n in NAMES]
+    assert kea("pip", "install", "-i", universe.url, *old, venv=venv).returncode == 0
+    args: list[str] = []
+    if path == "cache":  # every page and wheel of 2.0 in the cache: no event loop at all
+        other = kea.venv(tmp_path / "other")
+        new = [f"{n}==2.0" for n in NAMES]
+        assert kea("pip", "install", "-i", universe.url, *new, venv=other).returncode == 0
+        args.append("--offline")
+    proc = spawn(kea, venv, universe.url, *args, **{CTRL_C_STAGING: "1"})
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Installed" not in err, err
+    assert "Traceback" not in err, err
+    assert err.splitlines()[-1] == "error: interrupted", err
+    assert consistent(venv) == {"1.0"}
+    site = next((venv / "lib").glob("python3.*")) / "site-packages"
+    assert not (site / ".kea-staging").exists()
+    assert kea("pip", "install", "-i", universe.url, *old, venv=venv).returncode == 0  # no-op

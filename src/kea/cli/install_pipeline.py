@@ -76,9 +76,13 @@ def resolve_and_install(
         from kea.cli.malloc import limit_arenas
 
         limit_arenas()  # downloads and unpacking run in many threads: see kea.cli.malloc
-        asyncio.run(
+        prepared = asyncio.run(
             _pipeline(spec, lookup, request, options, settings, target, installed, cache, started)
         )
+        if prepared is not None:
+            # After the event loop, not in it: asyncio.run's SIGINT handler would only cancel
+            # the run once the install had finished (a Ctrl-C while staging installed all).
+            _install(*prepared, installed, target, options, request)
     finally:
         parsed.save()
         cache.close()
@@ -166,7 +170,8 @@ async def _pipeline(
     installed: Mapping[str, InstalledDist],
     cache: Any,
     started: float,
-) -> None:
+) -> tuple[list[Chosen], dict[str, Path]] | None:
+    """Resolve and prepare; what to install (None: nothing, or ``--dry-run``)."""
     from kea.cache.unpacker import follow_launch
     from kea.resolver.provider import resolve_request
 
@@ -179,7 +184,7 @@ async def _pipeline(
             if not _report_resolution(
                 chosen, todo, spec, request, installed, cache, time.perf_counter() - started
             ):
-                return
+                return None
             prep_start = time.perf_counter()
             archives = await _prepare(todo, index, cache, spec.hashes, bar)
     finally:
@@ -188,7 +193,7 @@ async def _pipeline(
 
     release()  # the unpacking workers exit while the install runs
     say(f"Prepared {packages(len(todo))} in {elapsed(time.perf_counter() - prep_start)}")
-    _install(todo, archives, installed, target, options, request)
+    return todo, archives
 
 
 def _todo(
