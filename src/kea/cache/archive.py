@@ -150,8 +150,9 @@ def unpack_wheel(
     through ``zipfile``. Both make the same checks.
 
     ``hashes``: what the whole file must hash to (``verify_hashes``), checked before anything
-    is read from it or written, by every part: the installing process leaves that check to
-    the unpacking when it knows the sha256 a download should have (``kea.cache.store``).
+    is read from it or written: the installing process leaves that check to the unpacking
+    when it knows the sha256 a download should have (``kea.cache.store``). Of a split wheel,
+    the first part alone is given them (``kea.cache.unpacker``).
     """
     from kea.cache import zipread
 

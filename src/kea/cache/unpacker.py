@@ -154,8 +154,12 @@ class Unpacker:
         if worker is None or self._waiting or any(len(w.costs) > 1 for w in self._busy):
             return await self._on(worker, wheel, target, filename, (0, 1), hashes)
         n = self.limit
+        # The first part alone checks the whole file's hashes: the others write under the
+        # same new directory, which is kept only if every part succeeds (a mismatch fails the
+        # first, and so the whole), and each member is checked against RECORD by the part
+        # writing it. Every part hashing the whole file hashed jupyterlab's 17 MB twice.
         others = [
-            asyncio.ensure_future(self._part(wheel, target, filename, (k, n), cost // n, hashes))
+            asyncio.ensure_future(self._part(wheel, target, filename, (k, n), cost // n, None))
             for k in range(1, n)
         ]
         # Every part is waited for, failed or not: none may still be writing afterwards. If
