@@ -267,12 +267,11 @@ def test_run_cache_most_specific_prefix_and_origin_scoped(tmp_path: Path) -> Non
     store = make_store(tmp_path, cli, {})
     from kea.auth.credentials import Credentials
 
-    store.record_success(
-        "https://cache.example/a/simple/p/", Decision(Credentials("ka", "x"), "keyring")
-    )
-    store.record_success(
-        "https://cache.example/b/simple/p/", Decision(Credentials("kb", "y"), "keyring")
-    )
+    for url, creds in (
+        ("https://cache.example/a/simple/p/", Credentials("ka", "x")),
+        ("https://cache.example/b/simple/p/", Credentials("kb", "y")),
+    ):
+        store.record_success(url, Decision(creds, "keyring", store.index_for(url)))
     a = asyncio.run(store.proactive("https://cache.example/a/simple/other/"))
     b = asyncio.run(store.proactive("https://cache.example/b/files/f.whl"))
     assert a.source == "cache" and a.credentials == Credentials("ka", "x")

@@ -240,6 +240,46 @@ def case19_two_indexes_one_host_different_credentials(w: World) -> None:
     assert users_of(two) == ["utwo", "utwo"], describe(two)
 
 
+def case19b_one_index_never_lends_its_credentials_to_another(w: World) -> None:
+    """Index a's root (``/c19b``) holds index b's (``/c19b/b``), and a's password is the one
+    that worked last on the host: b's pages and files, and a URL under no index that b could
+    link, get nothing from the run's cache; a same-origin redirect from a's area into b's gets
+    b's (none), while one that leaves both roots keeps a's, as case 7's path move does."""
+    s = w.servers
+    ua = w.new_user("ua")
+    page = ok("<html></html>", "text/html")
+    only_a = {ua.name: ua.password}
+    moved = w.route(s.other, "/c19b-moved/pkg/", protected(only_a, page))
+    w.route(s.other, "/c19b/simple/pkg/", protected(only_a, page))
+    w.route(s.other, "/c19b/simple/moving/", protected(only_a, redirect(302, moved)))
+    b_page = w.route(s.other, "/c19b/b/simple/pkg/", page)
+    w.route(s.other, "/c19b/simple/jump/", protected(only_a, redirect(302, b_page)))
+    b_file = w.route(s.other, "/c19b/b/files/x.whl", ok(b"PK", "application/octet-stream"))
+    loose = w.route(s.other, "/c19b-files/x.whl", ok(b"PK", "application/octet-stream"))
+    fetched = w.fetch(
+        [
+            {"url": w.url(s.other, "/c19b/simple/pkg/")},
+            {"url": w.url(s.other, "/c19b/simple/moving/")},
+            {"url": b_page},
+            {"url": b_file, "purpose": "file"},
+            {"url": loose, "purpose": "file"},
+            {"url": w.url(s.other, "/c19b/simple/jump/")},
+        ],
+        cli={
+            "index": [
+                "a=" + w.url(s.other, "/c19b/simple/", f"{ua.name}:{ua.password}"),
+                "b=" + w.url(s.other, "/c19b/b/simple/"),
+            ]
+        },
+    )
+    ok_run(fetched)
+    a_side = w.seen(s.other, "/c19b/simple/") + w.seen(s.other, "/c19b-moved/")
+    assert users_of(a_side) == ["ua"] * 4, describe(a_side)
+    b_side = w.seen(s.other, "/c19b/b/") + w.seen(s.other, "/c19b-files/")
+    assert len(b_side) == 4, describe(b_side)
+    no_authorization(b_side)
+
+
 # -- 20 ---------------------------------------------------------------------------------------
 
 

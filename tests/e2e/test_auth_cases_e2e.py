@@ -104,6 +104,10 @@ def test_case19_two_indexes_one_host_different_credentials(world: World) -> None
     cases_sources.case19_two_indexes_one_host_different_credentials(world)
 
 
+def test_case19b_one_index_never_lends_its_credentials_to_another(world: World) -> None:
+    cases_sources.case19b_one_index_never_lends_its_credentials_to_another(world)
+
+
 def test_case20_proxy_credentials_only_to_the_proxy(world: World) -> None:
     cases_sources.case20_proxy_credentials_only_to_the_proxy(world)
 

@@ -4,8 +4,8 @@ One ``CredentialStore`` per run, built from Settings. For one request URL it ans
 ``Decision``: the credentials to send (or none) and the label of their source (``url``,
 ``index 'corp' env``, ``index 'corp' url``, ``cache``, ``netrc machine HOST``, ``netrc default``,
 ``keyring``, ``none``). ``proactive`` is asked before a request is sent; ``reactive`` after a 401
-on a request that carried none; ``record_success`` remembers what worked, per origin and path
-prefix, for the rest of the run (never on disk).
+on a request that carried none; ``record_success`` remembers what worked, per index, origin and
+path prefix, for the rest of the run (never on disk).
 
 Sources in order (the first complete username+password wins; a username found early is kept and
 only its password is looked up later):
@@ -13,7 +13,7 @@ only its password is looked up later):
 1. userinfo of the request URL (or of a redirect's ``Location``, for that hop);
 2. for a URL under a configured index: ``KEA_INDEX_<NAME>_USERNAME``/``_PASSWORD``, then the
    index URL's userinfo (explicit: never overridden by netrc or keyring);
-3. the run's cache (most specific path prefix of the same origin);
+3. the run's cache (the same index's, most specific path prefix of the same origin);
 4. netrc ``machine`` for the URL's host (first entry wins; with a known username, the first whose
    login matches); netrc ``default`` only reactively and only for a configured index's origin;
 5. keyring (when enabled): proactively for a known username without password or an
@@ -123,7 +123,6 @@ class Decision(msgspec.Struct, frozen=True):
 class _CacheEntry(msgspec.Struct):
     prefix: str
     credentials: Credentials
-    index_label: str | None
 
 
 class CredentialStore:
@@ -142,7 +141,8 @@ class CredentialStore:
         if keyring is None and settings.keyring_provider == "subprocess":
             keyring = SubprocessKeyring(settings.env)
         self.keyring = keyring
-        self._cache: dict[Origin, list[_CacheEntry]] = {}
+        # The run's cache, per index (None: URLs under no index), then per origin.
+        self._cache: dict[tuple[str | None, Origin], list[_CacheEntry]] = {}
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -190,8 +190,9 @@ class CredentialStore:
         return any(i.origin == origin for i in self.indexes)
 
     def cached(self, url: str, username: str | None = None) -> Credentials | None:
-        """Credentials that succeeded before on this origin, most specific path prefix first."""
-        entries = self._cache.get(origin_of(url), [])
+        """Credentials that succeeded before for the index ``url`` is under (or for URLs under
+        none) on this origin, most specific path prefix first."""
+        entries = self._cache.get((_key(self.index_for(url)), origin_of(url)), [])
         path = urlsplit(url).path or "/"
         best: _CacheEntry | None = None
         for entry in entries:
@@ -204,21 +205,29 @@ class CredentialStore:
         return best.credentials if best else None
 
     def record_success(self, url: str, decision: Decision) -> None:
-        """Remember credentials that worked for ``url``'s origin and path prefix (this run)."""
+        """Remember credentials that worked for ``url``'s origin and path prefix (this run).
+
+        The cache is per index: what worked under one index's root is for that index alone
+        (two indexes on one server may hold different secrets). What worked for a URL under
+        no index is kept for its whole origin, unless that origin has indexes: there, such a
+        URL (a same-origin redirect out of an index's root kept its credentials) cannot be
+        told apart from another index's files, so nothing is kept for it."""
         if decision.credentials is None or not decision.cacheable:
             return
         if decision.source == "cache":
             return
         idx = self.index_for(url)
+        if idx != decision.index or (idx is None and self.is_index_origin(url)):
+            return
         prefix = idx.root_path.rstrip("/") if idx else ""
         origin = origin_of(url)
-        entries = self._cache.setdefault(origin, [])
+        entries = self._cache.setdefault((_key(idx), origin), [])
         for entry in entries:
             if entry.prefix == prefix:
                 entry.credentials = decision.credentials
                 break
         else:
-            entries.append(_CacheEntry(prefix, decision.credentials, idx.label if idx else None))
+            entries.append(_CacheEntry(prefix, decision.credentials))
         log.log(5, "cached credentials (%s) for %s%s", decision.source, origin, prefix or "/")
 
     # -- the two questions -------------------------------------------------------------------
@@ -416,6 +425,11 @@ def _index_auth(index: Index, env: Mapping[str, str]) -> IndexAuth:
         env_user=env_user,
         env_password=env_password,
     )
+
+
+def _key(index: IndexAuth | None) -> str | None:
+    """An index's key in the run's cache: its configured URL (unique per index)."""
+    return None if index is None else index.url
 
 
 __all__ = ["NONE", "CredentialStore", "Decision", "IndexAuth"]

@@ -288,9 +288,11 @@ class HttpClient:
                 and not origin_changed
                 and userinfo is None
                 and not (previous.ambient and query_has_signature(current))
+                and self.store.index_for(current) in (None, previous.index)
             ):
                 # Same origin: the request keeps its Authorization; but a pre-signed URL gets
-                # no ambient credentials (netrc, keyring, cache), even on the same origin.
+                # no ambient credentials (netrc, keyring, cache), even on the same origin, and
+                # a URL under another index gets that index's own (specs/auth.md, case 19).
                 decision = previous
             else:
                 decision = await self.store.proactive(
