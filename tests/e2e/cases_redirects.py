@@ -276,6 +276,17 @@ def case06_https_to_http_downgrade_sends_nothing(w: World) -> None:
     http_c = w.seen(s.mixed_http, "/c6/c/")
     assert users_of(http_c) == ["dan"], describe(http_c)
 
+    # (d) https -> http -> https: nothing over http, the index's own credentials on the
+    # https hop after it (it was sent nothing, and failed with the downgrade's hint).
+    back = w.route(s.mixed_tls, "/c6/simple/d-real/pkg/", protected(users, ok("<html></html>")))
+    hop = w.route(s.mixed_http, "/c6/d/pkg/", redirect(302, back))
+    w.route(s.mixed_tls, "/c6/simple/d/", protected(users, redirect(302, hop)))
+    run = w.check(w.url(s.mixed_tls, "/c6/simple/d/"), "--index-url", index)
+    ok_run(run)
+    no_authorization(w.seen(s.mixed_http, "/c6/d/"))
+    final = w.seen(s.mixed_tls, "/c6/simple/d-real/")
+    assert users_of(final) == ["bob"], describe(final)
+
 
 # -- 7 ----------------------------------------------------------------------------------------
 

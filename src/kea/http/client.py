@@ -275,6 +275,7 @@ class HttpClient:
         userinfo: SplitURL | None = split if split.has_userinfo else None
         from_location = False
         downgraded = False
+        seen_https = False
         chain = [current]
         retried: set[str] = set()
         previous: Decision | None = None
@@ -364,8 +365,10 @@ class HttpClient:
                             del base[key]
                     if decision.sent:
                         dropped = str(old_origin)
-                if scheme_of(current) == "https" and scheme_of(nxt.url) == "http":
-                    downgraded = True
+                # Over http after any https hop nothing is sent; back on https the hop is
+                # decided as any other (rule 6 is about the http hop, not the rest).
+                seen_https = seen_https or scheme_of(current) == "https"
+                downgraded = seen_https and scheme_of(nxt.url) == "http"
                 userinfo = nxt if nxt.has_userinfo else None
                 from_location = userinfo is not None
                 previous = decision
