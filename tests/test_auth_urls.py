@@ -9,6 +9,7 @@ from kea.auth.urls import (
     origin_of,
     path_under,
     split_userinfo,
+    without_dot_segments,
 )
 from kea.errors import UsageError
 
@@ -93,3 +94,21 @@ def test_origin_and_hostport() -> None:
         origin_of("https:///nohost")
     with pytest.raises(UsageError):
         origin_of("https://h:99999/")
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        ("http://h/b/../a/x.whl", "http://h/a/x.whl"),
+        ("http://h/b/%2e%2E/a/x", "http://h/a/x"),  # as aiohttp (yarl) sends it
+        ("http://h/b/./a", "http://h/b/a"),
+        ("http://h/a/b/..", "http://h/a/"),
+        ("http://h/a/b/../../..", "http://h/"),
+        ("http://h/..//a", "http://h//a"),
+        ("https://H:8443/A/../B?q=/../x#f", "https://H:8443/B?q=/../x#f"),  # the rest as it was
+        ("http://h/a.b/c..d/.../x", "http://h/a.b/c..d/.../x"),  # not dot segments
+        ("http://h/b/..%2fa", "http://h/b/..%2fa"),  # one segment: "..%2fa"
+    ],
+)
+def test_without_dot_segments_gives_the_path_the_server_sees(url: str, sent: str) -> None:
+    assert without_dot_segments(url) == sent

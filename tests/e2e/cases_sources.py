@@ -391,3 +391,30 @@ def case23_longest_index_prefix_wins(w: World) -> None:
     assert users_of(inner) == ["uinner"], "longest prefix wins:\n" + describe(inner)
     outer = w.seen(s.other, "/c23n/packages/")
     assert users_of(outer) == ["uouter"], describe(outer)
+
+
+def case23b_dot_segments_are_resolved_before_credentials_are_chosen(w: World) -> None:
+    """``/c23d/b/../a/x`` is written under index b but sent (the HTTP client resolves it) as
+    ``/c23d/a/x``, under index a: a's credentials go, never b's to a's path."""
+    s = w.servers
+    ua, ub = w.new_user("ua"), w.new_user("ub")
+    blob = ok(s.file_wheel.read_bytes(), "application/octet-stream")
+    name = s.file_wheel.name
+    w.route(s.other, f"/c23d/a/packages/{name}", protected({ua.name: ua.password}, blob))
+    w.route(s.other, f"/c23d/b/packages/{name}", protected({ub.name: ub.password}, blob))
+    fetched = w.fetch(
+        [
+            {"url": w.url(s.other, f"/c23d/b/../a/packages/{name}"), "purpose": "file"},
+            {"url": w.url(s.other, f"/c23d/a/%2e%2e/b/packages/{name}"), "purpose": "file"},
+        ],
+        cli={
+            "index": [
+                "a=" + w.url(s.other, "/c23d/a/simple/", f"{ua.name}:{ua.password}"),
+                "b=" + w.url(s.other, "/c23d/b/simple/", f"{ub.name}:{ub.password}"),
+            ]
+        },
+    )
+    ok_run(fetched)
+    a_seen, b_seen = w.seen(s.other, "/c23d/a/"), w.seen(s.other, "/c23d/b/")
+    assert users_of(a_seen) == ["ua"], describe(a_seen)
+    assert users_of(b_seen) == ["ub"], describe(b_seen)

@@ -122,3 +122,7 @@ def test_case22_file_location_is_an_error(world: World) -> None:
 
 def test_case23_longest_index_prefix_wins(world: World) -> None:
     cases_sources.case23_longest_index_prefix_wins(world)
+
+
+def test_case23b_dot_segments_are_resolved_before_credentials_are_chosen(world: World) -> None:
+    cases_sources.case23b_dot_segments_are_resolved_before_credentials_are_chosen(world)

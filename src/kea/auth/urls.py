@@ -126,6 +126,44 @@ def index_root(index_url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path.rstrip("/"), "", ""))
 
 
+def without_dot_segments(url: str) -> str:
+    """``url`` with its path's ``.`` and ``..`` segments resolved (RFC 3986, 5.2.4), as the
+    HTTP client sends it: a credential is chosen for the path the server will see, not for
+    ``/b/../a/`` written under index b. Like that client (yarl), ``%2e`` counts as ``.``. The
+    rest of the URL is kept as it is; a URL with no such segment is returned unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    path = parts.path
+    if "." not in path and "%2" not in path:
+        return url
+    segments = path.split("/")
+    if not any(_dot(seg) for seg in segments):
+        return url
+    out: list[str] = []
+    last = len(segments) - 1
+    for i, seg in enumerate(segments):
+        dots = _dot(seg)
+        if dots == 2 and len(out) > 1:
+            out.pop()
+        if dots:
+            if i == last:
+                out.append("")  # "/a/b/.." is "/a/": the directory
+            continue
+        out.append(seg)
+    start = url.index("//") + 2 + len(parts.netloc) if parts.netloc else url.index(path)
+    return url[:start] + "/".join(out) + url[start + len(path) :]
+
+
+def _dot(segment: str) -> int:
+    """1 for a ``.`` segment, 2 for ``..`` (``%2e`` read as ``.``), else 0."""
+    if len(segment) > 6 or ("." not in segment and "%" not in segment):
+        return 0
+    plain = segment.replace("%2e", ".").replace("%2E", ".")
+    return len(plain) if plain in (".", "..") else 0
+
+
 def path_under(path: str, prefix: str) -> bool:
     """True when ``path`` starts with ``prefix`` at a segment boundary.
 

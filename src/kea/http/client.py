@@ -30,7 +30,13 @@ from urllib.parse import urljoin
 import kea.log
 from kea.auth.redact import query_has_signature, redact_url
 from kea.auth.store import CredentialStore, Decision
-from kea.auth.urls import SplitURL, origin_of, scheme_of, split_userinfo
+from kea.auth.urls import (
+    SplitURL,
+    origin_of,
+    scheme_of,
+    split_userinfo,
+    without_dot_segments,
+)
 from kea.errors import UsageError
 from kea.http.errors import (
     ConnectError,
@@ -271,7 +277,9 @@ class HttpClient:
         base = dict(headers or {})
         if purpose == "file" and not any(k.lower() == "accept-encoding" for k in base):
             base["Accept-Encoding"] = "identity"  # hash exactly the bytes the index lists
-        current = split.url
+        # The path the server will see (aiohttp resolves "..", "%2e%2e"): credentials are
+        # chosen for it, and it is what the hops name.
+        current = without_dot_segments(split.url)
         userinfo: SplitURL | None = split if split.has_userinfo else None
         from_location = False
         downgraded = False
@@ -372,7 +380,7 @@ class HttpClient:
                 userinfo = nxt if nxt.has_userinfo else None
                 from_location = userinfo is not None
                 previous = decision
-                current = nxt.url
+                current = without_dot_segments(nxt.url)
                 chain.append(current)
                 continue
 
