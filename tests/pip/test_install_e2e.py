@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 import tarfile
@@ -188,6 +189,27 @@ def test_direct_wheel_path(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> N
     assert summary(r)[-2:] == [" + lib==1.0", " + localpkg==0.1"]
     direct = (site_packages(venv) / "localpkg-0.1.dist-info" / "direct_url.json").read_text()
     assert wheel.resolve().as_uri() in direct
+
+
+def test_direct_url_json_keeps_no_credential_of_the_url(
+    kea: Kea, small_index: SimpleIndex, tmp_path: Path
+) -> None:
+    """PEP 610: no credentials in direct_url.json, which is world-readable; a signed query's
+    values are credentials as much as a password is."""
+    build_wheel(small_index.directory, "signed", "1.0")
+    small_index.scan()
+    venv = kea.venv(tmp_path / "venv")
+    base = small_index.url.replace("/simple", "/files/signed-1.0-py3-none-any.whl")
+    url = (
+        base.replace("://", "://user:PW-SECRET@")
+        + "?X-Amz-Signature=SIG-SECRET&token=TOK-SECRET&v=2"
+    )
+    r = kea("pip", "install", f"signed @ {url}", venv=venv)
+    assert r.returncode == 0, r.stderr
+    text = (site_packages(venv) / "signed-1.0.dist-info" / "direct_url.json").read_text()
+    assert json.loads(text)["url"] == f"{base}?X-Amz-Signature=****&token=****&v=2"
+    for secret in ("PW-SECRET", "SIG-SECRET", "TOK-SECRET"):
+        assert secret not in text and secret not in r.stdout + r.stderr
 
 
 def test_unsatisfiable_is_explained(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:

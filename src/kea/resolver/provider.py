@@ -269,13 +269,17 @@ def direct_candidate(req: Requirement) -> Candidate:
 def _direct_url_json(cand: Candidate) -> str:
     import json
 
+    from kea.auth.redact import redact_url
     from kea.cache.store import strip_credentials
 
     archive: dict[str, Any] = {}
     if cand.file.hashes:
         algo, digest = next(iter(sorted(cand.file.hashes.items())))
         archive = {"hash": f"{algo}={digest}", "hashes": dict(cand.file.hashes)}
-    return json.dumps({"url": strip_credentials(cand.file.url), "archive_info": archive})
+    # PEP 610: no credential in it. A signed query's values are credentials too (and the
+    # file is world-readable): masked, as in any output.
+    url = redact_url(strip_credentials(cand.file.url))
+    return json.dumps({"url": url, "archive_info": archive})
 
 
 class _Setup(msgspec.Struct):
