@@ -623,6 +623,28 @@ def test_proxy_credentials_go_to_the_proxy_only(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_a_proxy_refusing_an_http_request_is_named_with_a_hint(tmp_path: Path) -> None:
+    """Its 407 is the response to the request itself (not to a CONNECT): the error names the
+    proxy and where its credentials came from, as for https."""
+    from kea.http.errors import ProxyError
+
+    async def scenario() -> None:
+        async with RecordingProxy("Basic right") as proxy:
+            env = {"HTTP_PROXY": f"http://pu:WRONG-PW@127.0.0.4:{proxy.port}"}
+            async with client(make_settings(tmp_path, env=env)) as c:
+                resp = await c.get("http://127.0.0.9:1/simple/")
+            assert resp.status == 407
+            error = resp.error
+            assert isinstance(error, ProxyError)
+            assert error.message == (
+                f"proxy http://127.0.0.4:{proxy.port} refused "
+                "http://127.0.0.9:1/simple/ (407 Proxy Authentication Required)"
+            )
+            assert error.hint == "check the credentials in HTTP_PROXY"
+
+    run(scenario())
+
+
 def test_https_through_connect_proxy(tmp_path: Path, ca: trustme.CA) -> None:
     expected = "Basic " + base64.b64encode(b"pu:ppw").decode()
     ca_pem = tmp_path / "ca.pem"

@@ -248,6 +248,16 @@ class HttpClient:
         status = outcome.raw.status
         if status < 400:
             return None
+        proxy = self.proxies.for_url(outcome.url) if status == 407 else None
+        if proxy is not None:
+            # An http:// request goes to the proxy, whose 407 comes back as the response (an
+            # https one's comes from the CONNECT, in ``_send``): the same error either way.
+            return ProxyError(
+                f"proxy {redact_url(proxy.url)} refused {redact_url(outcome.url)}"
+                f" ({status_text(status)})",
+                hint=f"check the credentials in {proxy.source}",
+                url=outcome.url,
+            )
         hint = self.store.where_looked(outcome.url)
         return status_error(status, outcome.url, outcome.decision, outcome.downgraded, hint)
 
