@@ -204,6 +204,36 @@ def test_client_auth_401_and_403(setup: ProxySetup) -> None:
     assert not any("priv" in s.path for s in setup.public.seen)
 
 
+def test_another_upstreams_links_never_carry_the_private_upstreams_credentials(
+    setup: ProxySetup, wheels: Wheels
+) -> None:
+    """The public upstream's page for ``lure`` links to the private upstream's file: once
+    straight (dropped: a page lists only its project's files, as pip reads it) and once
+    through a file of ``lure`` that redirects there (followed, with the public route's
+    credentials: none). kea serve chose credentials by the URL's origin, so anyone could read
+    a private package through a public page (found by a black-box audit)."""
+    pypi, serve = setup.private.server, setup.serve
+    private_file = f"{pypi.url}/packages/{wheels.priv.name}"
+    setup.public.moved["lure-1.0-py3-none-any.whl"] = private_file
+    setup.public.pages["lure"] = (
+        f'<html><body><a href="{private_file}">{wheels.priv.name}</a>\n'
+        '<a href="../../packages/lure-1.0-py3-none-any.whl">lure-1.0-py3-none-any.whl</a>\n'
+        '<a href="file:///etc/lure-2.0-py3-none-any.whl">x</a></body></html>\n'
+    )
+    mark = pypi.mark()
+    status, _, body = http_get(serve.index + "lure/")
+    assert status == 200
+    assert wheels.priv.name.encode() not in body and b"lure-2.0" not in body, body
+    assert b"lure-1.0-py3-none-any.whl" in body
+    status, _, _ = http_get(f"{serve.url}/files/pypi/lure/{wheels.priv.name}")
+    assert status == 404
+    status, _, _ = http_get(f"{serve.url}/files/pypi/lure/lure-1.0-py3-none-any.whl")
+    assert status == 502
+    seen = pypi.seen(mark)
+    assert seen and all(s.user is None for s in seen), describe(seen)
+    assert setup.private.serve_user.password not in serve.text()
+
+
 def test_metrics(setup: ProxySetup) -> None:
     http_get(setup.serve.index + "pub-pkg/")
     status, headers, body = http_get(setup.serve.url + "/metrics")

@@ -36,6 +36,8 @@ class FakeUpstream:
     slow_seconds: float = 5.0
     metadata: bool = False  # offer PEP 658 metadata files (extracted from the wheels)
     listed: list[str] = field(default_factory=list)  # names the project list adds, as given
+    pages: dict[str, str] = field(default_factory=dict)  # project -> its page's HTML, as given
+    moved: dict[str, str] = field(default_factory=dict)  # file name -> a 302's Location
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -90,6 +92,8 @@ class FakeUpstream:
         if self.faults.get(project) == "malformed":
             seen.status = 200
             return web.Response(body=b'{"not": "an index"', content_type="application/json")
+        if project in self.pages:
+            return self._validated(request, seen, self.pages[project].encode(), "text/html")
         names = sorted(f for f in self.files if project_of(f) == project)
         if not names:
             seen.status = 404
@@ -147,6 +151,9 @@ class FakeUpstream:
     async def _file(self, request: web.Request) -> web.StreamResponse:
         seen = self._record(request)
         name = request.match_info["filename"]
+        if name in self.moved:
+            seen.status = 302
+            return web.Response(status=302, headers={"Location": self.moved[name]})
         data = self.files.get(name)
         if self.metadata and name.endswith(".whl.metadata") and name[:-9] in self.files:
             seen.status = 200

@@ -1,9 +1,14 @@
 """Proxy routes: upstream project pages and files, fetched with the upstream's credentials.
 
 Every upstream request goes through ``kea.http.HttpClient`` (its redirect loop and per-origin
-credential policy) with a run-private ``Settings``: one index per upstream, whose credentials come
-from the config (``KEA_INDEX_<NAME>_USERNAME/PASSWORD`` in a private env mapping, never the
-process environment), no netrc, no keyring. So an upstream's secret goes to its origin only.
+credential policy), one client per upstream, each with a private ``Settings`` that knows that
+upstream alone: its credentials come from the config (``KEA_INDEX_<NAME>_USERNAME/PASSWORD`` in a
+private env mapping, never the process environment), no netrc, no keyring. So an upstream's
+secret goes to its own origin only, and only for its own route's pages and files: a link or a
+redirect from another upstream to it is fetched with no credentials at all.
+
+A page keeps only the files of its project, with http(s) URLs: a link named for another
+project (a private one, say) is dropped, as pip drops it.
 
 Pages are parsed (HTML or JSON), cached on disk with their validators (``ETag``,
 ``Last-Modified``) and freshness (``Cache-Control: max-age``, else ``page-ttl``; the records are
@@ -77,22 +82,20 @@ async def single_flight(
         flights.pop(key, None)
 
 
-def upstream_settings(config: ServeConfig, env: Mapping[str, str]) -> Any:
-    """A private Settings for HttpClient: the upstreams as named indexes with their secrets."""
+def upstream_settings(config: ServeConfig, up: Upstream, env: Mapping[str, str]) -> Any:
+    """A private Settings for ``up``'s HttpClient: that upstream as a named index, with its
+    secret, and no other."""
     from kea.settings import Index, Settings
 
     private_env = {k: v for k, v in env.items() if not k.startswith("KEA_INDEX") and k != "NETRC"}
-    indexes = []
-    for up in config.upstreams:
-        index = Index(url=up.base_url, name=up.name, source=str(config.path))
-        prefix = index.env_prefix or ""
-        if up.username is not None:
-            private_env[prefix + "USERNAME"] = up.username
-        if up.password is not None:
-            private_env[prefix + "PASSWORD"] = up.password
-        indexes.append(index)
+    index = Index(url=up.base_url, name=up.name, source=str(config.path))
+    prefix = index.env_prefix or ""
+    if up.username is not None:
+        private_env[prefix + "USERNAME"] = up.username
+    if up.password is not None:
+        private_env[prefix + "PASSWORD"] = up.password
     return Settings(
-        indexes=indexes,
+        indexes=[index],
         netrc_path=None,
         keyring_provider="disabled",
         http_timeout=config.upstream_timeout,
@@ -107,7 +110,7 @@ class Proxy:
         self.config = config
         self.store = store
         self.metrics = metrics
-        self.client: HttpClient | None = None
+        self.clients: dict[str, HttpClient] = {}  # by upstream name
         self._pages: dict[tuple[str, str], PageEntry] = {}
         self._page_flights: dict[tuple[str, str], asyncio.Future[PageEntry]] = {}
         self._file_flights: dict[tuple[str, str, str], asyncio.Future[str]] = {}
@@ -123,13 +126,18 @@ class Proxy:
             return  # redirect routes never fetch: no client (and no TLS stack, see server.py)
         from kea.http.client import HttpClient
 
-        self.client = HttpClient(upstream_settings(self.config, env), backoff_base=0.1)
-        await self.client.open()
+        used = {r.upstream.name for r in self.config.routes if r.mode == "proxy" and r.upstream}
+        for up in self.config.upstreams:
+            if up.name not in used:
+                continue
+            client = HttpClient(upstream_settings(self.config, up, env), backoff_base=0.1)
+            await client.open()
+            self.clients[up.name] = client
 
     async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
-            self.client = None
+        clients, self.clients = self.clients, {}
+        for client in clients.values():
+            await client.close()
 
     # -- pages -------------------------------------------------------------------------------
 
@@ -180,7 +188,9 @@ class Proxy:
                 f" ({type(e).__name__})",
             ) from None
         new = PageEntry(
-            files=list(parsed.files), versions=list(parsed.versions), **self.validators(resp)
+            files=[f for f in parsed.files if _of_project(f.filename, f.url, project)],
+            versions=list(parsed.versions),
+            **self.validators(resp),
         )
         self._pages[key] = new
         await self._save_page(route, project, new)
@@ -196,7 +206,7 @@ class Proxy:
         from kea.http.errors import HttpError, HttpTimeout
         from kea.index.page import ACCEPT
 
-        assert self.client is not None
+        client = self.clients[upstream.name]
         headers = {"Accept": ACCEPT}
         if entry is not None and entry.etag:
             headers["If-None-Match"] = entry.etag
@@ -204,7 +214,7 @@ class Proxy:
             headers["If-Modified-Since"] = entry.last_modified
         start = time.monotonic()
         try:
-            resp = await self.client.get(url, headers=headers, purpose="page")
+            resp = await client.get(url, headers=headers, purpose="page")
         except HttpTimeout:
             self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
             return self._stale(kind, entry, 504, f"upstream {upstream.name} timed out")
@@ -379,7 +389,8 @@ class Proxy:
         from kea.http.errors import HttpError, HttpTimeout
 
         upstream: Upstream | None = route.upstream
-        assert upstream is not None and self.client is not None
+        assert upstream is not None
+        client = self.clients[upstream.name]
         self.metrics.cache_misses["file"] += 1
         expected = {k.lower(): v.lower() for k, v in hashes.items()}
         check_alg = next(
@@ -395,7 +406,7 @@ class Proxy:
         committed = False
         try:
             try:
-                async with self.client.stream(url, purpose="file") as s:
+                async with client.stream(url, purpose="file") as s:
                     if s.status != 200:
                         status = {404: 404, 410: 404, 504: 504}.get(s.status, 502)
                         raise UpstreamError(
@@ -472,6 +483,16 @@ class Proxy:
                 tmp_f.close()
             if not committed:
                 self.store.discard(tmp)
+
+
+def _of_project(filename: str, url: str, project: str) -> bool:
+    """Whether a file of an upstream's page for ``project`` is one kea serve lists: named for
+    that project (a wheel or an sdist) and fetched over http(s)."""
+    from kea.index.findlinks import project_of
+
+    if not url.lower().startswith(("http://", "https://")):
+        return False
+    return project_of(filename) == project
 
 
 _URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>()]*[^\s\"'<>():]")
