@@ -109,11 +109,11 @@ def test_stale_temporary_files_of_dead_writers_are_swept_at_start(tmp_path: Path
     """A worker killed mid-write leaves a ``.tmp-*`` file in the cache; the next start removes
     it once it is an hour old, and leaves younger ones (a live writer of another server)."""
     cache = tmp_path / "cache"
-    (cache / "files-v1" / "ab").mkdir(parents=True)
+    (cache / "files-v2" / "ab").mkdir(parents=True)
     (cache / "pages-v1" / "local").mkdir(parents=True)
-    stale = [cache / "files-v1" / "ab" / ".tmp-dead1", cache / "pages-v1" / "local" / ".tmp-x"]
-    fresh = cache / "files-v1" / "ab" / ".tmp-writing"
-    body = cache / "files-v1" / "ab" / ("ab" + "0" * 62)
+    stale = [cache / "files-v2" / "ab" / ".tmp-dead1", cache / "pages-v1" / "local" / ".tmp-x"]
+    fresh = cache / "files-v2" / "ab" / ".tmp-writing"
+    body = cache / "files-v2" / "ab" / ("ab" + "0" * 62)
     two_hours_ago = time.time() - 7200
     for p in (*stale, fresh, body):
         p.write_bytes(b"partial")

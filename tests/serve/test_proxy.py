@@ -7,6 +7,7 @@ host that also carries ``priv-pkg`` with a higher version: that one must never b
 
 from __future__ import annotations
 
+import hashlib
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -232,6 +233,33 @@ def test_another_upstreams_links_never_carry_the_private_upstreams_credentials(
     seen = pypi.seen(mark)
     assert seen and all(s.user is None for s in seen), describe(seen)
     assert setup.private.serve_user.password not in serve.text()
+
+
+def test_a_file_not_everyone_may_read_is_neither_shared_nor_cached_for_all(
+    setup: ProxySetup, wheels: Wheels
+) -> None:
+    """A private file went out as ``public, max-age=31536000, immutable``: a reverse proxy in
+    front of kea serve handed it to anonymous clients. And the file bodies were one store for
+    every route, found by sha256: a public page listing a file with a private file's sha256
+    was answered with the private body. (Both found by a black-box audit.)"""
+    serve = setup.serve
+    private = f"{serve.url}/files/corp/priv-pkg/{wheels.priv.name}"
+    for _ in range(2):  # from the upstream, then from kea serve's cache
+        status, headers, body = http_get(private, {"Authorization": setup.carol.header})
+        assert status == 200 and body == wheels.priv.read_bytes()
+        assert headers["Cache-Control"] == "private, max-age=31536000, immutable"
+        assert headers["Vary"] == "Authorization"
+    status, headers, _ = http_get(f"{serve.url}/files/pypi/pub-pkg/{wheels.pub.name}")
+    assert status == 200 and headers["Cache-Control"] == "public, max-age=31536000, immutable"
+
+    digest = hashlib.sha256(wheels.priv.read_bytes()).hexdigest()
+    setup.public.pages["dedup"] = (
+        '<html><body><a href="../../packages/dedup-1.0-py3-none-any.whl#sha256='
+        f'{digest}">dedup-1.0-py3-none-any.whl</a></body></html>\n'
+    )
+    status, _, body = http_get(f"{serve.url}/files/pypi/dedup/dedup-1.0-py3-none-any.whl")
+    assert status == 404, status  # the public upstream has no such file
+    assert body != wheels.priv.read_bytes()
 
 
 def test_metrics(setup: ProxySetup) -> None:

@@ -37,7 +37,7 @@ from kea.serve.local import LocalDirectory
 from kea.serve.metrics import PUBLISH_EVERY, Board, Metrics
 from kea.serve.names import MAX_NAME, normalize, valid_name
 from kea.serve.negotiate import choose, content_type
-from kea.serve.proxy import Proxy, UpstreamError
+from kea.serve.proxy import Proxy, UpstreamError, file_headers
 from kea.serve.render import render_index, render_project
 from kea.serve.routes import route_for, routed_to
 from kea.serve.store import Store
@@ -368,15 +368,15 @@ class ServeApp:
         await self._authorize(request, route, write=False)
         local = self.local.get(route.name)
         if local is not None:
-            return await self._local_file(local, project, filename)
+            return await self._local_file(local, route, project, filename)
         if route.mode != "proxy":
             raise Problem(404, "not found")
         return await self.proxy.serve_file(request, route, project, filename)
 
     async def _local_file(
-        self, local: LocalDirectory, project: str, filename: str
+        self, local: LocalDirectory, route: Route, project: str, filename: str
     ) -> web.StreamResponse:
-        headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+        headers = file_headers(route)
         if filename.endswith(".metadata"):
             meta = await asyncio.to_thread(
                 local.metadata_sync, project, filename[: -len(".metadata")]

@@ -45,7 +45,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kea.serve")
 
-FILE_HEADERS = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+def file_headers(route: Route) -> dict[str, str]:
+    """The caching headers of a file of ``route``: a file never changes, but one that not
+    everyone may read must not be kept by a shared cache (a reverse proxy would hand it to
+    the next client, whoever it is)."""
+    if route.public_read:
+        return {"Cache-Control": "public, max-age=31536000, immutable"}
+    return {"Cache-Control": "private, max-age=31536000, immutable", "Vary": "Authorization"}
 
 
 class UpstreamError(Exception):
@@ -278,21 +285,22 @@ class Proxy:
         from aiohttp import web
 
         pointer = self.store.pointer_path(route.name, project, filename)
+        bodies = self.store.for_route(route.name, route.public_read)
         key = (route.name, project, filename)
         sha = self._pointers.get(key)
         if sha is not None:
-            path = self.store.verified_fast(sha)
+            path = bodies.verified_fast(sha)
             if path is not None:
-                return self._from_cache(path, sha)
+                return self._from_cache(path, route)
         if sha is None:
             ptr = await asyncio.to_thread(read_json, pointer)
             if isinstance(ptr, dict) and is_sha256(str(ptr.get("sha256", ""))):
                 sha = str(ptr["sha256"])
         if sha is not None:
-            path = await asyncio.to_thread(self.store.verified_path, sha)
+            path = await asyncio.to_thread(bodies.verified_path, sha)
             if path is not None:
                 self._remember(key, sha)
-                return self._from_cache(path, sha)
+                return self._from_cache(path, route)
         page = await self.page(route, project)
         metadata = filename.endswith(".metadata")
         base = filename[: -len(".metadata")] if metadata else filename
@@ -303,17 +311,17 @@ class Proxy:
         hashes = dist.metadata_hashes if metadata else dist.hashes
         known = hashes.get("sha256", "").lower()
         if is_sha256(known):
-            path = await asyncio.to_thread(self.store.verified_path, known)
+            path = await asyncio.to_thread(bodies.verified_path, known)
             if path is not None:
                 await asyncio.to_thread(write_json, pointer, {"sha256": known})
                 self._remember(key, known)
-                return self._from_cache(path, known)
+                return self._from_cache(path, route)
         flight = self._file_flights.get(key)
         if flight is not None:
             sha = await asyncio.shield(flight)
-            path = await asyncio.to_thread(self.store.verified_path, sha)
+            path = await asyncio.to_thread(bodies.verified_path, sha)
             if path is not None:
-                return self._from_cache(path, sha)
+                return self._from_cache(path, route)
             # What that fetch stored no longer verifies (it went bad once stored, or the flight
             # was still finishing when this request found the bad copy): fetch it again.
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -325,11 +333,11 @@ class Proxy:
             await self._acquire(lock)
             ptr = await asyncio.to_thread(read_json, pointer)
             if isinstance(ptr, dict) and is_sha256(str(ptr.get("sha256", ""))):
-                done = await asyncio.to_thread(self.store.verified_path, str(ptr["sha256"]))
+                done = await asyncio.to_thread(bodies.verified_path, str(ptr["sha256"]))
                 if done is not None:
                     self._remember(key, str(ptr["sha256"]))
                     fut.set_result(str(ptr["sha256"]))
-                    return self._from_cache(done, str(ptr["sha256"]))
+                    return self._from_cache(done, route)
             response, got = await self._download(request, route, url, hashes, filename)
             if got:
                 await asyncio.to_thread(write_json, pointer, {"sha256": got})
@@ -363,7 +371,7 @@ class Proxy:
                     return  # fetch anyway rather than fail the client
                 await asyncio.sleep(0.05)
 
-    def _from_cache(self, path: Any, sha256: str) -> web.StreamResponse:
+    def _from_cache(self, path: Any, route: Route) -> web.StreamResponse:
         from aiohttp import web
 
         self.metrics.cache_hits["file"] += 1
@@ -371,7 +379,7 @@ class Proxy:
             self.metrics.cache_bytes += path.stat().st_size
         except OSError:
             pass
-        headers = dict(FILE_HEADERS)
+        headers = file_headers(route)
         headers["Content-Type"] = "application/octet-stream"
         return web.FileResponse(path, headers=headers)
 
@@ -398,7 +406,8 @@ class Proxy:
         )
         h256 = hashlib.sha256()
         hcheck = hashlib.new(check_alg) if check_alg and check_alg != "sha256" else None
-        tmp_f, tmp = await asyncio.to_thread(self.store.temp_file)
+        bodies = self.store.for_route(route.name, route.public_read)
+        tmp_f, tmp = await asyncio.to_thread(bodies.temp_file)
         out: web.StreamResponse | None = None
         client_gone = False
         start = time.monotonic()
@@ -413,7 +422,7 @@ class Proxy:
                             status, f"upstream {upstream.name} answered {s.status} for {filename}"
                         )
                     out = web.StreamResponse(status=200)
-                    out.headers.update(FILE_HEADERS)
+                    out.headers.update(file_headers(route))
                     out.content_type = "application/octet-stream"
                     if s.content_length is not None:
                         out.content_length = s.content_length
@@ -457,7 +466,7 @@ class Proxy:
                     f"{filename} from upstream {upstream.name} does not match its {check_alg}"
                     " hash (not cached)",
                 )
-            await asyncio.to_thread(self.store.commit, tmp, sha)
+            await asyncio.to_thread(bodies.commit, tmp, sha)
             committed = True
             self.metrics.upstream_bytes += size
             assert out is not None
@@ -482,7 +491,7 @@ class Proxy:
             if not tmp_f.closed:
                 tmp_f.close()
             if not committed:
-                self.store.discard(tmp)
+                bodies.discard(tmp)
 
 
 def _of_project(filename: str, url: str, project: str) -> bool:

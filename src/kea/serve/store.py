@@ -2,7 +2,8 @@
 
 Layout under the cache directory::
 
-    files-v1/<sha256[:2]>/<sha256>                       file bodies, named by their sha256
+    files-v2/<sha256[:2]>/<sha256>                       file bodies, named by their sha256
+    files-v2-routes/<route>/<sha256[:2]>/<sha256>        the same, of a route not read by all
     pointers-v1/<route>/<project>/<filename>.json        which sha256 a route's file has
     pages-v1/<route>/<project>.json                      upstream project pages + validators
     lists-v1/<upstream>.json                             upstream project lists + validators
@@ -12,9 +13,13 @@ Layout under the cache directory::
 
 Every write goes to a temporary file in the same directory and is renamed into place, so readers
 in other workers see an old entry, a new entry, or none, never half of one. A file body is only
-renamed into ``files-v1`` after its hash matched; a body is re-hashed before it is served for the
+renamed into place after its hash matched; a body is re-hashed before it is served for the
 first time by a worker (and again whenever its size or mtime changes), so a corrupt entry is
 detected, removed and fetched again.
+
+A route that not everyone may read keeps its bodies apart (``for_route``): a public route
+whose upstream lists a file with the sha256 of a private one would otherwise be answered with
+the private body, found by its hash (``files-v1`` was shared; its bodies are not used).
 """
 
 from __future__ import annotations
@@ -87,9 +92,9 @@ def _safe(part: str) -> str:
 
 
 class Store:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, files: Path | None = None) -> None:
         self.root = root
-        self.files = root / "files-v1"
+        self.files = files or root / "files-v2"
         self.pointers = root / "pointers-v1"
         self.pages = root / "pages-v1"
         self.metadata = root / "metadata-v1"
@@ -97,6 +102,19 @@ class Store:
             d.mkdir(parents=True, exist_ok=True)
         self._verified: dict[str, tuple[int, int, int]] = {}
         self._lock = threading.Lock()
+        self._routes: dict[str, Store] = {}
+
+    def for_route(self, route: str, public: bool) -> Store:
+        """The store of a route's file bodies: this one for a route everyone may read, else
+        one of the route's own (same pointers and pages)."""
+        if public:
+            return self
+        with self._lock:
+            store = self._routes.get(route)
+            if store is None:
+                store = Store(self.root, self.root / "files-v2-routes" / _safe(route))
+                self._routes[route] = store
+            return store
 
     # -- file bodies -------------------------------------------------------------------------
 
