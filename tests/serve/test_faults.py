@@ -45,11 +45,11 @@ class Setup:
     root: Path
 
     def cached_files(self) -> list[Path]:
-        files = self.root / "serve" / "cache" / "files-v1"
+        files = self.root / "serve" / "cache" / "files-v2"
         return [p for p in files.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")]
 
     def temp_files(self) -> list[Path]:
-        return list((self.root / "serve" / "cache" / "files-v1").glob(".tmp-*"))
+        return list((self.root / "serve" / "cache" / "files-v2").glob(".tmp-*"))
 
 
 @pytest.fixture
@@ -215,7 +215,7 @@ def test_workers_share_one_cache_and_shut_down_cleanly(tmp_path: Path, loop: Ser
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             got = list(pool.map(fetch, range(48)))
         assert all(g == wheels[i % 4].read_bytes() for i, g in enumerate(got))
-        files = tmp_path / "serve" / "cache" / "files-v1"
+        files = tmp_path / "serve" / "cache" / "files-v2"
         cached = sorted(p.name for p in files.rglob("*") if p.is_file())
         assert cached == sorted(hashlib.sha256(w.read_bytes()).hexdigest() for w in wheels)
         installer = Installer(tmp_path / "client")
