@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from kea.errors import UsageError
+
 
 @click.command(help="Serve a routing private index (local folders, proxy and redirect routes).")
 @click.option(
@@ -41,6 +43,16 @@ def serve(**params: Any) -> None:
         changes["access_log"] = False
     config = dataclasses.replace(config, **changes)
     if params["check"]:
+        if config.htpasswd is not None:
+            from kea.serve.clientauth import load_htpasswd
+
+            _, problems = load_htpasswd(config.htpasswd)
+            if problems:
+                more = f" ({len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+                raise UsageError(
+                    problems[0] + more,
+                    hint="kea serve skips such lines and refuses such entries",
+                )
         info(f"{config.path}: ok ({len(config.routes)} routes, {len(config.upstreams)} upstreams)")
         return
     from kea.serve.server import run

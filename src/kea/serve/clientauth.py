@@ -1,5 +1,11 @@
 """Who a client is: htpasswd users (bcrypt, apr1, through libpass) and tokens.
 
+htpasswd entries are verified in the formats Apache's htpasswd writes on Unix (bcrypt, apr1,
+sha256/sha512 crypt, {SHA}, crypt): never as plaintext, which libpass's htpasswd context would
+fall back to for a hash it does not know (a yescrypt ``$y$`` entry then let in whoever sent the
+hash itself as the password). A line that is not ``user:hash`` is skipped with a warning; it
+made the whole file unreadable, locking every user out without a word.
+
 A token file has one ``USER TOKEN`` pair per line (``#`` comments). A token is accepted as
 ``Authorization: Bearer TOKEN`` or as the password of Basic credentials (user ``__token__`` or the
 token's user). Verified Basic credentials are remembered (by a keyed digest, never the password)
@@ -37,6 +43,7 @@ class ClientAuth:
         self._good: dict[bytes, str] = {}
         self._lock = threading.Lock()
         self._warned = False
+        self._warned_users: set[str] = set()
 
     @property
     def enabled(self) -> bool:
@@ -55,13 +62,11 @@ class ClientAuth:
             return None
         stamp = self._stamp(self.htpasswd_path)
         if stamp != self._ht_stamp:
-            from passlib.apache import HtpasswdFile
-
-            try:
-                self._ht = HtpasswdFile(str(self.htpasswd_path))
-            except (OSError, ValueError):
-                self._ht = None
+            self._ht, problems = load_htpasswd(self.htpasswd_path)
+            for problem in problems:
+                log.warning("%s", problem)
             self._ht_stamp = stamp
+            self._warned_users.clear()
             with self._lock:
                 self._good.clear()
         return self._ht
@@ -105,6 +110,10 @@ class ClientAuth:
                 return False
             return bool(ht.check_password(user, password))
         except (ValueError, TypeError):
+            # a hash none of the formats knows (UnknownHashError is a ValueError): refused
+            if user not in self._warned_users:
+                self._warned_users.add(user)
+                log.warning("%s's htpasswd entry is in a format kea serve cannot verify", user)
             return False
         except Exception as e:  # passlib's MissingBackendError: bcrypt entries, no bcrypt
             if not self._warned:
@@ -167,6 +176,51 @@ class ClientAuth:
         return found, True
 
 
+# What Apache's htpasswd writes on Unix; libpass's own htpasswd context adds "plaintext".
+_SCHEMES = ("bcrypt", "apr_md5_crypt", "sha256_crypt", "sha512_crypt", "ldap_sha1", "des_crypt")
+
+
+def load_htpasswd(path: Path) -> tuple[Any, list[str]]:
+    """The htpasswd file at ``path`` (None when unreadable) and what is wrong with it, a line
+    each: lines that are not ``user:hash`` (skipped) and entries in no format kea serve
+    verifies (their users cannot log in)."""
+    from passlib.apache import HtpasswdFile
+    from passlib.context import CryptContext
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return None, [f"cannot read htpasswd file {path}: {e.strerror}"]
+    kept: list[bytes] = []
+    skipped: list[str] = []
+    for number, line in enumerate(data.splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith(b"#"):
+            continue
+        user, colon, hashed = text.partition(b":")
+        if not colon or not user or not hashed:
+            skipped.append(str(number))
+            continue
+        kept.append(text)
+    problems = []
+    if skipped:
+        problems.append(
+            f"htpasswd file {path}: line {', '.join(skipped)} is not user:hash (skipped)"
+        )
+    context = CryptContext(schemes=list(_SCHEMES))
+    try:
+        ht = HtpasswdFile.from_string(b"\n".join(kept) + b"\n", context=context)
+    except (ValueError, UnicodeDecodeError) as e:
+        return None, [*problems, f"cannot read htpasswd file {path}: {e}"]
+    for user in ht.users():
+        if context.identify(ht.get_hash(user), required=False) is None:
+            problems.append(
+                f"htpasswd file {path}: {user}'s entry is in a format kea serve cannot verify"
+                " (bcrypt, apr1, sha256/sha512 crypt, {SHA} and crypt are)"
+            )
+    return ht, problems
+
+
 def allowed(users: tuple[str, ...], user: str | None) -> bool:
     if "*" in users:
         return True
@@ -183,4 +237,4 @@ def can_write(route: Route, user: str | None) -> bool:
     return bool(route.write) and allowed(route.write, user)
 
 
-__all__ = ["ClientAuth", "allowed", "can_read", "can_write"]
+__all__ = ["ClientAuth", "allowed", "can_read", "can_write", "load_htpasswd"]
