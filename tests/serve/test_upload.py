@@ -172,3 +172,23 @@ def test_name_and_metadata_mismatch_are_400(up: UploadSetup, tmp_path: Path) -> 
     except urllib.error.HTTPError as e:
         assert e.code == 401 and e.headers["WWW-Authenticate"] == 'Basic realm="kea"'
     shutil.rmtree(tmp_path / "a")
+
+
+def test_another_spelling_of_an_uploaded_file_is_409(up: UploadSetup, tmp_path: Path) -> None:
+    """``1.0.0`` is ``1.0``, ``Dup_Pkg`` and ``dup.pkg`` are ``dup-pkg``: such an upload was
+    accepted beside the first, and installers then took one or the other (pip the second,
+    kea the first; found by a black-box audit). A wheel of other tags is another file."""
+    w = build_wheel(tmp_path, "dup-pkg", "1.0")
+    data = w.read_bytes()
+    auth = up.uploader.header
+    fields = {":action": "file_upload", "name": "dup-pkg", "version": "1.0"}
+    assert _post(up.serve.url + "/", fields, w.name, data, auth) == 200
+    for spelling in (
+        "dup_pkg-1.0.0-py3-none-any.whl",
+        "dup_pkg-01.0-py3-none-any.whl",
+        "Dup_Pkg-1.0-py3-none-any.whl",
+        "dup.pkg-1.0-py3-none-any.whl",
+    ):
+        assert _post(up.serve.url + "/", fields, spelling, data, auth) == 409, spelling
+    assert sorted(p.name for p in up.directory.glob("*dup*")) == [w.name]
+    assert _post(up.serve.url + "/", fields, "dup_pkg-1.0-py2-none-any.whl", data, auth) == 200

@@ -229,11 +229,15 @@ class LocalDirectory:
     # -- uploads -----------------------------------------------------------------------------
 
     def exists_sync(self, filename: str) -> bool:
+        """Whether the directory holds ``filename`` or another spelling of the same file: the
+        same project, version (``1.0`` is ``1.0.0``), build and tags for a wheel, any sdist of
+        the same version. An installer could not tell two such files apart."""
         project = project_of(filename)
         if project is None:
             return False
         paths = self._scan().get(project, [])
-        return any(p.name == filename for p in paths)
+        same = _identity(filename)
+        return any(p.name == filename or (same and _identity(p.name) == same) for p in paths)
 
     def store_sync(self, filename: str, data: Path) -> Path:
         """Place the uploaded temp file ``data`` as ``filename``; FileExistsError if it exists.
@@ -260,6 +264,26 @@ class LocalDirectory:
             except OSError:
                 pass
         return target
+
+
+def _identity(filename: str) -> tuple[object, ...] | None:
+    """What tells distribution files apart, whatever their spelling: (name, version, build
+    tag, tags) of a wheel, (name, version) of an sdist; None when the name does not parse."""
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+
+    try:
+        if filename.endswith(".whl"):
+            name, version, build, tags = parse_wheel_filename(filename)
+            return (name, version, build, tags)
+        name, version = parse_sdist_filename(filename)
+        return (name, version, "sdist")
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
 
 
 __all__ = ["LocalDirectory", "LocalFile", "sha256_file"]
