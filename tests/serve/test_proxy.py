@@ -262,6 +262,27 @@ def test_a_file_not_everyone_may_read_is_neither_shared_nor_cached_for_all(
     assert body != wheels.priv.read_bytes()
 
 
+def test_a_file_the_upstream_replaced_is_fetched_again(setup: ProxySetup, tmp_path: Path) -> None:
+    """The page lists the new file's sha256; kea serve kept serving the body it had cached
+    under that file name, which pip then refused as a hash mismatch (found by a black-box
+    audit)."""
+    from tests.e2e.wheels import build_wheel
+
+    serve = setup.serve
+    old = build_wheel(tmp_path / "old", "swap-pkg", "1.0")
+    new = build_wheel(tmp_path / "new", "swap-pkg", "1.0", requires=("pub-pkg",))
+    assert old.name == new.name and old.read_bytes() != new.read_bytes()
+    url = f"{serve.url}/files/pypi/swap-pkg/{old.name}"
+    setup.public.add(old)
+    assert http_get(serve.index + "swap-pkg/")[0] == 200
+    assert http_get(url)[2] == old.read_bytes()
+    setup.public.add(new)  # same name, other bytes
+    status, _, page = http_get(serve.index + "swap-pkg/")  # page-ttl = 0: fetched again
+    assert status == 200 and hashlib.sha256(new.read_bytes()).hexdigest().encode() in page
+    status, _, body = http_get(url)
+    assert status == 200 and body == new.read_bytes()
+
+
 def test_metrics(setup: ProxySetup) -> None:
     http_get(setup.serve.index + "pub-pkg/")
     status, headers, body = http_get(setup.serve.url + "/metrics")

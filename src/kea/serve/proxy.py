@@ -287,8 +287,11 @@ class Proxy:
         pointer = self.store.pointer_path(route.name, project, filename)
         bodies = self.store.for_route(route.name, route.public_read)
         key = (route.name, project, filename)
+        # What the page this worker holds says the file is now: an upstream may replace a
+        # file, and the body cached before must then not be served for the new page's hash.
+        now = self._advertised(route, project, filename)
         sha = self._pointers.get(key)
-        if sha is not None:
+        if sha is not None and now in (None, sha):
             path = bodies.verified_fast(sha)
             if path is not None:
                 return self._from_cache(path, route)
@@ -296,6 +299,8 @@ class Proxy:
             ptr = await asyncio.to_thread(read_json, pointer)
             if isinstance(ptr, dict) and is_sha256(str(ptr.get("sha256", ""))):
                 sha = str(ptr["sha256"])
+        if sha is not None and now not in (None, sha):
+            sha = None
         if sha is not None:
             path = await asyncio.to_thread(bodies.verified_path, sha)
             if path is not None:
@@ -332,7 +337,11 @@ class Proxy:
             # look again; a worker that died releases its lock with its process.
             await self._acquire(lock)
             ptr = await asyncio.to_thread(read_json, pointer)
-            if isinstance(ptr, dict) and is_sha256(str(ptr.get("sha256", ""))):
+            if (
+                isinstance(ptr, dict)
+                and is_sha256(str(ptr.get("sha256", "")))
+                and (not is_sha256(known) or ptr["sha256"] == known)  # not a replaced file's
+            ):
                 done = await asyncio.to_thread(bodies.verified_path, str(ptr["sha256"]))
                 if done is not None:
                     self._remember(key, str(ptr["sha256"]))
@@ -357,6 +366,20 @@ class Proxy:
                 del self._file_flights[key]
             if lock.is_locked:
                 lock.release()
+
+    def _advertised(self, route: Route, project: str, filename: str) -> str | None:
+        """The sha256 that the page of ``project`` held in memory lists for ``filename`` (or
+        its ``.metadata``); None when there is no such page, file or hash."""
+        page = self._pages.get((route.name, project))
+        if page is None:
+            return None
+        metadata = filename.endswith(".metadata")
+        dist = page.by_name.get(filename[: -len(".metadata")] if metadata else filename)
+        if dist is None:
+            return None
+        hashes = dist.metadata_hashes if metadata else dist.hashes
+        sha = hashes.get("sha256", "").lower()
+        return sha if is_sha256(sha) else None
 
     async def _acquire(self, lock: Any) -> None:
         from filelock import Timeout
