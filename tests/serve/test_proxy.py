@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,6 +282,45 @@ def test_a_file_the_upstream_replaced_is_fetched_again(setup: ProxySetup, tmp_pa
     assert status == 200 and hashlib.sha256(new.read_bytes()).hexdigest().encode() in page
     status, _, body = http_get(url)
     assert status == 200 and body == new.read_bytes()
+
+
+def test_a_client_leaving_before_the_upstream_answers_fails_no_other(
+    setup: ProxySetup, tmp_path: Path
+) -> None:
+    """The first request of a file went away while the upstream was slow; the requests waiting
+    on its fetch all got 500 (found by a black-box audit). Now the file is fetched all the
+    same: the second client gets it, and it is cached."""
+    import socket
+    import threading
+
+    from tests.e2e.wheels import build_wheel
+
+    serve = setup.serve
+    wheel = build_wheel(tmp_path, "slow-pkg", "1.0")
+    setup.public.add(wheel)
+    setup.public.faults[wheel.name] = "slow"
+    setup.public.slow_seconds = 1.0
+    try:
+        assert http_get(serve.index + "slow-pkg/")[0] == 200
+        target = f"/files/pypi/slow-pkg/{wheel.name}"
+        with socket.create_connection((serve.host, serve.port), timeout=10) as first:
+            first.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            got: list[tuple[int, bytes]] = []
+            second = threading.Thread(
+                target=lambda: got.append(http_get(serve.url + target)[::2]), daemon=True
+            )
+            time.sleep(0.2)
+            second.start()
+            time.sleep(0.2)
+        # the first client is gone (closed) while the upstream still waits
+        second.join(timeout=30)
+        assert got == [(200, wheel.read_bytes())]
+        assert len(setup.public.requests(f"/packages/{wheel.name}")) == 1
+        assert http_get(serve.url + target)[2] == wheel.read_bytes()  # from the cache now
+        assert len(setup.public.requests(f"/packages/{wheel.name}")) == 1
+        assert "internal error" not in serve.text()
+    finally:
+        del setup.public.faults[wheel.name]
 
 
 def test_metrics(setup: ProxySetup) -> None:

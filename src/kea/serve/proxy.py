@@ -64,6 +64,10 @@ class UpstreamError(Exception):
         self.message = message
 
 
+class _Abandoned(Exception):
+    """The request fetching a file was cancelled: those waiting for it fetch it themselves."""
+
+
 V = TypeVar("V", bound=Validated)
 T = TypeVar("T")
 
@@ -321,14 +325,17 @@ class Proxy:
                 await asyncio.to_thread(write_json, pointer, {"sha256": known})
                 self._remember(key, known)
                 return self._from_cache(path, route)
-        flight = self._file_flights.get(key)
-        if flight is not None:
-            sha = await asyncio.shield(flight)
+        while (flight := self._file_flights.get(key)) is not None:
+            try:
+                sha = await asyncio.shield(flight)
+            except _Abandoned:
+                continue  # its request was cancelled: this one fetches the file instead
             path = await asyncio.to_thread(bodies.verified_path, sha)
             if path is not None:
                 return self._from_cache(path, route)
             # What that fetch stored no longer verifies (it went bad once stored, or the flight
             # was still finishing when this request found the bad copy): fetch it again.
+            break
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._file_flights[key] = fut
         lock = self.store.file_lock(route.name, project, filename)
@@ -358,7 +365,8 @@ class Proxy:
             return response
         except BaseException as e:
             if not fut.done():
-                fut.set_exception(e)
+                cancelled = isinstance(e, asyncio.CancelledError)
+                fut.set_exception(_Abandoned() if cancelled else e)
                 fut.exception()
             raise
         finally:
@@ -449,7 +457,13 @@ class Proxy:
                     out.content_type = "application/octet-stream"
                     if s.content_length is not None:
                         out.content_length = s.content_length
-                    await out.prepare(request)
+                    try:
+                        await out.prepare(request)
+                    except (ConnectionError, RuntimeError):
+                        # The client left while the upstream was asked: the file is fetched
+                        # all the same, for the clients waiting on this fetch and the cache
+                        # (its error was theirs: a 500 for each).
+                        client_gone = True
                     held: bytes | None = None
                     async for chunk in s.iter_chunks():
                         if not chunk:
