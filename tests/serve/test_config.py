@@ -269,3 +269,26 @@ def test_cli_reports_config_errors_in_one_line(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "no such config file" in proc.stderr
+
+
+def test_a_cache_directory_kea_serve_cannot_use_is_one_line(tmp_path: Path) -> None:
+    """It was 'unexpected FileExistsError ... this is a bug in kea' (exit 2) when the
+    cache-dir was a file, while --check said ok (found by a black-box audit)."""
+    (tmp_path / "a-file").write_text("not a directory\n")
+    path = write(
+        tmp_path,
+        f'[server]\ncache-dir = "{tmp_path / "a-file" / "cache"}"\n'
+        f'[[route]]\nmatch = "*"\ndirectory = "{tmp_path / "wh"}"\n',
+    )
+    for extra in (["--check"], ["--port", "0"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "kea", "serve", "--config", str(path), *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode != 0 and lines[0].startswith("error: "), proc.stderr
+        assert "a-file" in lines[0] and "bug in kea" not in proc.stderr, proc.stderr
+        assert lines[1].startswith("hint: ") and "cache-dir" in lines[1], proc.stderr
+        assert "Traceback" not in proc.stderr

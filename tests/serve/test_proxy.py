@@ -323,6 +323,28 @@ def test_a_client_leaving_before_the_upstream_answers_fails_no_other(
         del setup.public.faults[wheel.name]
 
 
+def test_a_cache_kea_serve_cannot_write_costs_the_saving_not_the_answer(
+    setup: ProxySetup,
+) -> None:
+    """A page that could not be saved was a 500 for the client (found by a black-box audit,
+    with a cache directory kea serve could not write to); now the answer goes out and the log
+    says what could not be kept."""
+    serve = setup.serve
+    pages = serve.workdir / "cache" / "pages-v1" / "pypi"
+    aside = pages.with_name("pypi.aside")
+    if pages.exists():
+        pages.rename(aside)
+    pages.write_text("in the way\n")  # every save of this route's pages now fails
+    try:
+        status, _, body = http_get(serve.index + "pub-pkg/")
+        assert status == 200 and b"pub_pkg-1.0" in body
+        assert "cannot write to the cache" in serve.text()
+    finally:
+        pages.unlink()
+        if aside.exists():
+            aside.rename(pages)
+
+
 def test_metrics(setup: ProxySetup) -> None:
     http_get(setup.serve.index + "pub-pkg/")
     status, headers, body = http_get(setup.serve.url + "/metrics")

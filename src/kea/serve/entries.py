@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from kea.index.cache_control import cache_control
 from kea.index.models import DistFile
-from kea.serve.store import read_json, write_json
+from kea.serve.store import keep_json, read_json
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,7 +48,7 @@ class Validated:
     async def save(self, path: Path) -> None:
         """Write the entry to ``path`` unless its upstream said not to keep it (no-store)."""
         if self.persist:
-            await asyncio.to_thread(write_json, path, self.to_json())
+            await asyncio.to_thread(keep_json, path, self.to_json())
 
     def validators_json(self) -> dict[str, Any]:
         return {

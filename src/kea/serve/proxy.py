@@ -35,7 +35,7 @@ from kea.errors import KeaError
 from kea.serve.config import Route, ServeConfig, Upstream
 from kea.serve.entries import PageEntry, Validated, freshness
 from kea.serve.metrics import Metrics
-from kea.serve.store import Store, is_sha256, read_json, write_json
+from kea.serve.store import Store, cache_write_failed, is_sha256, keep_json, read_json
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -322,7 +322,7 @@ class Proxy:
         if is_sha256(known):
             path = await asyncio.to_thread(bodies.verified_path, known)
             if path is not None:
-                await asyncio.to_thread(write_json, pointer, {"sha256": known})
+                await asyncio.to_thread(keep_json, pointer, {"sha256": known})
                 self._remember(key, known)
                 return self._from_cache(path, route)
         while (flight := self._file_flights.get(key)) is not None:
@@ -356,7 +356,7 @@ class Proxy:
                     return self._from_cache(done, route)
             response, got = await self._download(request, route, url, hashes, filename)
             if got:
-                await asyncio.to_thread(write_json, pointer, {"sha256": got})
+                await asyncio.to_thread(keep_json, pointer, {"sha256": got})
                 self._remember(key, got)
                 fut.set_result(got)
             else:
@@ -438,7 +438,11 @@ class Proxy:
         h256 = hashlib.sha256()
         hcheck = hashlib.new(check_alg) if check_alg and check_alg != "sha256" else None
         bodies = self.store.for_route(route.name, route.public_read)
-        tmp_f, tmp = await asyncio.to_thread(bodies.temp_file)
+        try:
+            tmp_f, tmp = await asyncio.to_thread(bodies.temp_file)
+        except OSError as e:
+            cache_write_failed(bodies.files, e)
+            raise UpstreamError(503, f"kea serve cannot keep {filename} in its cache") from None
         out: web.StreamResponse | None = None
         client_gone = False
         start = time.monotonic()

@@ -311,8 +311,9 @@ def run(
     logging of a worker started later."""
     env = dict(os.environ) if env is None else env
     _log_levels(config)
-    config.cache_dir.mkdir(parents=True, exist_ok=True)
-    from kea.serve.store import sweep_temp_files
+    from kea.serve.store import prepare_cache_dir, sweep_temp_files
+
+    prepare_cache_dir(config.cache_dir)
 
     swept = sweep_temp_files(config.cache_dir)  # once, before the workers: crashed ones' leftovers
     if swept:

@@ -99,7 +99,10 @@ class Store:
         self.pages = root / "pages-v1"
         self.metadata = root / "metadata-v1"
         for d in (self.files, self.pointers, self.pages, self.metadata):
-            d.mkdir(parents=True, exist_ok=True)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass  # the cache directory was checked at start; its writes say what fails
         self._verified: dict[str, tuple[int, int, int]] = {}
         self._lock = threading.Lock()
         self._routes: dict[str, Store] = {}
@@ -221,10 +224,81 @@ def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, json.dumps(obj, separators=(",", ":")).encode())
 
 
+def keep_json(path: Path, obj: Any) -> bool:
+    """``write_json`` for what only saves work later (a page, a pointer): a cache kea serve
+    cannot write to is said in the log (once per kind of error), and the request goes on."""
+    try:
+        write_json(path, obj)
+        return True
+    except OSError as e:
+        cache_write_failed(path, e)
+        return False
+
+
+_FAILED: set[int] = set()
+
+
+def cache_write_failed(path: Path, error: OSError) -> None:
+    import logging
+
+    log = logging.getLogger("kea.serve")
+    if error.errno in _FAILED:
+        log.debug("cannot write %s to the cache: %s", path.name, error.strerror)
+        return
+    _FAILED.add(error.errno or 0)
+    log.warning(
+        "cannot write to the cache (%s: %s); serving without keeping it",
+        path.parent,
+        error.strerror or error,
+    )
+
+
+def cache_dir_problem(path: Path) -> str | None:
+    """Why kea serve could not keep its cache in ``path`` (None: it can), judged without
+    creating anything: the directory, or the nearest existing parent it would be made in."""
+    here = path
+    while not here.exists():
+        if here.parent == here:
+            break
+        here = here.parent
+    if here.exists() and not here.is_dir():
+        return f"cache directory {path}: {here} is not a directory"
+    if not os.access(here, os.W_OK | os.X_OK):
+        return f"cache directory {path}: {here} is not writable"
+    return None
+
+
+def prepare_cache_dir(path: Path) -> None:
+    """Make ``path`` and check that a file can be written in it; a KeaError saying why not."""
+    from kea.errors import KeaError
+
+    hint = "set [server] cache-dir, or --cache-dir, to a directory kea serve can write"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path, prefix=TMP_PREFIX)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        raise KeaError(
+            f"cannot use {path} as kea serve's cache: {e.strerror or e}", hint=hint
+        ) from None
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """``kea.atomic.atomic_write``, its directory made first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, data)
 
 
-__all__ = ["Store", "is_sha256", "read_json", "sha256_file", "write_atomic", "write_json"]
+__all__ = [
+    "Store",
+    "cache_dir_problem",
+    "cache_write_failed",
+    "is_sha256",
+    "keep_json",
+    "prepare_cache_dir",
+    "read_json",
+    "sha256_file",
+    "write_atomic",
+    "write_json",
+]
