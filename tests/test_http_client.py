@@ -719,3 +719,37 @@ def test_hop_logging_and_many_concurrent_requests(
             assert "rpw" not in text and "uppw" not in text
 
     run(scenario())
+
+
+def test_max_bytes_stops_reading_a_body_that_grows_past_it(tmp_path: Path) -> None:
+    """Without a Content-Length (chunked), the limit is met as the pieces arrive: the server
+    below would send 64 MiB, and the client stops after 1 MiB."""
+    from kea.http.errors import TooLarge
+
+    sent: list[int] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        if request.path == "/small":
+            await resp.write(b"x" * 1000)
+        else:
+            try:
+                for _ in range(256):
+                    await resp.write(b"x" * 256 * 1024)
+                    sent.append(1)
+            except (ConnectionError, RuntimeError):
+                pass
+        await resp.write_eof()
+        return resp
+
+    async def scenario() -> None:
+        async with Server(handler) as s, client(make_settings(tmp_path)) as c:
+            small = await c.get(f"{s.url}/small", max_bytes=1 << 20)
+            assert small.body == b"x" * 1000
+            with pytest.raises(TooLarge, match=r"larger than 1048576 bytes"):
+                await c.get(f"{s.url}/big", max_bytes=1 << 20)
+        assert len(sent) < 256
+
+    run(scenario())

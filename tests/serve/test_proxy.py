@@ -345,6 +345,40 @@ def test_a_cache_kea_serve_cannot_write_costs_the_saving_not_the_answer(
             aside.rename(pages)
 
 
+def test_an_upstream_page_over_max_page_size_is_refused(
+    tmp_path: Path, loop: ServerLoop, wheels: Wheels
+) -> None:
+    """A page of any size was read whole (1.5 GB took RSS to 3 GB) and parsed on the event
+    loop (found by a black-box audit): now a page over max-page-size is a 502 once that many
+    bytes arrived, and the server answers others meanwhile."""
+    public = FakeUpstream(loop, "127.0.0.3")
+    public.add(wheels.pub)
+    public.pages["huge"] = "<html><body><!--" + "x" * 200_000 + "--></body></html>\n"
+    config = f"""
+[server]
+cache-dir = "cache"
+max-page-size = 65536
+
+[[upstream]]
+name = "public"
+url = "{public.url}/simple"
+
+[[route]]
+name = "pypi"
+match = "*"
+upstream = "public"
+"""
+    serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.7")
+    try:
+        status, _, body = http_get(serve.index + "huge/")
+        assert status == 502 and b"over 65536 bytes" in body, body
+        assert http_get(serve.index + "pub-pkg/")[0] == 200
+        assert "internal error" not in serve.text()
+    finally:
+        serve.stop()
+        public.stop()
+
+
 def test_metrics(setup: ProxySetup) -> None:
     http_get(setup.serve.index + "pub-pkg/")
     status, headers, body = http_get(setup.serve.url + "/metrics")

@@ -45,6 +45,7 @@ from kea.http.errors import (
     MissingLocation,
     OfflineError,
     ProxyError,
+    TooLarge,
     TooManyRedirects,
     UnsupportedRedirect,
     status_text,
@@ -187,16 +188,21 @@ class HttpClient:
         *,
         headers: Mapping[str, str] | None = None,
         purpose: Purpose = "page",
+        max_bytes: int | None = None,
     ) -> Response:
         """GET ``url`` following redirects; the body is read. Non-2xx statuses are returned
-        (call ``raise_for_status``); network, TLS and redirect failures raise HttpError."""
+        (call ``raise_for_status``); network, TLS and redirect failures raise HttpError, and
+        a body longer than ``max_bytes`` (when given) ``TooLarge``, as soon as it is seen."""
         attempt = 0
         while True:
             outcome = await self._chain(url, headers, purpose)
             import aiohttp  # imported (lean) by the first request's session
 
             try:
-                body = await outcome.raw.read()
+                if max_bytes is None:
+                    body = await outcome.raw.read()
+                else:
+                    body = await _read_at_most(outcome.raw, max_bytes, outcome.url)
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as e:
                 outcome.raw.release()
                 if attempt < self.retries:
@@ -580,6 +586,22 @@ def _log_hop(hop: Hop, purpose: str) -> None:
         hop.source,
         extra,
     )
+
+
+async def _read_at_most(raw: aiohttp.ClientResponse, limit: int, url: str) -> bytes:
+    """The body of ``raw``, or ``TooLarge`` once it (or its Content-Length) passes ``limit``."""
+    if raw.content_length is not None and raw.content_length > limit:
+        raw.release()
+        raise TooLarge(f"{redact_url(url)}: the answer is larger than {limit} bytes", url=url)
+    pieces: list[bytes] = []
+    size = 0
+    async for piece in raw.content.iter_chunked(256 * 1024):
+        size += len(piece)
+        if size > limit:
+            raw.release()
+            raise TooLarge(f"{redact_url(url)}: the answer is larger than {limit} bytes", url=url)
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 __all__ = ["Hop", "HttpClient", "Purpose", "Response", "Stream"]

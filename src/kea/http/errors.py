@@ -47,6 +47,10 @@ class HttpTimeout(HttpError):
     """A connect or read time-out, after retries."""
 
 
+class TooLarge(HttpError):
+    """A response body longer than the caller takes (``HttpClient.get``'s ``max_bytes``)."""
+
+
 class TLSError(HttpError):
     """Certificate verification (or another TLS handshake failure) for a host."""
 

@@ -38,6 +38,7 @@ _SERVER = {
     "realm",
     "access-log",
     "max-upload-size",
+    "max-page-size",
 }
 _AUTH = {"htpasswd", "tokens-file"}
 _UPSTREAM = {"name", "url", "username", "password", "netrc", "token-file"}
@@ -108,6 +109,7 @@ class ServeConfig:
     realm: str = "kea"
     access_log: bool = True
     max_upload_size: int = 512 * 1024 * 1024
+    max_page_size: int = 256 * 1024 * 1024  # an upstream's page or project list, read whole
     htpasswd: Path | None = None
     tokens_file: Path | None = None
     upstreams: tuple[Upstream, ...] = ()
@@ -257,6 +259,9 @@ def parse_config(data: Mapping[str, Any], path: Path, env: Mapping[str, str]) ->
     kwargs["access_log"] = ctx.boolean(server, "access-log", "server", True)
     kwargs["max_upload_size"] = int(
         ctx.number(server, "max-upload-size", "server", 512 * 1024 * 1024, lo=1, hi=2**40)
+    )
+    kwargs["max_page_size"] = int(
+        ctx.number(server, "max-page-size", "server", 256 * 1024 * 1024, lo=1024, hi=2**34)
     )
     for key, attr in (("htpasswd", "htpasswd"), ("tokens-file", "tokens_file")):
         raw = ctx.string(auth, key, "auth")

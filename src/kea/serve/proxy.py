@@ -183,8 +183,13 @@ class Proxy:
             self._pages.pop(key, None)
             raise UpstreamError(404, f"{project} not found on upstream {upstream.name}")
         try:
-            parsed = parse_project_page(
-                resp.body, resp.url, resp.headers.get("Content-Type"), name=project
+            # in a thread: a large page parsed on the loop held up every other request
+            parsed = await asyncio.to_thread(
+                parse_project_page,
+                resp.body,
+                resp.url,
+                resp.headers.get("Content-Type"),
+                name=project,
             )
         except KeaError as e:
             raise UpstreamError(
@@ -214,7 +219,7 @@ class Proxy:
         with ``entry``'s validators. The response when it is a 200, 404 or 410; else ``entry``,
         made fresh by a 304 or marked stale when the upstream failed (an ``UpstreamError``
         without one)."""
-        from kea.http.errors import HttpError, HttpTimeout
+        from kea.http.errors import HttpError, HttpTimeout, TooLarge
         from kea.index.page import ACCEPT
 
         client = self.clients[upstream.name]
@@ -225,7 +230,16 @@ class Proxy:
             headers["If-Modified-Since"] = entry.last_modified
         start = time.monotonic()
         try:
-            resp = await client.get(url, headers=headers, purpose="page")
+            resp = await client.get(
+                url, headers=headers, purpose="page", max_bytes=self.config.max_page_size
+            )
+        except TooLarge:
+            self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
+            limit = self.config.max_page_size
+            log.warning("upstream %s: %s of %s is over max-page-size", upstream.name, kind, what)
+            return self._stale(
+                kind, entry, 502, f"upstream {upstream.name} sent a {kind} over {limit} bytes"
+            )
         except HttpTimeout:
             self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
             return self._stale(kind, entry, 504, f"upstream {upstream.name} timed out")
