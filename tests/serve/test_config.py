@@ -61,6 +61,14 @@ def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> ServeC
         ("[[route]]\n", "route[1].match: missing"),
         ("", "route: missing"),
         ("[server\n", "not valid TOML"),
+        (
+            "[[upstream]]\nname='x'\nurl='http://[::1/simple'\n",
+            "upstream[1].url: not a valid URL",
+        ),
+        (
+            "[[upstream]]\nname='x'\nurl='http://127.0.0.3:99999/simple'\n",
+            "upstream[1].url: not a valid URL",
+        ),
     ],
 )
 def test_bad_config_is_one_line_naming_file_and_key(

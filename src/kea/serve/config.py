@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kea.auth.redact import redact_url
+from kea.auth.urls import origin_of
 from kea.errors import UsageError
 from kea.serve.names import Pattern, compile_pattern
 
@@ -318,6 +319,12 @@ def _upstreams(ctx: _Ctx, raw: Any) -> dict[str, Upstream]:
                     " ${ENV} references, netrc or token-file)",
                 )
             raise ctx.fail(f"{where}.url", "expected an http:// or https:// URL with a host")
+        try:
+            origin_of(url.replace("{project}", "x"))
+        except UsageError:  # "[::1" unclosed, a port past 65535: found here, not at start
+            raise ctx.fail(
+                f"{where}.url", "not a valid URL (a bracketed host unclosed, or a bad port?)"
+            ) from None
         if redact_url(url) != url:
             # a redirect route hands this URL to every client; a proxy route logs it
             raise ctx.fail(
