@@ -73,9 +73,10 @@ def test_same_origin_redirect_to_a_signed_url_keeps_explicit_url_credentials(
     run(scenario())
 
 
-def test_malformed_location_is_a_one_line_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("location", ["http://[oops/x", "http://u:pw@127.0.0.2:notaport/x"])
+def test_malformed_location_is_a_one_line_error(tmp_path: Path, location: str) -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=302, headers={"Location": "http://[oops/x"})
+        return web.Response(status=302, headers={"Location": location})
 
     async def scenario() -> None:
         async with Server(handler) as s:
@@ -85,6 +86,9 @@ def test_malformed_location_is_a_one_line_error(tmp_path: Path) -> None:
             assert "\n" not in e.value.message
             assert SIG not in e.value.message and SIG not in repr(e.value)
             assert f"{s.url}/simple/" in e.value.message
+            # it said "only http and https redirects are followed ('http' is not)"
+            assert e.value.message.endswith("its host or port does not parse)"), e.value.message
+            assert "pw" not in e.value.message
             assert len(s.seen) == 1
 
     run(scenario())

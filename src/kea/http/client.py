@@ -371,14 +371,14 @@ class HttpClient:
                 try:
                     target = urljoin(current, location.strip())
                 except ValueError:  # e.g. "http://[oops": not a URL at all
-                    raise UnsupportedRedirect(current, location.strip()) from None
+                    raise UnsupportedRedirect(current, location.strip(), invalid=True) from None
                 if scheme_of(target) not in ("http", "https"):
                     raise UnsupportedRedirect(current, target)
                 try:
                     nxt = split_userinfo(target)
                     old_origin, new_origin = origin_of(current), origin_of(nxt.url)
                 except UsageError:
-                    raise UnsupportedRedirect(current, target) from None
+                    raise UnsupportedRedirect(current, target, invalid=True) from None
                 if len(chain) >= MAX_REDIRECTS:
                     raise TooManyRedirects([*chain, nxt.url], MAX_REDIRECTS)
                 origin_changed = old_origin != new_origin

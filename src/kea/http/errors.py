@@ -83,13 +83,14 @@ class MissingLocation(RedirectError):
 
 
 class UnsupportedRedirect(RedirectError):
-    def __init__(self, url: str, location: str) -> None:
+    def __init__(self, url: str, location: str, *, invalid: bool = False) -> None:
         scheme = location.split(":", 1)[0] if ":" in location else location
-        super().__init__(
-            f"{redact_url(url)} redirected to {redact_url(location)}: only http and https"
-            f" redirects are followed ({scheme!r} is not)",
-            url=url,
+        why = (
+            "not a URL kea can follow (its host or port does not parse)"
+            if invalid
+            else f"only http and https redirects are followed ({scheme!r} is not)"
         )
+        super().__init__(f"{redact_url(url)} redirected to {redact_url(location)}: {why}", url=url)
         self.location = location
 
 
