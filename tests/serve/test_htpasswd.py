@@ -51,15 +51,22 @@ def test_unknown_hashes_and_plaintext_never_verify_and_a_bad_line_is_skipped(
     ht.save()
     with (workdir / "htpasswd").open("a") as f:
         f.write(f"yuser:{YESCRYPT}\nplainuser:Plain-Text-Pw-Hh5\nthis line has no colon\n")
+    dave = User("dave", token("pw-dave-"))
+    other = HtpasswdFile(new=True, default_scheme="apr_md5_crypt")
+    other.set_password(dave.name, dave.password)
+    with (workdir / "htpasswd").open("ab") as f:
+        f.write(b"caf\xe9:$apr1$x$y\n")  # not UTF-8: that line alone is skipped
+        f.write(other.to_string().strip() + b":a-group-field\n")  # extra fields: ignored
     serve = KeaServe(workdir, _config(directory), ip="127.0.0.6")
     try:
         page = serve.index + "local-pkg/"
         assert http_get(page, {"Authorization": carol.header})[0] == 200
+        assert http_get(page, {"Authorization": dave.header})[0] == 200
         for user, password in (("yuser", YESCRYPT), ("plainuser", "Plain-Text-Pw-Hh5")):
             status, _, _ = http_get(page, {"Authorization": User(user, password).header})
             assert status == 401, user
         log = serve.text()
-        assert "line 4 is not user:hash (skipped)" in log, log
+        assert "line 4, 5 is not user:hash in UTF-8 (skipped)" in log, log
         assert "yuser's entry is in a format kea serve cannot verify" in log, log
         assert "plainuser's entry is in a format kea serve cannot verify" in log, log
         assert carol.password not in log and "Plain-Text-Pw-Hh5" not in log
@@ -75,6 +82,6 @@ def test_unknown_hashes_and_plaintext_never_verify_and_a_bad_line_is_skipped(
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert lines[0].startswith("error: htpasswd file ") and "line 4 is not user:hash" in lines[0]
+    assert lines[0].startswith("error: htpasswd file ") and "line 4, 5 is not user:hash" in lines[0]
     assert lines[0].endswith("(2 more problem(s))"), lines
     assert "Traceback" not in proc.stderr

@@ -197,15 +197,20 @@ def load_htpasswd(path: Path) -> tuple[Any, list[str]]:
         text = line.strip()
         if not text or text.startswith(b"#"):
             continue
-        user, colon, hashed = text.partition(b":")
+        user, colon, rest = text.partition(b":")
+        hashed = rest.partition(b":")[0]  # fields after the hash: ignored, as Apache does
+        try:
+            user.decode("utf-8")
+        except UnicodeDecodeError:
+            user = b""
         if not colon or not user or not hashed:
             skipped.append(str(number))
             continue
-        kept.append(text)
+        kept.append(user + b":" + hashed)
     problems = []
     if skipped:
         problems.append(
-            f"htpasswd file {path}: line {', '.join(skipped)} is not user:hash (skipped)"
+            f"htpasswd file {path}: line {', '.join(skipped)} is not user:hash in UTF-8 (skipped)"
         )
     context = CryptContext(schemes=list(_SCHEMES))
     try:
