@@ -60,6 +60,9 @@ def test_redact_text_finds_mistyped_urls() -> None:
         ('GET "http://al:pa"ss@h/x"', 'GET "http://al:****@h/x"', "ss@"),
         ("GET http://al ice:pw@h/x", "GET http://al ice:****@h/x", "pw"),  # a space in the username
         ("GET http://al:pa ss@w@h/x", "GET http://al:****@h/x", "w@h"),  # an "@" in it too
+        ("GET http://al:12 34@h/x", "GET http://al:****@h/x", "34"),  # cut after digits
+        ("GET http://al:pa ss/x@h/y", "GET http://****@h/y", "ss/x"),  # a "/" after the cut
+        ("GET http://al:p@ss word@h/x", "GET http://al:****@h/x", "word"),  # "@", then a space
     ],
 )
 def test_redact_text_masks_a_password_that_cuts_its_url(text: str, shown: str, secret: str) -> None:
@@ -74,12 +77,16 @@ def test_redact_text_masks_a_password_that_cuts_its_url(text: str, shown: str, s
     "text",
     [
         "see http://example.com and mail bob@example.org",  # no ":" before the "@"
-        "http://host:8080 is down; write to me:at@x",  # a port: the URL was whole
         "GET 'http://h/x' as 'a:b@c'",  # the URL has a path: it ended there
     ],
 )
 def test_redact_text_leaves_text_after_a_whole_url_alone(text: str) -> None:
     assert redact_text(text) == text
+
+
+def test_redact_text_masks_what_might_be_a_password_cut_after_digits() -> None:
+    """A URL that ended at its port cannot be told from ``u:12 34@h``: masked, the safe side."""
+    assert redact_text("http://host:8080 is down; ask me:at@x") == "http://host:****@x"
 
 
 def test_redact_text_looks_for_the_userinfo_end_on_the_same_line_only() -> None:

@@ -46,8 +46,8 @@ _HEADER_RE = re.compile(
 # Where the authority of a mistyped URL starts: after its scheme (if any) and slashes.
 _AUTHORITY_START = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*:)?[/\\]*")
 # A URL of free text cut inside its userinfo by a character that ends URLs there (a quote, a
-# backtick, a space): only an authority, no "@", no path. ``_cut_userinfo`` decides.
-_AUTHORITY_ONLY = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[/\\]+([^/\\?#@]*)")
+# backtick, a space): only an authority, no path. ``_cut_userinfo`` decides.
+_AUTHORITY_ONLY = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[/\\]+([^/\\?#]*)")
 _URL_TAIL = re.compile(r"""[^\s"'<>`]*""")
 
 
@@ -150,23 +150,20 @@ def redact_text(text: str) -> str:
 
 
 def _cut_userinfo(text: str, m: re.Match[str]) -> int:
-    """Where the URL that ``m`` found in ``text`` ends: ``m.end()``, or past the ``@`` of its
-    userinfo when the match stopped inside it. That is: the match is an authority alone (no
-    ``@``, no path), the rest of its line holds an ``@`` with no ``/`` before it, and either
-    the match ends in a ``:`` and something not a port (``u:pa`` of ``u:pa ss@h``) or the text
-    up to that ``@`` holds the ``:`` (``us`` of ``us er:pw@h``)."""
+    """Where the URL that ``m`` found in ``text`` ends: ``m.end()``, or past the last ``@`` of
+    its line when the match may have stopped inside its userinfo. That is: the match is an
+    authority alone (no path), text follows on its line with an ``@`` in it, and a ``:``
+    comes between the authority's start and that ``@`` (``u:pa ss@h``, ``us er:pw@h``,
+    ``u:12 34@h``, ``u:p@ss word@h``). The last ``@``, since the password may hold one too.
+    Text after a URL that ended with a port (``http://h:8080 ... me:x@y``) is masked as well:
+    it cannot be told from a password cut after digits, and a mask is the safe mistake."""
     end = m.end()
     whole = _AUTHORITY_ONLY.fullmatch(m.group(0))
     if whole is None or end == len(text):
         return end
     line_end = text.find("\n", end)
-    at = text.find("@", end, len(text) if line_end < 0 else line_end)
-    if at < 0 or "/" in text[end:at]:
-        return end
-    _, colon, port = whole.group(1).rpartition(":")
-    cut_password = colon and not (port.isdigit() or "]" in port)
-    cut_username = not colon and ":" in text[end:at]
-    if not (cut_password or cut_username):
+    at = text.rfind("@", end, len(text) if line_end < 0 else line_end)
+    if at < 0 or (":" not in whole.group(1) and ":" not in text[end:at]):
         return end
     return _URL_TAIL.match(text, at + 1).end()  # type: ignore[union-attr]  # always matches
 
