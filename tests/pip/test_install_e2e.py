@@ -212,6 +212,22 @@ def test_direct_url_json_keeps_no_credential_of_the_url(
         assert secret not in text and secret not in r.stdout + r.stderr
 
 
+def test_direct_url_json_keeps_a_url_with_an_at_in_its_path(
+    kea: Kea, small_index: SimpleIndex, tmp_path: Path
+) -> None:
+    """Masking for display takes an "@" in a path for a mistyped password and hides the host;
+    direct_url.json keeps the URL whole (only secret query values are masked there)."""
+    build_wheel(small_index.directory, "atpath", "1.0")
+    small_index.scan()
+    venv = kea.venv(tmp_path / "venv")
+    base = small_index.url.replace("/simple", "/files/atpath-1.0-py3-none-any.whl")
+    url = base + "?at=a@b"
+    r = kea("pip", "install", f"atpath @ {url}", venv=venv)
+    assert r.returncode == 0, r.stderr
+    text = (site_packages(venv) / "atpath-1.0.dist-info" / "direct_url.json").read_text()
+    assert json.loads(text)["url"] == url
+
+
 def test_unsatisfiable_is_explained(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
     venv = kea.venv(tmp_path / "venv")
     r = kea("pip", "install", "-i", universe.url, "needs-new-lib", venv=venv)

@@ -121,6 +121,17 @@ def _redact_query(query: str) -> str:
     return "&".join(out)
 
 
+def mask_secret_params(url: str) -> str:
+    """``url`` with the values of its secret query parameters (``SECRET_PARAMS``) masked and
+    nothing else changed: for a URL kept as data (direct_url.json), not shown, where
+    ``redact_url``'s guesses about mistyped userinfo would lose a host."""
+    head, sep, rest = url.partition("?")
+    if not sep:
+        return url
+    query, hash_sign, fragment = rest.partition("#")
+    return f"{head}?{_redact_query(query)}{hash_sign}{fragment}"
+
+
 def holds_secret(url: str) -> bool:
     """True when ``redact_url`` would mask something in ``url`` (userinfo, a signed query).
     Cheap for the common link (asked of every file of every page kea stores)."""
@@ -181,4 +192,11 @@ _SIGNATURE_PARAMS = frozenset(
     {"x-amz-signature", "x-amz-credential", "x-goog-signature", "x-goog-credential", "sig"}
 )
 
-__all__ = ["MASK", "holds_secret", "query_has_signature", "redact_text", "redact_url"]
+__all__ = [
+    "MASK",
+    "holds_secret",
+    "mask_secret_params",
+    "query_has_signature",
+    "redact_text",
+    "redact_url",
+]

@@ -269,7 +269,7 @@ def direct_candidate(req: Requirement) -> Candidate:
 def _direct_url_json(cand: Candidate) -> str:
     import json
 
-    from kea.auth.redact import redact_url
+    from kea.auth.redact import mask_secret_params
     from kea.cache.store import strip_credentials
 
     archive: dict[str, Any] = {}
@@ -277,8 +277,8 @@ def _direct_url_json(cand: Candidate) -> str:
         algo, digest = next(iter(sorted(cand.file.hashes.items())))
         archive = {"hash": f"{algo}={digest}", "hashes": dict(cand.file.hashes)}
     # PEP 610: no credential in it. A signed query's values are credentials too (and the
-    # file is world-readable): masked, as in any output.
-    url = redact_url(strip_credentials(cand.file.url))
+    # file is world-readable): masked, as in any output; the rest of the URL kept as it is.
+    url = mask_secret_params(strip_credentials(cand.file.url))
     return json.dumps({"url": url, "archive_info": archive})
 
 
