@@ -379,6 +379,60 @@ upstream = "public"
         public.stop()
 
 
+def test_after_a_restart_the_page_on_disk_decides_which_body_is_current(
+    tmp_path: Path, loop: ServerLoop
+) -> None:
+    """Found reviewing 24ecfdf: the replaced-file check read only the page in the worker's
+    memory, so a worker started after the page was refreshed served the old body by its
+    pointer. And a page kept on disk before pages were filtered listed a file of another
+    project until the upstream's page changed."""
+    import json
+
+    from tests.e2e.wheels import build_wheel
+
+    public = FakeUpstream(loop, "127.0.0.3")
+    old = build_wheel(tmp_path / "old", "swap-pkg", "1.0")
+    new = build_wheel(tmp_path / "new", "swap-pkg", "1.0", requires=("pub-pkg",))
+    public.add(old)
+    config = f"""
+[server]
+cache-dir = "cache"
+page-ttl = 0
+
+[[upstream]]
+name = "public"
+url = "{public.url}/simple"
+
+[[route]]
+name = "pypi"
+match = "*"
+upstream = "public"
+"""
+    workdir = tmp_path / "serve"
+    url = "/files/pypi/swap-pkg/" + old.name
+    serve = KeaServe(workdir, config, ip="127.0.0.8")
+    try:
+        assert http_get(serve.index + "swap-pkg/")[0] == 200
+        assert http_get(serve.url + url)[2] == old.read_bytes()  # its pointer: the old body
+        public.add(new)
+        assert http_get(serve.index + "swap-pkg/")[0] == 200  # the new page, on disk
+    finally:
+        serve.stop()
+    saved = workdir / "cache" / "pages-v1" / "pypi" / "swap-pkg.json"
+    doc = json.loads(saved.read_text())
+    doc["files"].append({**doc["files"][0], "filename": "other_pkg-1.0-py3-none-any.whl"})
+    saved.write_text(json.dumps(doc))  # as a page kept before the filter could be
+    serve = KeaServe(workdir, config, ip="127.0.0.8")
+    try:
+        assert http_get(serve.url + url)[2] == new.read_bytes()
+        status, _, page = http_get(serve.index + "swap-pkg/")
+        assert status == 200 and b"other_pkg" not in page
+        assert http_get(serve.url + "/files/pypi/swap-pkg/other_pkg-1.0-py3-none-any.whl")[0] == 404
+    finally:
+        serve.stop()
+        public.stop()
+
+
 def test_metrics(setup: ProxySetup) -> None:
     http_get(setup.serve.index + "pub-pkg/")
     status, headers, body = http_get(setup.serve.url + "/metrics")

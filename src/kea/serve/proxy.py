@@ -154,17 +154,25 @@ class Proxy:
 
     async def page(self, route: Route, project: str) -> PageEntry:
         key = (route.name, project)
-        entry = self._pages.get(key)
-        if entry is None:
-            entry = await PageEntry.load(self.store.page_path(route.name, project))
-            if entry is not None:
-                self._pages[key] = entry
+        entry = self._pages.get(key) or await self._load_page(route, project)
         if entry is not None and entry.fresh(time.time()):
             self.metrics.cache_hits["page"] += 1
             return entry
         return await single_flight(
             self._page_flights, key, lambda: self._fetch_page(route, project, entry)
         )
+
+    async def _load_page(self, route: Route, project: str) -> PageEntry | None:
+        """The page of ``project`` kept on disk, into this worker's memory; its files those of
+        the project alone, as a fetched page's are (one kept before that rule is, too)."""
+        entry = await PageEntry.load(self.store.page_path(route.name, project))
+        if entry is not None:
+            files = [f for f in entry.files if _of_project(f.filename, f.url, project)]
+            if len(files) != len(entry.files):
+                entry.files = files
+                entry.by_name = {f.filename: f for f in files}
+            self._pages[(route.name, project)] = entry
+        return entry
 
     async def _fetch_page(self, route: Route, project: str, entry: PageEntry | None) -> PageEntry:
         from kea.index.page import parse_project_page
@@ -305,8 +313,11 @@ class Proxy:
         pointer = self.store.pointer_path(route.name, project, filename)
         bodies = self.store.for_route(route.name, route.public_read)
         key = (route.name, project, filename)
-        # What the page this worker holds says the file is now: an upstream may replace a
-        # file, and the body cached before must then not be served for the new page's hash.
+        # What the page says the file is now (the page this worker holds, else the one on
+        # disk): an upstream may replace a file, and the body cached before must then not be
+        # served for the new page's hash.
+        if (route.name, project) not in self._pages:
+            await self._load_page(route, project)
         now = self._advertised(route, project, filename)
         sha = self._pointers.get(key)
         if sha is not None and now in (None, sha):
@@ -390,8 +401,8 @@ class Proxy:
                 lock.release()
 
     def _advertised(self, route: Route, project: str, filename: str) -> str | None:
-        """The sha256 that the page of ``project`` held in memory lists for ``filename`` (or
-        its ``.metadata``); None when there is no such page, file or hash."""
+        """The sha256 that the page of ``project`` in memory lists for ``filename`` (or its
+        ``.metadata``); None when there is no such page, file or hash."""
         page = self._pages.get((route.name, project))
         if page is None:
             return None
