@@ -433,6 +433,39 @@ upstream = "public"
         public.stop()
 
 
+def test_a_file_is_served_when_the_cache_cannot_keep_it(setup: ProxySetup, tmp_path: Path) -> None:
+    """Found reviewing faaa8ea: a cache kea serve cannot write to still made file requests
+    fail (the fetch lock's directory, the body's temporary file: 500 or 503). Now the file is
+    streamed from the upstream, checked against its hash, and not kept."""
+    from tests.e2e.wheels import build_wheel
+
+    serve = setup.serve
+    wheel = build_wheel(tmp_path, "nokeep-pkg", "1.0")
+    setup.public.add(wheel)
+    cache = serve.workdir / "cache"
+    moved = []
+    for name in ("files-v2", "locks"):
+        place = cache / name
+        if place.exists():
+            place.rename(place.with_name(name + ".aside"))
+            moved.append(place)
+        place.write_text("in the way\n")
+    try:
+        url = f"{serve.url}/files/pypi/nokeep-pkg/{wheel.name}"
+        assert http_get(serve.index + "nokeep-pkg/")[0] == 200
+        for _ in range(2):  # not kept: fetched again, and served again
+            status, _, body = http_get(url)
+            assert status == 200 and body == wheel.read_bytes()
+        assert len(setup.public.requests(f"/packages/{wheel.name}")) == 2
+        assert "cannot write to the cache" in serve.text()
+        assert "internal error" not in serve.text()
+    finally:
+        for name in ("files-v2", "locks"):
+            (cache / name).unlink()
+        for place in moved:
+            place.with_name(place.name + ".aside").rename(place)
+
+
 def test_metrics(setup: ProxySetup) -> None:
     http_get(setup.serve.index + "pub-pkg/")
     status, headers, body = http_get(setup.serve.url + "/metrics")

@@ -23,11 +23,13 @@ same file wait for that one fetch (single flight).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kea.auth.redact import redact_url
@@ -363,7 +365,11 @@ class Proxy:
             break
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._file_flights[key] = fut
-        lock = self.store.file_lock(route.name, project, filename)
+        try:
+            lock: Any = self.store.file_lock(route.name, project, filename)
+        except OSError as e:  # a cache it cannot write to: fetch without the lock
+            cache_write_failed(self.store.root / "locks", e)
+            lock = None
         try:
             # One fetch across workers too: wait for another worker's fetch of this file, then
             # look again; a worker that died releases its lock with its process.
@@ -379,11 +385,14 @@ class Proxy:
                     self._remember(key, str(ptr["sha256"]))
                     fut.set_result(str(ptr["sha256"]))
                     return self._from_cache(done, route)
-            response, got = await self._download(request, route, url, hashes, filename)
-            if got:
+            response, got, cached = await self._download(request, route, url, hashes, filename)
+            if got and cached:
                 await asyncio.to_thread(keep_json, pointer, {"sha256": got})
                 self._remember(key, got)
                 fut.set_result(got)
+            elif got:  # served, not kept (the cache cannot be written): the others fetch it
+                fut.set_exception(_Abandoned())
+                fut.exception()
             else:
                 fut.set_exception(UpstreamError(502, f"fetching {filename} from upstream failed"))
                 fut.exception()
@@ -397,7 +406,7 @@ class Proxy:
         finally:
             if self._file_flights.get(key) is fut:  # a later fetch of the same file may follow
                 del self._file_flights[key]
-            if lock.is_locked:
+            if lock is not None and lock.is_locked:
                 lock.release()
 
     def _advertised(self, route: Route, project: str, filename: str) -> str | None:
@@ -415,8 +424,12 @@ class Proxy:
         return sha if is_sha256(sha) else None
 
     async def _acquire(self, lock: Any) -> None:
+        """Take ``lock`` (another worker's fetch of the file ends first), waiting no longer
+        than a fetch may take; without it (None, or a cache it cannot write to) fetch anyway."""
         from filelock import Timeout
 
+        if lock is None:
+            return
         deadline = time.monotonic() + self.config.upstream_timeout * 2 + 30
         while True:
             try:
@@ -426,6 +439,9 @@ class Proxy:
                 if time.monotonic() > deadline:
                     return  # fetch anyway rather than fail the client
                 await asyncio.sleep(0.05)
+            except OSError as e:  # (Timeout is an OSError too: caught above)
+                cache_write_failed(Path(lock.lock_file), e)
+                return
 
     def _from_cache(self, path: Any, route: Route) -> web.StreamResponse:
         from aiohttp import web
@@ -446,8 +462,9 @@ class Proxy:
         url: str,
         hashes: Mapping[str, str],
         filename: str,
-    ) -> tuple[web.StreamResponse, str | None]:
-        """Stream ``url`` to the client and into the store; (response, sha256 or None)."""
+    ) -> tuple[web.StreamResponse, str | None, bool]:
+        """Stream ``url`` to the client and into the store; (response, sha256 or None when it
+        failed, whether the body was kept: a cache it cannot write to only costs the keeping)."""
         from aiohttp import web
 
         from kea.http.errors import HttpError, HttpTimeout
@@ -463,11 +480,20 @@ class Proxy:
         h256 = hashlib.sha256()
         hcheck = hashlib.new(check_alg) if check_alg and check_alg != "sha256" else None
         bodies = self.store.for_route(route.name, route.public_read)
+        tmp_f: Any = None
+        tmp: Path | None = None
         try:
             tmp_f, tmp = await asyncio.to_thread(bodies.temp_file)
         except OSError as e:
             cache_write_failed(bodies.files, e)
-            raise UpstreamError(503, f"kea serve cannot keep {filename} in its cache") from None
+
+        def stop_keeping(e: OSError) -> None:
+            nonlocal tmp_f
+            cache_write_failed(bodies.files, e)
+            with contextlib.suppress(OSError):
+                tmp_f.close()
+            tmp_f = None
+
         out: web.StreamResponse | None = None
         client_gone = False
         start = time.monotonic()
@@ -497,7 +523,11 @@ class Proxy:
                     async for chunk in s.iter_chunks():
                         if not chunk:
                             continue
-                        tmp_f.write(chunk)
+                        if tmp_f is not None:
+                            try:
+                                tmp_f.write(chunk)
+                            except OSError as e:  # the disk is full, say: serve, not keep
+                                stop_keeping(e)
                         h256.update(chunk)
                         if hcheck is not None:
                             hcheck.update(chunk)
@@ -522,7 +552,11 @@ class Proxy:
                 ) from None
             finally:
                 self.metrics.upstream(upstream.name, time.monotonic() - start)
-            tmp_f.close()
+            if tmp_f is not None:
+                try:
+                    tmp_f.close()
+                except OSError as e:
+                    stop_keeping(e)
             sha = h256.hexdigest()
             want = expected.get(check_alg or "", "")
             got = sha if check_alg == "sha256" else (hcheck.hexdigest() if hcheck else "")
@@ -532,8 +566,12 @@ class Proxy:
                     f"{filename} from upstream {upstream.name} does not match its {check_alg}"
                     " hash (not cached)",
                 )
-            await asyncio.to_thread(bodies.commit, tmp, sha)
-            committed = True
+            if tmp_f is not None and tmp is not None:
+                try:
+                    await asyncio.to_thread(bodies.commit, tmp, sha)
+                    committed = True
+                except OSError as e:
+                    stop_keeping(e)
             self.metrics.upstream_bytes += size
             assert out is not None
             if held is not None and not client_gone:
@@ -543,7 +581,7 @@ class Proxy:
                     await out.write_eof()
                 except (ConnectionError, RuntimeError):
                     pass
-            return out, sha
+            return out, sha, committed
         except UpstreamError as e:
             if out is None:
                 raise
@@ -552,11 +590,11 @@ class Proxy:
             request["aborted"] = e.status
             if request.transport is not None:
                 request.transport.abort()
-            return out, None
+            return out, None, False
         finally:
-            if not tmp_f.closed:
+            if tmp_f is not None and not tmp_f.closed:
                 tmp_f.close()
-            if not committed:
+            if not committed and tmp is not None:
                 bodies.discard(tmp)
 
 
