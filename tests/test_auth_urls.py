@@ -7,9 +7,9 @@ from kea.auth.urls import (
     index_root,
     is_under,
     origin_of,
+    path_as_sent,
     path_under,
     split_userinfo,
-    without_dot_segments,
 )
 from kea.errors import UsageError
 
@@ -107,8 +107,16 @@ def test_origin_and_hostport() -> None:
         ("http://h/..//a", "http://h//a"),
         ("https://H:8443/A/../B?q=/../x#f", "https://H:8443/B?q=/../x#f"),  # the rest as it was
         ("http://h/a.b/c..d/.../x", "http://h/a.b/c..d/.../x"),  # not dot segments
-        ("http://h/b/..%2fa", "http://h/b/..%2fa"),  # one segment: "..%2fa"
+        ("http://h/b/..%2fa", "http://h/b/..%2Fa"),  # one segment: "..%2Fa"
+        ("http://h/%62/files/x", "http://h/b/files/x"),  # an unreserved letter, escaped
+        ("http://h/%7Eu/%2D%5F/x", "http://h/~u/-_/x"),
+        ("http://h/a%20b/%c3%a9", "http://h/a%20b/%C3%A9"),  # others stay escaped
+        ("http://h/%41b%2e%2E/x", "http://h/Ab../x"),  # "Ab.." is no dot segment
+        ("http://h/plain/path?q=%61", "http://h/plain/path?q=%61"),
     ],
 )
-def test_without_dot_segments_gives_the_path_the_server_sees(url: str, sent: str) -> None:
-    assert without_dot_segments(url) == sent
+def test_path_as_sent_gives_the_path_the_server_sees(url: str, sent: str) -> None:
+    import yarl
+
+    assert path_as_sent(url) == sent
+    assert yarl.URL(path_as_sent(url)).raw_path == yarl.URL(url).raw_path  # as aiohttp sends

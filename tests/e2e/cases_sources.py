@@ -395,7 +395,8 @@ def case23_longest_index_prefix_wins(w: World) -> None:
 
 def case23b_dot_segments_are_resolved_before_credentials_are_chosen(w: World) -> None:
     """``/c23d/b/../a/x`` is written under index b but sent (the HTTP client resolves it) as
-    ``/c23d/a/x``, under index a: a's credentials go, never b's to a's path."""
+    ``/c23d/a/x``, under index a: a's credentials go, never b's to a's path. So with
+    ``/c23d/%61/x`` (under no index as written), which the server sees as ``/c23d/a/x``."""
     s = w.servers
     ua, ub = w.new_user("ua"), w.new_user("ub")
     blob = ok(s.file_wheel.read_bytes(), "application/octet-stream")
@@ -406,6 +407,7 @@ def case23b_dot_segments_are_resolved_before_credentials_are_chosen(w: World) ->
         [
             {"url": w.url(s.other, f"/c23d/b/../a/packages/{name}"), "purpose": "file"},
             {"url": w.url(s.other, f"/c23d/a/%2e%2e/b/packages/{name}"), "purpose": "file"},
+            {"url": w.url(s.other, f"/c23d/%61/packages/{name}"), "purpose": "file"},  # /a/
         ],
         cli={
             "index": [
@@ -416,5 +418,5 @@ def case23b_dot_segments_are_resolved_before_credentials_are_chosen(w: World) ->
     )
     ok_run(fetched)
     a_seen, b_seen = w.seen(s.other, "/c23d/a/"), w.seen(s.other, "/c23d/b/")
-    assert users_of(a_seen) == ["ua"], describe(a_seen)
+    assert users_of(a_seen) == ["ua", "ua"], describe(a_seen)
     assert users_of(b_seen) == ["ub"], describe(b_seen)

@@ -44,6 +44,7 @@ from kea.auth.urls import (
     hostport_of,
     index_root,
     origin_of,
+    path_as_sent,
     path_under,
     split_userinfo,
 )
@@ -406,7 +407,7 @@ def _index_auth(index: Index, env: Mapping[str, str]) -> IndexAuth:
         root = split.url
         root_path = "/\x00file"  # matches no http URL
     else:
-        root = index_root(split.url)
+        root = path_as_sent(index_root(split.url))  # as requests to it will be compared
         origin = origin_of(root)
         root_path = urlsplit(root).path
     env_user = env_password = None

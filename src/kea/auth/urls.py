@@ -7,6 +7,8 @@ username ``a.example`` (what a browser and curl do), never a URL for ``a.example
 
 from __future__ import annotations
 
+import re
+import string
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -126,42 +128,46 @@ def index_root(index_url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path.rstrip("/"), "", ""))
 
 
-def without_dot_segments(url: str) -> str:
-    """``url`` with its path's ``.`` and ``..`` segments resolved (RFC 3986, 5.2.4), as the
-    HTTP client sends it: a credential is chosen for the path the server will see, not for
-    ``/b/../a/`` written under index b. Like that client (yarl), ``%2e`` counts as ``.``. The
-    rest of the URL is kept as it is; a URL with no such segment is returned unchanged."""
+def path_as_sent(url: str) -> str:
+    """``url`` with its path as the HTTP client (aiohttp's yarl) sends it: percent-escapes of
+    unreserved characters decoded (``%61`` is ``a``, ``%2e`` is ``.``), the others in upper
+    case, then ``.`` and ``..`` segments resolved (RFC 3986, 6.2.2 and 5.2.4). Credentials are
+    chosen for the path the server will see, not for ``/b/../a/`` or ``/%62/`` as written. The
+    rest of the URL is kept as it is; a URL whose path needs none of this is returned as is."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return url
     path = parts.path
-    if "." not in path and "%2" not in path:
+    if "." not in path and "%" not in path:
         return url
-    segments = path.split("/")
-    if not any(_dot(seg) for seg in segments):
+    new = _ESCAPE.sub(_unescape_unreserved, path) if "%" in path else path
+    segments = new.split("/")
+    if any(seg in (".", "..") for seg in segments):
+        out: list[str] = []
+        last = len(segments) - 1
+        for i, seg in enumerate(segments):
+            if seg == ".." and len(out) > 1:
+                out.pop()
+            if seg in (".", ".."):
+                if i == last:
+                    out.append("")  # "/a/b/.." is "/a/": the directory
+                continue
+            out.append(seg)
+        new = "/".join(out)
+    if new == path:
         return url
-    out: list[str] = []
-    last = len(segments) - 1
-    for i, seg in enumerate(segments):
-        dots = _dot(seg)
-        if dots == 2 and len(out) > 1:
-            out.pop()
-        if dots:
-            if i == last:
-                out.append("")  # "/a/b/.." is "/a/": the directory
-            continue
-        out.append(seg)
     start = url.index("//") + 2 + len(parts.netloc) if parts.netloc else url.index(path)
-    return url[:start] + "/".join(out) + url[start + len(path) :]
+    return url[:start] + new + url[start + len(path) :]
 
 
-def _dot(segment: str) -> int:
-    """1 for a ``.`` segment, 2 for ``..`` (``%2e`` read as ``.``), else 0."""
-    if len(segment) > 6 or ("." not in segment and "%" not in segment):
-        return 0
-    plain = segment.replace("%2e", ".").replace("%2E", ".")
-    return len(plain) if plain in (".", "..") else 0
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+
+
+def _unescape_unreserved(m: re.Match[str]) -> str:
+    char = chr(int(m.group(1), 16))
+    return char if char in _UNRESERVED else "%" + m.group(1).upper()
 
 
 def path_under(path: str, prefix: str) -> bool:

@@ -33,9 +33,9 @@ from kea.auth.store import CredentialStore, Decision
 from kea.auth.urls import (
     SplitURL,
     origin_of,
+    path_as_sent,
     scheme_of,
     split_userinfo,
-    without_dot_segments,
 )
 from kea.errors import UsageError
 from kea.http.errors import (
@@ -293,9 +293,9 @@ class HttpClient:
         base = dict(headers or {})
         if purpose == "file" and not any(k.lower() == "accept-encoding" for k in base):
             base["Accept-Encoding"] = "identity"  # hash exactly the bytes the index lists
-        # The path the server will see (aiohttp resolves "..", "%2e%2e"): credentials are
-        # chosen for it, and it is what the hops name.
-        current = without_dot_segments(split.url)
+        # The path the server will see (aiohttp resolves "..", "%2e%2e", "%61"): credentials
+        # are chosen for it, and it is what the hops name.
+        current = path_as_sent(split.url)
         userinfo: SplitURL | None = split if split.has_userinfo else None
         from_location = False
         downgraded = False
@@ -396,7 +396,7 @@ class HttpClient:
                 userinfo = nxt if nxt.has_userinfo else None
                 from_location = userinfo is not None
                 previous = decision
-                current = without_dot_segments(nxt.url)
+                current = path_as_sent(nxt.url)
                 chain.append(current)
                 continue
 
