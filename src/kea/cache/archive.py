@@ -152,7 +152,8 @@ def unpack_wheel(
     ``hashes``: what the whole file must hash to (``verify_hashes``), checked before anything
     is read from it or written: the installing process leaves that check to the unpacking
     when it knows the sha256 a download should have (``kea.cache.store``). Of a split wheel,
-    the first part alone is given them (``kea.cache.unpacker``).
+    the first part alone is given them (``kea.cache.unpacker``): the others read and write
+    before that check ends, into the new directory that a mismatch then removes whole.
     """
     from kea.cache import zipread
 

@@ -10,8 +10,9 @@ async with HttpClient(settings) as client:
 ```
 
 kea follows redirects itself (aiohttp's following is off) and decides, hop by hop, which
-credentials go on each request (``kea.auth.store``): same origin keeps them, another origin gets a
-fresh lookup and never the previous origin's secrets, an https → http hop gets nothing, a 401 on a
+credentials go on each request (``kea.auth.store``): same origin keeps them (unless the hop
+enters another index's root: that index's own), another origin gets a fresh lookup and never the
+previous origin's secrets, an http hop after an https one gets nothing, a 401 on a
 request without credentials is retried once, to the URL that answered it, with what a full lookup
 finds. aiohttp is imported (``kea.http.aio.import_aiohttp``) and the TLS context built only for the
 first request, so opening a client that never sends one costs nothing.
