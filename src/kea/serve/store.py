@@ -242,10 +242,11 @@ def cache_write_failed(path: Path, error: OSError) -> None:
     import logging
 
     log = logging.getLogger("kea.serve")
-    if error.errno in _FAILED:
+    kind = error.errno or 0
+    if kind in _FAILED:
         log.debug("cannot write %s to the cache: %s", path.name, error.strerror)
         return
-    _FAILED.add(error.errno or 0)
+    _FAILED.add(kind)
     log.warning(
         "cannot write to the cache (%s: %s); serving without keeping it",
         path.parent,
