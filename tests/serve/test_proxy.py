@@ -466,6 +466,38 @@ def test_a_file_is_served_when_the_cache_cannot_keep_it(setup: ProxySetup, tmp_p
             place.with_name(place.name + ".aside").rename(place)
 
 
+def test_a_page_trickling_in_times_out_as_a_whole(tmp_path: Path, loop: ServerLoop) -> None:
+    """upstream-timeout bounded each read, so a page sent a byte at a time held its client for
+    as long as the upstream liked, then answered 502 (found by a black-box audit)."""
+    public = FakeUpstream(loop, "127.0.0.3")
+    public.faults["slowpoke"] = "trickle"
+    config = f"""
+[server]
+cache-dir = "cache"
+upstream-timeout = 1
+upstream-connect-timeout = 1
+upstream-retries = 0
+
+[[upstream]]
+name = "public"
+url = "{public.url}/simple"
+
+[[route]]
+name = "pypi"
+match = "*"
+upstream = "public"
+"""
+    serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.9")
+    try:
+        start = time.monotonic()
+        status, _, body = http_get(serve.index + "slowpoke/")
+        assert status == 504 and b"timed out" in body, (status, body)
+        assert time.monotonic() - start < 10
+    finally:
+        serve.stop()
+        public.stop()
+
+
 def test_metrics(setup: ProxySetup) -> None:
     http_get(setup.serve.index + "pub-pkg/")
     status, headers, body = http_get(setup.serve.url + "/metrics")

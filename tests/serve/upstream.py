@@ -94,6 +94,13 @@ class FakeUpstream:
             return web.Response(body=b'{"not": "an index"', content_type="application/json")
         if project in self.pages:
             return self._validated(request, seen, self.pages[project].encode(), "text/html")
+        if self.faults.get(project) == "trickle":  # a byte every 0.2 s, for ever (nearly)
+            resp = web.StreamResponse(headers={"Content-Type": "text/html"})
+            await resp.prepare(request)
+            for _ in range(600):
+                await resp.write(b" ")
+                await asyncio.sleep(0.2)
+            return resp
         names = sorted(f for f in self.files if project_of(f) == project)
         if not names:
             seen.status = 404

@@ -239,10 +239,18 @@ class Proxy:
         if entry is not None and entry.last_modified:
             headers["If-Modified-Since"] = entry.last_modified
         start = time.monotonic()
+        # upstream-timeout bounds each read; a page trickling in a byte at a time never hit it
+        # (a 40-byte page took 42 s at upstream-timeout = 3). The whole fetch gets a bound too.
+        c = self.config
+        deadline = c.upstream_timeout * 2 * (c.upstream_retries + 1) + c.upstream_connect_timeout
         try:
-            resp = await client.get(
-                url, headers=headers, purpose="page", max_bytes=self.config.max_page_size
-            )
+            async with asyncio.timeout(deadline):
+                resp = await client.get(
+                    url, headers=headers, purpose="page", max_bytes=self.config.max_page_size
+                )
+        except TimeoutError:
+            self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
+            return self._stale(kind, entry, 504, f"upstream {upstream.name} timed out")
         except TooLarge:
             self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
             limit = self.config.max_page_size
