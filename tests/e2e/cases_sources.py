@@ -8,9 +8,21 @@ from tests.e2e.checks import (
     no_traceback,
     ok_run,
 )
-from tests.e2e.harness import World, users_of
+from tests.e2e.harness import User, World, users_of
 from tests.e2e.servers.record import describe
 from tests.e2e.servers.web import ok, protected, redirect
+
+
+def indexes_on_other(w: World, **indexes: tuple[str, User]) -> dict[str, list[str]]:
+    """The ``cli`` of a fetch: named indexes on the ``other`` host, each at a path with its
+    user's credentials in its URL."""
+    return {
+        "index": [
+            f"{name}=" + w.url(w.servers.other, path, f"{user.name}:{user.password}")
+            for name, (path, user) in indexes.items()
+        ]
+    }
+
 
 # -- 13 ---------------------------------------------------------------------------------------
 
@@ -227,12 +239,7 @@ def case19_two_indexes_one_host_different_credentials(w: World) -> None:
             {"url": w.url(s.other, "/c19/one/simple/pkg2/")},
             {"url": w.url(s.other, "/c19/two/simple/pkg2/")},
         ],
-        cli={
-            "index": [
-                "one=" + w.url(s.other, "/c19/one/simple/", f"{u1.name}:{u1.password}"),
-                "two=" + w.url(s.other, "/c19/two/simple/", f"{u2.name}:{u2.password}"),
-            ]
-        },
+        cli=indexes_on_other(w, one=("/c19/one/simple/", u1), two=("/c19/two/simple/", u2)),
     )
     ok_run(fetched)
     one, two = w.seen(s.other, "/c19/one/"), w.seen(s.other, "/c19/two/")
@@ -409,12 +416,7 @@ def case23b_dot_segments_are_resolved_before_credentials_are_chosen(w: World) ->
             {"url": w.url(s.other, f"/c23d/a/%2e%2e/b/packages/{name}"), "purpose": "file"},
             {"url": w.url(s.other, f"/c23d/%61/packages/{name}"), "purpose": "file"},  # /a/
         ],
-        cli={
-            "index": [
-                "a=" + w.url(s.other, "/c23d/a/simple/", f"{ua.name}:{ua.password}"),
-                "b=" + w.url(s.other, "/c23d/b/simple/", f"{ub.name}:{ub.password}"),
-            ]
-        },
+        cli=indexes_on_other(w, a=("/c23d/a/simple/", ua), b=("/c23d/b/simple/", ub)),
     )
     ok_run(fetched)
     a_seen, b_seen = w.seen(s.other, "/c23d/a/"), w.seen(s.other, "/c23d/b/")

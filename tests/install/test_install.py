@@ -247,11 +247,9 @@ def test_an_environment_kea_cannot_write_to_is_one_line_and_unchanged(
     assert blocker.read_text() == "not a directory\n"
 
 
-def test_a_wheel_with_a_top_level_kea_staging_is_refused(tmp_path: Path, venv: Path) -> None:
-    """It went into kea's own staging directory, where the next run's recovery took it for a
-    run killed before its journal and removed it."""
+def _refused_for_staging(tmp_path: Path, venv: Path, files: dict[str, str]) -> None:
+    """Installing ``sneaky`` made of ``files`` is refused, and leaves nothing of it."""
     target = target_of(venv, tmp_path / "cache")
-    files = {"sneaky/__init__.py": "", ".kea-staging/x": "1\n"}
     arch = archive(tmp_path, "sneaky", "1.0", files=files)
     with pytest.raises(
         KeaError, match=r"writes into \.kea-staging, the directory where kea stages"
@@ -259,6 +257,12 @@ def test_a_wheel_with_a_top_level_kea_staging_is_refused(tmp_path: Path, venv: P
         install(target, WantedDist("sneaky", "1.0", arch))
     assert not (site_packages(venv) / ".kea-staging").exists()
     assert not list(site_packages(venv).glob("sneaky*"))
+
+
+def test_a_wheel_with_a_top_level_kea_staging_is_refused(tmp_path: Path, venv: Path) -> None:
+    """It went into kea's own staging directory, where the next run's recovery took it for a
+    run killed before its journal and removed it."""
+    _refused_for_staging(tmp_path, venv, {"sneaky/__init__.py": "", ".kea-staging/x": "1\n"})
 
 
 @pytest.mark.parametrize("lib", ["lib", "lib64"])
@@ -278,13 +282,7 @@ def test_a_wheel_reaching_kea_staging_through_its_data_scheme_is_refused(
         f"sneaky-1.0.data/data/{rel}/.kea-staging/x": "1\n",
         "sneaky-1.0.data/data/share/sneaky/.kea-staging/y": "2\n",  # elsewhere: harmless
     }
-    arch = archive(tmp_path, "sneaky", "1.0", files=files)
-    with pytest.raises(
-        KeaError, match=r"writes into \.kea-staging, the directory where kea stages"
-    ):
-        install(target, WantedDist("sneaky", "1.0", arch))
-    assert not (site_packages(venv) / ".kea-staging").exists()
-    assert not list(site_packages(venv).glob("sneaky*"))
+    _refused_for_staging(tmp_path, venv, files)
     assert not (venv / "share" / "sneaky").exists()
     # the harmless one alone installs
     del files[f"sneaky-1.0.data/data/{rel}/.kea-staging/x"]

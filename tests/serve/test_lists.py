@@ -24,7 +24,7 @@ from tests.e2e.servers.tls import Tls
 from tests.e2e.servers.web import ServerLoop
 from tests.serve.conftest import Private, Wheels
 from tests.serve.harness import KeaServe, http_get
-from tests.serve.test_proxy import start_proxy
+from tests.serve.test_proxy import public_only, start_proxy
 from tests.serve.upstream import FakeUpstream
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -171,22 +171,7 @@ def test_without_a_cached_list_an_unreachable_upstream_fails_the_list(
 ) -> None:
     public = FakeUpstream(loop, "127.0.0.3")
     public.add(wheels.pub)
-    config = f"""
-[server]
-cache-dir = "cache"
-page-ttl = 0
-upstream-retries = 0
-upstream-timeout = 5
-
-[[upstream]]
-name = "public"
-url = "{public.url}/simple"
-
-[[route]]
-name = "pypi"
-match = "*"
-upstream = "public"
-"""
+    config = public_only(public.url, "page-ttl = 0\nupstream-retries = 0\nupstream-timeout = 5")
     public.stop()
     serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.5")
     try:

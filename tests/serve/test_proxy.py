@@ -98,6 +98,23 @@ read = ["carol"]
 """
 
 
+def public_only(public_url: str, server: str = "") -> str:
+    """kea serve in front of the one public upstream (``server``: more ``[server]`` lines)."""
+    return f"""
+[server]
+cache-dir = "cache"
+{server}
+[[upstream]]
+name = "public"
+url = "{public_url}/simple"
+
+[[route]]
+name = "pypi"
+match = "*"
+upstream = "public"
+"""
+
+
 def start_proxy(
     root: Path, loop: ServerLoop, tls: Tls, wheels: Wheels, private: Private, first_routes: str = ""
 ) -> ProxySetup:
@@ -354,20 +371,7 @@ def test_an_upstream_page_over_max_page_size_is_refused(
     public = FakeUpstream(loop, "127.0.0.3")
     public.add(wheels.pub)
     public.pages["huge"] = "<html><body><!--" + "x" * 200_000 + "--></body></html>\n"
-    config = f"""
-[server]
-cache-dir = "cache"
-max-page-size = 65536
-
-[[upstream]]
-name = "public"
-url = "{public.url}/simple"
-
-[[route]]
-name = "pypi"
-match = "*"
-upstream = "public"
-"""
+    config = public_only(public.url, "max-page-size = 65536")
     serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.7")
     try:
         status, _, body = http_get(serve.index + "huge/")
@@ -394,20 +398,7 @@ def test_after_a_restart_the_page_on_disk_decides_which_body_is_current(
     old = build_wheel(tmp_path / "old", "swap-pkg", "1.0")
     new = build_wheel(tmp_path / "new", "swap-pkg", "1.0", requires=("pub-pkg",))
     public.add(old)
-    config = f"""
-[server]
-cache-dir = "cache"
-page-ttl = 0
-
-[[upstream]]
-name = "public"
-url = "{public.url}/simple"
-
-[[route]]
-name = "pypi"
-match = "*"
-upstream = "public"
-"""
+    config = public_only(public.url, "page-ttl = 0")
     workdir = tmp_path / "serve"
     url = "/files/pypi/swap-pkg/" + old.name
     serve = KeaServe(workdir, config, ip="127.0.0.8")
@@ -471,22 +462,10 @@ def test_a_page_trickling_in_times_out_as_a_whole(tmp_path: Path, loop: ServerLo
     as long as the upstream liked, then answered 502 (found by a black-box audit)."""
     public = FakeUpstream(loop, "127.0.0.3")
     public.faults["slowpoke"] = "trickle"
-    config = f"""
-[server]
-cache-dir = "cache"
-upstream-timeout = 1
-upstream-connect-timeout = 1
-upstream-retries = 0
-
-[[upstream]]
-name = "public"
-url = "{public.url}/simple"
-
-[[route]]
-name = "pypi"
-match = "*"
-upstream = "public"
-"""
+    config = public_only(
+        public.url,
+        "upstream-timeout = 1\nupstream-connect-timeout = 1\nupstream-retries = 0",
+    )
     serve = KeaServe(tmp_path / "serve", config, ip="127.0.0.9")
     try:
         start = time.monotonic()
