@@ -248,9 +248,6 @@ class Proxy:
                 resp = await client.get(
                     url, headers=headers, purpose="page", max_bytes=self.config.max_page_size
                 )
-        except TimeoutError:
-            self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
-            return self._stale(kind, entry, 504, f"upstream {upstream.name} timed out")
         except TooLarge:
             self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
             limit = self.config.max_page_size
@@ -258,7 +255,7 @@ class Proxy:
             return self._stale(
                 kind, entry, 502, f"upstream {upstream.name} sent a {kind} over {limit} bytes"
             )
-        except HttpTimeout:
+        except (HttpTimeout, TimeoutError):  # a read's time-out, or the deadline's
             self.metrics.upstream(upstream.name, time.monotonic() - start, error=True)
             return self._stale(kind, entry, 504, f"upstream {upstream.name} timed out")
         except HttpError as e:
