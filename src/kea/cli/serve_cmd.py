@@ -43,13 +43,11 @@ def serve(**params: Any) -> None:
         changes["access_log"] = False
     config = dataclasses.replace(config, **changes)
     if params["check"]:
-        from kea.serve.store import cache_dir_problem
+        from kea.serve.store import CACHE_DIR_HINT, cache_dir_problem
 
         problem = cache_dir_problem(config.cache_dir)
         if problem is not None:
-            raise UsageError(
-                problem, hint="set [server] cache-dir, or --cache-dir, to a directory it can write"
-            )
+            raise UsageError(problem, hint=CACHE_DIR_HINT)
         if config.htpasswd is not None:
             from kea.serve.clientauth import load_htpasswd
 

@@ -254,6 +254,9 @@ def cache_write_failed(path: Path, error: OSError) -> None:
     )
 
 
+CACHE_DIR_HINT = "set [server] cache-dir, or --cache-dir, to a directory kea serve can write"
+
+
 def cache_dir_problem(path: Path) -> str | None:
     """Why kea serve could not keep its cache in ``path`` (None: it can), judged without
     creating anything: the directory, or the nearest existing parent it would be made in."""
@@ -273,7 +276,6 @@ def prepare_cache_dir(path: Path) -> None:
     """Make ``path`` and check that a file can be written in it; a KeaError saying why not."""
     from kea.errors import KeaError
 
-    hint = "set [server] cache-dir, or --cache-dir, to a directory kea serve can write"
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=path, prefix=TMP_PREFIX)
@@ -281,7 +283,7 @@ def prepare_cache_dir(path: Path) -> None:
         os.unlink(name)
     except OSError as e:
         raise KeaError(
-            f"cannot use {path} as kea serve's cache: {e.strerror or e}", hint=hint
+            f"cannot use {path} as kea serve's cache: {e.strerror or e}", hint=CACHE_DIR_HINT
         ) from None
 
 
@@ -292,6 +294,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 __all__ = [
+    "CACHE_DIR_HINT",
     "Store",
     "cache_dir_problem",
     "cache_write_failed",
