@@ -11,7 +11,7 @@ from tests.install.conftest import run_kea
 from tests.install.helpers import archive, install, target_of
 
 
-def test_kea_venv_output_and_replace(tmp_path: Path, kea_env: dict[str, str]) -> None:
+def test_kea_venv_output_and_clear(tmp_path: Path, kea_env: dict[str, str]) -> None:
     out = run_kea("venv", env=kea_env, cwd=tmp_path)
     lines = out.stderr.splitlines()
     assert lines[0].startswith("Using CPython 3.") and " interpreter at: " in lines[0]
@@ -23,7 +23,16 @@ def test_kea_venv_output_and_replace(tmp_path: Path, kea_env: dict[str, str]) ->
     assert not list((tmp_path / ".venv" / "lib").glob("python3*/site-packages/pip"))
     marker = tmp_path / ".venv" / "marker"
     marker.write_text("old")
-    run_kea("venv", env=kea_env, cwd=tmp_path)  # an existing venv is replaced
+    # An existing venv is refused (it was replaced, its packages lost, with exit 0: found by
+    # a black-box audit; uv refuses too), and replaced with --clear.
+    out = run_kea("venv", env=kea_env, cwd=tmp_path, check=False)
+    assert out.returncode == 1 and marker.exists()
+    errors = [line for line in out.stderr.splitlines() if line.startswith(("error:", "hint:"))]
+    assert errors == [
+        f"error: a virtual environment already exists at {tmp_path / '.venv'}",
+        "hint: use --clear to replace it (its packages are removed)",
+    ]
+    run_kea("venv", "--clear", env=kea_env, cwd=tmp_path)
     assert not marker.exists()
 
 

@@ -18,6 +18,7 @@ from kea.cli.params import settings_from
 @click.option("--seed", is_flag=True, help="Install pip into the environment.")
 @click.option("--prompt", help="The prompt shown when the environment is active.")
 @click.option("--system-site-packages", is_flag=True, help="See the base's site-packages.")
+@click.option("--clear", is_flag=True, help="Replace a virtual environment already at PATH.")
 @global_options
 def venv(**params: Any) -> None:
     from kea.cli.output import info
@@ -38,6 +39,7 @@ def venv(**params: Any) -> None:
         prompt=params["prompt"],
         system_site_packages=params["system_site_packages"],
         cache_dir=cache,
+        clear=params["clear"],
     )
     activate = "source " + os.path.join(shown, "bin", "activate")
     if os.name == "nt":

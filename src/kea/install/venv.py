@@ -25,13 +25,20 @@ class VenvResult:
     replaced: bool
 
 
-def check_venv_path(path: Path) -> bool:
-    """True when ``path`` holds a venv that may be replaced; raise if it must not be touched."""
+def check_venv_path(path: Path, *, clear: bool = False) -> bool:
+    """True when ``path`` holds a venv to replace (only with ``clear``: an existing venv is
+    refused otherwise, as uv does; its packages would be lost); raise if it must not be
+    touched."""
     if path.is_symlink() or path.is_file():
         raise KeaError(f"{path} exists and is not a directory", hint="choose another path")
     if not path.exists():
         return False
     if is_venv_dir(path):
+        if not clear:
+            raise KeaError(
+                f"a virtual environment already exists at {path}",
+                hint="use --clear to replace it (its packages are removed)",
+            )
         return True
     try:
         empty = not any(path.iterdir())
@@ -53,10 +60,12 @@ def create_venv(
     prompt: str | None = None,
     system_site_packages: bool = False,
     cache_dir: Path | None = None,
+    clear: bool = False,
 ) -> VenvResult:
-    """Create a venv at ``path`` with ``base``'s ``venv`` module (replacing an old venv)."""
+    """Create a venv at ``path`` with ``base``'s ``venv`` module (replacing an old venv only
+    with ``clear``)."""
     path = Path(os.path.abspath(path))
-    replaced = check_venv_path(path)
+    replaced = check_venv_path(path, clear=clear)
     if replaced:
         try:
             shutil.rmtree(path)
