@@ -86,14 +86,25 @@ def test_target_prefix_and_python_path(kea: Kea, universe: SimpleIndex, tmp_path
     assert not [p.name for p in site_packages(venv).iterdir() if p.name.startswith(".kea")]
 
 
-def test_python_version_and_system_dry_run(kea: Kea, universe: SimpleIndex) -> None:
+def test_python_version_and_system_dry_run(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    # A version finds a venv, or needs --system (as uv): it took the interpreter on PATH.
     r = kea("pip", "install", "--python", version, "--dry-run", "-i", universe.url, "lib")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith(f"error: No virtual environment found for Python {version};")
+    assert f"hint: or create one: kea venv --python {version}" in r.stderr
+    r = kea("pip", "install", "--python", version, "--system", "--dry-run", "-i", universe.url,
+            "lib")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "Would install 1 package" in r.stderr and plus(r.stderr) == ["+ lib==2.0"]
     r = kea("pip", "install", "--system", "--dry-run", "-i", universe.url, "lib")
     assert r.returncode == 0, r.stderr
     assert plus(r.stderr) == ["+ lib==2.0"]
+    # ...and the active venv, of that version, is the one it finds
+    venv = kea.venv(tmp_path / "venv")
+    r = kea("pip", "install", "--python", version, "-i", universe.url, "lib", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert (next((venv / "lib").glob("python3.*")) / "site-packages" / "lib").is_dir()
     r = kea("pip", "install", "--python", "2.1", "-i", universe.url, "lib")
     assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
 
@@ -181,3 +192,35 @@ def test_index_strategies(
     # unsafe-best-match: the best version anywhere
     assert dry("unsafe-best-match", "lib") == ["+ lib==3.0"]
     assert dry("unsafe-best-match", "lib<1") == ["+ lib==0.5"]
+
+
+def test_an_externally_managed_interpreter_is_refused_without_the_flag(
+    kea: Kea, universe: SimpleIndex
+) -> None:
+    """PEP 668: Debian marks its Python (the machine kind this project runs on has one); kea
+    installed into it, where pip and uv refuse (found by a black-box audit). --dry-run: the
+    refusal comes before anything is resolved, and the test must never change this Python."""
+    import glob
+
+    marked = [
+        exe
+        for exe in sorted(glob.glob("/usr/bin/python3.[0-9]*"))
+        if exe[-1].isdigit()
+        and glob.glob(f"/usr/lib/python{exe.rsplit('python', 1)[1]}/EXTERNALLY-MANAGED")
+    ]
+    assert marked, "no Debian-marked interpreter (/usr/lib/python3.X/EXTERNALLY-MANAGED) here"
+    exe = marked[0]
+    for args in ((), ("--system",)):
+        r = kea("pip", "install", "--python", exe, *args, "--dry-run", "-i", universe.url, "lib")
+        assert r.returncode == 1, r.stderr
+        lines = r.stderr.splitlines()
+        assert lines[0].startswith("error: the interpreter at ") and "(PEP 668)" in lines[0]
+        assert lines[1] == "hint: install into a venv (kea venv), or pass --break-system-packages"
+    r = kea("pip", "install", "--python", exe, "--break-system-packages", "--dry-run",
+            "-i", universe.url, "lib")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert plus(r.stderr) == ["+ lib==2.0"]
+    r = kea("pip", "uninstall", "--python", exe, "no-such-package")
+    assert r.returncode == 1 and "(PEP 668)" in r.stderr, r.stderr
+    r = kea("pip", "list", "--python", exe)  # reading it is fine
+    assert r.returncode == 0, r.stderr

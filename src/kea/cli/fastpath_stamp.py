@@ -51,7 +51,7 @@ MAX_STAMPS = 256
 # A non-empty value of any of these params means the run may not write a stamp.
 _REFUSING_PARAMS = (
     "verbosity", "dry_run", "upgrade", "upgrade_package", "reinstall", "reinstall_package",
-    "no_cache", "editables", "system", "target", "prefix",
+    "no_cache", "editables", "system", "target", "prefix", "break_system_packages",
 )  # fmt: skip
 
 

@@ -118,6 +118,12 @@ REFRESH = (
 TARGET = (
     Opt("python", ("--python", "-p"), help="The interpreter (path or version) to act on."),
     Opt("system", ("--system",), FLAG, help="Allow a non-virtual (system) interpreter."),
+    Opt(
+        "break_system_packages",
+        ("--break-system-packages",),
+        FLAG,
+        help="Change an interpreter its distributor marks as externally managed (PEP 668).",
+    ),
     Opt("target", ("--target",), path="dir", help="Install into this directory."),
     Opt("prefix", ("--prefix",), path="dir", help="Install under DIR."),
 )

@@ -35,7 +35,7 @@ def run_install(params: dict[str, Any]) -> None:
             from kea.install import environment
 
             environment.while_probing = _imports_for_the_network
-        target = target_from(params, settings)
+        target = target_from(params, settings, changes=True)
         if recorder is not None:
             recorder.watch_target(target)  # before anything installed is read
         installed = find_installed(target.roots())

@@ -37,7 +37,7 @@ SETTINGS_KEYS = (
     "refresh_package",
 )
 
-TARGET_KEYS = ("python", "system", "target", "prefix")
+TARGET_KEYS = ("python", "system", "target", "prefix", "break_system_packages")
 
 
 def settings_from(
@@ -54,13 +54,14 @@ def settings_from(
     return settings
 
 
-def target_from(params: dict[str, Any], settings: Settings) -> Target:
-    """Pop the target options out of ``params`` and find the environment."""
-    from kea.install.environment import resolve_target
+def target_from(params: dict[str, Any], settings: Settings, *, changes: bool = False) -> Target:
+    """Pop the target options out of ``params`` and find the environment; ``changes``: the
+    command changes it (an externally managed one is refused without the flag saying so)."""
+    from kea.install.environment import check_externally_managed, resolve_target
     from kea.install.target_cache import interpreter_cache_dir
 
     values = {k: params.pop(k, None) for k in TARGET_KEYS}
-    return resolve_target(
+    target = resolve_target(
         python=values["python"],
         system=bool(values["system"]),
         target=values["target"],
@@ -68,3 +69,6 @@ def target_from(params: dict[str, Any], settings: Settings) -> Target:
         env=settings.env or os.environ,
         cache_dir=interpreter_cache_dir(settings),
     )
+    if changes and not values["break_system_packages"]:
+        check_externally_managed(target)
+    return target

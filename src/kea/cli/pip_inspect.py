@@ -18,13 +18,15 @@ if TYPE_CHECKING:
     from kea.install.environment import Target
 
 
-def _open(params: dict[str, Any]) -> tuple[Target, dict[str, InstalledDist]]:
+def _open(
+    params: dict[str, Any], *, changes: bool = False
+) -> tuple[Target, dict[str, InstalledDist]]:
     from kea.errors import KeaError
     from kea.install.installer import installed_dists
     from kea.install.transaction import recover
 
     settings = settings_from(params)
-    target = target_from(params, settings)
+    target = target_from(params, settings, changes=changes)
     try:
         recover(target)  # finish or undo what an interrupted kea left behind
     except (KeaError, OSError):
@@ -58,7 +60,7 @@ def uninstall(**params: Any) -> None:
         names.extend(str(e.name) for e in parse_requirements(path).requirements)
     if not names:
         raise UsageError("no packages to uninstall", hint="name one or more packages, or -r FILE")
-    target, installed = _open(params)
+    target, installed = _open(params, changes=True)
     wanted = list(dict.fromkeys(canonicalize_name(n) for n in names))
     for name in wanted:
         if name not in installed:

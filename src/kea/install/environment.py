@@ -400,6 +400,38 @@ def find_python(
     raise KeaError("no Python interpreter found on PATH")
 
 
+def check_externally_managed(target: Target) -> None:
+    """Refuse to change a system interpreter that its distributor marks as externally managed
+    (PEP 668: an ``EXTERNALLY-MANAGED`` file in its stdlib directory), as pip and uv do.
+    A venv, ``--target`` and ``--prefix`` are never refused."""
+    if target.kind != "system":
+        return
+    stdlib = target.interpreter.paths.get("stdlib")
+    marker = Path(stdlib) / "EXTERNALLY-MANAGED" if stdlib else None
+    if marker is None or not marker.is_file():
+        return
+    raise KeaError(
+        f"the interpreter at {target.interpreter.sys_executable or target.interpreter.executable}"
+        " is externally managed (PEP 668): its packages belong to the system's package manager",
+        hint="install into a venv (kea venv), or pass --break-system-packages",
+    )
+
+
+def _venv_matching(
+    request: str, env: Mapping[str, str], cwd: Path, cache_dir: Path | None
+) -> Interpreter | None:
+    """The active or nearby venv (``find_venv``) when its Python is the version ``request``
+    asks for (``3.11``, ``python3.11``); None otherwise, or for a request that names no
+    version."""
+    m = _VERSION_RE.match(request.strip())
+    venv = find_venv(env, cwd)
+    if m is None or venv is None or not venv_python(venv).exists():
+        return None
+    wanted = tuple(int(p) for p in m.group(2).split("."))
+    info = query_interpreter(venv_python(venv), cache_dir)
+    return info if info.version[: len(wanted)] == wanted else None
+
+
 def find_venv(env: Mapping[str, str], cwd: Path) -> Path | None:
     """VIRTUAL_ENV, else CONDA_PREFIX, else ``.venv`` in ``cwd`` or a parent."""
     for var in ("VIRTUAL_ENV", "CONDA_PREFIX"):
@@ -440,8 +472,18 @@ def resolve_target(
     if target is not None and prefix is not None:
         raise KeaError("--target and --prefix cannot be used together")
     if python is not None:
-        info = find_python(python, env=env, cache_dir=cache_dir)
+        by_version = not looks_like_path(python)
+        nearby = _venv_matching(python, env, cwd, cache_dir) if by_version and not system else None
+        info = nearby or find_python(python, env=env, cache_dir=cache_dir)
         kind: TargetKind = "venv" if info.is_venv else "system"
+        if kind == "system" and by_version and not system and target is None and prefix is None:
+            # As uv: a version (or a name) finds a venv, or needs --system to change the
+            # interpreter of the machine; a path to an interpreter is explicit enough.
+            raise KeaError(
+                f"No virtual environment found for Python {python}; pass `--system` to use"
+                f" {info.sys_executable or info.executable}",
+                hint=f"or create one: kea venv --python {python}",
+            )
     elif system:
         info = find_python(None, env=env, cache_dir=cache_dir)
         kind = "venv" if info.is_venv else "system"
