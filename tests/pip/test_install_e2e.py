@@ -228,6 +228,34 @@ def test_direct_url_json_keeps_a_url_with_an_at_in_its_path(
     assert json.loads(text)["url"] == url
 
 
+def test_another_file_of_an_installed_version_is_installed(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    """A wheel given by path (or URL) replaces the installed copy of the same version when it
+    is another file, as uv does; kea kept the first and said "Audited 1 package" (found by a
+    black-box audit). The same file again changes nothing."""
+    venv = kea.venv(tmp_path / "venv")
+    first = build_wheel(tmp_path / "w1", "samever", "1.0", files={"samever/__init__.py": "V = 1\n"})
+    second = build_wheel(
+        tmp_path / "w2", "samever", "1.0", files={"samever/__init__.py": "V = 2\n"}
+    )
+    init = site_packages(venv) / "samever" / "__init__.py"
+    for wheel, text in ((first, "V = 1\n"), (second, "V = 2\n")):
+        r = kea("pip", "install", str(wheel), venv=venv)
+        assert r.returncode == 0, r.stderr
+        assert init.read_text() == text
+    assert summary(r)[-2:] == [" - samever==1.0", " + samever==1.0"]
+    r = kea("pip", "install", str(second), venv=venv)
+    assert r.returncode == 0 and "Audited 1 package" in r.stderr, r.stderr
+    # installed from the index, then asked for by URL: that file is installed
+    r = kea("pip", "install", "-i", universe.url, "lib==1.0", venv=venv)
+    assert r.returncode == 0, r.stderr
+    local = build_wheel(tmp_path / "w3", "lib", "1.0", files={"lib/__init__.py": "MINE = 1\n"})
+    r = kea("pip", "install", f"lib @ {local.resolve().as_uri()}", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert (site_packages(venv) / "lib" / "__init__.py").read_text() == "MINE = 1\n"
+
+
 def test_unsatisfiable_is_explained(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
     venv = kea.venv(tmp_path / "venv")
     r = kea("pip", "install", "-i", universe.url, "needs-new-lib", venv=venv)

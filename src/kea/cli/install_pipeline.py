@@ -202,7 +202,7 @@ def _todo(
     """The chosen packages that are not installed as they are (or are to be reinstalled)."""
     return [
         c for c in chosen if _needs_install(c.name, c.version, installed, request.reinstall,
-                                             request.reinstall_packages)
+                                             request.reinstall_packages, c.direct_url)
     ]  # fmt: skip
 
 
@@ -237,16 +237,24 @@ def _needs_install(
     installed: Mapping[str, InstalledDist],
     reinstall_all: bool,
     reinstall: frozenset[str],
+    direct_url: str | None = None,
 ) -> bool:
+    """Whether ``name`` at ``version`` (from ``direct_url``'s reference, if any) needs an
+    install: a wheel from another file or URL than the installed one's does, at the same
+    version too (it was 'Audited' and kept)."""
     from packaging.version import InvalidVersion, Version
+
+    from kea.install.plan import from_same_url
 
     have = installed.get(name)
     if have is None or reinstall_all or name in reinstall:
         return True
     try:
-        return Version(have.version) != Version(str(version))
+        if Version(have.version) != Version(str(version)):
+            return True
     except InvalidVersion:
         return True
+    return not from_same_url(have, direct_url)
 
 
 def _check_hash_coverage(chosen: Iterable[Any], hashes: Mapping[str, frozenset[str]]) -> None:

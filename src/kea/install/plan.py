@@ -27,6 +27,14 @@ class WantedDist(msgspec.Struct, frozen=True):
         return canonicalize_name(self.name)
 
 
+def from_same_url(have: InstalledDist, direct_url: str | None) -> bool:
+    """Whether ``have`` came from where ``direct_url`` (the JSON of a direct reference, None
+    for an index's file) says: any installed copy satisfies a wanted one from an index."""
+    if direct_url is None:
+        return True
+    return (have.read_text("direct_url.json") or "").strip() == direct_url.strip()
+
+
 class Plan(msgspec.Struct):
     to_install: list[WantedDist] = msgspec.field(default_factory=list)
     to_remove: list[InstalledDist] = msgspec.field(default_factory=list)  # replaced or removed
@@ -76,9 +84,7 @@ def make_plan(
         if have is None:
             plan.to_install.append(want)
             continue
-        same = _same_version(have.version, want.version)
-        if same and want.direct_url is not None:
-            same = (have.read_text("direct_url.json") or "").strip() == want.direct_url.strip()
+        same = _same_version(have.version, want.version) and from_same_url(have, want.direct_url)
         if same and not reinstall_all and name not in reinstall_names:
             plan.unchanged.append(have)
             continue
