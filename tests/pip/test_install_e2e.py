@@ -256,6 +256,19 @@ def test_another_file_of_an_installed_version_is_installed(
     assert (site_packages(venv) / "lib" / "__init__.py").read_text() == "MINE = 1\n"
 
 
+@pytest.mark.parametrize("flag", [("--reinstall",), ("--reinstall-package", "lib")])
+def test_a_reinstalled_package_is_resolved_anew(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path, flag: tuple[str, ...]
+) -> None:
+    """--reinstall(-package) kept the installed version (lib 1.0 over a newer 2.0); uv and
+    pip --force-reinstall resolve it again (found by a black-box audit)."""
+    venv = kea.venv(tmp_path / "venv")
+    assert kea("pip", "install", "-i", universe.url, "lib==1.0", venv=venv).returncode == 0
+    r = kea("pip", "install", "-i", universe.url, *flag, "lib", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert summary(r)[-2:] == [" - lib==1.0", " + lib==2.0"]
+
+
 def test_unsatisfiable_is_explained(kea: Kea, universe: SimpleIndex, tmp_path: Path) -> None:
     venv = kea.venv(tmp_path / "venv")
     r = kea("pip", "install", "-i", universe.url, "needs-new-lib", venv=venv)

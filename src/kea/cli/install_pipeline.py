@@ -113,8 +113,10 @@ def _resolve_input(
         overrides=[e.requirement for e in request.overrides],
         hashes={e.name: frozenset(e.hashes) for e in request.requirements if e.hashes},
         installed={name: dist.version for name, dist in installed.items()},
-        upgrade=request.upgrade,
-        upgrade_packages=request.upgrade_packages,
+        # A package to reinstall is resolved anew, not kept at its installed version (as uv
+        # and pip --force-reinstall do): --reinstall-package X, like --upgrade-package X.
+        upgrade=request.upgrade or request.reinstall,
+        upgrade_packages=request.upgrade_packages | request.reinstall_packages,
         no_deps=request.no_deps,
         prerelease=options.prerelease,
         resolution=options.resolution,
