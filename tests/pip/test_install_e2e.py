@@ -256,6 +256,32 @@ def test_another_file_of_an_installed_version_is_installed(
     assert (site_packages(venv) / "lib" / "__init__.py").read_text() == "MINE = 1\n"
 
 
+def test_a_url_in_a_constraints_file_says_where_the_package_comes_from(
+    kea: Kea, universe: SimpleIndex, tmp_path: Path
+) -> None:
+    """``lib @ URL`` in a -c file: lib, when something needs it, is that file (pip and uv read
+    it so); kea kept the name and dropped the URL (found by a black-box audit)."""
+    venv = kea.venv(tmp_path / "venv")
+    local = build_wheel(tmp_path / "w", "lib", "1.0", files={"lib/__init__.py": "MINE = 1\n"})
+    constraints = tmp_path / "c.txt"
+    constraints.write_text(f"lib @ {local.resolve().as_uri()}\n")
+    r = kea("pip", "install", "-i", universe.url, "-c", str(constraints), "app==1.0", venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert (site_packages(venv) / "lib" / "__init__.py").read_text() == "MINE = 1\n"
+    assert (
+        local.resolve().as_uri()
+        in (site_packages(venv) / "lib-1.0.dist-info" / "direct_url.json").read_text()
+    )
+    # a package nothing needs is not installed for a constraint
+    other = kea.venv(tmp_path / "other")
+    r = kea("pip", "install", "-i", universe.url, "-c", str(constraints), "speedup",
+            "--dry-run", venv=other)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert [line.strip() for line in r.stderr.splitlines() if line.startswith(" +")] == [
+        "+ speedup==0.5"
+    ]
+
+
 @pytest.mark.parametrize("flag", [("--reinstall",), ("--reinstall-package", "lib")])
 def test_a_reinstalled_package_is_resolved_anew(
     kea: Kea, universe: SimpleIndex, tmp_path: Path, flag: tuple[str, ...]

@@ -129,6 +129,8 @@ def audit_installed(
     overridden = _override_names(request)
     if request.upgrade or request.reinstall or request.upgrade_packages:
         return None
+    if any(e.requirement.url for e in request.constraints):
+        return None  # where a package must come from: the resolver compares it
     if request.reinstall_packages or request.hash_mode:
         return None
     pins: dict[str, list[Any]] = {}

@@ -307,8 +307,23 @@ def _setup(spec: ResolveInput, interpreter: InterpreterFacts) -> _Setup:
             requirements.append(pinned)
         else:
             requirements.append(req)
+    # A constraint with a URL (``name @ URL`` in a -c file, as pip and uv read it) says where
+    # the package comes from if anything needs it: its file is the one candidate, at its
+    # version. It was dropped without a word (only its name was kept).
+    constraints: list[Requirement] = []
+    for req in spec.constraints:
+        if req.url:
+            cand = direct_candidate(req)
+            direct.setdefault(cand.name, cand)  # a requirement's own URL comes first
+            from packaging.requirements import Requirement
+
+            pinned = Requirement(f"{cand.name}=={cand.version}")
+            pinned.marker = req.marker
+            constraints.append(pinned)
+        else:
+            constraints.append(req)
     pins: dict[str, set[Version]] = {}
-    for req in (*requirements, *spec.constraints, *spec.overrides):
+    for req in (*requirements, *constraints, *spec.overrides):
         for op, version in parsed.specifier_parts(parsed.specifier_text(req))[0]:
             if op in ("==", "===") and "*" not in version:
                 try:
@@ -332,7 +347,7 @@ def _setup(spec: ResolveInput, interpreter: InterpreterFacts) -> _Setup:
         prerelease=spec.prerelease,  # type: ignore[arg-type]
         resolution=spec.resolution,  # type: ignore[arg-type]
         environment=interpreter.markers,
-        constraints=spec.constraints,
+        constraints=constraints,
         overrides=spec.overrides,
         preferences=preferences,
     )
