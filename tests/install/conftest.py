@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pip.conftest import path_without_venvs
+
 
 def run_kea(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True
@@ -15,6 +17,7 @@ def run_kea(
     full_env = dict(os.environ)
     full_env.pop("VIRTUAL_ENV", None)
     full_env.pop("CONDA_PREFIX", None)
+    full_env["PATH"] = path_without_venvs(full_env.get("PATH", ""))
     full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "kea", *args],

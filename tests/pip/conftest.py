@@ -57,6 +57,16 @@ class Kea:
         return path
 
 
+def path_without_venvs(path: str) -> str:
+    """``path`` without the bin directories of virtual environments: scripts/test puts its own
+    venv first on PATH, and kea, asked for ``--python 3.X`` or ``--system``, would find and
+    act on that venv instead of what the test means."""
+    keep = [
+        p for p in path.split(os.pathsep) if p and not (Path(p).parent / "pyvenv.cfg").is_file()
+    ]
+    return os.pathsep.join(keep)
+
+
 @pytest.fixture
 def kea(tmp_path: Path) -> Kea:
     home = tmp_path / "home"
@@ -69,6 +79,7 @@ def kea(tmp_path: Path) -> Kea:
         if not k.startswith(("KEA_", "VIRTUAL_ENV", "CONDA_", "PIP_", "UV_"))
     }
     env.update(
+        PATH=path_without_venvs(env.get("PATH", "")),
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
         KEA_CACHE_DIR=str(tmp_path / "cache"),
