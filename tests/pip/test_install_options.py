@@ -100,6 +100,8 @@ def test_python_version_and_system_dry_run(kea: Kea, universe: SimpleIndex, tmp_
     r = kea("pip", "install", "--system", "--dry-run", "-i", universe.url, "lib")
     assert r.returncode == 0, r.stderr
     assert plus(r.stderr) == ["+ lib==2.0"]
+    r = kea("pip", "list", "--python", version)  # reading it needs no --system
+    assert r.returncode == 0, r.stderr
     # ...and the active venv, of that version, is the one it finds
     venv = kea.venv(tmp_path / "venv")
     r = kea("pip", "install", "--python", version, "-i", universe.url, "lib", venv=venv)

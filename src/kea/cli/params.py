@@ -68,6 +68,7 @@ def target_from(params: dict[str, Any], settings: Settings, *, changes: bool = F
         prefix=values["prefix"],
         env=settings.env or os.environ,
         cache_dir=interpreter_cache_dir(settings),
+        mutable=changes,
     )
     if changes and not values["break_system_packages"]:
         check_externally_managed(target)

@@ -465,8 +465,10 @@ def resolve_target(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     cache_dir: Path | None = None,
+    mutable: bool = True,
 ) -> Target:
-    """The environment a ``kea pip`` command acts on (see the module docstring)."""
+    """The environment a ``kea pip`` command acts on (see the module docstring); ``mutable``:
+    the command changes it."""
     env = os.environ if env is None else env
     cwd = cwd or Path.cwd()
     if target is not None and prefix is not None:
@@ -476,9 +478,17 @@ def resolve_target(
         nearby = _venv_matching(python, env, cwd, cache_dir) if by_version and not system else None
         info = nearby or find_python(python, env=env, cache_dir=cache_dir)
         kind: TargetKind = "venv" if info.is_venv else "system"
-        if kind == "system" and by_version and not system and target is None and prefix is None:
+        if (
+            kind == "system"
+            and by_version
+            and mutable
+            and not system
+            and target is None
+            and prefix is None
+        ):
             # As uv: a version (or a name) finds a venv, or needs --system to change the
-            # interpreter of the machine; a path to an interpreter is explicit enough.
+            # interpreter of the machine (reading it needs nothing); a path to an interpreter
+            # is explicit enough.
             raise KeaError(
                 f"No virtual environment found for Python {python}; pass `--system` to use"
                 f" {info.sys_executable or info.executable}",
