@@ -136,7 +136,8 @@ def test_list_freeze_show_check_uninstall(
     assert "The package `my-app` requires `libdep>=1.5`, but it's not installed" in out.stderr
 
     env = {**kea_env, "VIRTUAL_ENV": str(venv)}
-    out = run_kea("pip", "uninstall", "my-app", "ghost", env=env)
+    # -y, as `pip uninstall -y` in scripts: accepted (kea never asks); "No such option" before
+    out = run_kea("pip", "uninstall", "-y", "my-app", "ghost", env=env)
     assert "warning: Skipping ghost as it is not installed" in out.stderr
     assert " - my-app==2.0" in out.stderr.splitlines()
     assert run_kea("pip", "freeze", env=env).stdout == ""

@@ -41,6 +41,9 @@ def _out(line: str = "") -> None:
 @click.command(help="Uninstall packages from an environment.")
 @click.argument("names", nargs=-1)
 @click.option("-r", "--requirement", "requirements", multiple=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-y", "--yes", "assume_yes", is_flag=True, help="Accepted as pip takes it; kea never asks."
+)
 @target_options
 @global_options
 def uninstall(**params: Any) -> None:
@@ -49,6 +52,7 @@ def uninstall(**params: Any) -> None:
     from kea.errors import UsageError
     from kea.install.installer import uninstall as do_uninstall
 
+    params.pop("assume_yes")  # `pip uninstall -y x` in scripts: kea removes without a prompt
     names: list[str] = []
     for raw in params.pop("names"):
         from kea.dist.requirements import parse_requirement
