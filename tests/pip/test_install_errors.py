@@ -61,6 +61,18 @@ def test_no_requirements_is_a_usage_error(kea: Kea, tmp_path: Path) -> None:
     assert assert_one_error(r.stderr)[0] == "error: no requirements given"
 
 
+def test_an_empty_requirements_file_installs_nothing_and_says_so(kea: Kea, tmp_path: Path) -> None:
+    """It was "error: no requirements given" (exit 2); uv warns and exits 0, and so do
+    scripts that install from a generated file that may be empty."""
+    venv = kea.venv(tmp_path / "v")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing pinned yet\n")
+    r = kea("pip", "install", "-r", str(empty), venv=venv)
+    assert r.returncode == 0, r.stderr
+    assert f"warning: requirements file {empty} does not name any package" in r.stderr
+    assert "error" not in r.stderr
+
+
 def test_no_environment(kea: Kea) -> None:
     r = kea("pip", "install", "requests")
     assert r.returncode == 1

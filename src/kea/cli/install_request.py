@@ -43,8 +43,14 @@ def gather_request(params: dict[str, Any]) -> Request:
     )
 
     files = RequirementsSet()
-    for path in params.pop("requirements", ()) or ():
+    req_files = list(params.pop("requirements", ()) or ())
+    for path in req_files:
+        before = len(files.requirements)
         files.extend(parse_requirements(path))
+        if len(files.requirements) == before:
+            from kea.cli.output import warn
+
+            warn(f"requirements file {path} does not name any package")
     for path in params.pop("constraints", ()) or ():
         files.extend(parse_requirements(path, constraint=True))
     overrides = RequirementsSet()
@@ -62,7 +68,7 @@ def gather_request(params: dict[str, Any]) -> Request:
         )
     reqs = [parse_requirement(p, "command line") for p in params.pop("packages", ()) or ()]
     reqs += files.requirements
-    if not reqs:
+    if not reqs and not req_files:  # an empty file is said above, and installs nothing (uv)
         raise UsageError(
             "no requirements given",
             hint="name packages (kea pip install requests) or pass -r requirements.txt",
