@@ -73,6 +73,17 @@ def test_an_empty_requirements_file_installs_nothing_and_says_so(kea: Kea, tmp_p
     assert "error" not in r.stderr
 
 
+def test_no_index_without_find_links_says_where_to_look(kea: Kea, tmp_path: Path) -> None:
+    """ "not found in the package registry" with --no-index and no -f: kea looked nowhere;
+    the error now says so (found by a black-box audit)."""
+    venv = kea.venv(tmp_path / "v")
+    r = kea("pip", "install", "--no-index", "anything", venv=venv)
+    assert r.returncode == 1, r.stderr
+    assert "hint: no index and no --find-links: pass --find-links DIR (or drop --no-index)" in (
+        r.stderr.splitlines()
+    ), r.stderr
+
+
 def test_no_environment(kea: Kea) -> None:
     r = kea("pip", "install", "requests")
     assert r.returncode == 1

@@ -449,6 +449,10 @@ async def resolve_request(
                 e.add_hint(f"{name} was refused by an index: {errors[0].message}")
         for hint in await other_index_hints(e.explanation, provider.selections, source, policy):
             e.add_hint(hint)
+        settings = getattr(source, "settings", None)
+        if settings is not None and not settings.indexes and not settings.find_links:
+            # --no-index without --find-links: "not found" only because nothing was asked
+            e.add_hint("no index and no --find-links: pass --find-links DIR (or drop --no-index)")
         raise
     finally:
         await pre.aclose()
