@@ -115,7 +115,9 @@ def test_stale_temporary_files_of_dead_writers_are_swept_at_start(tmp_path: Path
     fresh = cache / "files-v2" / "ab" / ".tmp-writing"
     body = cache / "files-v2" / "ab" / ("ab" + "0" * 62)
     two_hours_ago = time.time() - 7200
-    for p in (*stale, fresh, body):
+    old_body = cache / "files-v1" / "ab" / ("ab" + "1" * 62)  # the store before 79688d4
+    old_body.parent.mkdir(parents=True)
+    for p in (*stale, fresh, body, old_body):
         p.write_bytes(b"partial")
     for p in (*stale, body):
         os.utime(p, (two_hours_ago, two_hours_ago))
@@ -131,6 +133,7 @@ def test_stale_temporary_files_of_dead_writers_are_swept_at_start(tmp_path: Path
         assert not any(p.exists() for p in stale)
         assert fresh.exists() and body.exists()
         assert "removed 2 stale temporary files from the cache" in serve.text()
+        assert not (cache / "files-v1").exists()  # a private body could have stayed there
     finally:
         assert serve.stop() == 0
 

@@ -311,9 +311,11 @@ def run(
     logging of a worker started later."""
     env = dict(os.environ) if env is None else env
     _log_levels(config)
-    from kea.serve.store import prepare_cache_dir, sweep_temp_files
+    from kea.serve.store import prepare_cache_dir, remove_unused_bodies, sweep_temp_files
 
     prepare_cache_dir(config.cache_dir)
+    if remove_unused_bodies(config.cache_dir):
+        log.info("removed files-v1 from the cache (no longer used; bodies are fetched again)")
 
     swept = sweep_temp_files(config.cache_dir)  # once, before the workers: crashed ones' leftovers
     if swept:

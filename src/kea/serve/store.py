@@ -254,6 +254,19 @@ def cache_write_failed(path: Path, error: OSError) -> None:
     )
 
 
+def remove_unused_bodies(root: Path) -> bool:
+    """Remove ``files-v1``, the store of bodies shared by every route before route stores
+    existed (79688d4): nothing reads it, and it may hold private bodies. True if it was
+    there."""
+    import shutil
+
+    old = root / "files-v1"
+    if not old.is_dir() or old.is_symlink():
+        return False
+    shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
 CACHE_DIR_HINT = "set [server] cache-dir, or --cache-dir, to a directory kea serve can write"
 
 
@@ -302,6 +315,7 @@ __all__ = [
     "keep_json",
     "prepare_cache_dir",
     "read_json",
+    "remove_unused_bodies",
     "sha256_file",
     "write_atomic",
     "write_json",
