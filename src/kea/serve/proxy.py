@@ -332,9 +332,7 @@ class Proxy:
             if path is not None:
                 return self._from_cache(path, route)
         if sha is None:
-            ptr = await asyncio.to_thread(read_json, pointer)
-            if isinstance(ptr, dict) and is_sha256(str(ptr.get("sha256", ""))):
-                sha = str(ptr["sha256"])
+            sha = await _pointed(pointer)
         if sha is not None and now not in (None, sha):
             sha = None
         if sha is not None:
@@ -342,14 +340,10 @@ class Proxy:
             if path is not None:
                 self._remember(key, sha)
                 return self._from_cache(path, route)
-        page = await self.page(route, project)
-        metadata = filename.endswith(".metadata")
-        base = filename[: -len(".metadata")] if metadata else filename
-        dist = page.by_name.get(base)
-        if dist is None or (metadata and not dist.has_metadata_file):
+        listed = _listed(await self.page(route, project), filename)
+        if listed is None:
             raise web.HTTPNotFound(text=f"{filename} is not a file of {project}\n")
-        url = dist.metadata_url if metadata else dist.url.split("#", 1)[0]
-        hashes = dist.metadata_hashes if metadata else dist.hashes
+        url, hashes = listed
         known = hashes.get("sha256", "").lower()
         if is_sha256(known):
             path = await asyncio.to_thread(bodies.verified_path, known)
@@ -379,16 +373,13 @@ class Proxy:
             # One fetch across workers too: wait for another worker's fetch of this file, then
             # look again; a worker that died releases its lock with its process.
             await self._acquire(lock)
-            ptr = await asyncio.to_thread(read_json, pointer)
-            if (
-                isinstance(ptr, dict)
-                and is_sha256(str(ptr.get("sha256", "")))
-                and (not is_sha256(known) or ptr["sha256"] == known)  # not a replaced file's
-            ):
-                done = await asyncio.to_thread(bodies.verified_path, str(ptr["sha256"]))
+            done_sha = await _pointed(pointer)
+            if done_sha is not None and (not is_sha256(known) or done_sha == known):
+                # (a pointer to another sha256 than the page's is a replaced file's)
+                done = await asyncio.to_thread(bodies.verified_path, done_sha)
                 if done is not None:
-                    self._remember(key, str(ptr["sha256"]))
-                    fut.set_result(str(ptr["sha256"]))
+                    self._remember(key, done_sha)
+                    fut.set_result(done_sha)
                     return self._from_cache(done, route)
             response, got, cached = await self._download(request, route, url, hashes, filename)
             if got and cached:
@@ -418,14 +409,8 @@ class Proxy:
         """The sha256 that the page of ``project`` in memory lists for ``filename`` (or its
         ``.metadata``); None when there is no such page, file or hash."""
         page = self._pages.get((route.name, project))
-        if page is None:
-            return None
-        metadata = filename.endswith(".metadata")
-        dist = page.by_name.get(filename[: -len(".metadata")] if metadata else filename)
-        if dist is None:
-            return None
-        hashes = dist.metadata_hashes if metadata else dist.hashes
-        sha = hashes.get("sha256", "").lower()
+        listed = None if page is None else _listed(page, filename)
+        sha = "" if listed is None else listed[1].get("sha256", "").lower()
         return sha if is_sha256(sha) else None
 
     async def _acquire(self, lock: Any) -> None:
@@ -601,6 +586,25 @@ class Proxy:
                 tmp_f.close()
             if not committed and tmp is not None:
                 bodies.discard(tmp)
+
+
+def _listed(page: PageEntry, filename: str) -> tuple[str, Mapping[str, str]] | None:
+    """Where ``filename`` (a file of ``page``, or its ``.metadata``) is fetched from, and the
+    hashes the page lists for it; None when the page lists no such file."""
+    metadata = filename.endswith(".metadata")
+    dist = page.by_name.get(filename[: -len(".metadata")] if metadata else filename)
+    if dist is None or (metadata and not dist.has_metadata_file):
+        return None
+    if metadata:
+        return dist.metadata_url, dist.metadata_hashes
+    return dist.url.split("#", 1)[0], dist.hashes
+
+
+async def _pointed(pointer: Path) -> str | None:
+    """The sha256 a pointer file names; None when it is missing or names none."""
+    ptr = await asyncio.to_thread(read_json, pointer)
+    sha = str(ptr.get("sha256", "")) if isinstance(ptr, dict) else ""
+    return sha if is_sha256(sha) else None
 
 
 def _of_project(filename: str, url: str, project: str) -> bool:
