@@ -291,6 +291,16 @@ class _Setup(msgspec.Struct):
     options: Any  # kea.resolver.protocol.Options
 
 
+def _pinned(req: Requirement, cand: Candidate) -> Requirement:
+    """``req`` (``name[extras] @ URL``) as ``name[extras]==V``, V the version of its one
+    candidate ``cand``; its marker kept."""
+    from packaging.requirements import Requirement
+
+    pinned = Requirement(str(req).split("@", 1)[0].strip() + f"=={cand.version}")
+    pinned.marker = req.marker
+    return pinned
+
+
 def _setup(spec: ResolveInput, interpreter: InterpreterFacts) -> _Setup:
     from kea.resolver.protocol import Options
 
@@ -300,11 +310,7 @@ def _setup(spec: ResolveInput, interpreter: InterpreterFacts) -> _Setup:
         if req.url:
             cand = direct_candidate(req)
             direct[cand.name] = cand
-            from packaging.requirements import Requirement
-
-            pinned = Requirement(str(req).split("@", 1)[0].strip() + f"=={cand.version}")
-            pinned.marker = req.marker
-            requirements.append(pinned)
+            requirements.append(_pinned(req, cand))
         else:
             requirements.append(req)
     # A constraint with a URL (``name @ URL`` in a -c file, as pip and uv read it) says where
@@ -315,11 +321,7 @@ def _setup(spec: ResolveInput, interpreter: InterpreterFacts) -> _Setup:
         if req.url:
             cand = direct_candidate(req)
             direct.setdefault(cand.name, cand)  # a requirement's own URL comes first
-            from packaging.requirements import Requirement
-
-            pinned = Requirement(f"{cand.name}=={cand.version}")
-            pinned.marker = req.marker
-            constraints.append(pinned)
+            constraints.append(_pinned(req, cand))
         else:
             constraints.append(req)
     pins: dict[str, set[Version]] = {}
